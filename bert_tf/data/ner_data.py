@@ -1,0 +1,432 @@
+"""NER data: the CSV layout (columns `tokens` and `tags` holding Python list literals),
+CoNLL-like token-per-line files and plain text, with errors that name file and line."""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import csv
+import io
+import os
+import re
+import stat
+import warnings
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from bert_tf.errors import InputError
+from bert_tf.io_utils import atomic_path
+
+TOKENS_COLUMN = "tokens"
+TAGS_COLUMN = "tags"
+OUTSIDE_TAG = "O"
+DOCSTART = "-DOCSTART-"
+CONLL_EXTENSIONS = (".conll", ".tsv", ".bio", ".iob", ".conllu")
+VAL_FILE_NAMES = ("val.csv", "dev.csv", "valid.csv")
+EXCERPT_CHARS = 40
+MAX_LISTED = 20
+
+_ENTITY_TAG = re.compile(r"([BI])-(\S+)")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_LARGEST_CSV_FIELD = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class NerExample:
+    """One sentence or document: its tokens, their tags (None when unlabelled) and where it came from."""
+
+    tokens: Tuple[str, ...]
+    tags: Optional[Tuple[str, ...]]
+    line: int = 0  # 1-based line where the example starts in `source`; 0 when generated
+    source: str = ""
+
+
+# ----------------------------------------------------------------------------- tags
+
+
+def validate_tag(tag: str) -> bool:
+    """True for 'O', 'B-X' and 'I-X' where X is a non-empty type without whitespace."""
+    return isinstance(tag, str) and (tag == OUTSIDE_TAG or _ENTITY_TAG.fullmatch(tag) is not None)
+
+
+def entity_types(tags: Iterable[str]) -> List[str]:
+    """The sorted entity types X named by the 'B-X' / 'I-X' tags in `tags` (other tags are ignored)."""
+    types = set()
+    for tag in tags:
+        match = _ENTITY_TAG.fullmatch(tag) if isinstance(tag, str) else None
+        if match:
+            types.add(match.group(2))
+    return sorted(types)
+
+
+def label_list_from_examples(examples: Iterable[NerExample]) -> List[str]:
+    """The label list for a model: 'O' first, then every other tag found in `examples`, sorted."""
+    tags = {tag for example in examples for tag in (example.tags or ())}
+    tags.discard(OUTSIDE_TAG)
+    return [OUTSIDE_TAG] + sorted(tags)
+
+
+def check_known_tags(examples: Iterable[NerExample], labels: Iterable[str], path: str) -> None:
+    """Raise one InputError listing every tag of `examples` missing from `labels` (the training tags)."""
+    known = set(labels)
+    first_line: Dict[str, int] = {}
+    for example in examples:
+        for tag in example.tags or ():
+            if tag not in known and tag not in first_line:
+                first_line[tag] = example.line
+    if not first_line:
+        return
+    unknown = sorted(first_line)
+    listed = ", ".join(f"{_excerpt(tag)} (line {first_line[tag]})" for tag in unknown[:MAX_LISTED])
+    more = f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
+    raise InputError(f"tags not seen in the training data: {listed}{more}", path, min(first_line.values()))
+
+
+# ----------------------------------------------------------------------------- file access
+
+
+def _excerpt(text: str) -> str:
+    """A short quoted excerpt of `text` for error messages."""
+    if len(text) <= EXCERPT_CHARS:
+        return repr(text)
+    return repr(text[:EXCERPT_CHARS]) + "..."
+
+
+def _check_readable_file(path: str) -> None:
+    """Raise InputError unless `path` names an existing file that is not a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory, expected a file", path)
+
+
+def _read_file_bytes(path: str) -> bytes:
+    """The whole content of `path`; InputError when it is missing, a directory or unreadable."""
+    _check_readable_file(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
+
+
+def _line_of_offset(data: bytes, offset: int) -> int:
+    """The 1-based line (CR, LF or CR LF ends a line) holding byte `offset` of `data`."""
+    return len(_LINE_BREAK.findall(data, 0, offset)) + 1
+
+
+def _decode_utf8(data: bytes, path: str) -> str:
+    """`data` decoded as UTF-8 (a leading BOM dropped); InputError naming the line of the first bad byte."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad_byte = data[error.start]
+        raise InputError(f"not valid UTF-8 (byte 0x{bad_byte:02x})", path, _line_of_offset(data, error.start)) from None
+
+
+def _decode_line(raw: bytes, path: str, line: int) -> str:
+    """One line of a file decoded as UTF-8; InputError naming `line` when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", path, line) from None
+
+
+def _iter_text_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """(1-based line number, text without its line terminator) for each line of `path`, streamed."""
+    _check_readable_file(path)
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                text = _decode_line(raw.rstrip(b"\n").rstrip(b"\r"), path, number)
+                if number == 1 and text.startswith("\ufeff"):
+                    text = text[1:]
+                yield number, text
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
+
+
+# ----------------------------------------------------------------------------- CSV reading
+
+
+def _allow_csv_fields_up_to(size: int) -> None:
+    """Raise the csv module's field size limit so that a field of `size` characters is accepted."""
+    wanted = min(max(size, 1), _LARGEST_CSV_FIELD)
+    if csv.field_size_limit() < wanted:
+        csv.field_size_limit(wanted)
+
+
+def _is_blank_row(row: List[str]) -> bool:
+    """True for an empty or whitespace-only line between records."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _iter_csv_records(text: str, path: str) -> Iterator[Tuple[int, List[str]]]:
+    """(starting line, cells) for each non-blank CSV record of `text`."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    next_line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputError(f"CSV syntax error: {error}", path, next_line) from None
+        start, next_line = next_line, reader.line_num + 1
+        if not _is_blank_row(row):
+            yield start, row
+
+
+def _short_listing(names: Sequence[str]) -> str:
+    """A short quoted listing of `names` (columns, files) for error messages."""
+    shown = ", ".join(_excerpt(name) for name in names[:MAX_LISTED])
+    return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+
+
+def _column_positions(header: List[str], path: str, line: int, require_tags: bool) -> Tuple[int, Optional[int]]:
+    """Indexes of the tokens and tags columns in `header` (tags None when absent and not required)."""
+    names = [name.strip() for name in header]
+    required = [TOKENS_COLUMN, TAGS_COLUMN] if require_tags else [TOKENS_COLUMN]
+    missing = [name for name in required if name not in names]
+    if missing:
+        wanted = " and ".join(repr(name) for name in missing)
+        raise InputError(f"missing column {wanted}; the header has {_short_listing(names)}", path, line)
+    for name in (TOKENS_COLUMN, TAGS_COLUMN):
+        if names.count(name) > 1:
+            raise InputError(f"column {name!r} appears {names.count(name)} times in the header", path, line)
+    tags_position = names.index(TAGS_COLUMN) if TAGS_COLUMN in names else None
+    return names.index(TOKENS_COLUMN), tags_position
+
+
+def _literal(text: str) -> object:
+    """`text` evaluated as a Python literal; ValueError when it is not one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. invalid escape sequences inside string literals
+        try:
+            return ast.literal_eval(text)
+        except Exception as error:  # literal_eval raises many types (SyntaxError, MemoryError, RecursionError...)
+            raise ValueError(str(error)) from None
+
+
+def _parse_string_list(cell: str, column: str, path: str, line: int) -> Tuple[str, ...]:
+    """The strings of a cell holding a Python list (or tuple) literal of strings."""
+    stripped = cell.strip()
+    if not stripped:
+        raise InputError(f"empty cell in column {column!r}", path, line)
+    not_a_list = InputError(f"column {column!r} is not a Python list of strings: {_excerpt(stripped)}", path, line)
+    if stripped[0] not in "[(":
+        raise not_a_list
+    try:
+        value = _literal(stripped)
+    except ValueError:
+        raise not_a_list from None
+    if not isinstance(value, (list, tuple)):
+        raise not_a_list
+    for position, element in enumerate(value, start=1):
+        if not isinstance(element, str):
+            kind = type(element).__name__
+            raise InputError(f"column {column!r}: element {position} is a {kind}, not a string: {_excerpt(repr(element))}", path, line)
+    return tuple(value)
+
+
+def _check_tags(tokens: Sequence[str], tags: Sequence[str], path: str, line: int) -> None:
+    """InputError unless `tags` has one valid tag per token."""
+    if len(tags) != len(tokens):
+        raise InputError(f"{len(tokens)} tokens but {len(tags)} tags", path, line)
+    for tag in tags:
+        if not validate_tag(tag):
+            raise InputError(f"invalid tag {_excerpt(tag)}: expected 'O', 'B-TYPE' or 'I-TYPE'", path, line)
+
+
+def _example_from_row(row: List[str], line: int, width: int, columns: Tuple[int, Optional[int]], path: str) -> NerExample:
+    """The NerExample of one CSV record."""
+    if len(row) != width:
+        raise InputError(f"the row has {len(row)} fields but the header has {width}", path, line)
+    tokens_position, tags_position = columns
+    tokens = _parse_string_list(row[tokens_position], TOKENS_COLUMN, path, line)
+    if not tokens:
+        raise InputError("empty token list", path, line)
+    tags = None
+    if tags_position is not None:
+        tags = _parse_string_list(row[tags_position], TAGS_COLUMN, path, line)
+        _check_tags(tokens, tags, path, line)
+    return NerExample(tokens=tokens, tags=tags, line=line, source=path)
+
+
+def read_ner_csv(path: str, require_tags: bool = True) -> List[NerExample]:
+    """The examples of an NER CSV file (columns `tokens` and, when `require_tags`, `tags`)."""
+    text = _decode_utf8(_read_file_bytes(path), path)
+    _allow_csv_fields_up_to(len(text))
+    records = _iter_csv_records(text, path)
+    header_line, header = next(records, (0, None))
+    if header is None:
+        raise InputError("no examples: the file is empty", path)
+    columns = _column_positions(header, path, header_line, require_tags)
+    examples = [_example_from_row(row, line, len(header), columns, path) for line, row in records]
+    if not examples:
+        raise InputError("no examples: the file has only a header", path)
+    return examples
+
+
+# ----------------------------------------------------------------------------- CSV writing
+
+
+def _has_tags(examples: Sequence[NerExample]) -> bool:
+    """Whether the examples carry tags; ValueError when only some do."""
+    tagged = {example.tags is not None for example in examples}
+    if len(tagged) > 1:
+        raise ValueError("write_ner_csv: either every example has tags or none has")
+    return tagged != {False}
+
+
+def write_ner_csv(path: str, examples: Sequence[NerExample]) -> None:
+    """Write `examples` atomically in the NER CSV layout (a `tags` column unless no example has tags)."""
+    with_tags = _has_tags(examples)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow([TOKENS_COLUMN, TAGS_COLUMN] if with_tags else [TOKENS_COLUMN])
+            for example in examples:
+                cells = [repr(list(example.tokens))]
+                if with_tags:
+                    cells.append(repr(list(example.tags or ())))
+                writer.writerow(cells)
+
+
+# ----------------------------------------------------------------------------- splitting and finding
+
+
+def split_train_val_test(
+    examples: Sequence[NerExample], val_test_size: float, seed: int
+) -> Tuple[List[NerExample], List[NerExample], List[NerExample]]:
+    """Deterministic (train, val, test) split; val and test each get round(n * val_test_size) examples."""
+    source = examples[0].source if examples and examples[0].source else None
+    if not 0 < val_test_size < 0.5:
+        raise InputError(f"val_test_size must be between 0 and 0.5 (both excluded), got {val_test_size}")
+    count = len(examples)
+    held_out = max(1, round(count * val_test_size))
+    if count < 2 * held_out + 1:
+        raise InputError(f"too few examples to split: {count} (need at least {2 * held_out + 1})", source)
+    order = np.random.default_rng(seed).permutation(count)
+    parts = (order[2 * held_out:], order[:held_out], order[held_out:2 * held_out])
+    train, val, test = ([examples[int(i)] for i in sorted(part)] for part in parts)
+    return train, val, test
+
+
+def _csv_files_in(directory: str) -> str:
+    """A short listing of the .csv files in `directory`."""
+    names = sorted(name for name in os.listdir(directory) if name.lower().endswith(".csv"))
+    return _short_listing(names) if names else "no .csv files"
+
+
+def find_ner_files(data_path: str) -> Dict[str, str]:
+    """{'train', 'val', 'test'} paths for a folder with all three splits, or {'data'} for one file to split."""
+    if not os.path.isdir(data_path):
+        raise InputError("not a directory: expected a folder with train.csv, val.csv and test.csv, or data.csv", data_path)
+
+    def present(name: str) -> bool:
+        return os.path.isfile(os.path.join(data_path, name))
+
+    val_names = [name for name in VAL_FILE_NAMES if present(name)]
+    if len(val_names) > 1:
+        raise InputError(f"ambiguous validation split: found {', '.join(val_names)}; keep only one", data_path)
+    has_train, has_test, has_data = present("train.csv"), present("test.csv"), present("data.csv")
+    if has_train and val_names and has_test and not has_data:
+        names = {"train": "train.csv", "val": val_names[0], "test": "test.csv"}
+        return {split: os.path.join(data_path, name) for split, name in names.items()}
+    if has_data != has_train and not (val_names or has_test):
+        return {"data": os.path.join(data_path, "data.csv" if has_data else "train.csv")}
+    raise InputError(
+        "expected train.csv, val.csv (or dev.csv or valid.csv) and test.csv, or only train.csv or data.csv "
+        f"(split automatically); found {_csv_files_in(data_path)}",
+        data_path,
+    )
+
+
+# ----------------------------------------------------------------------------- CoNLL and plain text
+
+
+def _split_conll_line(text: str) -> List[str]:
+    """The columns of a CoNLL line: tab-separated when it has a tab, else whitespace-separated."""
+    text = text.rstrip()
+    if not text.strip():
+        return []
+    if "\t" in text:
+        return [column.strip() for column in text.split("\t")]
+    return text.split()
+
+
+def _conll_tag(tag: str, bare_tag_type: str, path: str, line: int) -> str:
+    """The full tag for a CoNLL tag column, bare 'B'/'I' getting `bare_tag_type`."""
+    if tag in ("B", "I"):
+        return f"{tag}-{bare_tag_type}"
+    if not validate_tag(tag):
+        raise InputError(f"invalid tag {_excerpt(tag)}: expected O, B, I, B-TYPE or I-TYPE", path, line)
+    return tag
+
+
+def _iter_conll_sentences(path: str, bare_tag_type: str) -> Iterator[NerExample]:
+    """The sentences of a CoNLL-like file, streamed."""
+    tokens: List[str] = []
+    tags: List[str] = []
+    start = 0
+    tagged: Optional[bool] = None
+    for number, text in _iter_text_lines(path):
+        columns = _split_conll_line(text)
+        if not columns or columns[0] == DOCSTART:
+            if tokens:
+                yield NerExample(tuple(tokens), tuple(tags) if tagged else None, start, path)
+            tokens, tags = [], []
+            continue
+        if not columns[0]:
+            raise InputError("empty token (the line starts with a tab)", path, number)
+        if tagged is None:
+            tagged = len(columns) >= 2
+        elif tagged != (len(columns) >= 2):
+            state = "has no tag column but earlier lines have one" if tagged else "has a tag column but earlier lines have none"
+            raise InputError(f"the line {state}", path, number)
+        if not tokens:
+            start = number
+        tokens.append(columns[0])
+        if tagged:
+            tags.append(_conll_tag(columns[-1], bare_tag_type, path, number))
+    if tokens:
+        yield NerExample(tuple(tokens), tuple(tags) if tagged else None, start, path)
+
+
+def read_conll(path: str, bare_tag_type: str = "ENT") -> List[NerExample]:
+    """The sentences of a CoNLL-like file (token first column, tag last column; a blank line ends a sentence)."""
+    if not validate_tag(f"B-{bare_tag_type}"):
+        raise InputError(f"invalid entity type for bare B/I tags: {_excerpt(bare_tag_type)}")
+    examples = list(_iter_conll_sentences(path, bare_tag_type))
+    if not examples:
+        raise InputError("no sentences found", path)
+    return examples
+
+
+def read_plain_text(path: str) -> List[NerExample]:
+    """One untagged example a non-blank line, its tokens the whitespace-separated words."""
+    examples = [
+        NerExample(tuple(text.split()), None, number, path) for number, text in _iter_text_lines(path) if text.strip()
+    ]
+    if not examples:
+        raise InputError("no text found: the file is empty or blank", path)
+    return examples
+
+
+def read_words_file(path: str) -> List[NerExample]:
+    """Prediction input by extension: .csv as NER CSV (tags optional), CoNLL extensions as CoNLL, else plain text."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".csv":
+        return read_ner_csv(path, require_tags=False)
+    if extension in CONLL_EXTENSIONS:
+        return read_conll(path)
+    return read_plain_text(path)

@@ -1,0 +1,32 @@
+"""Flags shared by run_ner.py and run_classifier.py (defined once here)."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from bert_tf.distribution import DISTRIBUTIONS
+
+
+def define_shared_flags() -> None:
+    """Define the flags both scripts accept."""
+    flags.DEFINE_string("bert_model", None,
+                        "Pretrained BERT: a Hugging Face directory (config.json, model.safetensors, vocab.txt or "
+                        "tokenizer.json), a keras-hub preset directory, or a model saved by bert-tf.")
+    flags.DEFINE_bool("do_lower_case", None,
+                      "Lower-case (and strip accents from) the input. Default: what the checkpoint's "
+                      "tokenizer_config.json says (cased FinBERT/BioBERT: false).")
+    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.")
+    flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm weights and biases).")
+    flags.DEFINE_integer("seed", 42, "Random seed (weights of the new head, dropout, data order, splits).")
+    flags.DEFINE_bool("use_xla", False, "Compile the training and prediction steps with XLA (jit_compile).")
+    flags.DEFINE_bool("use_amp", False, "Mixed precision (mixed_float16 with dynamic loss scaling) on GPUs.")
+    flags.DEFINE_bool("overwrite_output_dir", False, "Allow writing into a non-empty output directory.")
+    flags.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS),
+                      "tf.distribute strategy: auto (mirrored with >1 GPU, else one device), one_device, "
+                      "mirrored (all local GPUs), multi_worker (SLURM or TF_CONFIG).")
+    flags.DEFINE_bool("bucket_by_length", True,
+                      "Batch sequences of similar length and pad to a small fixed set of lengths "
+                      "(--nobucket_by_length pads every batch to the maximum length).")
+    flags.DEFINE_bool("do_predict", False, "Predict with a saved model (no training unless --do_train is given).")
+    flags.DEFINE_integer("log_every", 10, "Update the progress bar (and check the loss) every N steps.")
+    flags.DEFINE_bool("verbose", True, "Print progress bars and per-epoch figures.")

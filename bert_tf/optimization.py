@@ -1,0 +1,132 @@
+"""Optimizers and learning-rate schedules for BERT fine-tuning.
+
+* `WarmupLinearDecay`: linear warm-up to the peak rate, then linear decay to 0 at the last step.
+* `EpochExponentialDecay`: the rate multiplied by `gamma` after every epoch.
+* `BertAdamW` / `BertLamb`: Keras AdamW / Lamb with decoupled weight decay that skips LayerNorm
+  weights and biases, optional per-variable learning-rate multipliers (`--double_lr`), and
+  gradients that the training loop has already all-reduced and clipped.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+NO_DECAY_NAMES = ("bias", "gamma", "beta")  # Keras names of biases and LayerNorm scale / offset
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak = float(peak)
+        self.warmup_steps = int(max(warmup_steps, 0))
+        self.total_steps = int(max(total_steps, 1))
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(self.warmup_steps, tf.float32)
+        total = tf.cast(self.total_steps, tf.float32)
+        warm = self.peak * step / tf.maximum(warmup, 1.0)
+        decay = self.peak * tf.maximum(total - step, 0.0) / tf.maximum(total - warmup, 1.0)
+        return tf.where(step < warmup, warm, decay)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class EpochExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`initial` during epoch 1, multiplied by `gamma` at the start of each later epoch."""
+
+    def __init__(self, initial: float, gamma: float, steps_per_epoch: int):
+        self.initial = float(initial)
+        self.gamma = float(gamma)
+        self.steps_per_epoch = int(max(steps_per_epoch, 1))
+
+    def __call__(self, step):
+        epoch = tf.math.floordiv(tf.cast(step, tf.int64), self.steps_per_epoch)
+        return self.initial * tf.pow(tf.constant(self.gamma, tf.float32), tf.cast(epoch, tf.float32))
+
+    def get_config(self) -> dict:
+        return {"initial": self.initial, "gamma": self.gamma, "steps_per_epoch": self.steps_per_epoch}
+
+
+class _FineTuningMixin:
+    """Per-variable learning-rate multipliers, decay folded into the update step, no second all-reduce."""
+
+    def set_lr_multiplier(self, multiplier_of: Callable[[keras.Variable], float]) -> None:
+        """Give each variable a learning-rate multiplier (call before the optimizer is built)."""
+        self._multiplier_of = multiplier_of
+
+    def build(self, var_list):
+        multiplier_of = getattr(self, "_multiplier_of", None)
+        self._lr_multipliers = [1.0 if multiplier_of is None else float(multiplier_of(v)) for v in var_list]
+        super().build(var_list)
+
+    def _multiplier(self, variable) -> float:
+        return self._lr_multipliers[self._get_variable_index(variable)]
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        # The training loop all-reduces (and clips) gradients itself, so that clipping
+        # uses the global norm of the summed gradient.
+        return list(grads_and_vars)
+
+    def _apply_weight_decay(self, variables):
+        # Decay is applied per variable inside update_step, where the multiplier is known.
+        return
+
+    def _decay(self, variable, learning_rate) -> None:
+        if self.weight_decay is None or not self._use_weight_decay(variable):
+            return
+        wd = tf.cast(self.weight_decay, variable.dtype)
+        self.assign_sub(variable, variable * wd * tf.cast(learning_rate, variable.dtype))
+
+
+class BertAdamW(_FineTuningMixin, keras.optimizers.AdamW):
+    """AdamW for fine-tuning (see module docstring)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = tf.cast(learning_rate, variable.dtype) * self._multiplier(variable)
+        self._decay(variable, learning_rate)
+        super().update_step(gradient, variable, learning_rate)
+
+
+class BertLamb(_FineTuningMixin, keras.optimizers.Lamb):
+    """LAMB with decoupled weight decay (see module docstring)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = tf.cast(learning_rate, variable.dtype) * self._multiplier(variable)
+        self._decay(variable, learning_rate)
+        super().update_step(gradient, variable, learning_rate)
+
+
+def make_optimizer(
+    name: str,
+    learning_rate,
+    weight_decay: float,
+    epsilon: float = 1e-6,
+    multiplier_of: Optional[Callable[[keras.Variable], float]] = None,
+    no_decay_names: Sequence[str] = NO_DECAY_NAMES,
+) -> keras.optimizers.Optimizer:
+    """Build an AdamW or LAMB optimizer with weight decay off for LayerNorm weights and biases."""
+    if name == "adamw":
+        optimizer = BertAdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon)
+    elif name == "lamb":
+        optimizer = BertLamb(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon)
+    else:
+        raise ValueError(f"unknown optimizer {name!r} (adamw or lamb)")
+    optimizer.exclude_from_weight_decay(var_names=list(no_decay_names))
+    if multiplier_of is not None:
+        optimizer.set_lr_multiplier(multiplier_of)
+    return optimizer
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The peak-group learning rate the optimizer uses at its current step."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = inner.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)

@@ -1,0 +1,281 @@
+"""One custom tf.distribute training loop for both tasks, with Keras callbacks driven by the loop.
+
+Keras 3 `Model.fit` cannot run under MultiWorkerMirroredStrategy, so the step is a `tf.function`
+that calls `strategy.run`. Per step and replica: the forward/backward pass (XLA-compiled with
+`--use_xla`), a sum all-reduce of the gradients, division by the global number of labelled
+positions, clipping to a global norm, and the update (loss scaling with `--use_amp` on a GPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from bert_tf.progress import ProgressBar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FEATURE_KEYS = ("token_ids", "padding_mask", "segment_ids")
+IGNORE_LABEL = -1
+
+LossSumFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+CountFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Sum of cross-entropies over positions whose label is not IGNORE_LABEL."""
+    logits = tf.cast(logits, tf.float32)
+    mask = tf.not_equal(labels, IGNORE_LABEL)
+    safe_labels = tf.where(mask, labels, tf.zeros_like(labels))
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+    return tf.reduce_sum(tf.where(mask, ce, tf.zeros_like(ce)))
+
+
+def count_labelled(labels: tf.Tensor) -> tf.Tensor:
+    """Number of positions that carry a label (float32)."""
+    return tf.reduce_sum(tf.cast(tf.not_equal(labels, IGNORE_LABEL), tf.float32))
+
+
+class Trainer:
+    """Trains and runs a Keras model under any tf.distribute strategy with a custom loop."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        strategy: tf.distribute.Strategy,
+        use_xla: bool = False,
+        loss_scale: bool = False,
+        clip_norm: float = 1.0,
+        passthrough_keys: Sequence[str] = ("labels",),
+        log_every: int = 10,
+        verbose: bool = True,
+    ):
+        self.model = model
+        self.strategy = strategy
+        self.use_xla = use_xla
+        self.clip_norm = clip_norm
+        self.passthrough_keys = tuple(passthrough_keys)
+        self.log_every = max(1, log_every)
+        self.verbose = verbose
+        self.progress_min_batches = 20  # no bar for short validations inside an epoch's bar
+        self.global_step = 0
+        self.history: List[Dict[str, Any]] = []
+        with strategy.scope():
+            if loss_scale:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.variables = list(model.trainable_variables)
+            self.optimizer.build(self.variables)
+        self._loss_scale = loss_scale
+        self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True)
+        self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True)
+        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._predict_step = tf.function(self._distributed_predict_step, reduce_retracing=True)
+
+    # ----- compiled pieces -------------------------------------------------------------------
+    def _forward_backward_fn(self, features, labels, multiplier):
+        with tf.GradientTape() as tape:
+            logits = self.model(features, training=True)
+            loss_sum = masked_sparse_ce_sum(labels, logits)
+            objective = loss_sum * multiplier
+        grads = tape.gradient(objective, self.variables)
+        preds = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return loss_sum, grads, preds
+
+    def _forward_fn(self, features):
+        return self.model(features, training=False)
+
+    def _replica_train_step(self, batch):
+        ctx = tf.distribute.get_replica_context()
+        features = {k: batch[k] for k in FEATURE_KEYS}
+        labels = batch["labels"]
+        global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels)), 1.0)
+        scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
+        loss_sum, grads, preds = self._forward_backward(features, labels, scale / global_count)
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])
+        loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / global_count
+        grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
+        out = {"loss": loss, "preds": preds}
+        out.update({k: batch[k] for k in self.passthrough_keys if k in batch})
+        return out
+
+    def _distributed_train_step(self, batch):
+        out = self.strategy.run(self._replica_train_step, args=(batch,))
+        result = {"loss": self.strategy.experimental_local_results(out["loss"])[0]}
+        for key, value in out.items():
+            if key != "loss":
+                result[key] = self.strategy.gather(value, axis=0)
+        return result
+
+    def _replica_predict_step(self, batch):
+        features = {k: batch[k] for k in FEATURE_KEYS}
+        out = {"logits": tf.cast(self._forward(features), tf.float32)}
+        out.update({k: batch[k] for k in batch if k not in FEATURE_KEYS})
+        return out
+
+    def _distributed_predict_step(self, batch):
+        out = self.strategy.run(self._replica_predict_step, args=(batch,))
+        return {key: self.strategy.gather(value, axis=0) for key, value in out.items()}
+
+    # ----- host loops --------------------------------------------------------------------------
+    def distribute(self, dataset: tf.data.Dataset) -> Iterable:
+        """Split a dataset of global batches across the strategy's replicas."""
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def predict(
+        self,
+        dataset: tf.data.Dataset,
+        num_batches: Optional[int] = None,
+        on_batch: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
+        description: str = "predict",
+    ) -> None:
+        """Run the model over `dataset`, handing each batch's outputs (numpy) to `on_batch`."""
+        show = self.verbose and num_batches is not None and num_batches >= self.progress_min_batches
+        progbar = ProgressBar(num_batches, description, unit="batch") if show else None
+        for i, batch in enumerate(self.distribute(dataset)):
+            out = {k: v.numpy() for k, v in self._predict_step(batch).items()}
+            if on_batch is not None:
+                on_batch(out)
+            if progbar is not None:
+                progbar.update(i + 1)
+
+    def fit(
+        self,
+        make_epoch_dataset: Callable[[int], Tuple[tf.data.Dataset, int]],
+        epochs: int,
+        evaluate: Optional[Callable[[], Dict[str, float]]],
+        on_train_outputs: Callable[[Dict[str, np.ndarray]], None],
+        train_metrics: Callable[[], Dict[str, float]],
+        validations_per_epoch: int = 1,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        initial_epoch: int = 0,
+    ) -> List[Dict[str, Any]]:
+        """Train for `epochs`, validating `validations_per_epoch` times per epoch; returns history rows.
+
+        `make_epoch_dataset(epoch)` gives that epoch's dataset of global batches and its length;
+        `on_train_outputs` receives each step's predictions (with the passthrough keys) for the
+        training metrics that `train_metrics()` returns (and resets) at the end of each epoch.
+        """
+        history = self.history
+        self.model.stop_training = False
+        cb = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            dataset, num_batches = make_epoch_dataset(epoch)
+            val_steps = validation_steps(num_batches, validations_per_epoch if evaluate else 0)
+            cb.on_epoch_begin(epoch)
+            if self.verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            progbar = ProgressBar(num_batches, f"  train", unit="step") if self.verbose else None
+            loss_total, loss_steps, pending = 0.0, 0, []
+            last_val: Dict[str, float] = {}
+            started = time.time()
+            for step, batch in enumerate(self.distribute(dataset)):
+                pending.append(self._train_step(batch))
+                self.global_step += 1
+                at_validation = (step + 1) in val_steps
+                if len(pending) >= self.log_every or at_validation or step + 1 == num_batches:
+                    losses = self._flush(pending, on_train_outputs)
+                    loss_total += float(np.sum(losses))
+                    loss_steps += len(losses)
+                    pending = []
+                    logs = {"loss": loss_total / loss_steps}
+                    cb.on_train_batch_end(step, logs)
+                    if progbar is not None:
+                        progbar.update(step + 1, {"loss": logs["loss"]})
+                if at_validation:
+                    cb.on_test_begin()
+                    last_val = evaluate()
+                    position = epoch + (step + 1) / num_batches
+                    end = (step + 1) == num_batches
+                    history.append(self._row(position, "val", end, last_val))
+                    if self.verbose:
+                        shown = "  ".join(f"val_{k}={v:.4f}" for k, v in last_val.items())
+                        print(f"  validation at epoch {position:.2f} (step {self.global_step}): {shown}")
+                    cb.on_test_end({f"val_{k}": v for k, v in last_val.items()} | {"epoch_position": position})
+            train_logs = {"loss": loss_total / max(loss_steps, 1), **train_metrics()}
+            train_logs["learning_rate"] = _lr(self.optimizer)
+            train_logs["seconds"] = time.time() - started
+            history.append(self._row(epoch + 1.0, "train", True, train_logs))
+            epoch_logs = dict(train_logs) | {f"val_{k}": v for k, v in last_val.items()}
+            if self.verbose:
+                print("  epoch %d: %s" % (epoch + 1, "  ".join(f"{k}={v:.4g}" for k, v in epoch_logs.items())))
+            cb.on_epoch_end(epoch, epoch_logs)
+            if self.model.stop_training:
+                break
+        cb.on_train_end()
+        return history
+
+    def _row(self, position: float, split: str, end: bool, logs: Dict[str, float]) -> Dict[str, Any]:
+        return {"epoch": round(position, 6), "step": self.global_step, "split": split, "end_of_epoch": end, **logs}
+
+    def _flush(self, pending: List[Dict[str, tf.Tensor]], on_train_outputs) -> np.ndarray:
+        losses = np.array([float(p["loss"]) for p in pending])
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            step = self.global_step - len(pending) + int(bad[0]) + 1
+            raise TrainingDiverged(f"the training loss became {losses[bad[0]]} at step {step}; training stopped")
+        for p in pending:
+            on_train_outputs({k: v.numpy() for k, v in p.items() if k != "loss"})
+        return losses
+
+
+def validation_steps(num_batches: int, per_epoch: int) -> set:
+    """The 1-based steps of an epoch after which to validate: evenly spaced, the last at the end."""
+    if per_epoch <= 0 or num_batches <= 0:
+        return set()
+    per_epoch = min(per_epoch, num_batches)
+    return {int(math.ceil(num_batches * (j + 1) / per_epoch)) for j in range(per_epoch)}
+
+
+def _lr(optimizer) -> float:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    value = inner.learning_rate
+    return float(value.numpy() if hasattr(value, "numpy") else value)
+
+
+class BestModelMonitor(keras.callbacks.Callback):
+    """Saves the model at each new best validation score and stops after `patience` epochs without one."""
+
+    def __init__(self, monitor: str, save: Callable[[], None], patience: int = 0, mode: str = "max",
+                 verbose: bool = True):
+        super().__init__()
+        self.monitor, self.save_fn, self.patience, self.mode, self.verbose = monitor, save, patience, mode, verbose
+        self.best: Optional[float] = None
+        self.best_position: Optional[float] = None
+        self.epochs_without_improvement = 0
+        self._improved = False
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_test_end(self, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        if self._better(value):
+            self.best, self.best_position, self._improved = value, logs.get("epoch_position"), True
+            self.save_fn()
+            if self.verbose:
+                print(f"  new best {self.monitor}={value:.4f}: model saved")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_without_improvement = 0 if self._improved else self.epochs_without_improvement + 1
+        self._improved = False
+        if self.patience > 0 and self.epochs_without_improvement >= self.patience:
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"  early stopping: no new best {self.monitor} for {self.patience} epoch(s)")

@@ -1,0 +1,280 @@
+"""Fine-tune BERT for named entity recognition on CSV data (tokens, tags), then test and report.
+
+    python run_ner.py --bert_model=/models/finbert --data_path=./data --save_model_path=model/test_model \
+        --max_len=512 --learning_rate=5e-5 --epochs=5 --batch_size=16
+
+    python run_ner.py --do_predict --save_model_path=model/test_model --predict_file=new.csv
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict, List, Sequence, Tuple
+
+from absl import app, flags
+
+from bert_tf import flags as shared_flags
+from bert_tf.errors import InputError
+
+shared_flags.define_shared_flags()
+flags.DEFINE_string("data_path", None, "Folder with train.csv, val.csv, test.csv (or only train.csv / data.csv "
+                    "to be split with --val_test_size). Columns: tokens, tags (Python list literals).")
+flags.DEFINE_string("save_model_path", None, "Output folder: model, plots, history, test report.")
+flags.DEFINE_integer("max_len", 128, "Maximum sequence length in sub-tokens ([CLS] and [SEP] included).")
+flags.DEFINE_float("gamma", 0.9, "Exponential decay: the learning rate is multiplied by gamma after every epoch "
+                   "(with --nolinear_scheduler).")
+flags.DEFINE_integer("epochs", 5, "Maximum number of training epochs.")
+flags.DEFINE_integer("batch_size", 16, "Global batch size (split across replicas).")
+flags.DEFINE_integer("num_workers", 2, "Input-pipeline parallelism (tf.data threads and prefetched batches).")
+flags.DEFINE_integer("patience", 3, "Stop after this many epochs without a new best validation F1 (0: never).")
+flags.DEFINE_integer("freeze_layers", 0, "0: train everything; N>0: freeze the embeddings and the first N "
+                     "encoder layers; -1: freeze the embeddings only.")
+flags.DEFINE_bool("double_lr", False, "Encoder at learning_rate/10, classification head at learning_rate.")
+flags.DEFINE_float("classifier_dropout", 0.1, "Dropout before the classification layer.")
+flags.DEFINE_integer("num_validate_during_training", 1, "Validations per epoch, evenly spaced, the last at its end.")
+flags.DEFINE_bool("linear_scheduler", True, "Linear warm-up (20%% of one epoch) then linear decay to 0; "
+                  "--nolinear_scheduler: exponential decay by --gamma per epoch.")
+flags.DEFINE_float("val_test_size", 0.1, "Fraction for each of val and test when data_path holds a single file.")
+flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is given alone).")
+flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or plain text.")
+flags.DEFINE_string("predict_output", None, "Predictions CSV (default: <save_model_path>/predictions.csv); "
+                    ".conll and .jsonl files are written beside it.")
+FLAGS = flags.FLAGS
+
+# Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
+from bert_tf import distribution, models, ner, optimization, reports, runtime  # noqa: E402
+from bert_tf.data import ner_data  # noqa: E402
+from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
+from bert_tf.metrics import format_ner_report  # noqa: E402
+from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
+from bert_tf.training import BestModelMonitor, Trainer  # noqa: E402
+
+
+def check_flags() -> None:
+    """Reject flag values that cannot work, before anything is read or written."""
+    if FLAGS.max_len < 8:
+        raise InputError(f"--max_len={FLAGS.max_len}: must be at least 8")
+    for name in ("epochs", "batch_size", "num_workers", "num_validate_during_training"):
+        if FLAGS[name].value < 1:
+            raise InputError(f"--{name}={FLAGS[name].value}: must be at least 1")
+    if not 0.0 < FLAGS.classifier_dropout < 1.0 and FLAGS.classifier_dropout != 0.0:
+        raise InputError(f"--classifier_dropout={FLAGS.classifier_dropout}: must be in [0, 1)")
+    if FLAGS.learning_rate <= 0:
+        raise InputError(f"--learning_rate={FLAGS.learning_rate}: must be positive")
+
+
+def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
+    """train/val/test examples, and whether they were split from a single file."""
+    if not FLAGS.data_path:
+        raise InputError("--data_path is required for training")
+    files = ner_data.find_ner_files(FLAGS.data_path)
+    if "data" in files:
+        examples = ner_data.read_ner_csv(files["data"])
+        train, val, test = ner_data.split_train_val_test(examples, FLAGS.val_test_size, FLAGS.seed)
+        return {"train": train, "val": val, "test": test}, True
+    return {split: ner_data.read_ner_csv(files[split]) for split in ("train", "val", "test")}, False
+
+
+def load_checkpoint(max_len: int) -> Tuple[models.Checkpoint, WordPieceTokenizer]:
+    """The pretrained checkpoint and its tokenizer, checked against --max_len."""
+    if not FLAGS.bert_model:
+        raise InputError("--bert_model is required for training")
+    checkpoint = models.find_checkpoint(FLAGS.bert_model)
+    tokenizer = WordPieceTokenizer.from_model_dir(
+        models.resolve_model_dir(checkpoint.path) if checkpoint.kind == "bert_tf" else checkpoint.path,
+        FLAGS.do_lower_case)
+    positions = checkpoint.config.get("max_position_embeddings",
+                                      checkpoint.config.get("max_sequence_length", max_len))
+    if isinstance(positions, int) and max_len > positions:
+        raise InputError(f"--max_len={max_len} exceeds the model's {positions} position embeddings", checkpoint.path)
+    return checkpoint, tokenizer
+
+
+def build_optimizer(task: models.TaskModel, steps_per_epoch: int):
+    """AdamW with the chosen schedule and, with --double_lr, the encoder at a tenth of the rate."""
+    if FLAGS.linear_scheduler:
+        schedule = optimization.WarmupLinearDecay(
+            FLAGS.learning_rate, int(0.2 * steps_per_epoch), FLAGS.epochs * steps_per_epoch)
+    else:
+        schedule = optimization.EpochExponentialDecay(FLAGS.learning_rate, FLAGS.gamma, steps_per_epoch)
+    multiplier = (lambda v: 1.0 if models.is_head_variable(v) else 0.1) if FLAGS.double_lr else None
+    return optimization.make_optimizer("adamw", schedule, FLAGS.weight_decay, multiplier_of=multiplier)
+
+
+class HistoryWriter(__import__("keras").callbacks.Callback):
+    """Writes history.csv and the loss/accuracy/F1 plots after every epoch."""
+
+    def __init__(self, trainer: Trainer, out_dir: str):
+        super().__init__()
+        self.trainer, self.out_dir = trainer, out_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
+        reports.plot_all_history(self.trainer.history, self.out_dir, ("loss", "accuracy", "f1"))
+
+
+def train(out_dir: str) -> None:
+    """Fine-tune, keep the best model by validation F1, then test it and write the reports."""
+    datasets, was_split = read_datasets()
+    checkpoint, tokenizer = load_checkpoint(FLAGS.max_len)
+    labels = ner_data.label_list_from_examples(datasets["train"])
+    for split in ("val", "test"):
+        ner_data.check_known_tags(datasets[split], labels, os.path.join(FLAGS.data_path, f"{split}.csv"))
+    runtime.check_output_dir(out_dir, FLAGS.overwrite_output_dir, "save_model_path")
+
+    runtime.set_seeds(FLAGS.seed)
+    precision, loss_scale = distribution.configure_precision(FLAGS.use_amp)
+    strategy = distribution.make_strategy(FLAGS.distribution)
+    chief = distribution.is_chief(strategy)
+    label_to_id = {label: i for i, label in enumerate(labels)}
+
+    train_docs = datasets["train"]
+    pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
+    train_rows, words_cut, docs_cut = ner.training_rows(
+        pieces, [[label_to_id[t] for t in e.tags] for e in train_docs], FLAGS.max_len, tokenizer)
+    val_set = ner.make_eval_set([e.tokens for e in datasets["val"]], [e.tags for e in datasets["val"]],
+                                label_to_id, tokenizer, FLAGS.max_len)
+    test_set = ner.make_eval_set([e.tokens for e in datasets["test"]], [e.tags for e in datasets["test"]],
+                                 label_to_id, tokenizer, FLAGS.max_len)
+    buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length)
+    steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
+
+    with strategy.scope():
+        task = models.build_task_model(checkpoint, tokenizer, labels, "token", FLAGS.classifier_dropout)
+        frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
+        optimizer = build_optimizer(task, steps_per_epoch)
+    trainer = Trainer(task.model, optimizer, strategy, use_xla=FLAGS.use_xla, loss_scale=loss_scale,
+                      passthrough_keys=("row_id",), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
+    replicas = strategy.num_replicas_in_sync
+    runtime.print_table("bert-tf NER", {
+        "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
+                 f"activation {checkpoint.activation})",
+        "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
+        "labels": f"{len(labels)}: {', '.join(labels)}",
+        "data": f"train {len(train_docs)}, val {val_set.num_docs}, test {test_set.num_docs} documents"
+                + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if was_split else ""),
+        "truncation": f"{words_cut} training words in {docs_cut} documents cut at max_len={FLAGS.max_len}",
+        "devices": distribution.describe_devices(strategy),
+        "batch": f"global {FLAGS.batch_size} = {replicas} replica(s) x {FLAGS.batch_size / replicas:g}",
+        "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
+        "precision": precision, "xla": FLAGS.use_xla,
+        "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
+                     + (f" (frozen: {', '.join(frozen)})" if frozen else ""),
+    })
+
+    os.makedirs(out_dir, exist_ok=True)
+    run_config = {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path}
+    if chief:
+        runtime.write_run_config(out_dir, runtime.flag_values(flags), run_config)
+        if was_split:
+            for split, examples in datasets.items():
+                ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
+    model_dir = os.path.join(out_dir, "model")
+    collector = ner.TrainingTagCollector(train_rows)
+
+    def make_epoch_dataset(epoch: int):
+        rng = __import__("numpy").random.default_rng([FLAGS.seed, epoch])
+        batches = ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, True, rng)
+        return ner.batches_dataset(train_rows, batches, buckets, tokenizer.pad_id, FLAGS.num_workers), len(batches)
+
+    def validate() -> Dict[str, float]:
+        metrics, _ = ner.evaluate(trainer, val_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
+                                  FLAGS.num_workers)
+        return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["f1"]}
+
+    def train_metrics() -> Dict[str, float]:
+        from bert_tf.metrics import ner_metrics
+
+        result = ner_metrics([[labels[i] for i in g] for g in collector.gold],
+                             [[labels[i] for i in p] for p in collector.pred])
+        collector.reset()
+        return {"accuracy": result["accuracy"], "f1": result["f1"]}
+
+    def save() -> None:
+        if chief:
+            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": runtime.flag_values(flags)})
+
+    monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
+    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir)] if chief else [])
+    started = time.time()
+    trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, collector, train_metrics,
+                FLAGS.num_validate_during_training, callbacks)
+    print(f"training took {time.time() - started:.1f} s; best validation F1 {monitor.best:.4f} "
+          f"at epoch {monitor.best_position:.2f}")
+
+    best = models.load_saved_model(model_dir)
+    task.model.set_weights(best.model.get_weights())
+    metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
+                              FLAGS.num_workers)
+    metrics["best_validation_f1"] = monitor.best
+    metrics["best_validation_epoch"] = monitor.best_position
+    report = format_ner_report(metrics, metrics["loss"], title="Test set (best validation model)")
+    if chief:
+        write_json_atomic(os.path.join(out_dir, "test_results.json"), metrics)
+        write_text_atomic(os.path.join(out_dir, "test_report.txt"), report)
+    print(report)
+    print(f"outputs in {out_dir}: model/, history.csv, loss.png, accuracy.png, f1.png, "
+          f"test_results.json, test_report.txt")
+
+
+def predict(model_path: str) -> None:
+    """Tag --predict_file with a saved model; write CSV, CoNLL and JSONL predictions."""
+    if not FLAGS.predict_file:
+        raise InputError("--do_predict needs --predict_file")
+    examples = ner_data.read_words_file(FLAGS.predict_file)
+    output = FLAGS.predict_output or os.path.join(model_path, "predictions.csv")
+    stem = os.path.splitext(output)[0]
+    outputs = [output, stem + ".conll", stem + ".jsonl"]
+    existing = [p for p in outputs if os.path.exists(p)]
+    if existing and not FLAGS.overwrite_output_dir:
+        raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
+    task = models.load_saved_model(model_path)
+    max_len = int(task.meta.get("max_len", FLAGS.max_len))
+    precision, _ = distribution.configure_precision(False)
+    strategy = distribution.make_strategy(FLAGS.distribution)
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-5, 0.0), strategy,
+                      use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
+    eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
+    buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length)
+    started = time.time()
+    predictions = ner.predict_words(trainer, eval_set, FLAGS.batch_size, buckets, task.tokenizer.pad_id,
+                                    FLAGS.num_workers)
+    seconds = time.time() - started
+    tags = [[task.labels[i] for i in doc] for doc in predictions.label_ids]
+    write_predictions(examples, tags, predictions.confidence, outputs)
+    words = sum(len(e.tokens) for e in examples)
+    print(f"tagged {len(examples)} documents, {words} words in {seconds:.1f} s ({words / max(seconds, 1e-9):.0f} "
+          f"words/s); wrote {', '.join(outputs)}")
+
+
+def write_predictions(examples: Sequence[ner_data.NerExample], tags: List[List[str]], confidence,
+                      paths: List[str]) -> None:
+    """Write predicted tags as CSV (tokens, tags), CoNLL (word TAB tag) and JSONL (entities)."""
+    predicted = [ner_data.NerExample(tuple(e.tokens), tuple(t), e.line) for e, t in zip(examples, tags)]
+    ner_data.write_ner_csv(paths[0], predicted)
+    conll = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(e.tokens, tg)) for e, tg in zip(examples, tags))
+    write_text_atomic(paths[1], conll + "\n")
+    lines = [json.dumps({"document": i, "line": e.line, "entities": ner.entities_of(e.tokens, tg, c)},
+                        ensure_ascii=False) for i, (e, tg, c) in enumerate(zip(examples, tags, confidence))]
+    write_text_atomic(paths[2], "\n".join(lines) + ("\n" if lines else ""))
+
+
+@runtime.exit_on_input_error
+def main(argv: Sequence[str]) -> None:
+    """Train (default), predict (--do_predict), or both (--do_train --do_predict)."""
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_flags()
+    if not FLAGS.save_model_path:
+        raise InputError("--save_model_path is required")
+    do_train = FLAGS.do_train if (FLAGS["do_train"].present or not FLAGS.do_predict) else False
+    if do_train:
+        train(FLAGS.save_model_path)
+    if FLAGS.do_predict:
+        predict(FLAGS.save_model_path)
+
+
+if __name__ == "__main__":
+    app.run(main)
