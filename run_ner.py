@@ -49,7 +49,7 @@ from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
 from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
-from bert_tf.training import BestModelMonitor, Trainer  # noqa: E402
+from bert_tf.training import BestModelMonitor, HistoryWriter, Trainer  # noqa: E402
 
 
 def check_flags() -> None:
@@ -103,31 +103,18 @@ def build_optimizer(task: models.TaskModel, steps_per_epoch: int):
     return optimization.make_optimizer("adamw", schedule, FLAGS.weight_decay, multiplier_of=multiplier)
 
 
-class HistoryWriter(__import__("keras").callbacks.Callback):
-    """Writes history.csv and the loss/accuracy/F1 plots after every epoch."""
-
-    def __init__(self, trainer: Trainer, out_dir: str):
-        super().__init__()
-        self.trainer, self.out_dir = trainer, out_dir
-
-    def on_epoch_end(self, epoch, logs=None):
-        reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
-        reports.plot_all_history(self.trainer.history, self.out_dir, ("loss", "accuracy", "f1"))
-
-
 def train(out_dir: str) -> None:
     """Fine-tune, keep the best model by validation F1, then test it and write the reports."""
     datasets, was_split = read_datasets()
     checkpoint, tokenizer = load_checkpoint(FLAGS.max_len)
     labels = ner_data.label_list_from_examples(datasets["train"])
     for split in ("val", "test"):
-        ner_data.check_known_tags(datasets[split], labels, os.path.join(FLAGS.data_path, f"{split}.csv"))
+        source = datasets[split][0].source if datasets[split] else FLAGS.data_path
+        ner_data.check_known_tags(datasets[split], labels, source)
     runtime.check_output_dir(out_dir, FLAGS.overwrite_output_dir, "save_model_path")
 
-    runtime.set_seeds(FLAGS.seed)
-    precision, loss_scale = distribution.configure_precision(FLAGS.use_amp)
-    strategy = distribution.make_strategy(FLAGS.distribution)
-    chief = distribution.is_chief(strategy)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution)
+    strategy, chief = run.strategy, run.chief
     label_to_id = {label: i for i, label in enumerate(labels)}
 
     train_docs = datasets["train"]
@@ -145,9 +132,8 @@ def train(out_dir: str) -> None:
         task = models.build_task_model(checkpoint, tokenizer, labels, "token", FLAGS.classifier_dropout)
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
         optimizer = build_optimizer(task, steps_per_epoch)
-    trainer = Trainer(task.model, optimizer, strategy, use_xla=FLAGS.use_xla, loss_scale=loss_scale,
+    trainer = Trainer(task.model, optimizer, strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=("row_id",), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    replicas = strategy.num_replicas_in_sync
     runtime.print_table("bert-tf NER", {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
@@ -157,9 +143,9 @@ def train(out_dir: str) -> None:
                 + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if was_split else ""),
         "truncation": f"{words_cut} training words in {docs_cut} documents cut at max_len={FLAGS.max_len}",
         "devices": distribution.describe_devices(strategy),
-        "batch": f"global {FLAGS.batch_size} = {replicas} replica(s) x {FLAGS.batch_size / replicas:g}",
+        "batch": run.describe_batch(FLAGS.batch_size),
         "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
-        "precision": precision, "xla": FLAGS.use_xla,
+        "precision": run.precision, "xla": FLAGS.use_xla,
         "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
                      + (f" (frozen: {', '.join(frozen)})" if frozen else ""),
     })
@@ -197,7 +183,7 @@ def train(out_dir: str) -> None:
             models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": runtime.flag_values(flags)})
 
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
-    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir)] if chief else [])
+    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if chief else [])
     started = time.time()
     trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, collector, train_metrics,
                 FLAGS.num_validate_during_training, callbacks)
@@ -230,12 +216,11 @@ def predict(model_path: str) -> None:
     existing = [p for p in outputs if os.path.exists(p)]
     if existing and not FLAGS.overwrite_output_dir:
         raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
-    task = models.load_saved_model(model_path)
+    run = distribution.setup_run(FLAGS.seed, False, FLAGS.distribution)
+    with run.strategy.scope():
+        task = models.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
-    precision, _ = distribution.configure_precision(False)
-    strategy = distribution.make_strategy(FLAGS.distribution)
-    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-5, 0.0), strategy,
-                      use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
+    trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length)
     started = time.time()

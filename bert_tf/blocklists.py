@@ -48,7 +48,7 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
@@ -257,29 +257,44 @@ def _selected_name(row: Prediction, options: LocalOptions) -> Optional[str]:
     return name
 
 
+def by_document(rows: Iterable[Tuple[int, Prediction]], path: str) -> Iterator[List[Prediction]]:
+    """Group consecutive rows of the same document; InputError when a document comes back."""
+    finished: Set[str] = set()
+    group: List[Prediction] = []
+    for number, row in rows:
+        if group and row.doc_id != group[0].doc_id:
+            finished.add(group[0].doc_id)
+            yield group
+            group = []
+        if not group and row.doc_id in finished:
+            raise InputError(f"rows of document {row.doc_id!r} are not together; sort by doc_id",
+                             path, number)
+        group.append(row)
+    if group:
+        yield group
+
+
+def combine_names(rows: Iterable[Prediction], options: LocalOptions) -> Dict[str, NameTotals]:
+    """Sum the log probabilities of one document's rows of the source type, name by name."""
+    totals: Dict[str, NameTotals] = {}
+    for row in rows:
+        name = _selected_name(row, options)
+        if name is not None:
+            totals.setdefault(name, NameTotals()).add(row.log_probabilities)
+    return totals
+
+
 def local_entries(path: str, options: LocalOptions) -> List[LocalEntry]:
     """Stream a predictions file and return its local blocklist entries, sorted (see sort_local)."""
     labels, rows = read_predictions(path)
     if options.target_type not in labels:
-        raise InputError(f"target type {options.target_type!r} is not a label column {labels}", path, 1)
+        raise InputError(f"target type {options.target_type!r} is not a label column {labels}",
+                         path, 1)
     target = labels.index(options.target_type)
     entries: List[LocalEntry] = []
-    finished: Set[str] = set()
-    doc_id: Optional[str] = None
-    totals: Dict[str, NameTotals] = {}
-    for number, row in rows:
-        if row.doc_id != doc_id:
-            if row.doc_id in finished:
-                raise InputError(f"rows of document {row.doc_id!r} are not together; sort by doc_id", path, number)
-            if doc_id is not None:
-                entries += document_entries(doc_id, totals, target, options)
-                finished.add(doc_id)
-            doc_id, totals = row.doc_id, {}
-        name = _selected_name(row, options)
-        if name is not None:
-            totals.setdefault(name, NameTotals()).add(row.log_probabilities)
-    if doc_id is not None:
-        entries += document_entries(doc_id, totals, target, options)
+    for document in by_document(rows, path):
+        totals = combine_names(document, options)
+        entries += document_entries(document[0].doc_id, totals, target, options)
     return sort_local(entries)
 
 
@@ -306,7 +321,8 @@ def format_local(entries: Iterable[LocalEntry]) -> str:
 def parse_local_line(cells: List[str], path: str, number: int) -> LocalEntry:
     """One data line of a local list."""
     if len(cells) != len(LOCAL_COLUMNS):
-        raise InputError(f"expected {len(LOCAL_COLUMNS)} tab-separated columns, found {len(cells)}", path, number)
+        raise InputError(f"expected {len(LOCAL_COLUMNS)} tab-separated columns, found {len(cells)}",
+                         path, number)
     try:
         log_p, count = float(cells[0]), int(cells[1])
     except ValueError:
@@ -348,7 +364,8 @@ def error_sums(paths: Sequence[str]) -> Dict[Tuple[str, str], List[float]]:
         for number, entry in read_local(path):
             key = (entry.doc_id, entry.name, entry.type)
             if key in seen:
-                raise InputError(f"document {entry.doc_id!r} lists {entry.name!r} again (first at {seen[key]})", path, number)
+                problem = f"document {entry.doc_id!r} lists {entry.name!r} again (first at {seen[key]})"
+                raise InputError(problem, path, number)
             seen[key] = f"{path}:{number}"
             total = sums.setdefault((entry.name, entry.type), [0, 0.0])
             total[0] += 1
@@ -444,45 +461,70 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_local_parser(commands: Any) -> None:
+    """Add the 'local' subcommand and its options."""
+    local = commands.add_parser(
+        "local",
+        help="names unlikely to be of the target type, per document",
+        description="Combine the occurrences of each name per document (summed log10 "
+        "probabilities, renormalised over the labels) and list the names whose target-type "
+        "probability is low.",
+        epilog="Rows must be grouped by document (run_classifier.py writes them so). Probabilities "
+        "are clamped to at least 1e-300 before taking log10, so an underflowed 0 stays finite. "
+        "Values within a relative 1e-9 of --threshold count as equal to it (not below).",
+    )
+    add = local.add_argument
+    add("--predictions", required=True, metavar="FILE",
+        help="output_with_probabilities.tsv of run_classifier.py --do_predict")
+    add("--source_type", required=True, metavar="TYPE",
+        help="type the dictionary tagger gave the names (e.g. ggp)")
+    add("--target_type", metavar="TYPE",
+        help="label whose probability is tested (default: the source type)")
+    add("--source_types_file", metavar="FILE",
+        help="TSV name<tab>type; only rows whose mention has the source type are used. "
+        "Without it every row is taken to be of the source type.")
+    add("--threshold", type=probability, default=0.5,
+        help="list names whose combined probability is below this (default 0.5)")
+    add("--min_count", type=positive_int, default=2,
+        help="least occurrences in a document (default 2)")
+    add("--lowercase_names", action="store_true",
+        help="group names case-insensitively (names are written lowercased)")
+    add("--output", required=True, metavar="FILE", help="local list to write (TSV)")
+    local.set_defaults(run=run_local)
+
+
+def add_global_parser(commands: Any) -> None:
+    """Add the 'global' subcommand and its options."""
+    glob = commands.add_parser(
+        "global",
+        help="names usually wrong across documents",
+        description="Average the error probability (1 - 10**log10_probability) of each "
+        "(name, type) over the documents of the local lists and list the usual errors.",
+        epilog="Output columns: name, type, documents, mean_error_probability, expected_errors "
+        "(= mean x documents), largest expected_errors first.",
+    )
+    add = glob.add_argument
+    add("--local", action="append", required=True, metavar="FILE",
+        help="a local list (repeat for several)")
+    add("--threshold", type=probability, default=0.5,
+        help="least mean error probability (default 0.5)")
+    add("--min_docs", type=positive_int, default=2, help="least number of documents (default 2)")
+    add("--allowlist", metavar="FILE",
+        help="names never blocked, one a line ('#' comment lines allowed)")
+    add("--output", required=True, metavar="FILE", help="global list to write (TSV)")
+    glob.set_defaults(run=run_global)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m bert_tf.blocklists``."""
     parser = argparse.ArgumentParser(
         prog="python -m bert_tf.blocklists",
-        description="Build per-document (local) and corpus-wide (global) blocklists of dictionary "
-        "names from consensus-classifier predictions.",
+        description="Build per-document (local) and corpus-wide (global) blocklists of "
+        "dictionary names from consensus-classifier predictions.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{local,global}")
-    local = commands.add_parser(
-        "local", help="names unlikely to be of the target type, per document",
-        description="Combine the occurrences of each name per document (summed log10 probabilities, "
-        "renormalised over the labels) and list names whose target-type probability is low.",
-        epilog="Rows must be grouped by document (run_classifier.py writes them so). Probabilities are "
-        "clamped to at least 1e-300 before taking log10, so an underflowed 0 stays finite. Values within "
-        "a relative 1e-9 of --threshold count as equal to it (not below).",
-    )
-    local.add_argument("--predictions", required=True, metavar="FILE", help="output_with_probabilities.tsv of run_classifier.py --do_predict")
-    local.add_argument("--source_type", required=True, metavar="TYPE", help="type the dictionary tagger gave the names (e.g. ggp)")
-    local.add_argument("--target_type", metavar="TYPE", help="label whose probability is tested (default: the source type)")
-    local.add_argument("--source_types_file", metavar="FILE", help="TSV name<tab>type; only rows whose mention has the source type "
-                       "are used. Without it every row is taken to be of the source type.")
-    local.add_argument("--threshold", type=probability, default=0.5, help="list names whose combined probability is below this (default 0.5)")
-    local.add_argument("--min_count", type=positive_int, default=2, help="least occurrences in a document (default 2)")
-    local.add_argument("--lowercase_names", action="store_true", help="group names case-insensitively (names written lowercased)")
-    local.add_argument("--output", required=True, metavar="FILE", help="local list to write (TSV)")
-    local.set_defaults(run=run_local)
-    glob = commands.add_parser(
-        "global", help="names usually wrong across documents",
-        description="Average the error probability of each (name, type) over the documents of the local lists "
-        "(error probability = 1 - 10**log10_probability) and list the usual errors.",
-        epilog="Output columns: name, type, documents, mean_error_probability, expected_errors "
-        "(= mean x documents), largest expected_errors first.",
-    )
-    glob.add_argument("--local", action="append", required=True, metavar="FILE", help="a local list (repeat for several)")
-    glob.add_argument("--threshold", type=probability, default=0.5, help="least mean error probability (default 0.5)")
-    glob.add_argument("--min_docs", type=positive_int, default=2, help="least number of documents (default 2)")
-    glob.add_argument("--allowlist", metavar="FILE", help="names never blocked, one a line")
-    glob.add_argument("--output", required=True, metavar="FILE", help="global list to write (TSV)")
-    glob.set_defaults(run=run_global)
+    add_local_parser(commands)
+    add_global_parser(commands)
     return parser
 
 

@@ -70,3 +70,25 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     gpus = tf.config.list_physical_devices("GPU")
     kind = f"{len(gpus)} GPU(s)" if gpus else "CPU only"
     return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); {kind} visible"
+
+
+class RunContext:
+    """Where and how a run trains: strategy, precision policy, loss scaling, chief or not."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, precision: str, loss_scale: bool):
+        self.strategy, self.precision, self.loss_scale = strategy, precision, loss_scale
+        self.chief = is_chief(strategy)
+        self.replicas = strategy.num_replicas_in_sync
+
+    def describe_batch(self, global_batch: int) -> str:
+        """How the global batch is split across replicas."""
+        return f"global {global_batch} = {self.replicas} replica(s) x {global_batch / self.replicas:g}"
+
+
+def setup_run(seed: int, use_amp: bool, distribution: str) -> RunContext:
+    """Seed everything, set the precision policy and create the strategy."""
+    from bert_tf.runtime import set_seeds
+
+    set_seeds(seed)
+    precision, loss_scale = configure_precision(use_amp)
+    return RunContext(make_strategy(distribution), precision, loss_scale)

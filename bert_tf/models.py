@@ -52,8 +52,8 @@ ACTIVATIONS = {"gelu_exact": gelu_exact, "gelu_tanh": gelu_tanh, "relu": keras.a
 class Checkpoint:
     """A pretrained checkpoint found on disk: its kind, directory and what it means."""
 
-    kind: str  # "hf" | "keras_hub" | "bert_tf"
-    path: str
+    kind: str  # "hf" | "tf1" | "keras_hub" | "bert_tf"
+    path: str  # a directory; for "tf1" a directory or a checkpoint prefix
     activation: str  # key of ACTIVATIONS
     config: Dict[str, Any]
 
@@ -84,7 +84,14 @@ def _check_hf_weights(path: str) -> None:
 
 
 def find_checkpoint(path: str) -> Checkpoint:
-    """Recognise a checkpoint directory (Hugging Face, keras-hub preset, or a bert-tf model)."""
+    """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
+    preset, or a bert-tf model."""
+    from bert_tf import checkpoints
+
+    if not os.path.exists(path) and os.path.isfile(path + ".index"):
+        directory = os.path.dirname(os.path.abspath(path))
+        found = checkpoints.tf1_checkpoint_from_dir(directory)
+        return Checkpoint("tf1", checkpoints.resolve_tf1_prefix(path), found.activation, found.config)
     if not os.path.exists(path):
         raise InputError("model directory does not exist", path)
     if not os.path.isdir(path):
@@ -95,25 +102,23 @@ def find_checkpoint(path: str) -> Checkpoint:
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         if os.path.isfile(os.path.join(path, "bert_config.json")):
-            raise InputError(
-                "this is a TensorFlow 1 checkpoint (bert_config.json); this version reads Hugging Face "
-                "directories (config.json + model.safetensors) and keras-hub presets",
-                path,
-            )
-        raise InputError("not a model directory: no config.json", path)
+            return checkpoints.tf1_checkpoint_from_dir(path)
+        raise InputError(
+            "not a model directory: expected a Hugging Face directory (config.json + model.safetensors, "
+            "tf_model.h5 or pytorch_model.bin), a TensorFlow 1 checkpoint (bert_config.json + vocab.txt + "
+            "bert_model.ckpt.*), a keras-hub preset, or a model saved by bert-tf",
+            path,
+        )
     config = _load_json(config_path)
     if os.path.isfile(os.path.join(path, "metadata.json")) and "class_name" in config:
         return Checkpoint("keras_hub", path, "gelu_tanh", config.get("config", {}))
-    model_type = config.get("model_type", "bert")
-    if model_type != "bert":
-        raise InputError(f"model_type is {model_type!r}; only BERT checkpoints are supported", config_path)
-    for key in ("vocab_size", "num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size"):
-        if not isinstance(config.get(key), int):
-            raise InputError(f"config has no integer {key!r}", config_path)
+    checkpoints.validate_bert_config(config, config_path)
     act = config.get("hidden_act", "gelu")
     if act not in HF_ACTIVATIONS:
         raise InputError(f"unsupported hidden_act {act!r} (supported: {', '.join(HF_ACTIVATIONS)})", config_path)
-    _check_hf_weights(path)
+    checkpoints.hf_weights_path(path)
+    if os.path.isfile(os.path.join(path, "vocab.txt")):
+        checkpoints.check_vocab_file(os.path.join(path, "vocab.txt"), config["vocab_size"], config_path)
     return Checkpoint("hf", path, HF_ACTIVATIONS[act], config)
 
 
@@ -127,9 +132,13 @@ def set_feedforward_activation(backbone: keras_hub.models.BertBackbone, activati
 
 def load_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> keras_hub.models.BertBackbone:
     """Load the pretrained backbone of a checkpoint with its weights and the right activation."""
+    from bert_tf import checkpoints
+
+    if checkpoint.kind in ("hf", "tf1"):
+        return checkpoints.load_pretrained_backbone(checkpoint, dropout)
+    if checkpoint.kind == "bert_tf":
+        return checkpoints.load_saved_backbone(checkpoint, dropout)
     kwargs: Dict[str, Any] = {}
-    if dropout is None and checkpoint.kind == "hf":
-        dropout = float(checkpoint.config.get("hidden_dropout_prob", 0.1))
     if dropout is not None:
         kwargs["dropout"] = float(dropout)
     try:

@@ -93,3 +93,8 @@ def print_table(title: str, rows: Dict[str, Any]) -> None:
     for key, value in rows.items():
         print(f"  {key.ljust(width)}  {value}")
     sys.stdout.flush()
+
+
+def remove_tree_quietly(path: str) -> None:
+    """Remove a directory this run created (after bad input), ignoring errors."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -9,6 +9,7 @@ positions, clipping to a global norm, and the update (loss scaling with `--use_a
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -49,7 +50,7 @@ class Trainer:
     def __init__(
         self,
         model: keras.Model,
-        optimizer: keras.optimizers.Optimizer,
+        optimizer: Optional[keras.optimizers.Optimizer],
         strategy: tf.distribute.Strategy,
         use_xla: bool = False,
         loss_scale: bool = False,
@@ -68,12 +69,13 @@ class Trainer:
         self.progress_min_batches = 20  # no bar for short validations inside an epoch's bar
         self.global_step = 0
         self.history: List[Dict[str, Any]] = []
-        with strategy.scope():
-            if loss_scale:
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            self.optimizer = optimizer
-            self.variables = list(model.trainable_variables)
-            self.optimizer.build(self.variables)
+        self.variables = list(model.trainable_variables)
+        self.optimizer = optimizer  # None: prediction only
+        if optimizer is not None:
+            with strategy.scope():
+                if loss_scale:
+                    self.optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+                self.optimizer.build(self.variables)
         self._loss_scale = loss_scale
         self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True)
         self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True)
@@ -86,7 +88,9 @@ class Trainer:
             logits = self.model(features, training=True)
             loss_sum = masked_sparse_ce_sum(labels, logits)
             objective = loss_sum * multiplier
-        grads = tape.gradient(objective, self.variables)
+        # Dense gradients: Keras' Adam mis-handles embedding IndexedSlices with repeated ids
+        # (it sums squares of the duplicates), and all-reduce needs dense tensors anyway.
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
         preds = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return loss_sum, grads, preds
 
@@ -279,3 +283,17 @@ class BestModelMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
             if self.verbose:
                 print(f"  early stopping: no new best {self.monitor} for {self.patience} epoch(s)")
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Writes history.csv and one plot per metric (train vs validation by epoch) after every epoch."""
+
+    def __init__(self, trainer: Trainer, out_dir: str, metrics: Sequence[str]):
+        super().__init__()
+        self.trainer, self.out_dir, self.metrics = trainer, out_dir, tuple(metrics)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from bert_tf import reports
+
+        reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
+        reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)

@@ -95,13 +95,15 @@ parse_args() {
 
 apply_defaults() {
   local default_python=python3
+  # shellcheck disable=SC2016  # expanded when the queue is polled
+  local default_squeue='squeue -u "${USER:-$(id -un)}" -h'
   [[ -x $REPO_ROOT/.venv/bin/python ]] && default_python=$REPO_ROOT/.venv/bin/python
   : "${MODELS:=}" "${BATCH_SIZES:=32 64}" "${LEARNING_RATES:=5e-5 3e-5 2e-5 1e-5 5e-6}"
   : "${EPOCHS:=2 3 4}" "${SEEDS:=1 2 3}" "${TASK_NAME:=consensus}" "${DATA_DIR:=}"
   : "${OUT_DIR:=$REPO_ROOT/runs/grid}" "${CACHE_DIR:=}" "${LAUNCHER:=local}"
   : "${PYTHON:=$default_python}" "${RUNNER:=$REPO_ROOT/run_classifier.py}" "${EXTRA_FLAGS:=}"
   : "${TEMPLATE:=$SCRIPT_DIR/slurm/single_gpu.sbatch}" "${MAX_QUEUED:=0}" "${POLL_SECONDS:=60}"
-  : "${SQUEUE_CMD:=squeue -u \"\${USER:-\$(id -un)}\" -h}" "${SBATCH:=sbatch}"
+  : "${SQUEUE_CMD:=$default_squeue}" "${SBATCH:=sbatch}"
   : "${GPUS:=}" "${NODES:=}" "${CPUS_PER_TASK:=}" "${TIME_LIMIT:=}" "${PARTITION:=}" "${ACCOUNT:=}"
   : "${JOB_PREFIX:=grid}"
 }

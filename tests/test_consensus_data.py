@@ -210,7 +210,9 @@ def test_count_examples_edge_cases(tmp_path: Path, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7])
-def test_count_examples_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
+def test_count_examples_across_chunk_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
     monkeypatch.setattr(consensus, "COUNT_CHUNK_BYTES", chunk_bytes)
     generator = random.Random(chunk_bytes)
     for attempt in range(40):

@@ -98,7 +98,8 @@ def _parse_line(
     fields = text.split("\t")
     if len(fields) != COLUMN_COUNT:
         expected = " ".join(COLUMN_NAMES)
-        raise InputError(f"expected {COLUMN_COUNT} tab-separated columns ({expected}), found {len(fields)}", path, number)
+        problem = f"expected {COLUMN_COUNT} tab-separated columns ({expected}), found {len(fields)}"
+        raise InputError(problem, path, number)
     doc_id, annotation_id, label, left, mention, right = fields
     if not label or label != label.strip():
         raise InputError(f"invalid label {_excerpt(label)}: empty or with surrounding whitespace", path, number)

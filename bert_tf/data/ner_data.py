@@ -233,7 +233,8 @@ def _parse_string_list(cell: str, column: str, path: str, line: int) -> Tuple[st
     for position, element in enumerate(value, start=1):
         if not isinstance(element, str):
             kind = type(element).__name__
-            raise InputError(f"column {column!r}: element {position} is a {kind}, not a string: {_excerpt(repr(element))}", path, line)
+            problem = f"column {column!r}: element {position} is a {kind}, not a string: {_excerpt(repr(element))}"
+            raise InputError(problem, path, line)
     return tuple(value)
 
 
@@ -246,7 +247,9 @@ def _check_tags(tokens: Sequence[str], tags: Sequence[str], path: str, line: int
             raise InputError(f"invalid tag {_excerpt(tag)}: expected 'O', 'B-TYPE' or 'I-TYPE'", path, line)
 
 
-def _example_from_row(row: List[str], line: int, width: int, columns: Tuple[int, Optional[int]], path: str) -> NerExample:
+def _example_from_row(
+    row: List[str], line: int, width: int, columns: Tuple[int, Optional[int]], path: str
+) -> NerExample:
     """The NerExample of one CSV record."""
     if len(row) != width:
         raise InputError(f"the row has {len(row)} fields but the header has {width}", path, line)
@@ -262,7 +265,7 @@ def _example_from_row(row: List[str], line: int, width: int, columns: Tuple[int,
 
 
 def read_ner_csv(path: str, require_tags: bool = True) -> List[NerExample]:
-    """The examples of an NER CSV file (columns `tokens` and, when `require_tags`, `tags`)."""
+    """The examples of an NER CSV file: column `tokens`, and `tags` (required when `require_tags`, else optional)."""
     text = _decode_utf8(_read_file_bytes(path), path)
     _allow_csv_fields_up_to(len(text))
     records = _iter_csv_records(text, path)
@@ -330,7 +333,8 @@ def _csv_files_in(directory: str) -> str:
 def find_ner_files(data_path: str) -> Dict[str, str]:
     """{'train', 'val', 'test'} paths for a folder with all three splits, or {'data'} for one file to split."""
     if not os.path.isdir(data_path):
-        raise InputError("not a directory: expected a folder with train.csv, val.csv and test.csv, or data.csv", data_path)
+        expected = "expected a folder with train.csv, val.csv and test.csv, or data.csv"
+        raise InputError(f"not a directory: {expected}", data_path)
 
     def present(name: str) -> bool:
         return os.path.isfile(os.path.join(data_path, name))
@@ -373,6 +377,16 @@ def _conll_tag(tag: str, bare_tag_type: str, path: str, line: int) -> str:
     return tag
 
 
+def _tag_column_state(tagged: Optional[bool], columns: List[str], path: str, line: int) -> bool:
+    """Whether the file's token lines have a tag column (set by the first one); InputError when a line differs."""
+    has_tag = len(columns) >= 2
+    if tagged is None or tagged == has_tag:
+        return has_tag
+    if tagged:
+        raise InputError("the line has no tag column but earlier lines have one", path, line)
+    raise InputError("the line has a tag column but earlier lines have none", path, line)
+
+
 def _iter_conll_sentences(path: str, bare_tag_type: str) -> Iterator[NerExample]:
     """The sentences of a CoNLL-like file, streamed."""
     tokens: List[str] = []
@@ -388,11 +402,7 @@ def _iter_conll_sentences(path: str, bare_tag_type: str) -> Iterator[NerExample]
             continue
         if not columns[0]:
             raise InputError("empty token (the line starts with a tab)", path, number)
-        if tagged is None:
-            tagged = len(columns) >= 2
-        elif tagged != (len(columns) >= 2):
-            state = "has no tag column but earlier lines have one" if tagged else "has a tag column but earlier lines have none"
-            raise InputError(f"the line {state}", path, number)
+        tagged = _tag_column_state(tagged, columns, path, number)
         if not tokens:
             start = number
         tokens.append(columns[0])

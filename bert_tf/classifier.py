@@ -1,0 +1,146 @@
+"""The consensus entity-type classifier: feature caches, evaluation, and prediction files."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf import classifier_features as features
+from bert_tf.data import consensus
+from bert_tf.errors import InputError
+from bert_tf.io_utils import atomic_path
+from bert_tf.tokenization import WordPieceTokenizer
+
+NEGATIVE_LABEL = "out"
+
+
+def resolve_labels(labels_file: Optional[str], train_path: Optional[str]) -> Tuple[List[str], str]:
+    """The label list (from --labels_file, else the sorted training labels) and where it came from."""
+    if labels_file:
+        return consensus.read_labels_file(labels_file), labels_file
+    if not train_path:
+        raise InputError("no label set: give --labels_file (or train.tsv to collect the labels from)")
+    labels = consensus.collect_labels(train_path)
+    if not labels:
+        raise InputError("no examples", train_path)
+    return labels, f"labels of {train_path}"
+
+
+def split_path(data_dir: str, split: str) -> str:
+    """The path of train.tsv / dev.tsv / test.tsv in the data directory, which must exist."""
+    path = os.path.join(data_dir, f"{split}.tsv")
+    if not os.path.isfile(path):
+        raise InputError(f"missing {split}.tsv (the data directory must hold train.tsv, dev.tsv, test.tsv)", path)
+    return path
+
+
+def build_features(path: str, labels: Sequence[str], labels_source: str, tokenizer: WordPieceTokenizer,
+                   max_seq_length: int, replace_span: Optional[str], cache_root: str,
+                   check_labels: bool = True) -> features.CacheInfo:
+    """Featurize a consensus TSV once (validating every line) and reuse the on-disk cache after that."""
+
+    def records() -> Iterator[Tuple[str, str, str, str]]:
+        for e in consensus.iter_consensus_tsv(path, labels, labels_source, check_labels=check_labels):
+            yield e.label, e.left, e.mention, e.right
+
+    info = features.get_or_build_cache(records, path, cache_root, tokenizer, max_seq_length, replace_span, labels,
+                                       log=lambda message: print(message, flush=True))
+    if info.num_examples == 0:
+        raise InputError("no examples", path)
+    if info.mentions_truncated:
+        print(f"  {path}: {info.mentions_truncated} mention(s) longer than the half window were truncated")
+    return info
+
+
+def as_training_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Turn (features, labels) batches into the trainer's dict batches."""
+    return dataset.map(lambda feats, labels: {**feats, "labels": labels}, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def steps_for(num_examples: int, batch_size: int) -> int:
+    """Batches in one pass over the data (the last one may be partial)."""
+    return int(math.ceil(num_examples / batch_size))
+
+
+def predict_probabilities(trainer, info: features.CacheInfo, batch_size: int,
+                          on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
+                          keep: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and gold label ids (-1: none) of every example, in input order."""
+    dataset = as_training_batches(features.cache_dataset(info, batch_size, shuffle=False, seed=0))
+    probs: List[np.ndarray] = []
+    gold: List[np.ndarray] = []
+
+    def on_batch(out: Dict[str, np.ndarray]) -> None:
+        logits = out["logits"].astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(shifted)
+        p /= p.sum(axis=1, keepdims=True)
+        if on_rows is not None:
+            on_rows(p, out["labels"])
+        if keep:
+            probs.append(p)
+            gold.append(out["labels"])
+
+    trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch, description="  predict")
+    if not keep:
+        return np.zeros((0, len(info.labels))), np.zeros(0, np.int32)
+    return np.concatenate(probs), np.concatenate(gold).astype(np.int32)
+
+
+def cross_entropy(probs: np.ndarray, gold: np.ndarray) -> float:
+    """Mean negative log-likelihood of the gold labels."""
+    picked = probs[np.arange(len(gold)), gold]
+    return float(-np.mean(np.log(np.maximum(picked, 1e-300)))) if len(gold) else 0.0
+
+
+def evaluate(trainer, info: features.CacheInfo, labels: Sequence[str], batch_size: int) -> Dict:
+    """Loss and classification metrics (per class, averages, entity vs out, confusion matrix)."""
+    from bert_tf.metrics import classification_metrics
+
+    probs, gold = predict_probabilities(trainer, info, batch_size)
+    if np.any(gold < 0):
+        raise InputError("evaluation data has examples without a known label", info.cache_dir)
+    metrics = classification_metrics(gold, probs.argmax(axis=1), labels,
+                                     NEGATIVE_LABEL if NEGATIVE_LABEL in labels else None)
+    return {"loss": cross_entropy(probs, gold), **metrics}
+
+
+def _format_probs(p: np.ndarray) -> List[str]:
+    return [f"{x:.6g}" for x in p]
+
+
+def write_prediction_files(trainer, info: features.CacheInfo, input_path: str, labels: Sequence[str],
+                           batch_size: int, out_dir: str) -> Tuple[str, str, int]:
+    """Write test_results.tsv and output_with_probabilities.tsv (input order), streaming."""
+    results_path = os.path.join(out_dir, "test_results.tsv")
+    full_path = os.path.join(out_dir, "output_with_probabilities.tsv")
+    examples = consensus.iter_consensus_tsv(input_path, check_labels=False)
+    written = 0
+    with contextlib.ExitStack() as stack:
+        tmp_results = stack.enter_context(atomic_path(results_path))
+        tmp_full = stack.enter_context(atomic_path(full_path))
+        results = stack.enter_context(open(tmp_results, "w", encoding="utf-8", newline="\n"))
+        full = stack.enter_context(open(tmp_full, "w", encoding="utf-8", newline="\n"))
+        results.write("\t".join(labels) + "\n")
+        full.write("\t".join(["doc_id", "annotation_id", "label", "left_context", "mention", "right_context",
+                              "predicted_label", *labels]) + "\n")
+
+        def on_rows(probs: np.ndarray, _gold: np.ndarray) -> None:
+            nonlocal written
+            for p in probs:
+                e = next(examples)
+                shown = _format_probs(p)
+                results.write("\t".join(shown) + "\n")
+                full.write("\t".join([e.doc_id, e.annotation_id, e.label, e.left, e.mention, e.right,
+                                      labels[int(np.argmax(p))], *shown]) + "\n")
+                written += 1
+
+        predict_probabilities(trainer, info, batch_size, on_rows, keep=False)
+        if next(examples, None) is not None or written != info.num_examples:
+            raise RuntimeError(f"{input_path}: {written} predictions for {info.num_examples} examples")
+    return results_path, full_path, written

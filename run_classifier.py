@@ -1,0 +1,249 @@
+"""Fine-tune BERT (BioBERT) to classify dictionary-tagger matches: che, dis, ggp, org or out.
+
+NVIDIA run_classifier style:
+
+    python run_classifier.py --task_name=consensus --data_dir=data --output_dir=out \
+        --bert_model=/models/biobert --do_train --do_eval --do_predict \
+        --max_seq_length=256 --train_batch_size=32 --learning_rate=2e-5 --num_train_epochs=4 \
+        --replace_span=[unused1]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Dict, Optional, Sequence
+
+from absl import app, flags
+
+from bert_tf import flags as shared_flags
+from bert_tf.errors import InputError
+
+shared_flags.define_shared_flags()
+flags.DEFINE_enum("task_name", "consensus", ["consensus"], "The data format (one DataProcessor per format).")
+flags.DEFINE_string("data_dir", None, "Folder with train.tsv, dev.tsv, test.tsv (six tab-separated columns).")
+flags.DEFINE_string("output_dir", None, "Output folder: model, reports, plots, predictions.")
+flags.DEFINE_string("labels_file", None, "Label set, one a line (default: the sorted labels of train.tsv).")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length in sub-tokens; the mention starts at its middle.")
+flags.DEFINE_bool("do_train", False, "Train on train.tsv (validating on dev.tsv after every epoch).")
+flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt/.json, confusion_matrix.png.")
+flags.DEFINE_integer("train_batch_size", 32, "Global training batch size (split across replicas).")
+flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
+flags.DEFINE_integer("predict_batch_size", 64, "Prediction batch size.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs (a fraction trains part of the last epoch).")
+flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warm-up.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save training state every N steps.")
+flags.DEFINE_string("replace_span", None, "Replace the mention with this single token (published runs: [unused1]).")
+flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
+flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled [CLS] output.")
+flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
+                    "between runs on the same data, e.g. in a grid search.")
+flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv).")
+flags.DEFINE_alias("use_fp16", "use_amp")
+flags.FLAGS.set_default("learning_rate", 5e-6)
+FLAGS = flags.FLAGS
+
+from bert_tf import classifier, distribution, models, optimization, reports, runtime  # noqa: E402
+from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
+from bert_tf.metrics import format_classification_report  # noqa: E402
+from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
+from bert_tf.training import HistoryWriter, Trainer  # noqa: E402
+
+
+def check_flags() -> None:
+    """Reject flag combinations that cannot work, before anything is read or written."""
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        raise InputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
+    if not FLAGS.output_dir:
+        raise InputError("--output_dir is required")
+    if FLAGS.max_seq_length < 8:
+        raise InputError(f"--max_seq_length={FLAGS.max_seq_length}: must be at least 8")
+    for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+        if FLAGS[name].value < 1:
+            raise InputError(f"--{name}={FLAGS[name].value}: must be at least 1")
+    if FLAGS.num_train_epochs <= 0:
+        raise InputError(f"--num_train_epochs={FLAGS.num_train_epochs}: must be positive")
+    if not 0.0 <= FLAGS.warmup_proportion < 1.0:
+        raise InputError(f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
+    if (FLAGS.do_train or FLAGS.do_eval) and not FLAGS.data_dir:
+        raise InputError("--data_dir is required for --do_train and --do_eval")
+
+
+def load_pretrained() -> tuple:
+    """The pretrained checkpoint and its tokenizer (for training)."""
+    if not FLAGS.bert_model:
+        raise InputError("--bert_model is required for --do_train")
+    checkpoint = models.find_checkpoint(FLAGS.bert_model)
+    directory = models.resolve_model_dir(checkpoint.path) if checkpoint.kind == "bert_tf" else checkpoint.path
+    tokenizer = WordPieceTokenizer.from_model_dir(directory, FLAGS.do_lower_case)
+    return checkpoint, tokenizer
+
+
+def cache_root() -> str:
+    """Where feature caches live."""
+    return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
+
+
+def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str) -> models.TaskModel:
+    """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
+    checkpoint, tokenizer = load_pretrained()
+    train_path = classifier.split_path(FLAGS.data_dir, "train")
+    dev_path = classifier.split_path(FLAGS.data_dir, "dev")
+    make = lambda path: classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
+                                                  FLAGS.replace_span, cache_root())
+    train_info, dev_info = make(train_path), make(dev_path)
+    steps_per_epoch = classifier.steps_for(train_info.num_examples, FLAGS.train_batch_size)
+    total_steps = max(1, int(round(FLAGS.num_train_epochs * steps_per_epoch)))
+    epochs = int(math.ceil(total_steps / steps_per_epoch))
+    with run.strategy.scope():
+        task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout)
+        schedule = optimization.WarmupLinearDecay(
+            FLAGS.learning_rate, int(FLAGS.warmup_proportion * total_steps), total_steps)
+        optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
+    trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
+                      log_every=FLAGS.log_every, verbose=FLAGS.verbose)
+    runtime.print_table("bert-tf consensus classifier", {
+        "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
+                 f"activation {checkpoint.activation})",
+        "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
+        "labels": f"{', '.join(labels)} (from {labels_source})",
+        "data": f"train {train_info.num_examples}, dev {dev_info.num_examples} examples; "
+                f"max_seq_length {FLAGS.max_seq_length}; replace_span {FLAGS.replace_span}",
+        "devices": distribution.describe_devices(run.strategy),
+        "batch": run.describe_batch(FLAGS.train_batch_size),
+        "steps": f"{steps_per_epoch} per epoch, {total_steps} in all ({FLAGS.num_train_epochs:g} epochs), "
+                 f"warm-up {int(FLAGS.warmup_proportion * total_steps)}",
+        "optimizer": f"{FLAGS.optimizer}, peak learning rate {FLAGS.learning_rate:g}, weight decay "
+                     f"{FLAGS.weight_decay:g}, clip norm 1.0",
+        "precision": run.precision, "xla": FLAGS.use_xla,
+    })
+    predictions = {"preds": [], "labels": []}
+
+    def make_epoch_dataset(epoch: int):
+        from bert_tf import classifier_features as cf
+
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        data = cf.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
+        return classifier.as_training_batches(data).take(steps), steps
+
+    def collect(out: Dict) -> None:
+        predictions["preds"].append(out["preds"])
+        predictions["labels"].append(out["labels"])
+
+    def train_metrics() -> Dict[str, float]:
+        import numpy as np
+
+        preds, gold = np.concatenate(predictions["preds"]), np.concatenate(predictions["labels"])
+        predictions["preds"], predictions["labels"] = [], []
+        return {"accuracy": float(np.mean(preds == gold))}
+
+    def validate() -> Dict[str, float]:
+        metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
+        return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
+
+    callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
+    started = time.time()
+    trainer.fit(make_epoch_dataset, epochs, validate, collect, train_metrics, 1, callbacks)
+    print(f"training took {time.time() - started:.1f} s")
+    if run.chief:
+        models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
+                          {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
+                           "flags": runtime.flag_values(flags)})
+    return task, trainer
+
+
+def load_trained(run: distribution.RunContext) -> tuple:
+    """A saved classifier (from --output_dir/model, or --bert_model if that is a bert-tf model)."""
+    candidates = [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, models.SAVED_MODEL_META)):
+            with run.strategy.scope():
+                task = models.load_saved_model(path)
+            if task.head != "sequence":
+                raise InputError("this saved model is not a sequence classifier", path)
+            return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
+    raise InputError("no trained model: train with --do_train first, or point --bert_model at a saved model",
+                     candidates[0])
+
+
+def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
+    """Evaluate on dev.tsv and write eval_results.txt/.json and confusion_matrix.png."""
+    dev_path = classifier.split_path(FLAGS.data_dir, "dev")
+    info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
+                                     int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
+                                     task.meta.get("replace_span", FLAGS.replace_span), cache_root())
+    metrics = classifier.evaluate(trainer, info, task.labels, FLAGS.eval_batch_size)
+    report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")
+    if chief:
+        write_json_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), metrics)
+        write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"), report)
+        reports.plot_confusion_matrix(metrics["confusion_matrix"], task.labels,
+                                      os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
+                                      title="Confusion matrix (dev)")
+    print(report)
+
+
+def predict(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
+    """Write test_results.tsv and output_with_probabilities.tsv for the prediction file."""
+    path = FLAGS.predict_file or classifier.split_path(FLAGS.data_dir or "", "test")
+    info = classifier.build_features(path, task.labels, "the model's labels", task.tokenizer,
+                                     int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
+                                     task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
+                                     check_labels=False)
+    started = time.time()
+    if chief:
+        results, full, count = classifier.write_prediction_files(
+            trainer, info, path, task.labels, FLAGS.predict_batch_size, FLAGS.output_dir)
+        seconds = time.time() - started
+        print(f"predicted {count} examples in {seconds:.1f} s ({count / max(seconds, 1e-9):.0f} examples/s); "
+              f"wrote {results} and {full}")
+
+
+def check_outputs() -> None:
+    """Refuse to overwrite earlier results unless --overwrite_output_dir is given."""
+    if FLAGS.do_train:
+        runtime.check_output_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, "output_dir")
+        return
+    planned = (["eval_results.json", "eval_results.txt"] if FLAGS.do_eval else []) + (
+        ["test_results.tsv", "output_with_probabilities.tsv"] if FLAGS.do_predict else [])
+    for name in planned:
+        path = os.path.join(FLAGS.output_dir, name)
+        if os.path.exists(path) and not FLAGS.overwrite_output_dir:
+            raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+
+@runtime.exit_on_input_error
+def main(argv: Sequence[str]) -> None:
+    """--do_train, --do_eval and --do_predict, in that order."""
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_flags()
+    labels, labels_source = None, None
+    if FLAGS.do_train:
+        labels, labels_source = classifier.resolve_labels(
+            FLAGS.labels_file, classifier.split_path(FLAGS.data_dir, "train"))
+    check_outputs()
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution)
+    created = not os.path.exists(FLAGS.output_dir)
+    try:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        if run.chief:
+            runtime.write_run_config(FLAGS.output_dir, runtime.flag_values(flags))
+        if FLAGS.do_train:
+            task, trainer = train(run, labels, labels_source)
+        else:
+            task, trainer = load_trained(run)
+    except InputError:
+        if created:
+            runtime.remove_tree_quietly(FLAGS.output_dir)
+        raise
+    if FLAGS.do_eval:
+        evaluate(task, trainer, run.chief)
+    if FLAGS.do_predict:
+        predict(task, trainer, run.chief)
+    print(f"outputs in {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)

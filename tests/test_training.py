@@ -1,0 +1,153 @@
+"""Schedules, optimizer groups (double_lr), frozen layers, loss masking and the training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf import models, optimization
+from bert_tf.tokenization import WordPieceTokenizer
+from bert_tf.training import Trainer, masked_sparse_ce_sum, validation_steps
+
+
+def test_warmup_linear_decay_values():
+    schedule = optimization.WarmupLinearDecay(1e-3, warmup_steps=10, total_steps=50)
+    got = [float(schedule(s)) for s in (0, 5, 10, 30, 50, 60)]
+    assert got == pytest.approx([0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0])
+
+
+def test_epoch_exponential_decay_values():
+    schedule = optimization.EpochExponentialDecay(1e-3, gamma=0.5, steps_per_epoch=4)
+    got = [float(schedule(s)) for s in (0, 3, 4, 7, 8, 12)]
+    assert got == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 1.25e-4])
+
+
+def test_masked_loss_ignores_minus_one():
+    logits = tf.constant([[[2.0, 0.0], [0.0, 3.0], [9.0, -9.0]]])
+    labels = tf.constant([[0, 1, -1]])
+    expected = -np.log(np.exp(2) / (np.exp(2) + 1)) - np.log(np.exp(3) / (np.exp(3) + 1))
+    assert float(masked_sparse_ce_sum(labels, logits)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_validation_steps_are_evenly_spaced():
+    assert validation_steps(10, 1) == {10}
+    assert validation_steps(10, 2) == {5, 10}
+    assert validation_steps(10, 3) == {4, 7, 10}
+    assert validation_steps(2, 5) == {1, 2}
+    assert validation_steps(10, 0) == set()
+
+
+def _task(tiny_checkpoint, freeze=0):
+    checkpoint = models.find_checkpoint(tiny_checkpoint)
+    tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
+    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
+    frozen = models.freeze_layers(task.backbone, freeze)
+    return task, frozen
+
+
+def _batch(seed=0, batch=4, length=12, labels=3):
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(5, 30, size=(batch, length)).astype(np.int32)
+    return {"token_ids": token_ids, "padding_mask": np.ones_like(token_ids), "segment_ids": np.zeros_like(token_ids),
+            "labels": rng.integers(0, labels, size=(batch, length)).astype(np.int32)}
+
+
+def _one_epoch(trainer, batches, lr_log=None):
+    def make(epoch):
+        data = tf.data.Dataset.from_tensor_slices({k: np.stack([b[k] for b in batches]) for k in batches[0]})
+        return data, len(batches)
+
+    def on_outputs(_):
+        if lr_log is not None:
+            lr_log.append(optimization.current_learning_rate(trainer.optimizer))
+
+    return trainer.fit(make, 1, None, on_outputs, lambda: {}, 0)
+
+
+def test_double_lr_moves_encoder_ten_times_less(tiny_checkpoint):
+    task, _ = _task(tiny_checkpoint)
+    lr = 1e-3
+    optimizer = optimization.make_optimizer(
+        "adamw", lr, 0.0, multiplier_of=lambda v: 1.0 if models.is_head_variable(v) else 0.1)
+    trainer = Trainer(task.model, optimizer, tf.distribute.get_strategy(), log_every=1, verbose=False)
+    before = {v.path: v.numpy().copy() for v in task.model.trainable_variables}
+    _one_epoch(trainer, [_batch()])
+    # Adam's first step moves every weight with a non-zero gradient by lr * g/(|g|+eps) ~ lr.
+    head = [np.abs(v.numpy() - before[v.path]).max() for v in task.model.trainable_variables
+            if models.is_head_variable(v)]
+    encoder = [np.abs(v.numpy() - before[v.path]).max() for v in task.model.trainable_variables
+               if not models.is_head_variable(v)]
+    assert max(head) == pytest.approx(lr, rel=0.02)
+    assert max(encoder) == pytest.approx(lr / 10, rel=0.02)
+
+
+def test_weight_decay_skips_layernorm_and_bias(tiny_checkpoint):
+    task, _ = _task(tiny_checkpoint)
+    optimizer = optimization.make_optimizer("adamw", 1e-2, 0.5)
+    optimizer.build(task.model.trainable_variables)
+    decayed = {v.path for v in task.model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert "classifier/kernel" in decayed
+    assert not any(p.endswith(("bias", "gamma", "beta")) for p in decayed)
+    assert any("layer_norm" in v.path for v in task.model.trainable_variables)
+
+
+@pytest.mark.parametrize("freeze,frozen_prefixes,trained_prefix", [
+    (1, ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm",
+         "transformer_layer_0/"), "transformer_layer_1/"),
+    (-1, ("token_embedding", "embeddings_layer_norm"), "transformer_layer_0/"),
+])
+def test_frozen_weights_do_not_change(tiny_checkpoint, freeze, frozen_prefixes, trained_prefix):
+    task, _ = _task(tiny_checkpoint, freeze)
+    before = {v.path: v.numpy().copy() for v in task.model.weights}
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-2, 0.01), tf.distribute.get_strategy(),
+                      verbose=False)
+    _one_epoch(trainer, [_batch(0), _batch(1)])
+    after = {v.path: v.numpy() for v in task.model.weights}
+    for path in before:
+        changed = not np.array_equal(before[path], after[path])
+        if path.startswith(frozen_prefixes):
+            assert not changed, path
+        if path.startswith(trained_prefix) and path.endswith("kernel"):
+            assert changed, path
+
+
+def test_freeze_layers_rejects_out_of_range(tiny_checkpoint):
+    from bert_tf.errors import InputError
+
+    task, _ = _task(tiny_checkpoint)
+    with pytest.raises(InputError, match="freeze_layers=5"):
+        models.freeze_layers(task.backbone, 5)
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_observed_learning_rates_follow_the_schedule(tiny_checkpoint, linear):
+    task, _ = _task(tiny_checkpoint)
+    steps = 5
+    schedule = (optimization.WarmupLinearDecay(1e-3, 2, 2 * steps) if linear
+                else optimization.EpochExponentialDecay(1e-3, 0.5, steps))
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", schedule, 0.0),
+                      tf.distribute.get_strategy(), log_every=1, verbose=False)
+    observed = []
+    for _ in range(2):
+        _one_epoch(trainer, [_batch(i) for i in range(steps)], observed)
+    # the rate the optimizer will use for the next step, after steps 1..10
+    expected = [float(schedule(s)) for s in range(1, 2 * steps + 1)]
+    assert observed == pytest.approx(expected)
+    if linear:
+        assert observed[-1] == 0.0 and max(observed) == pytest.approx(1e-3)
+    else:
+        assert observed[4:9] == pytest.approx([5e-4] * 5)
+
+
+def test_nan_loss_stops_with_the_step(tiny_checkpoint):
+    from bert_tf.training import TrainingDiverged
+
+    task, _ = _task(tiny_checkpoint)
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.0), tf.distribute.get_strategy(),
+                      log_every=1, verbose=False)
+    _one_epoch(trainer, [_batch(0)])
+    task.model.get_layer("classifier").kernel.assign(np.full(task.model.get_layer("classifier").kernel.shape,
+                                                             np.nan, np.float32))
+    with pytest.raises(TrainingDiverged, match="at step 2"):
+        _one_epoch(trainer, [_batch(1)])
