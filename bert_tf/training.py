@@ -147,12 +147,18 @@ class Trainer:
         """Run the model over `dataset`, handing each batch's outputs (numpy) to `on_batch`."""
         show = self.verbose and num_batches is not None and num_batches >= self.progress_min_batches
         progbar = ProgressBar(num_batches, description, unit="batch") if show else None
-        for i, batch in enumerate(self.distribute(dataset)):
+        iterator = iter(self.distribute(dataset))
+        i = 0
+        while num_batches is None or i < num_batches:  # never ask past a known end (see fit)
+            batch = next(iterator, None)
+            if batch is None:
+                break
             out = {k: v.numpy() for k, v in self._predict_step(batch).items()}
             if on_batch is not None:
                 on_batch(out)
+            i += 1
             if progbar is not None:
-                progbar.update(i + 1)
+                progbar.update(i)
 
     def fit(
         self,
@@ -185,7 +191,13 @@ class Trainer:
             loss_total, loss_steps, pending = 0.0, 0, []
             last_val: Dict[str, float] = {}
             started = time.time()
-            for step, batch in enumerate(self.distribute(dataset)):
+            iterator = iter(self.distribute(dataset))
+            for step in range(num_batches):
+                # Exactly num_batches requests: asking a distributed iterator for the element past
+                # the end can stall for tens of seconds while its prefetching winds down.
+                batch = next(iterator, None)
+                if batch is None:
+                    raise RuntimeError(f"the epoch's dataset ended after {step} of {num_batches} batches")
                 pending.append(self._train_step(batch))
                 self.global_step += 1
                 at_validation = (step + 1) in val_steps

@@ -1,0 +1,143 @@
+"""run_classifier.py end to end on the real consensus examples, reload, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import error_lines, run_script
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LABELS = ["che", "dis", "ggp", "org", "out"]
+
+
+def split_examples(source: Path, target: Path) -> Path:
+    """train/dev/test.tsv from the 1,000 real examples, split by document (no document in two splits)."""
+    lines = source.read_bytes().decode("utf-8").splitlines(keepends=True)
+    docs = sorted({line.split("\t", 1)[0] for line in lines})
+    split_of = {d: ("dev" if i % 10 == 0 else "test" if i % 10 == 1 else "train") for i, d in enumerate(docs)}
+    target.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev", "test"):
+        chosen = [line for line in lines if split_of[line.split("\t", 1)[0]] == split]
+        (target / f"{split}.tsv").write_text("".join(chosen), encoding="utf-8", newline="")
+    return target
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shared_data, minilm):
+    base = tmp_path_factory.mktemp("clf_e2e")
+    data = split_examples(shared_data / "consensus_example" / "examples.tsv", base / "data")
+    out = base / "out"
+    process = run_script(["run_classifier.py", f"--bert_model={minilm}", f"--data_dir={data}",
+                          f"--output_dir={out}", "--do_train", "--do_eval", "--do_predict",
+                          f"--labels_file={shared_data / 'consensus_example' / 'labels.txt'}",
+                          "--max_seq_length=64", "--train_batch_size=16", "--learning_rate=3e-4",
+                          "--num_train_epochs=5", "--seed=1", "--log_every=5"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    return data, out, process
+
+
+def test_training_beats_the_majority_class_and_writes_every_output(trained):
+    data, out, process = trained
+    results = json.loads((out / "eval_results.json").read_text())
+    dev = pd.read_csv(data / "dev.tsv", sep="\t", header=None, quoting=3)
+    majority = dev[2].value_counts().max() / len(dev)
+    assert results["num_examples"] == len(dev)
+    assert results["accuracy"] > majority + 0.15, (results["accuracy"], majority)
+    assert set(results["per_class"]) == set(LABELS)
+    assert {"detection", "typing"} <= set(results["entity_vs_out"])
+    for name in ("confusion_matrix.png", "loss.png", "accuracy.png"):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+    text = (out / "eval_results.txt").read_text()
+    assert "macro avg" in text and "gold \\ pred" in text
+    probs = pd.read_csv(out / "test_results.tsv", sep="\t")
+    test = (data / "test.tsv").read_text().splitlines()
+    assert list(probs.columns) == LABELS and len(probs) == len(test)
+    assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
+    full = pd.read_csv(out / "output_with_probabilities.tsv", sep="\t", quoting=3, keep_default_na=False,
+                       dtype=str)
+    assert full.annotation_id.tolist() == [line.split("\t")[1] for line in test]  # input order
+    assert (full.predicted_label == probs.idxmax(axis=1)).all()
+    assert "Epoch 5/5" in process.stdout and "validation at epoch" in process.stdout
+
+
+def test_saved_model_predicts_identically_without_training(trained, tmp_path):
+    data, out, _ = trained
+    before = (out / "test_results.tsv").read_text()
+    copy = tmp_path / "again"
+    shutil.copytree(out / "model", copy / "model")
+    process = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert (copy / "test_results.tsv").read_text() == before
+    refused = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"])
+    assert refused.returncode == 2 and "--overwrite_output_dir" in error_lines(refused)[0]
+
+
+ROW = "1\tT1\tche\tthe drug \tcisplatin\t was given DOCEND\n"
+
+
+def _data(tmp_path: Path, train_rows: str) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text(train_rows, encoding="utf-8", newline="")
+    (data / "dev.tsv").write_text(ROW, encoding="utf-8")
+    (data / "test.tsv").write_text(ROW, encoding="utf-8")
+    return data
+
+
+@pytest.mark.parametrize("rows,line,words", [
+    (ROW + "2\tT1\tche\tleft\tmention\n", 2, "found 5"),
+    (ROW + ROW.replace("\tche\t", "\tdrug\t"), 2, "drug"),
+    (ROW * 2 + ROW.replace("\tcisplatin\t", "\t  \t"), 3, "mention"),
+])
+def test_bad_training_rows_name_file_and_line(tmp_path, tiny_checkpoint, rows, line, words):
+    data = _data(tmp_path, rows)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("che\ndis\nggp\norg\nout\n")
+    out = tmp_path / "out"
+    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+                          f"--output_dir={out}", "--do_train", f"--labels_file={labels}", "--max_seq_length=16"])
+    assert process.returncode == 2, process.stderr[-2000:]
+    errors = error_lines(process)
+    assert len(errors) == 1 and f"{data / 'train.tsv'}:{line}:" in errors[0] and words in errors[0], errors
+    assert "Traceback" not in process.stderr
+    assert not out.exists()
+
+
+def test_missing_file_and_disagreeing_label_file(tmp_path, tiny_checkpoint):
+    data = _data(tmp_path, ROW)
+    (data / "dev.tsv").unlink()
+    out = tmp_path / "out"
+    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+                          f"--output_dir={out}", "--do_train", "--max_seq_length=16"])
+    assert process.returncode == 2 and "dev.tsv" in error_lines(process)[0]
+    (data / "dev.tsv").write_text(ROW)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dis\nout\n")
+    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+                          f"--output_dir={out}", "--do_train", f"--labels_file={labels}", "--max_seq_length=16"])
+    assert process.returncode == 2
+    assert "'che'" in error_lines(process)[0] and str(labels) in error_lines(process)[0]
+    assert not out.exists()
+
+
+def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
+    long_mention = " ".join(["cisplatin"] * 40)
+    rows = (ROW + ROW.replace("\tche\t", "\tout\t").replace("cisplatin", long_mention)).replace("\n", "\r\n") * 4
+    data = _data(tmp_path, rows)
+    out = tmp_path / "out"
+    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+                          f"--output_dir={out}", "--do_train", "--do_eval", "--max_seq_length=16",
+                          "--num_train_epochs=1", "--train_batch_size=4"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "mention(s) longer than the half window were truncated" in process.stdout
+    assert json.loads((out / "eval_results.json").read_text())["labels"] == ["che", "out"]
+
+
+def test_nothing_to_do_is_an_error(tmp_path):
+    process = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'o'}"])
+    assert process.returncode == 2 and "nothing to do" in error_lines(process)[0]
