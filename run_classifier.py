@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from absl import app, flags
 
@@ -33,7 +33,6 @@ flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 64, "Prediction batch size.")
 flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs (a fraction trains part of the last epoch).")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warm-up.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save training state every N steps.")
 flags.DEFINE_string("replace_span", None, "Replace the mention with this single token (published runs: [unused1]).")
 flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled [CLS] output.")
@@ -47,8 +46,8 @@ FLAGS = flags.FLAGS
 from bert_tf import classifier, distribution, models, optimization, reports, runtime  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
-from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
-from bert_tf.training import HistoryWriter, Trainer  # noqa: E402
+from bert_tf.checkpointing import TrainingCheckpointer  # noqa: E402
+from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
 def check_flags() -> None:
@@ -70,28 +69,24 @@ def check_flags() -> None:
         raise InputError("--data_dir is required for --do_train and --do_eval")
 
 
-def load_pretrained() -> tuple:
-    """The pretrained checkpoint and its tokenizer (for training)."""
-    if not FLAGS.bert_model:
-        raise InputError("--bert_model is required for --do_train")
-    checkpoint = models.find_checkpoint(FLAGS.bert_model)
-    directory = models.resolve_model_dir(checkpoint.path) if checkpoint.kind == "bert_tf" else checkpoint.path
-    tokenizer = WordPieceTokenizer.from_model_dir(directory, FLAGS.do_lower_case)
-    return checkpoint, tokenizer
-
-
 def cache_root() -> str:
     """Where feature caches live."""
     return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
 
 
-def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str) -> models.TaskModel:
+def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str,
+          fingerprint: Dict) -> Tuple[models.TaskModel, Trainer]:
     """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
-    checkpoint, tokenizer = load_pretrained()
+    checkpoint, tokenizer = models.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+                                                   FLAGS.init_checkpoint, FLAGS.do_lower_case)
+    positions = models.max_positions(checkpoint)
+    if positions is not None and FLAGS.max_seq_length > positions:
+        raise InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds the model's {positions} position "
+                         "embeddings", checkpoint.path)
     train_path = classifier.split_path(FLAGS.data_dir, "train")
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     make = lambda path: classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
-                                                  FLAGS.replace_span, cache_root())
+                                                  FLAGS.replace_span, cache_root(), chief=run.chief)
     train_info, dev_info = make(train_path), make(dev_path)
     steps_per_epoch = classifier.steps_for(train_info.num_examples, FLAGS.train_batch_size)
     total_steps = max(1, int(round(FLAGS.num_train_epochs * steps_per_epoch)))
@@ -118,33 +113,24 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
         "precision": run.precision, "xla": FLAGS.use_xla,
     })
-    predictions = {"preds": [], "labels": []}
-
-    def make_epoch_dataset(epoch: int):
+    def make_epoch_dataset(epoch: int, first_step: int = 0):
         from bert_tf import classifier_features as cf
 
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         data = cf.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
-        return classifier.as_training_batches(data).take(steps), steps
-
-    def collect(out: Dict) -> None:
-        predictions["preds"].append(out["preds"])
-        predictions["labels"].append(out["labels"])
-
-    def train_metrics() -> Dict[str, float]:
-        import numpy as np
-
-        preds, gold = np.concatenate(predictions["preds"]), np.concatenate(predictions["labels"])
-        predictions["preds"], predictions["labels"] = [], []
-        return {"accuracy": float(np.mean(preds == gold))}
+        return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
+    tracker = OutputTracker(["preds", "labels"], classifier.training_metrics)
     callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
+    checkpointer = TrainingCheckpointer(runtime.checkpoint_directory(FLAGS.output_dir, run.chief), task.model,
+                                        trainer.optimizer, fingerprint)
     started = time.time()
-    trainer.fit(make_epoch_dataset, epochs, validate, collect, train_metrics, 1, callbacks)
+    trainer.fit(make_epoch_dataset, epochs, validate, tracker, tracker.result, 1, callbacks, checkpointer,
+                FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
     if run.chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
@@ -172,7 +158,8 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
-                                     task.meta.get("replace_span", FLAGS.replace_span), cache_root())
+                                     task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
+                                     chief=chief)
     metrics = classifier.evaluate(trainer, info, task.labels, FLAGS.eval_batch_size)
     report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")
     if chief:
@@ -190,20 +177,22 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     info = classifier.build_features(path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
-                                     check_labels=False)
+                                     check_labels=False, chief=chief)
     started = time.time()
+    # Every worker predicts (collective ops); only the chief writes.
+    results, full, count = classifier.write_prediction_files(
+        trainer, info, path, task.labels, FLAGS.predict_batch_size, FLAGS.output_dir, chief)
     if chief:
-        results, full, count = classifier.write_prediction_files(
-            trainer, info, path, task.labels, FLAGS.predict_batch_size, FLAGS.output_dir)
         seconds = time.time() - started
         print(f"predicted {count} examples in {seconds:.1f} s ({count / max(seconds, 1e-9):.0f} examples/s); "
               f"wrote {results} and {full}")
 
 
-def check_outputs() -> None:
-    """Refuse to overwrite earlier results unless --overwrite_output_dir is given."""
+def check_outputs(fingerprint: Optional[Dict]) -> None:
+    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine)."""
     if FLAGS.do_train:
-        runtime.check_output_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, "output_dir")
+        runtime.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
+                                     fingerprint)
         return
     planned = (["eval_results.json", "eval_results.txt"] if FLAGS.do_eval else []) + (
         ["test_results.tsv", "output_with_probabilities.tsv"] if FLAGS.do_predict else [])
@@ -219,19 +208,21 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
-    labels, labels_source = None, None
+    labels, labels_source, fingerprint = None, None, None
     if FLAGS.do_train:
-        labels, labels_source = classifier.resolve_labels(
-            FLAGS.labels_file, classifier.split_path(FLAGS.data_dir, "train"))
-    check_outputs()
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution)
+        train_path = classifier.split_path(FLAGS.data_dir, "train")
+        labels, labels_source = classifier.resolve_labels(FLAGS.labels_file, train_path)
+        fingerprint = runtime.run_fingerprint(runtime.flag_values(flags),
+                                              [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
+    check_outputs(fingerprint)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic)
     created = not os.path.exists(FLAGS.output_dir)
     try:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         if run.chief:
             runtime.write_run_config(FLAGS.output_dir, runtime.flag_values(flags))
         if FLAGS.do_train:
-            task, trainer = train(run, labels, labels_source)
+            task, trainer = train(run, labels, labels_source, fingerprint)
         else:
             task, trainer = load_trained(run)
     except InputError:

@@ -44,12 +44,15 @@ flags.DEFINE_string("predict_output", None, "Predictions CSV (default: <save_mod
 FLAGS = flags.FLAGS
 
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
-from bert_tf import distribution, models, ner, optimization, reports, runtime  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bert_tf import distribution, models, ner, optimization, runtime  # noqa: E402
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
 from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
-from bert_tf.training import BestModelMonitor, HistoryWriter, Trainer  # noqa: E402
+from bert_tf.checkpointing import TrainingCheckpointer  # noqa: E402
+from bert_tf.training import BestModelMonitor, HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
 def check_flags() -> None:
@@ -79,15 +82,10 @@ def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
 
 def load_checkpoint(max_len: int) -> Tuple[models.Checkpoint, WordPieceTokenizer]:
     """The pretrained checkpoint and its tokenizer, checked against --max_len."""
-    if not FLAGS.bert_model:
-        raise InputError("--bert_model is required for training")
-    checkpoint = models.find_checkpoint(FLAGS.bert_model)
-    tokenizer = WordPieceTokenizer.from_model_dir(
-        models.resolve_model_dir(checkpoint.path) if checkpoint.kind == "bert_tf" else checkpoint.path,
-        FLAGS.do_lower_case)
-    positions = checkpoint.config.get("max_position_embeddings",
-                                      checkpoint.config.get("max_sequence_length", max_len))
-    if isinstance(positions, int) and max_len > positions:
+    checkpoint, tokenizer = models.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+                                                   FLAGS.init_checkpoint, FLAGS.do_lower_case)
+    positions = models.max_positions(checkpoint)
+    if positions is not None and max_len > positions:
         raise InputError(f"--max_len={max_len} exceeds the model's {positions} position embeddings", checkpoint.path)
     return checkpoint, tokenizer
 
@@ -111,28 +109,26 @@ def train(out_dir: str) -> None:
     for split in ("val", "test"):
         source = datasets[split][0].source if datasets[split] else FLAGS.data_path
         ner_data.check_known_tags(datasets[split], labels, source)
-    runtime.check_output_dir(out_dir, FLAGS.overwrite_output_dir, "save_model_path")
+    data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
+    fingerprint = runtime.run_fingerprint(runtime.flag_values(flags), data_files)
+    runtime.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path", fingerprint)
 
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution)
-    strategy, chief = run.strategy, run.chief
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic)
     label_to_id = {label: i for i, label in enumerate(labels)}
-
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
     train_rows, words_cut, docs_cut = ner.training_rows(
         pieces, [[label_to_id[t] for t in e.tags] for e in train_docs], FLAGS.max_len, tokenizer)
-    val_set = ner.make_eval_set([e.tokens for e in datasets["val"]], [e.tags for e in datasets["val"]],
-                                label_to_id, tokenizer, FLAGS.max_len)
-    test_set = ner.make_eval_set([e.tokens for e in datasets["test"]], [e.tags for e in datasets["test"]],
-                                 label_to_id, tokenizer, FLAGS.max_len)
+    val_set, test_set = (ner.make_eval_set([e.tokens for e in datasets[s]], [e.tags for e in datasets[s]],
+                                           label_to_id, tokenizer, FLAGS.max_len) for s in ("val", "test"))
     buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length)
     steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
 
-    with strategy.scope():
+    with run.strategy.scope():
         task = models.build_task_model(checkpoint, tokenizer, labels, "token", FLAGS.classifier_dropout)
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
         optimizer = build_optimizer(task, steps_per_epoch)
-    trainer = Trainer(task.model, optimizer, strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
+    trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=("row_id",), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
     runtime.print_table("bert-tf NER", {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
@@ -142,7 +138,7 @@ def train(out_dir: str) -> None:
         "data": f"train {len(train_docs)}, val {val_set.num_docs}, test {test_set.num_docs} documents"
                 + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if was_split else ""),
         "truncation": f"{words_cut} training words in {docs_cut} documents cut at max_len={FLAGS.max_len}",
-        "devices": distribution.describe_devices(strategy),
+        "devices": distribution.describe_devices(run.strategy),
         "batch": run.describe_batch(FLAGS.batch_size),
         "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
         "precision": run.precision, "xla": FLAGS.use_xla,
@@ -151,49 +147,47 @@ def train(out_dir: str) -> None:
     })
 
     os.makedirs(out_dir, exist_ok=True)
-    run_config = {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path}
-    if chief:
-        runtime.write_run_config(out_dir, runtime.flag_values(flags), run_config)
+    if run.chief:
+        runtime.write_run_config(out_dir, runtime.flag_values(flags),
+                                 {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path})
         if was_split:
             for split, examples in datasets.items():
                 ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
     model_dir = os.path.join(out_dir, "model")
-    collector = ner.TrainingTagCollector(train_rows)
 
-    def make_epoch_dataset(epoch: int):
-        rng = __import__("numpy").random.default_rng([FLAGS.seed, epoch])
-        batches = ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, True, rng)
-        return ner.batches_dataset(train_rows, batches, buckets, tokenizer.pad_id, FLAGS.num_workers), len(batches)
+    def make_epoch_dataset(epoch: int, first_step: int = 0):
+        batches = ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, True,
+                                   np.random.default_rng([FLAGS.seed, epoch]))
+        dataset = ner.batches_dataset(train_rows, batches[first_step:], buckets, tokenizer.pad_id, FLAGS.num_workers)
+        return dataset, len(batches)
 
     def validate() -> Dict[str, float]:
         metrics, _ = ner.evaluate(trainer, val_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
                                   FLAGS.num_workers)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["f1"]}
 
-    def train_metrics() -> Dict[str, float]:
-        from bert_tf.metrics import ner_metrics
-
-        result = ner_metrics([[labels[i] for i in g] for g in collector.gold],
-                             [[labels[i] for i in p] for p in collector.pred])
-        collector.reset()
-        return {"accuracy": result["accuracy"], "f1": result["f1"]}
-
     def save() -> None:
-        if chief:
+        if run.chief:
             models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": runtime.flag_values(flags)})
 
+    tracker = OutputTracker(["preds", "row_id"], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
-    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if chief else [])
+    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
+    checkpointer = TrainingCheckpointer(runtime.checkpoint_directory(out_dir, run.chief), task.model,
+                                        trainer.optimizer, fingerprint)
     started = time.time()
-    trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, collector, train_metrics,
-                FLAGS.num_validate_during_training, callbacks)
+    trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, tracker, tracker.result,
+                FLAGS.num_validate_during_training, callbacks, checkpointer, FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s; best validation F1 {monitor.best:.4f} "
           f"at epoch {monitor.best_position:.2f}")
+    monitor.restore_best(task.model, lambda: models.load_saved_model(model_dir).model.get_weights())
+    test(trainer, test_set, labels, buckets, tokenizer.pad_id, monitor, out_dir, run.chief)
 
-    best = models.load_saved_model(model_dir)
-    task.model.set_weights(best.model.get_weights())
-    metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
-                              FLAGS.num_workers)
+
+def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: List[int], pad_id: int,
+         monitor: BestModelMonitor, out_dir: str, chief: bool) -> None:
+    """Evaluate the best model on the test set; write and print the report."""
+    metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, pad_id, FLAGS.num_workers)
     metrics["best_validation_f1"] = monitor.best
     metrics["best_validation_epoch"] = monitor.best_position
     report = format_ner_report(metrics, metrics["loss"], title="Test set (best validation model)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
+import shutil
+import tempfile
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,20 +44,36 @@ def split_path(data_dir: str, split: str) -> str:
 
 def build_features(path: str, labels: Sequence[str], labels_source: str, tokenizer: WordPieceTokenizer,
                    max_seq_length: int, replace_span: Optional[str], cache_root: str,
-                   check_labels: bool = True) -> features.CacheInfo:
-    """Featurize a consensus TSV once (validating every line) and reuse the on-disk cache after that."""
+                   check_labels: bool = True, chief: bool = True) -> features.CacheInfo:
+    """Featurize a consensus TSV once (validating every line) and reuse the on-disk cache after that.
+
+    Workers other than the chief of a multi-worker run (`chief=False`) build their own cache in a
+    scratch directory removed at exit: they write nothing under the output directory and never
+    race the chief for the same cache directory."""
 
     def records() -> Iterator[Tuple[str, str, str, str]]:
         for e in consensus.iter_consensus_tsv(path, labels, labels_source, check_labels=check_labels):
             yield e.label, e.left, e.mention, e.right
 
-    info = features.get_or_build_cache(records, path, cache_root, tokenizer, max_seq_length, replace_span, labels,
+    root = cache_root if chief else _worker_cache_root()
+    info = features.get_or_build_cache(records, path, root, tokenizer, max_seq_length, replace_span, labels,
                                        log=lambda message: print(message, flush=True))
     if info.num_examples == 0:
         raise InputError("no examples", path)
     if info.mentions_truncated:
         print(f"  {path}: {info.mentions_truncated} mention(s) longer than the half window were truncated")
     return info
+
+
+_scratch_roots: List[str] = []
+
+
+def _worker_cache_root() -> str:
+    """This process's scratch feature-cache root (created once, removed when the process exits)."""
+    if not _scratch_roots:
+        _scratch_roots.append(tempfile.mkdtemp(prefix="bert_tf_worker_features_"))
+        atexit.register(shutil.rmtree, _scratch_roots[0], True)
+    return _scratch_roots[0]
 
 
 def as_training_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -67,26 +86,84 @@ def steps_for(num_examples: int, batch_size: int) -> int:
     return int(math.ceil(num_examples / batch_size))
 
 
+def training_metrics(parts: Dict[str, List[np.ndarray]]) -> Dict[str, float]:
+    """Accuracy of the predictions made during an epoch's training steps."""
+    preds, gold = np.concatenate(parts["preds"]), np.concatenate(parts["labels"])
+    keep = gold >= 0
+    return {"accuracy": float(np.mean(preds[keep] == gold[keep])) if keep.any() else 0.0}
+
+
+class InputOrder:
+    """Hands on rows of predictions in input order, exactly once each, whatever order they arrive in.
+
+    Each row carries its input position ("index"). Distributed prediction gathers the replicas'
+    rows (in input order with tf.distribute's splitting of batches, but that is not promised);
+    rows that arrive early wait here, rows seen before are dropped, and `finish` fails if any
+    position never arrived.
+    """
+
+    def __init__(self, total: int, emit: Callable[[Dict[str, np.ndarray]], None]):
+        self.total, self.emit = total, emit
+        self.next = 0  # the first position not emitted yet
+        self.duplicates = 0
+        self._waiting: Dict[int, Dict[str, np.ndarray]] = {}
+
+    def add(self, index: np.ndarray, rows: Dict[str, np.ndarray]) -> None:
+        """Take a batch of rows whose input positions are `index`."""
+        index = np.asarray(index, np.int64)
+        if not self._waiting and np.array_equal(index, np.arange(self.next, self.next + len(index))):
+            self.next += len(index)  # the usual case: the next rows, in order
+            if len(index):
+                self.emit(rows)
+            return
+        for r, i in enumerate(index.tolist()):
+            if i < self.next or i in self._waiting or i >= self.total:
+                self.duplicates += int(0 <= i < self.total)
+                continue
+            self._waiting[i] = {k: v[r] for k, v in rows.items()}
+        self._emit_ready()
+
+    def _emit_ready(self) -> None:
+        ready = []
+        while self.next in self._waiting:
+            ready.append(self._waiting.pop(self.next))
+            self.next += 1
+        if ready:
+            self.emit({k: np.stack([row[k] for row in ready]) for k in ready[0]})
+
+    def finish(self) -> None:
+        """Fail unless every position 0..total-1 was emitted."""
+        if self.next != self.total:
+            raise RuntimeError(f"prediction returned {self.next + len(self._waiting)} of {self.total} examples "
+                               f"(position {self.next} is missing)")
+
+
 def predict_probabilities(trainer, info: features.CacheInfo, batch_size: int,
                           on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
                           keep: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and gold label ids (-1: none) of every example, in input order."""
-    dataset = as_training_batches(features.cache_dataset(info, batch_size, shuffle=False, seed=0))
+    dataset = as_training_batches(features.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
     probs: List[np.ndarray] = []
     gold: List[np.ndarray] = []
+
+    def emit(rows: Dict[str, np.ndarray]) -> None:
+        if on_rows is not None:
+            on_rows(rows["probs"], rows["labels"])
+        if keep:
+            probs.append(rows["probs"])
+            gold.append(rows["labels"])
+
+    order = InputOrder(info.num_examples, emit)
 
     def on_batch(out: Dict[str, np.ndarray]) -> None:
         logits = out["logits"].astype(np.float64)
         shifted = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(shifted)
         p /= p.sum(axis=1, keepdims=True)
-        if on_rows is not None:
-            on_rows(p, out["labels"])
-        if keep:
-            probs.append(p)
-            gold.append(out["labels"])
+        order.add(out["index"], {"probs": p, "labels": out["labels"]})
 
     trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch, description="  predict")
+    order.finish()
     if not keep:
         return np.zeros((0, len(info.labels))), np.zeros(0, np.int32)
     return np.concatenate(probs), np.concatenate(gold).astype(np.int32)
@@ -115,8 +192,14 @@ def _format_probs(p: np.ndarray) -> List[str]:
 
 
 def write_prediction_files(trainer, info: features.CacheInfo, input_path: str, labels: Sequence[str],
-                           batch_size: int, out_dir: str) -> Tuple[str, str, int]:
-    """Write test_results.tsv and output_with_probabilities.tsv (input order), streaming."""
+                           batch_size: int, out_dir: str, chief: bool = True) -> Tuple[str, str, int]:
+    """Write test_results.tsv and output_with_probabilities.tsv (input order), streaming.
+
+    Every worker of a multi-worker run must call this (prediction runs collective ops); only the
+    chief writes, the others predict and return ("", "", 0)."""
+    if not chief:
+        predict_probabilities(trainer, info, batch_size, keep=False)
+        return "", "", 0
     results_path = os.path.join(out_dir, "test_results.tsv")
     full_path = os.path.join(out_dir, "output_with_probabilities.tsv")
     examples = consensus.iter_consensus_tsv(input_path, check_labels=False)

@@ -700,34 +700,53 @@ def cache_dataset(
     drop_remainder: bool = False,
     num_parallel_calls: int = AUTOTUNE,
     repeat: bool = False,
+    with_index: bool = False,
 ) -> "tf.data.Dataset":  # noqa: F821
     """A tf.data pipeline over a cache: ({"token_ids", "padding_mask", "segment_ids"}: int32
     [B, L], labels: int32 [B]). Without shuffle the order is the input order; with it,
     shards are interleaved in a seeded random order and examples go through a shuffle buffer
-    (reshuffled every epoch)."""
+    (reshuffled every epoch). `with_index` adds "index" (int32 [B]) to the features: each
+    example's position in the input, for putting distributed predictions back in order."""
     import tensorflow as tf
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    paths = tf.constant(info.shard_paths, tf.string, shape=[len(info.shard_paths)])
-    record_bytes = info.record_bytes
-    if shuffle and len(info.shard_paths) > 1:
-        files = tf.data.Dataset.from_tensor_slices(paths)
-        files = files.shuffle(len(info.shard_paths), seed=seed, reshuffle_each_iteration=True)
-        dataset = files.interleave(
-            lambda path: tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20),
-            cycle_length=min(len(info.shard_paths), 8), block_length=1,
-            num_parallel_calls=num_parallel_calls, deterministic=True,
-        )
-    else:
-        dataset = tf.data.FixedLengthRecordDataset(paths, record_bytes, buffer_size=1 << 20)
+    dataset = _indexed_records(info, shuffle, seed, num_parallel_calls)
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(_record_parser(info), num_parallel_calls=num_parallel_calls, deterministic=True)
+    parse = _record_parser(info)
+
+    def parse_indexed(indices, records):
+        features, labels = parse(records)
+        if with_index:
+            features["index"] = tf.cast(indices, tf.int32)
+        return features, labels
+
+    dataset = dataset.map(parse_indexed, num_parallel_calls=num_parallel_calls, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _indexed_records(info: CacheInfo, shuffle: bool, seed: int,
+                     num_parallel_calls: int) -> "tf.data.Dataset":  # noqa: F821
+    """(input position, raw record) of every example; shards in a seeded random order with shuffle."""
+    import tensorflow as tf
+
+    record_bytes = info.record_bytes
+    paths = tf.constant(info.shard_paths, tf.string, shape=[len(info.shard_paths)])
+    if not (shuffle and len(info.shard_paths) > 1):
+        return tf.data.FixedLengthRecordDataset(paths, record_bytes, buffer_size=1 << 20).enumerate()
+    offsets = tf.constant(np.cumsum((0,) + tuple(info.shard_examples[:-1])), tf.int64)
+    files = tf.data.Dataset.from_tensor_slices((paths, offsets))
+    files = files.shuffle(len(info.shard_paths), seed=seed, reshuffle_each_iteration=True)
+
+    def shard_records(path, offset):
+        return tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20).enumerate(offset)
+
+    return files.interleave(shard_records, cycle_length=min(len(info.shard_paths), 8), block_length=1,
+                            num_parallel_calls=num_parallel_calls, deterministic=True)
 
 
 def _record_parser(info: CacheInfo) -> Callable:

@@ -23,18 +23,47 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name not in DISTRIBUTIONS:
         raise InputError(f"--distribution={name}: expected one of {', '.join(DISTRIBUTIONS)}")
     if name == "multi_worker":
-        if _in_slurm_multitask_job():
-            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
-        elif os.environ.get("TF_CONFIG"):
-            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        else:
-            raise InputError("--distribution=multi_worker needs a SLURM allocation with several tasks or TF_CONFIG")
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        # Collectives use CommunicationImplementation.AUTO: NCCL between GPUs, RING over gRPC otherwise.
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_cluster_resolver())
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(None if gpus else _local_cpus())
     device = gpus[0].name if gpus else "/cpu:0"
     return tf.distribute.OneDeviceStrategy(device)
+
+
+def _local_cpus() -> list:
+    """The logical CPU devices (several only where they were configured, e.g. to test mirroring)."""
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
+    """The cluster of a multi-task SLURM job, else of a valid TF_CONFIG; InputError when there is none."""
+    if _in_slurm_multitask_job():
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    if not os.environ.get("TF_CONFIG"):
+        raise InputError("--distribution=multi_worker needs a SLURM allocation with several tasks or TF_CONFIG "
+                         "(JSON: {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
+                         "\"task\": {\"type\": \"worker\", \"index\": i}})")
+    _check_tf_config(os.environ["TF_CONFIG"])
+    return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+
+
+def _check_tf_config(text: str) -> None:
+    """Reject a TF_CONFIG that is not JSON or lacks the cluster or this task's place in it."""
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"TF_CONFIG is not valid JSON ({e})") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not any(cluster.get(kind) for kind in ("chief", "worker")):
+        raise InputError("TF_CONFIG has no cluster with \"worker\" (or \"chief\") addresses")
+    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int):
+        raise InputError("TF_CONFIG has no \"task\" ({\"type\": ..., \"index\": ...}) naming a task of its cluster")
+    if not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise InputError(f"TF_CONFIG task index {task['index']} is outside its {len(cluster[task['type']])} "
+                         f"{task['type']} address(es)")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -69,7 +98,20 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     """A one-line summary of where training runs."""
     gpus = tf.config.list_physical_devices("GPU")
     kind = f"{len(gpus)} GPU(s)" if gpus else "CPU only"
-    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); {kind} visible"
+    where = ""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
+        role = "the chief" if is_chief(strategy) else "not the chief"
+        where = f" over {_num_tasks(resolver)} worker(s) (this is {resolver.task_type} {resolver.task_id}, {role})"
+    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s){where}; {kind} visible"
+
+
+def _num_tasks(resolver) -> int:
+    try:
+        spec = resolver.cluster_spec().as_dict()
+    except (ValueError, json.JSONDecodeError):
+        return 1
+    return sum(len(spec.get(kind, ())) for kind in ("chief", "worker"))
 
 
 class RunContext:
@@ -81,14 +123,27 @@ class RunContext:
         self.replicas = strategy.num_replicas_in_sync
 
     def describe_batch(self, global_batch: int) -> str:
-        """How the global batch is split across replicas."""
-        return f"global {global_batch} = {self.replicas} replica(s) x {global_batch / self.replicas:g}"
+        """How the global batch is split across replicas: rows per replica, uneven splits spelled out."""
+        sizes = replica_batch_sizes(global_batch, self.replicas)
+        if len(set(sizes)) == 1:
+            return f"global {global_batch} = {self.replicas} replica(s) x {sizes[0]}"
+        shown = "+".join(map(str, sizes)) if len(sizes) <= 8 else f"{sizes[0]}, ..., {sizes[-1]}"
+        return f"global {global_batch} over {self.replicas} replica(s): up to {sizes[0]} per replica ({shown})"
 
 
-def setup_run(seed: int, use_amp: bool, distribution: str) -> RunContext:
+def replica_batch_sizes(global_batch: int, replicas: int) -> list:
+    """Rows each replica gets of a global batch: ceil(batch / replicas) in turn until the rows run out
+    (tf.distribute's split of batches of unknown static size, as both scripts' datasets are)."""
+    per = -(-global_batch // replicas)
+    return [max(0, min(per, global_batch - i * per)) for i in range(replicas)]
+
+
+def setup_run(seed: int, use_amp: bool, distribution: str, deterministic: bool = False) -> RunContext:
     """Seed everything, set the precision policy and create the strategy."""
     from bert_tf.runtime import set_seeds
 
     set_seeds(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     precision, loss_scale = configure_precision(use_amp)
     return RunContext(make_strategy(distribution), precision, loss_scale)

@@ -12,6 +12,11 @@ def define_shared_flags() -> None:
     flags.DEFINE_string("bert_model", None,
                         "Pretrained BERT: a Hugging Face directory (config.json, model.safetensors, vocab.txt or "
                         "tokenizer.json), a keras-hub preset directory, or a model saved by bert-tf.")
+    flags.DEFINE_string("bert_config_file", None, "NVIDIA/Google style: bert_config.json of a TF1 checkpoint "
+                        "(with --vocab_file and --init_checkpoint, instead of --bert_model).")
+    flags.DEFINE_string("vocab_file", None, "NVIDIA/Google style: the checkpoint's vocab.txt.")
+    flags.DEFINE_string("init_checkpoint", None, "NVIDIA/Google style: the TF1 checkpoint prefix "
+                        "(e.g. model.ckpt-1000000) or its directory.")
     flags.DEFINE_bool("do_lower_case", None,
                       "Lower-case (and strip accents from) the input. Default: what the checkpoint's "
                       "tokenizer_config.json says (cased FinBERT/BioBERT: false).")
@@ -28,5 +33,11 @@ def define_shared_flags() -> None:
                       "Batch sequences of similar length and pad to a small fixed set of lengths "
                       "(--nobucket_by_length pads every batch to the maximum length).")
     flags.DEFINE_bool("do_predict", False, "Predict with a saved model (no training unless --do_train is given).")
+    flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                         "Save the full training state every N steps (and at every epoch's end); 0: only at "
+                         "epoch ends. A killed run resumes when the same command is run again.")
+    flags.DEFINE_bool("resume", True, "Resume from the training state in the output directory when there is one "
+                      "(--noresume with --overwrite_output_dir starts over).")
+    flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (bitwise reproducible on CPU; slower).")
     flags.DEFINE_integer("log_every", 10, "Update the progress bar (and check the loss) every N steps.")
     flags.DEFINE_bool("verbose", True, "Print progress bars and per-epoch figures.")

@@ -368,3 +368,43 @@ def make_random_hf_checkpoint(directory: str, vocab: Sequence[str], hidden: int 
     with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump({"do_lower_case": lowercase}, f)
     return directory
+
+
+def tokenizer_dir(checkpoint: Checkpoint) -> str:
+    """The directory holding a checkpoint's vocabulary."""
+    if checkpoint.kind == "bert_tf":
+        return resolve_model_dir(checkpoint.path)
+    if checkpoint.kind == "tf1" and not os.path.isdir(checkpoint.path):
+        return os.path.dirname(os.path.abspath(checkpoint.path))
+    return checkpoint.path
+
+
+def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] = None,
+                    vocab_file: Optional[str] = None, init_checkpoint: Optional[str] = None,
+                    do_lower_case: Optional[bool] = None) -> Tuple[Checkpoint, WordPieceTokenizer]:
+    """The checkpoint named by --bert_model (any format) or by NVIDIA's trio, with its tokenizer."""
+    from bert_tf import checkpoints
+
+    trio = (bert_config_file, vocab_file, init_checkpoint)
+    if any(trio):
+        if bert_model:
+            raise InputError("give either --bert_model or --bert_config_file/--vocab_file/--init_checkpoint")
+        if not all(trio):
+            raise InputError("--bert_config_file, --vocab_file and --init_checkpoint go together")
+        checkpoint = checkpoints.checkpoint_from_trio(bert_config_file, vocab_file, init_checkpoint)
+        return checkpoint, checkpoints.trio_tokenizer(vocab_file, do_lower_case)
+    if not bert_model:
+        raise InputError("--bert_model (or --bert_config_file, --vocab_file and --init_checkpoint) is required")
+    checkpoint = find_checkpoint(bert_model)
+    return checkpoint, WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
+
+
+def max_positions(checkpoint: Checkpoint) -> Optional[int]:
+    """How many positions the checkpoint's position embeddings hold (None if unknown)."""
+    config = checkpoint.config
+    if checkpoint.kind == "bert_tf":
+        config = config.get("backbone", {})
+    for key in ("max_position_embeddings", "max_sequence_length"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None

@@ -258,24 +258,21 @@ def word_level_loss(predictions: WordPredictions, gold_ids: Sequence[Sequence[in
     return total / max(count, 1)
 
 
-class TrainingTagCollector:
-    """Collects word-level predictions of training steps for the epoch's accuracy and F1."""
+def training_metrics(parts: Dict[str, List[np.ndarray]], rows: Rows, labels: Sequence[str]) -> Dict[str, float]:
+    """Word-level accuracy and F1 of the predictions made during an epoch's training steps."""
+    from bert_tf.metrics import ner_metrics
 
-    def __init__(self, rows: Rows):
-        self.rows = rows
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the epoch's predictions."""
-        self.gold: List[np.ndarray] = []
-        self.pred: List[np.ndarray] = []
-
-    def __call__(self, out: Dict[str, np.ndarray]) -> None:
-        for preds, row in zip(out["preds"], out["row_id"]):
-            labels = self.rows.labels[row]
-            positions = np.flatnonzero(labels != IGNORE_LABEL)
-            self.gold.append(labels[positions])
-            self.pred.append(preds[positions])
+    gold, pred = [], []
+    for preds, row_ids in zip(parts["preds"], parts["row_id"]):
+        for p, row in zip(preds, row_ids):
+            if row < 0:
+                continue
+            row_labels = rows.labels[row]
+            positions = np.flatnonzero(row_labels != IGNORE_LABEL)
+            gold.append([labels[i] for i in row_labels[positions]])
+            pred.append([labels[i] for i in p[positions]])
+    result = ner_metrics(gold, pred)
+    return {"accuracy": result["accuracy"], "f1": result["f1"]}
 
 
 @dataclasses.dataclass

@@ -7,19 +7,25 @@ import os
 import random
 import shutil
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
 from bert_tf.errors import InputError
 from bert_tf.io_utils import write_json_atomic
 
+CHECKPOINT_DIR = "checkpoints"
+
 
 def exit_on_input_error(main: Callable[[Any], None]) -> Callable[[Any], None]:
     """Wrap an absl main: bad input prints one line 'error: ...' and exits with status 2."""
 
     def wrapped(argv: Any) -> None:
-        from bert_tf.training import TrainingDiverged
+        from absl import logging as absl_logging
+
+        from bert_tf.training import TrainingDiverged, TrainingInterrupted
+
+        absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's INFO chatter (checkpoint saver etc.)
 
         try:
             main(argv)
@@ -29,6 +35,10 @@ def exit_on_input_error(main: Callable[[Any], None]) -> Callable[[Any], None]:
         except TrainingDiverged as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(3)
+        except TrainingInterrupted as e:
+            how = "run the same command again to resume" if e.saved else "no state was saved"
+            print(f"interrupted: {e}; {how}", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         except OSError as e:
             if e.errno == 28:  # ENOSPC
                 print(f"error: {e.filename or ''}: the disk is full; the last saved model is intact", file=sys.stderr)
@@ -36,6 +46,50 @@ def exit_on_input_error(main: Callable[[Any], None]) -> Callable[[Any], None]:
             raise
 
     return wrapped
+
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again (SLURM templates requeue on it)
+NOT_FINGERPRINTED = {"verbose", "log_every", "overwrite_output_dir", "resume", "num_workers", "save_checkpoints_steps",
+                     "do_predict", "do_eval", "predict_file", "predict_output", "distribution", "use_xla",
+                     "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic"}
+
+
+def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[str, Any]:
+    """The settings and data files that must not change when a run is resumed."""
+    fingerprint = {k: v for k, v in values.items() if k not in NOT_FINGERPRINTED}
+    for path in data_files:
+        stat = os.stat(path)
+        fingerprint[f"file {os.path.abspath(path)}"] = f"{stat.st_size} bytes, modified {int(stat.st_mtime)}"
+    return fingerprint
+
+
+def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
+                         fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Check the output directory before training; returns the saved state when the run resumes.
+
+    A directory holding an interrupted run with the same settings is resumed (with --resume);
+    one with other settings is refused; otherwise a non-empty directory needs --overwrite_output_dir.
+    """
+    from bert_tf.checkpointing import TrainingCheckpointer
+
+    checkpoints = os.path.join(path, CHECKPOINT_DIR)
+    state = TrainingCheckpointer(checkpoints, None, None, fingerprint).latest_state() if resume else None
+    if state is not None:
+        TrainingCheckpointer(checkpoints, None, None, fingerprint).check_compatible(state)
+        return state
+    if not _only_unfinished_run(path):
+        check_output_dir(path, overwrite, flag)
+    if os.path.isdir(checkpoints):
+        shutil.rmtree(checkpoints)  # --overwrite_output_dir --noresume: start over
+    return None
+
+
+def _only_unfinished_run(path: str) -> bool:
+    """True when the directory holds only what a run killed before its first checkpoint leaves."""
+    if not os.path.isdir(path):
+        return False
+    leftovers = set(os.listdir(path))
+    return bool(leftovers) and leftovers <= {"run_config.json", "feature_cache", CHECKPOINT_DIR}
 
 
 def check_output_dir(path: str, overwrite: bool, flag: str) -> None:
@@ -98,3 +152,10 @@ def print_table(title: str, rows: Dict[str, Any]) -> None:
 def remove_tree_quietly(path: str) -> None:
     """Remove a directory this run created (after bad input), ignoring errors."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def checkpoint_directory(out_dir: str, chief: bool) -> str:
+    """Where this worker writes training checkpoints (non-chief workers write to a scratch directory)."""
+    import tempfile
+
+    return os.path.join(out_dir, CHECKPOINT_DIR) if chief else tempfile.mkdtemp(prefix="bert_tf_worker_ckpt_")

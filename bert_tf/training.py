@@ -8,11 +8,17 @@ positions, clipping to a global norm, and the update (loss scaling with `--use_a
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from bert_tf.checkpointing import FAULT_ENV, TrainingCheckpointer, inject_fault, pack_arrays, unpack_arrays
 from bert_tf.progress import ProgressBar
 
 import keras
@@ -79,8 +85,7 @@ class Trainer:
         self._loss_scale = loss_scale
         self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True)
         self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True)
-        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
-        self._predict_step = tf.function(self._distributed_predict_step, reduce_retracing=True)
+        self._compiled: Dict[Tuple[str, str], Callable] = {}
 
     # ----- compiled pieces -------------------------------------------------------------------
     def _forward_backward_fn(self, features, labels, multiplier):
@@ -130,6 +135,18 @@ class Trainer:
         out = self.strategy.run(self._replica_predict_step, args=(batch,))
         return {key: self.strategy.gather(value, axis=0) for key, value in out.items()}
 
+    def _step_function(self, kind: str, element_spec) -> Callable:
+        """The compiled train or predict step for batches of `element_spec` (traced once per spec).
+
+        A fixed signature with unknown batch and sequence dimensions means one graph whatever the
+        order of batch shapes, so a resumed run computes exactly what an uninterrupted one does.
+        """
+        key = (kind, repr(element_spec))
+        if key not in self._compiled:
+            fn = self._distributed_train_step if kind == "train" else self._distributed_predict_step
+            self._compiled[key] = tf.function(fn, input_signature=[element_spec])
+        return self._compiled[key]
+
     # ----- host loops --------------------------------------------------------------------------
     def distribute(self, dataset: tf.data.Dataset) -> Iterable:
         """Split a dataset of global batches across the strategy's replicas."""
@@ -147,13 +164,15 @@ class Trainer:
         """Run the model over `dataset`, handing each batch's outputs (numpy) to `on_batch`."""
         show = self.verbose and num_batches is not None and num_batches >= self.progress_min_batches
         progbar = ProgressBar(num_batches, description, unit="batch") if show else None
-        iterator = iter(self.distribute(dataset))
+        distributed = self.distribute(dataset)
+        predict_step = self._step_function("predict", distributed.element_spec)
+        iterator = iter(distributed)
         i = 0
         while num_batches is None or i < num_batches:  # never ask past a known end (see fit)
             batch = next(iterator, None)
             if batch is None:
                 break
-            out = {k: v.numpy() for k, v in self._predict_step(batch).items()}
+            out = {k: v.numpy() for k, v in predict_step(batch).items()}
             if on_batch is not None:
                 on_batch(out)
             i += 1
@@ -162,76 +181,129 @@ class Trainer:
 
     def fit(
         self,
-        make_epoch_dataset: Callable[[int], Tuple[tf.data.Dataset, int]],
+        make_epoch_dataset: Callable[..., Tuple[tf.data.Dataset, int]],
         epochs: int,
         evaluate: Optional[Callable[[], Dict[str, float]]],
         on_train_outputs: Callable[[Dict[str, np.ndarray]], None],
         train_metrics: Callable[[], Dict[str, float]],
         validations_per_epoch: int = 1,
         callbacks: Sequence[keras.callbacks.Callback] = (),
-        initial_epoch: int = 0,
+        checkpointer: Optional["TrainingCheckpointer"] = None,
+        save_every_steps: int = 0,
     ) -> List[Dict[str, Any]]:
         """Train for `epochs`, validating `validations_per_epoch` times per epoch; returns history rows.
 
-        `make_epoch_dataset(epoch)` gives that epoch's dataset of global batches and its length;
+        `make_epoch_dataset(epoch[, first_step])` gives that epoch's dataset of global batches
+        (starting at `first_step` when it takes that argument) and the epoch's full length;
         `on_train_outputs` receives each step's predictions (with the passthrough keys) for the
         training metrics that `train_metrics()` returns (and resets) at the end of each epoch.
+        With a `checkpointer`, the full state is saved every `save_every_steps` steps, at the end of
+        every epoch and on SIGTERM, and a compatible saved state is resumed from.
         """
-        history = self.history
+        loop = _LoopState(epochs)
         self.model.stop_training = False
         cb = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            dataset, num_batches = make_epoch_dataset(epoch)
-            val_steps = validation_steps(num_batches, validations_per_epoch if evaluate else 0)
-            cb.on_epoch_begin(epoch)
-            if self.verbose:
-                print(f"Epoch {epoch + 1}/{epochs}")
-            progbar = ProgressBar(num_batches, f"  train", unit="step") if self.verbose else None
-            loss_total, loss_steps, pending = 0.0, 0, []
-            last_val: Dict[str, float] = {}
-            started = time.time()
-            iterator = iter(self.distribute(dataset))
-            for step in range(num_batches):
-                # Exactly num_batches requests: asking a distributed iterator for the element past
-                # the end can stall for tens of seconds while its prefetching winds down.
-                batch = next(iterator, None)
-                if batch is None:
-                    raise RuntimeError(f"the epoch's dataset ended after {step} of {num_batches} batches")
-                pending.append(self._train_step(batch))
-                self.global_step += 1
-                at_validation = (step + 1) in val_steps
-                if len(pending) >= self.log_every or at_validation or step + 1 == num_batches:
-                    losses = self._flush(pending, on_train_outputs)
-                    loss_total += float(np.sum(losses))
-                    loss_steps += len(losses)
-                    pending = []
-                    logs = {"loss": loss_total / loss_steps}
-                    cb.on_train_batch_end(step, logs)
-                    if progbar is not None:
-                        progbar.update(step + 1, {"loss": logs["loss"]})
-                if at_validation:
-                    cb.on_test_begin()
-                    last_val = evaluate()
-                    position = epoch + (step + 1) / num_batches
-                    end = (step + 1) == num_batches
-                    history.append(self._row(position, "val", end, last_val))
-                    if self.verbose:
-                        shown = "  ".join(f"val_{k}={v:.4f}" for k, v in last_val.items())
-                        print(f"  validation at epoch {position:.2f} (step {self.global_step}): {shown}")
-                    cb.on_test_end({f"val_{k}": v for k, v in last_val.items()} | {"epoch_position": position})
-            train_logs = {"loss": loss_total / max(loss_steps, 1), **train_metrics()}
-            train_logs["learning_rate"] = _lr(self.optimizer)
-            train_logs["seconds"] = time.time() - started
-            history.append(self._row(epoch + 1.0, "train", True, train_logs))
-            epoch_logs = dict(train_logs) | {f"val_{k}": v for k, v in last_val.items()}
-            if self.verbose:
-                print("  epoch %d: %s" % (epoch + 1, "  ".join(f"{k}={v:.4g}" for k, v in epoch_logs.items())))
-            cb.on_epoch_end(epoch, epoch_logs)
-            if self.model.stop_training:
-                break
-        cb.on_train_end()
-        return history
+        if checkpointer is not None:
+            self._resume(checkpointer, loop, on_train_outputs, callbacks)
+        self._stop_signal = False
+        with _sigterm_sets(self):
+            cb.on_train_begin()
+            while loop.epoch < epochs and not loop.finished:
+                self._run_epoch(loop, make_epoch_dataset, evaluate, on_train_outputs, train_metrics,
+                                validations_per_epoch, cb, callbacks, checkpointer, save_every_steps)
+            cb.on_train_end()
+        return self.history
+
+    def _run_epoch(self, loop: "_LoopState", make_epoch_dataset, evaluate, on_train_outputs, train_metrics,
+                   validations_per_epoch, cb, callbacks, checkpointer, save_every_steps) -> None:
+        epoch, first = loop.epoch, loop.step_in_epoch
+        dataset, num_batches = _epoch_dataset(make_epoch_dataset, epoch, first)
+        val_steps = validation_steps(num_batches, validations_per_epoch if evaluate else 0)
+        cb.on_epoch_begin(epoch)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}/{loop.epochs}" + (f" (resuming at step {first + 1})" if first else ""))
+        progbar = ProgressBar(num_batches, "  train", unit="step") if self.verbose else None
+        started, pending = time.time(), []
+        distributed = self.distribute(dataset)
+        train_step = self._step_function("train", distributed.element_spec)
+        iterator = iter(distributed)
+        for step in range(first, num_batches):
+            # Exactly num_batches requests: asking a distributed iterator for the element past
+            # the end can stall for tens of seconds while its prefetching winds down.
+            batch = next(iterator, None)
+            if batch is None:
+                raise RuntimeError(f"the epoch's dataset ended after {step} of {num_batches} batches")
+            pending.append(train_step(batch))
+            self.global_step += 1
+            at_validation = (step + 1) in val_steps
+            at_save = checkpointer is not None and save_every_steps > 0 and self.global_step % save_every_steps == 0
+            if (len(pending) >= self.log_every or at_validation or at_save or self._stop_signal
+                    or step + 1 == num_batches or os.environ.get(FAULT_ENV)):
+                losses = self._flush(pending, on_train_outputs)
+                loop.loss_total += float(np.sum(losses))
+                loop.loss_steps += len(losses)
+                pending = []
+                cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps})
+                if progbar is not None:
+                    progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
+            if at_validation:
+                self._validate(loop, evaluate, epoch + (step + 1) / num_batches, (step + 1) == num_batches, cb)
+            loop.step_in_epoch = step + 1
+            inject_fault("kill_after_step", self.global_step)
+            inject_fault("sigterm_after_step", self.global_step)
+            if at_save or self._stop_signal:
+                self._save(checkpointer, loop, on_train_outputs, callbacks)
+            if self._stop_signal:
+                raise TrainingInterrupted(self.global_step, checkpointer is not None)
+        self._end_epoch(loop, train_metrics, started, cb)
+        self._save(checkpointer, loop, on_train_outputs, callbacks)
+
+    def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
+        cb.on_test_begin()
+        loop.last_val = evaluate()
+        self.history.append(self._row(position, "val", end, loop.last_val))
+        if self.verbose:
+            shown = "  ".join(f"val_{k}={v:.4f}" for k, v in loop.last_val.items())
+            print(f"  validation at epoch {position:.2f} (step {self.global_step}): {shown}")
+        cb.on_test_end({f"val_{k}": v for k, v in loop.last_val.items()} | {"epoch_position": position})
+
+    def _end_epoch(self, loop: "_LoopState", train_metrics, started: float, cb) -> None:
+        train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1), **train_metrics()}
+        train_logs["learning_rate"] = _lr(self.optimizer)
+        train_logs["seconds"] = time.time() - started
+        self.history.append(self._row(loop.epoch + 1.0, "train", True, train_logs))
+        epoch_logs = dict(train_logs) | {f"val_{k}": v for k, v in loop.last_val.items()}
+        if self.verbose:
+            print("  epoch %d: %s" % (loop.epoch + 1, "  ".join(f"{k}={v:.4g}" for k, v in epoch_logs.items())))
+        cb.on_epoch_end(loop.epoch, epoch_logs)
+        loop.next_epoch(bool(self.model.stop_training))
+
+    def _save(self, checkpointer, loop: "_LoopState", on_train_outputs, callbacks) -> None:
+        if checkpointer is None:
+            return
+        state = loop.to_dict() | {"global_step": self.global_step, "history": self.history,
+                                  "callbacks": {type(c).__name__: c.get_state() for c in callbacks
+                                                if hasattr(c, "get_state")}}
+        arrays = on_train_outputs.get_state() if hasattr(on_train_outputs, "get_state") else {}
+        checkpointer.save(state, arrays)
+
+    def _resume(self, checkpointer, loop: "_LoopState", on_train_outputs, callbacks) -> None:
+        state = checkpointer.latest_state()
+        if state is None:
+            return
+        checkpointer.check_compatible(state)
+        arrays = checkpointer.restore(state)
+        loop.load(state)
+        self.global_step = int(state["global_step"])
+        self.history[:] = state["history"]
+        if hasattr(on_train_outputs, "set_state"):
+            on_train_outputs.set_state(arrays)
+        for c in callbacks:
+            if hasattr(c, "set_state") and type(c).__name__ in state.get("callbacks", {}):
+                c.set_state(state["callbacks"][type(c).__name__])
+        if self.verbose:
+            where = "finished" if loop.finished else f"epoch {loop.epoch + 1}, step {loop.step_in_epoch}"
+            print(f"resuming from {state['prefix']} (global step {self.global_step}; {where})")
 
     def _row(self, position: float, split: str, end: bool, logs: Dict[str, float]) -> Dict[str, Any]:
         return {"epoch": round(position, 6), "step": self.global_step, "split": split, "end_of_epoch": end, **logs}
@@ -245,6 +317,69 @@ class Trainer:
         for p in pending:
             on_train_outputs({k: v.numpy() for k, v in p.items() if k != "loss"})
         return losses
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGTERM after saving its state."""
+
+    def __init__(self, step: int, saved: bool):
+        self.step, self.saved = step, saved
+        super().__init__(f"stopped by SIGTERM at step {step}" + ("; training state saved" if saved else ""))
+
+
+class _LoopState:
+    """Where the loop is: epoch, step within it, running loss, last validation, finished or not."""
+
+    def __init__(self, epochs: int):
+        self.epochs, self.epoch, self.step_in_epoch, self.finished = epochs, 0, 0, False
+        self.loss_total, self.loss_steps = 0.0, 0
+        self.last_val: Dict[str, float] = {}
+
+    def next_epoch(self, stop: bool) -> None:
+        """Move to the start of the next epoch (or finish)."""
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.loss_total, self.loss_steps, self.last_val = 0.0, 0, {}
+        self.finished = stop or self.epoch >= self.epochs
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-serialisable state."""
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "finished": self.finished,
+                "loss_total": self.loss_total, "loss_steps": self.loss_steps, "last_val": self.last_val}
+
+    def load(self, state: Dict[str, Any]) -> None:
+        """Restore from to_dict()'s output."""
+        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self.finished = bool(state["finished"]) or self.epoch >= self.epochs
+        self.loss_total, self.loss_steps = float(state["loss_total"]), int(state["loss_steps"])
+        self.last_val = dict(state["last_val"])
+
+
+def _epoch_dataset(make_epoch_dataset, epoch: int, first_step: int) -> Tuple[tf.data.Dataset, int]:
+    """The epoch's dataset starting at `first_step` (skipping batches if the maker cannot)."""
+    if first_step == 0:
+        return make_epoch_dataset(epoch)
+    if len(inspect.signature(make_epoch_dataset).parameters) >= 2:
+        return make_epoch_dataset(epoch, first_step)
+    dataset, num_batches = make_epoch_dataset(epoch)
+    return dataset.skip(first_step), num_batches
+
+
+@contextlib.contextmanager
+def _sigterm_sets(trainer: "Trainer"):
+    """While training, SIGTERM asks the loop to save and stop after the current step."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        trainer._stop_signal = True
+        print("\nSIGTERM received: saving the training state after this step", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def validation_steps(num_batches: int, per_epoch: int) -> set:
@@ -272,6 +407,11 @@ class BestModelMonitor(keras.callbacks.Callback):
         self.best_position: Optional[float] = None
         self.epochs_without_improvement = 0
         self._improved = False
+        self.best_weights: Optional[List[np.ndarray]] = None
+
+    def restore_best(self, model: keras.Model, load_saved: Callable[[], List[np.ndarray]]) -> None:
+        """Put the best weights back into `model` (from memory, or from disk after a resume)."""
+        model.set_weights(self.best_weights if self.best_weights is not None else load_saved())
 
     def _better(self, value: float) -> bool:
         if self.best is None:
@@ -284,9 +424,20 @@ class BestModelMonitor(keras.callbacks.Callback):
             return
         if self._better(value):
             self.best, self.best_position, self._improved = value, logs.get("epoch_position"), True
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
             self.save_fn()
             if self.verbose:
                 print(f"  new best {self.monitor}={value:.4f}: model saved")
+
+    def get_state(self) -> Dict[str, Any]:
+        """What must survive a restart (for resuming)."""
+        return {"best": self.best, "best_position": self.best_position,
+                "epochs_without_improvement": self.epochs_without_improvement, "improved": self._improved}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        """Restore get_state()'s output."""
+        self.best, self.best_position = state["best"], state["best_position"]
+        self.epochs_without_improvement, self._improved = state["epochs_without_improvement"], state["improved"]
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_without_improvement = 0 if self._improved else self.epochs_without_improvement + 1
@@ -309,3 +460,33 @@ class HistoryWriter(keras.callbacks.Callback):
 
         reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
         reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)
+
+
+class OutputTracker:
+    """Keeps chosen outputs of an epoch's training steps; `summarize` turns them into the epoch's metrics."""
+
+    def __init__(self, keys: Sequence[str], summarize: Callable[[Dict[str, List[np.ndarray]]], Dict[str, float]]):
+        self.keys, self.summarize = list(keys), summarize
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the epoch's outputs."""
+        self.parts: Dict[str, List[np.ndarray]] = {k: [] for k in self.keys}
+
+    def __call__(self, out: Dict[str, np.ndarray]) -> None:
+        for key in self.keys:
+            self.parts[key].append(out[key])
+
+    def result(self) -> Dict[str, float]:
+        """The epoch's training metrics (and a fresh start)."""
+        metrics = self.summarize(self.parts) if any(self.parts.values()) else {}
+        self.reset()
+        return metrics
+
+    def get_state(self) -> Dict[str, np.ndarray]:
+        """The outputs so far, for a checkpoint."""
+        return pack_arrays(self.parts)
+
+    def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
+        """Restore get_state()'s output."""
+        self.parts = unpack_arrays(arrays, self.keys)

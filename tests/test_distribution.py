@@ -1,0 +1,436 @@
+"""The trainer under MirroredStrategy (2 logical CPUs) and MultiWorkerMirroredStrategy (2 local workers).
+
+Mirroring needs the CPU split into logical devices before TensorFlow starts, and multi-worker
+training needs one process per worker, so both run in subprocesses: this file is also their
+script (`python tests/test_distribution.py mirrored|worker OUT CHECKPOINT`). Each runs one
+scenario (train a tiny token classifier on fixed global batches of 4, 3 and 1 rows, predict,
+evaluate NER windows, predict classifier probabilities) and saves what it saw; the tests compare
+that with a one-device run of the same scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import ROOT, TINY_WORDS  # noqa: E402
+
+GLOBAL_BATCHES = (4, 3, 1)  # even; odd (2+1); smaller than the replicas (1+0: one replica gets nothing)
+EPOCHS = 2
+TOKEN_LABELS = ["O", "B-X", "I-X"]
+CLASS_LABELS = ["a", "b", "out"]
+NER_DOC_LENGTHS = (3, 12, 20, 7, 1)  # 1 + 2 + 4 + 1 + 1 = 9 windows of <= 8 words (max_len 10)
+NER_MAX_LEN, NER_BATCH = 10, 4  # 9 windows: batches of 4, 4, 1
+CLASSIFIER_EXAMPLES, CLASSIFIER_BATCHES = 13, (5, 4)  # last batches: 3 (2+1) and 1 (1+0)
+WEIGHT_ATOL = 1e-5  # measured on 2 cores: <= 1e-7 (mirrored and multi-worker vs one device)
+OUTPUT_ATOL = 1e-5
+WORKER_TIMEOUT = 240
+
+
+# ----- the scenario (runs in the subprocesses) ---------------------------------------------------------------
+
+def _fixed_batches(vocab_size: int) -> List[Dict[str, np.ndarray]]:
+    """Token-classification global batches with some unlabelled positions and the rows' ids."""
+    rng = np.random.default_rng(5)
+    batches, first_row = [], 0
+    for size in GLOBAL_BATCHES:
+        token_ids = rng.integers(5, vocab_size, size=(size, 12)).astype(np.int32)
+        labels = rng.integers(0, len(TOKEN_LABELS), size=(size, 12)).astype(np.int32)
+        labels[:, ::4] = -1
+        batches.append({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids),
+                        "segment_ids": np.zeros_like(token_ids), "labels": labels,
+                        "row_id": np.arange(first_row, first_row + size, dtype=np.int32)})
+        first_row += size
+    return batches
+
+
+def _batches_dataset(batches: Sequence[Dict[str, np.ndarray]]):
+    """A dataset of the batches with an unknown batch size, like the scripts' datasets."""
+    import tensorflow as tf
+
+    signature = {k: tf.TensorSpec([None] * v.ndim, tf.int32) for k, v in batches[0].items()}
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+
+
+def _set_head(model, seed: int) -> None:
+    """Give the randomly initialised head the same weights in every run."""
+    from bert_tf.models import is_head_variable
+
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        if is_head_variable(variable):
+            variable.assign(rng.normal(0.0, 0.3, variable.shape).astype(np.float32))
+
+
+def _train_and_predict(strategy, checkpoint, tokenizer, out: Dict[str, np.ndarray]):
+    """Train on the fixed batches for EPOCHS epochs; record weights, step outputs and predictions."""
+    from bert_tf import models, optimization
+    from bert_tf.training import Trainer
+
+    with strategy.scope():
+        task = models.build_task_model(checkpoint, tokenizer, TOKEN_LABELS, "token", 0.0, encoder_dropout=0.0)
+        optimizer = optimization.make_optimizer("adamw", 1e-3, 0.01)
+    _set_head(task.model, 1)
+    trainer = Trainer(task.model, optimizer, strategy, passthrough_keys=("row_id",), log_every=1, verbose=False)
+    batches = _fixed_batches(tokenizer.vocab_size)
+    steps: List[Dict[str, np.ndarray]] = []
+    trainer.fit(lambda epoch: (_batches_dataset(batches), len(batches)), EPOCHS, None, steps.append, lambda: {}, 0)
+    out["train_row_id"] = np.concatenate([s["row_id"] for s in steps])
+    out["train_preds"] = np.concatenate([s["preds"] for s in steps])
+    for i, weight in enumerate(task.model.get_weights()):
+        out[f"weight_{i}"] = weight
+    predicted: List[Dict[str, np.ndarray]] = []
+    trainer.predict(_batches_dataset(batches), len(batches), predicted.append)
+    out["predict_row_id"] = np.concatenate([p["row_id"] for p in predicted])
+    out["predict_logits"] = np.concatenate([p["logits"] for p in predicted])
+    out["replica_rows"] = np.array([_local_rows(strategy, trainer, b) for b in batches])
+    return trainer
+
+
+def _local_rows(strategy, trainer, batch: Dict[str, np.ndarray]) -> List[int]:
+    """Rows each local replica receives of one global batch."""
+    distributed = next(iter(trainer.distribute(_batches_dataset([batch]))))
+    return [int(t.shape[0]) for t in strategy.experimental_local_results(distributed["row_id"])]
+
+
+def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
+    """Evaluate overlapping windows (an odd number): rows seen, word predictions and metrics."""
+    from bert_tf import ner
+
+    rng = random.Random(2)
+    docs = [[rng.choice(TINY_WORDS) for _ in range(n)] for n in NER_DOC_LENGTHS]
+    tags = [[rng.choice(TOKEN_LABELS[:2]) for _ in doc] for doc in docs]
+    eval_set = ner.make_eval_set(docs, tags, {t: i for i, t in enumerate(TOKEN_LABELS)}, tokenizer, NER_MAX_LEN)
+    buckets = ner.bucket_lengths(NER_MAX_LEN, True)
+    batches = ner.make_batches(eval_set.rows.lengths(), NER_BATCH, buckets, shuffle=False)
+    seen: List[np.ndarray] = []
+    dataset = ner.batches_dataset(eval_set.rows, batches, buckets, tokenizer.pad_id, 1)
+    trainer.predict(dataset, len(batches), lambda o: seen.append(o["row_id"]))
+    metrics, predictions = ner.evaluate(trainer, eval_set, TOKEN_LABELS, NER_BATCH, buckets, tokenizer.pad_id, 1)
+    out["ner_windows"] = np.array(len(eval_set.rows))
+    out["ner_rows_seen"] = np.concatenate(seen)
+    out["ner_words"] = np.array([len(p) for p in predictions.label_ids])
+    out["ner_label_ids"] = np.concatenate(predictions.label_ids)
+    for key in ("loss", "accuracy", "f1"):
+        out[f"ner_{key}"] = np.array(metrics[key])
+
+
+def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out: Dict[str, np.ndarray]) -> None:
+    """Probabilities of a 13-example cache with batches of 5 and 4, and the gathered input positions."""
+    from bert_tf import classifier, classifier_features, models
+    from bert_tf.training import Trainer
+
+    rng = random.Random(3)
+    records = [(CLASS_LABELS[i % 3], " ".join(rng.choices(TINY_WORDS, k=4)), rng.choice(TINY_WORDS),
+                " ".join(rng.choices(TINY_WORDS, k=3))) for i in range(CLASSIFIER_EXAMPLES)]
+    info = classifier_features.build_feature_cache(iter(records), str(scratch / "cache"), tokenizer, 16, None,
+                                                   CLASS_LABELS)
+    with strategy.scope():
+        task = models.build_task_model(checkpoint, tokenizer, CLASS_LABELS, "sequence", 0.0, encoder_dropout=0.0)
+    _set_head(task.model, 2)
+    trainer = Trainer(task.model, None, strategy, verbose=False)
+    for batch_size in CLASSIFIER_BATCHES:
+        probs, gold = classifier.predict_probabilities(trainer, info, batch_size)
+        out[f"clf_probs_{batch_size}"], out[f"clf_gold_{batch_size}"] = probs, gold
+        dataset = classifier.as_training_batches(
+            classifier_features.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
+        gathered: List[np.ndarray] = []
+        trainer.predict(dataset, classifier.steps_for(info.num_examples, batch_size),
+                        lambda o: gathered.append(o["index"]))
+        out[f"clf_gathered_index_{batch_size}"] = np.concatenate(gathered)
+
+
+def run_scenario(strategy, checkpoint_dir: str, scratch: Path) -> Dict[str, np.ndarray]:
+    """Everything the tests compare, as numpy arrays."""
+    from bert_tf import models
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    checkpoint = models.find_checkpoint(checkpoint_dir)
+    tokenizer = WordPieceTokenizer.from_model_dir(checkpoint_dir)
+    out: Dict[str, np.ndarray] = {"replicas": np.array(strategy.num_replicas_in_sync)}
+    trainer = _train_and_predict(strategy, checkpoint, tokenizer, out)
+    _ner_evaluation(trainer, tokenizer, out)
+    _classifier_predictions(strategy, checkpoint, tokenizer, scratch, out)
+    return out
+
+
+def _subprocess_main(mode: str, out_dir: str, checkpoint_dir: str) -> None:
+    """`mirrored`: one-device and mirrored runs over 2 logical CPUs; `worker`: this worker's run."""
+    import tensorflow as tf
+
+    out = Path(out_dir)
+    if mode == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from bert_tf import distribution
+    from bert_tf.runtime import set_seeds
+
+    set_seeds(0)
+    if mode == "mirrored":
+        runs = {"one_device": distribution.make_strategy("one_device"),
+                "mirrored": distribution.make_strategy("mirrored")}
+    else:
+        strategy = distribution.make_strategy("multi_worker")
+        runs = {f"worker{strategy.cluster_resolver.task_id}": strategy}
+    for name, strategy in runs.items():
+        scratch = out / f"scratch_{name}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        np.savez(out / f"{name}.npz", **run_scenario(strategy, checkpoint_dir, scratch))
+
+
+# ----- process helpers (pytest side) -------------------------------------------------------------------------
+
+def _clean_env(**extra: str) -> Dict[str, str]:
+    """This environment without cluster settings (SLURM would win over TF_CONFIG), CPU only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "TF_CONFIG"}
+    env.update(PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **extra)
+    return env
+
+
+def _free_ports(count: int) -> List[int]:
+    """Ports free on 127.0.0.1 (held open together, so that they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _tf_config(ports: Sequence[int], index: int) -> str:
+    workers = [f"127.0.0.1:{port}" for port in ports]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def run_processes(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, str]], log_dir: Path,
+                  timeout: float = WORKER_TIMEOUT) -> List[Tuple[int, str]]:
+    """Start the commands together; (exit status, output) of each. Stragglers are killed at the timeout
+    (with their process groups), and every process is waited for, whatever happens."""
+    processes, logs = [], []
+    try:
+        for i, (command, env) in enumerate(zip(commands, envs)):
+            logs.append(open(log_dir / f"process{i}.log", "w+", encoding="utf-8"))
+            processes.append(subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=logs[-1],
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    results = []
+    for process, log in zip(processes, logs):
+        log.seek(0)
+        results.append((process.returncode, log.read()))
+        log.close()
+    return results
+
+
+def run_workers(args: Sequence[str], log_dir: Path, per_worker=lambda i, a: a) -> List[Tuple[int, str]]:
+    """The same command on 2 local workers with TF_CONFIG (per_worker(i, args) may adapt the arguments)."""
+    ports = _free_ports(2)
+    commands = [[sys.executable, *per_worker(i, list(args))] for i in range(2)]
+    envs = [_clean_env(TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
+    return run_processes(commands, envs, log_dir)
+
+
+def _assert_ok(results: Sequence[Tuple[int, str]]) -> None:
+    for i, (status, output) in enumerate(results):
+        assert status == 0, f"process {i} exited with {status}:\n{output[-4000:]}"
+
+
+def _load(path: Path) -> Dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _max_weight_diff(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray]) -> float:
+    keys = [k for k in a if k.startswith("weight_")]
+    assert keys and len(keys) == len([k for k in b if k.startswith("weight_")])
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in keys)
+
+
+def _same_outputs(got: Dict[str, np.ndarray], ref: Dict[str, np.ndarray]) -> None:
+    """Everything a distributed run produced equals the one-device run (numbers within OUTPUT_ATOL)."""
+    for key in ("train_row_id", "train_preds", "predict_row_id", "ner_rows_seen", "ner_words", "ner_label_ids",
+                *(f"clf_gold_{b}" for b in CLASSIFIER_BATCHES)):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    for key in ("predict_logits", "ner_loss", "ner_accuracy", "ner_f1", *(f"clf_probs_{b}" for b in CLASSIFIER_BATCHES)):
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=OUTPUT_ATOL, err_msg=key)
+
+
+# ----- fixtures ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_checkpoint, tmp_path_factory) -> str:
+    """The tiny checkpoint without dropout (runs with different replica counts must match)."""
+    path = tmp_path_factory.mktemp("tiny_no_dropout") / "bert"
+    shutil.copytree(tiny_checkpoint, path)
+    config = json.loads((path / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (path / "config.json").write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mirrored_runs(checkpoint, tmp_path_factory) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """(one-device run, mirrored run over 2 logical CPUs) of the scenario, in one subprocess."""
+    out = tmp_path_factory.mktemp("mirrored")
+    results = run_processes([[sys.executable, __file__, "mirrored", str(out), checkpoint]], [_clean_env()], out)
+    _assert_ok(results)
+    return _load(out / "one_device.npz"), _load(out / "mirrored.npz")
+
+
+@pytest.fixture(scope="module")
+def worker_runs(checkpoint, tmp_path_factory) -> List[Dict[str, np.ndarray]]:
+    """The scenario on 2 local workers (MultiWorkerMirroredStrategy over TF_CONFIG)."""
+    out = tmp_path_factory.mktemp("workers")
+    _assert_ok(run_workers([__file__, "worker", str(out), checkpoint], out))
+    return [_load(out / f"worker{i}.npz") for i in range(2)]
+
+
+# ----- strategy selection and reporting (in process) ------------------------------------------------------------
+
+@pytest.mark.parametrize("env", [{}, {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}])
+def test_multi_worker_without_a_cluster_is_an_input_error(monkeypatch, env):
+    from bert_tf.distribution import make_strategy
+    from bert_tf.errors import InputError
+
+    for key in ("TF_CONFIG", "SLURM_JOB_ID", "SLURM_NTASKS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(InputError, match="multi_worker needs a SLURM allocation with several tasks or TF_CONFIG"):
+        make_strategy("multi_worker")
+
+
+@pytest.mark.parametrize("tf_config,message", [
+    ("{not json", "not valid JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "no cluster"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "no \"task\""),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}', "index 1 is outside"),
+])
+def test_a_broken_tf_config_is_an_input_error(monkeypatch, tf_config, message):
+    from bert_tf.distribution import make_strategy
+    from bert_tf.errors import InputError
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(InputError, match=message):
+        make_strategy("multi_worker")
+
+
+@pytest.mark.parametrize("batch,replicas,expected", [
+    (8, 2, "global 8 = 2 replica(s) x 4"),
+    (5, 2, "global 5 over 2 replica(s): up to 3 per replica (3+2)"),
+    (1, 2, "global 1 over 2 replica(s): up to 1 per replica (1+0)"),
+    (16, 1, "global 16 = 1 replica(s) x 16"),
+])
+def test_describe_batch_gives_the_rows_per_replica(batch, replicas, expected):
+    from types import SimpleNamespace
+
+    from bert_tf.distribution import RunContext
+
+    assert RunContext(SimpleNamespace(num_replicas_in_sync=replicas), "float32", False).describe_batch(batch) == expected
+
+
+def test_input_order_puts_rows_back_in_order_once():
+    from bert_tf.classifier import InputOrder
+
+    emitted: List[np.ndarray] = []
+    order = InputOrder(6, lambda rows: emitted.append(rows["value"]))
+    for index in ([0, 1], [4, 2], [2, 3, 1], [], [5, 4]):  # early, repeated, empty, late
+        order.add(np.array(index), {"value": np.array(index) * 10})
+    order.finish()
+    assert np.concatenate(emitted).tolist() == [0, 10, 20, 30, 40, 50]
+    assert order.duplicates == 3
+
+
+def test_input_order_reports_a_missing_row():
+    from bert_tf.classifier import InputOrder
+
+    order = InputOrder(3, lambda rows: None)
+    order.add(np.array([0, 2]), {"value": np.zeros(2)})
+    with pytest.raises(RuntimeError, match="2 of 3 examples .position 1 is missing"):
+        order.finish()
+
+
+# ----- mirrored over 2 logical CPUs --------------------------------------------------------------------------
+
+def test_mirrored_splits_batches_unevenly_and_leaves_a_replica_empty(mirrored_runs):
+    from bert_tf.distribution import replica_batch_sizes
+
+    one, mirrored = mirrored_runs
+    assert int(one["replicas"]) == 1 and int(mirrored["replicas"]) == 2
+    assert mirrored["replica_rows"].tolist() == [replica_batch_sizes(b, 2) for b in GLOBAL_BATCHES] == [
+        [2, 2], [2, 1], [1, 0]]
+
+
+def test_mirrored_training_matches_one_device(mirrored_runs):
+    one, mirrored = mirrored_runs
+    assert _max_weight_diff(one, mirrored) < WEIGHT_ATOL
+    assert _max_weight_diff(one, {k: v for k, v in _load_initial(one).items()}) > 100 * WEIGHT_ATOL
+
+
+def _load_initial(run: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Not the initial weights, but the check that training moved them: the head trained for 6 steps."""
+    return {k: (np.zeros_like(v) if k.startswith("weight_") else v) for k, v in run.items()}
+
+
+def test_mirrored_outputs_count_every_example_once_in_order(mirrored_runs):
+    one, mirrored = mirrored_runs
+    rows = sum(GLOBAL_BATCHES)
+    assert mirrored["train_row_id"].tolist() == list(range(rows)) * EPOCHS
+    assert mirrored["predict_row_id"].tolist() == list(range(rows))
+    assert int(mirrored["ner_windows"]) % 2 == 1
+    assert sorted(mirrored["ner_rows_seen"].tolist()) == list(range(int(mirrored["ner_windows"])))
+    assert mirrored["ner_words"].tolist() == list(NER_DOC_LENGTHS)
+    for batch_size in CLASSIFIER_BATCHES:
+        assert mirrored[f"clf_gathered_index_{batch_size}"].tolist() == list(range(CLASSIFIER_EXAMPLES))
+    _same_outputs(mirrored, one)
+
+
+# ----- 2 local workers ---------------------------------------------------------------------------------------
+
+def test_workers_match_one_device_and_each_other(worker_runs, mirrored_runs):
+    one, _ = mirrored_runs
+    for run in worker_runs:
+        assert int(run["replicas"]) == 2
+        assert _max_weight_diff(one, run) < WEIGHT_ATOL
+        _same_outputs(run, one)
+    assert _max_weight_diff(*worker_runs) == 0.0
+
+
+def test_workers_gather_every_example_once_in_input_order(worker_runs):
+    for run in worker_runs:
+        assert run["train_row_id"].tolist() == list(range(sum(GLOBAL_BATCHES))) * EPOCHS
+        assert run["predict_row_id"].tolist() == list(range(sum(GLOBAL_BATCHES)))
+        assert sorted(run["ner_rows_seen"].tolist()) == list(range(int(run["ner_windows"])))
+        for batch_size in CLASSIFIER_BATCHES:
+            # no reordering needed on the host: the gathered order is the input order
+            assert run[f"clf_gathered_index_{batch_size}"].tolist() == list(range(CLASSIFIER_EXAMPLES))
+
+
+if __name__ == "__main__":
+    _subprocess_main(*sys.argv[1:4])

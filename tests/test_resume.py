@@ -1,0 +1,140 @@
+"""Runs survive SIGKILL and SIGTERM: resuming gives bitwise the same weights and metrics (CPU, op determinism)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import error_lines, run_script
+from test_run_ner import write_learnable_set
+
+NER_FLAGS = ["--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
+             "--num_validate_during_training=2", "--seed=5", "--save_checkpoints_steps=4", "--deterministic",
+             "--log_every=3"]
+
+
+def _weights(model_dir: Path) -> dict:
+    arrays = {}
+    with h5py.File(model_dir / "model.weights.h5", "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def _ner(tiny_checkpoint, data, out, fault=None, extra=()):
+    env_fault = {"BERT_TF_FAULT": fault} if fault else {}
+    old = {k: os.environ.get(k) for k in env_fault}
+    os.environ.update(env_fault)
+    try:
+        return run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                           f"--save_model_path={out}", *NER_FLAGS, *extra])
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_checkpoint):
+    base = tmp_path_factory.mktemp("resume")
+    data = write_learnable_set(base / "data", sizes=(("train", 96), ("val", 24), ("test", 24)))
+    out = base / "uninterrupted"
+    process = _ner(tiny_checkpoint, data, out)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return data, out
+
+
+def _assert_same_run(reference_out: Path, out: Path):
+    ref, got = _weights(reference_out / "model"), _weights(out / "model")
+    assert ref.keys() == got.keys()
+    for name in ref:
+        assert np.array_equal(ref[name], got[name]), name
+    ref_results = json.loads((reference_out / "test_results.json").read_text())
+    assert json.loads((out / "test_results.json").read_text()) == ref_results
+    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (reference_out, out)]
+    assert history[0].equals(history[1])
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_checkpoint, tmp_path):
+    data, ref_out = reference
+    out = tmp_path / "run"
+    killed = _ner(tiny_checkpoint, data, out, fault="kill_after_step=10")
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "test_results.json").exists()
+    resumed = _ner(tiny_checkpoint, data, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout and "step 8" in resumed.stdout
+    _assert_same_run(ref_out, out)
+    checkpoints = sorted(p.name for p in (out / "checkpoints").glob("*.state.json"))
+    assert len(checkpoints) == 2  # the last two are kept
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tiny_checkpoint, tmp_path):
+    data, ref_out = reference
+    out = tmp_path / "run"
+    stopped = _ner(tiny_checkpoint, data, out, fault="sigterm_after_step=9")
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    assert "run the same command again to resume" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert (out / "checkpoints" / "ckpt-9.state.json").is_file()
+    resumed = _ner(tiny_checkpoint, data, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_run(ref_out, out)
+
+
+def test_kill_while_saving_keeps_the_previous_checkpoint(reference, tiny_checkpoint, tmp_path):
+    data, ref_out = reference
+    out = tmp_path / "run"
+    killed = _ner(tiny_checkpoint, data, out, fault="kill_during_save=8")
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "checkpoints" / "ckpt-8.state.json").exists()  # the half-written one is never used
+    assert (out / "checkpoints" / "ckpt-7.state.json").is_file()  # the end of epoch 1
+    resumed = _ner(tiny_checkpoint, data, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "global step 7" in resumed.stdout
+    _assert_same_run(ref_out, out)
+
+
+def test_resume_with_other_settings_is_refused(reference, tiny_checkpoint, tmp_path):
+    data, _ = reference
+    out = tmp_path / "run"
+    assert _ner(tiny_checkpoint, data, out, fault="kill_after_step=5").returncode == -signal.SIGKILL
+    refused = _ner(tiny_checkpoint, data, out, extra=["--learning_rate=1e-3"])
+    assert refused.returncode == 2
+    message = error_lines(refused)[0]
+    assert "learning_rate" in message and "cannot be resumed" in message
+    restarted = _ner(tiny_checkpoint, data, out, extra=["--learning_rate=1e-3", "--overwrite_output_dir",
+                                                        "--noresume"])
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "resuming" not in restarted.stdout
+
+
+def test_classifier_resumes_to_the_same_result(tiny_checkpoint, tmp_path):
+    data = Path(__file__).resolve().parent.parent / "data" / "demo" / "consensus"
+    flags = [f"--bert_model={tiny_checkpoint}", f"--data_dir={data}", "--do_train", "--do_eval",
+             "--max_seq_length=16", "--train_batch_size=32", "--num_train_epochs=2", "--learning_rate=1e-3",
+             "--save_checkpoints_steps=10", "--deterministic", "--seed=2"]
+    ref = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'ref'}", *flags])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    os.environ["BERT_TF_FAULT"] = "kill_after_step=33"
+    try:
+        killed = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'run'}", *flags])
+    finally:
+        del os.environ["BERT_TF_FAULT"]
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'run'}", *flags])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "epoch 2, step 5" in resumed.stdout  # 25 steps an epoch; the checkpoint at step 30
+    assert (json.loads((tmp_path / "run" / "eval_results.json").read_text())
+            == json.loads((tmp_path / "ref" / "eval_results.json").read_text()))
+    assert _weights(tmp_path / "run" / "model").keys() == _weights(tmp_path / "ref" / "model").keys()
+    for name, value in _weights(tmp_path / "ref" / "model").items():
+        assert np.array_equal(value, _weights(tmp_path / "run" / "model")[name]), name
