@@ -98,12 +98,13 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     """A one-line summary of where training runs."""
     gpus = tf.config.list_physical_devices("GPU")
     kind = f"{len(gpus)} GPU(s)" if gpus else "CPU only"
-    where = ""
+    name, where = type(strategy).__name__, ""
     resolver = getattr(strategy, "cluster_resolver", None)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
         role = "the chief" if is_chief(strategy) else "not the chief"
+        name = "MultiWorkerMirroredStrategy"  # the class is CollectiveAllReduceStrategy
         where = f" over {_num_tasks(resolver)} worker(s) (this is {resolver.task_type} {resolver.task_id}, {role})"
-    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s){where}; {kind} visible"
+    return f"{name} with {strategy.num_replicas_in_sync} replica(s){where}; {kind} visible"
 
 
 def _num_tasks(resolver) -> int:

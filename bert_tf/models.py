@@ -69,20 +69,6 @@ def _load_json(path: str) -> Dict[str, Any]:
     return value
 
 
-def _check_hf_weights(path: str) -> None:
-    files = set(os.listdir(path))
-    if "model.safetensors" in files or "model.safetensors.index.json" in files:
-        return
-    found = sorted(f for f in files if f.endswith((".bin", ".h5", ".safetensors", ".index", ".ckpt")))
-    hint = (
-        " (found " + ", ".join(found) + "; convert them to model.safetensors, e.g. with "
-        "transformers: AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True))"
-        if found
-        else ""
-    )
-    raise InputError(f"no model weights: expected model.safetensors or model.safetensors.index.json{hint}", path)
-
-
 def find_checkpoint(path: str) -> Checkpoint:
     """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
     preset, or a bert-tf model."""
@@ -170,32 +156,29 @@ def backbone_inputs() -> Dict[str, keras.KerasTensor]:
     }
 
 
-def build_token_classifier(backbone: keras.Model, num_labels: int, dropout: float) -> keras.Model:
-    """BERT + dropout + a per-token dense layer with one logit per label."""
-    backbone.get_layer("pooled_dense").trainable = False  # unused by token classification
-    inputs = backbone_inputs()
-    sequence = backbone(inputs)["sequence_output"]
-    x = keras.layers.Dropout(dropout, name="classifier_dropout")(sequence)
-    logits = keras.layers.Dense(
+def _classification_layers(features: keras.KerasTensor, num_labels: int, dropout: float) -> keras.KerasTensor:
+    """Dropout then a dense layer with exactly one float32 logit per label."""
+    x = keras.layers.Dropout(dropout, name="classifier_dropout")(features)
+    return keras.layers.Dense(
         num_labels,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         dtype="float32",
         name="classifier",
     )(x)
+
+
+def build_token_classifier(backbone: keras.Model, num_labels: int, dropout: float) -> keras.Model:
+    """BERT + dropout + a per-token dense layer with one logit per label."""
+    backbone.get_layer("pooled_dense").trainable = False  # unused by token classification
+    inputs = backbone_inputs()
+    logits = _classification_layers(backbone(inputs)["sequence_output"], num_labels, dropout)
     return keras.Model(inputs, logits, name="bert_token_classifier")
 
 
 def build_sequence_classifier(backbone: keras.Model, num_labels: int, dropout: float) -> keras.Model:
     """BERT pooled [CLS] output + dropout + a dense layer with exactly one logit per label."""
     inputs = backbone_inputs()
-    pooled = backbone(inputs)["pooled_output"]
-    x = keras.layers.Dropout(dropout, name="classifier_dropout")(pooled)
-    logits = keras.layers.Dense(
-        num_labels,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        dtype="float32",
-        name="classifier",
-    )(x)
+    logits = _classification_layers(backbone(inputs)["pooled_output"], num_labels, dropout)
     return keras.Model(inputs, logits, name="bert_sequence_classifier")
 
 

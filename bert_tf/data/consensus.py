@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from typing import Collection, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
 
+from bert_tf.data.common import check_readable_file, excerpt
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 
@@ -16,7 +16,6 @@ COLUMN_NAMES = ("doc_id", "annotation_id", "label", "left_context", "mention", "
 COLUMN_COUNT = len(COLUMN_NAMES)
 READ_BUFFER_BYTES = 1 << 20
 COUNT_CHUNK_BYTES = 1 << 24
-EXCERPT_CHARS = 40
 BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 # A '\n' ending an empty line: right after another '\n', or after '\n\r' (an empty CR LF line).
@@ -37,25 +36,6 @@ class ConsensusExample:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _excerpt(text: str) -> str:
-    """A short quoted excerpt of `text` for error messages."""
-    if len(text) <= EXCERPT_CHARS:
-        return repr(text)
-    return repr(text[:EXCERPT_CHARS]) + "..."
-
-
-def _check_readable_file(path: str) -> None:
-    """Raise InputError unless `path` names an existing file that is not a directory."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
-    if stat.S_ISDIR(mode):
-        raise InputError("is a directory, expected a file", path)
 
 
 def _line_text(raw: bytes, path: str, number: int) -> str:
@@ -88,7 +68,7 @@ def _iter_lines(path: str) -> Iterator[Tuple[int, str]]:
 def _unknown_label(label: str, allowed: FrozenSet[str], labels_source: Optional[str]) -> str:
     """The message for a label outside the label set."""
     where = labels_source if labels_source else "the label set"
-    return f"label {_excerpt(label)} is not in {where} ({', '.join(sorted(allowed))})"
+    return f"label {excerpt(label)} is not in {where} ({', '.join(sorted(allowed))})"
 
 
 def _parse_line(
@@ -102,7 +82,7 @@ def _parse_line(
         raise InputError(problem, path, number)
     doc_id, annotation_id, label, left, mention, right = fields
     if not label or label != label.strip():
-        raise InputError(f"invalid label {_excerpt(label)}: empty or with surrounding whitespace", path, number)
+        raise InputError(f"invalid label {excerpt(label)}: empty or with surrounding whitespace", path, number)
     if allowed is not None and label not in allowed:
         raise InputError(_unknown_label(label, allowed, labels_source), path, number)
     if not mention.strip():
@@ -120,23 +100,23 @@ def iter_consensus_tsv(
     check_labels: bool = True,
 ) -> Iterator[ConsensusExample]:
     """Stream the examples of a consensus TSV, checking each line (and its label when `labels` is given)."""
-    _check_readable_file(path)
+    check_readable_file(path)
     allowed = frozenset(labels) if labels is not None and check_labels else None
     return (_parse_line(text, number, path, allowed, labels_source) for number, text in _iter_lines(path))
 
 
 def read_labels_file(path: str) -> List[str]:
     """The labels of a labels file, one a line, in file order."""
-    _check_readable_file(path)
+    check_readable_file(path)
     first_line: Dict[str, int] = {}
     for number, text in _iter_lines(path):
         label = text.strip()
         if not label:
             continue
         if any(character.isspace() for character in label):
-            raise InputError(f"label {_excerpt(label)} contains whitespace", path, number)
+            raise InputError(f"label {excerpt(label)} contains whitespace", path, number)
         if label in first_line:
-            raise InputError(f"duplicate label {_excerpt(label)} (first on line {first_line[label]})", path, number)
+            raise InputError(f"duplicate label {excerpt(label)} (first on line {first_line[label]})", path, number)
         first_line[label] = number
     if not first_line:
         raise InputError("no labels: the file is empty", path)
@@ -150,7 +130,7 @@ def collect_labels(path: str) -> List[str]:
 
 def count_examples(path: str) -> int:
     """The number of non-empty lines of `path` (LF or CR LF endings), read in binary chunks."""
-    _check_readable_file(path)
+    check_readable_file(path)
     line_ends = empty_lines = 0
     tail = b"\n"  # as if a line ended just before the file, so that an empty first line counts as empty
     try:

@@ -9,13 +9,13 @@ import csv
 import io
 import os
 import re
-import stat
 import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from bert_tf.data.common import check_readable_file, excerpt
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 
@@ -25,7 +25,6 @@ OUTSIDE_TAG = "O"
 DOCSTART = "-DOCSTART-"
 CONLL_EXTENSIONS = (".conll", ".tsv", ".bio", ".iob", ".conllu")
 VAL_FILE_NAMES = ("val.csv", "dev.csv", "valid.csv")
-EXCERPT_CHARS = 40
 MAX_LISTED = 20
 
 _ENTITY_TAG = re.compile(r"([BI])-(\S+)")
@@ -79,7 +78,7 @@ def check_known_tags(examples: Iterable[NerExample], labels: Iterable[str], path
     if not first_line:
         return
     unknown = sorted(first_line)
-    listed = ", ".join(f"{_excerpt(tag)} (line {first_line[tag]})" for tag in unknown[:MAX_LISTED])
+    listed = ", ".join(f"{excerpt(tag)} (line {first_line[tag]})" for tag in unknown[:MAX_LISTED])
     more = f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
     raise InputError(f"tags not seen in the training data: {listed}{more}", path, min(first_line.values()))
 
@@ -87,28 +86,9 @@ def check_known_tags(examples: Iterable[NerExample], labels: Iterable[str], path
 # ----------------------------------------------------------------------------- file access
 
 
-def _excerpt(text: str) -> str:
-    """A short quoted excerpt of `text` for error messages."""
-    if len(text) <= EXCERPT_CHARS:
-        return repr(text)
-    return repr(text[:EXCERPT_CHARS]) + "..."
-
-
-def _check_readable_file(path: str) -> None:
-    """Raise InputError unless `path` names an existing file that is not a directory."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
-    if stat.S_ISDIR(mode):
-        raise InputError("is a directory, expected a file", path)
-
-
 def _read_file_bytes(path: str) -> bytes:
     """The whole content of `path`; InputError when it is missing, a directory or unreadable."""
-    _check_readable_file(path)
+    check_readable_file(path)
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -142,7 +122,7 @@ def _decode_line(raw: bytes, path: str, line: int) -> str:
 
 def _iter_text_lines(path: str) -> Iterator[Tuple[int, str]]:
     """(1-based line number, text without its line terminator) for each line of `path`, streamed."""
-    _check_readable_file(path)
+    check_readable_file(path)
     try:
         with open(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
@@ -187,7 +167,7 @@ def _iter_csv_records(text: str, path: str) -> Iterator[Tuple[int, List[str]]]:
 
 def _short_listing(names: Sequence[str]) -> str:
     """A short quoted listing of `names` (columns, files) for error messages."""
-    shown = ", ".join(_excerpt(name) for name in names[:MAX_LISTED])
+    shown = ", ".join(excerpt(name) for name in names[:MAX_LISTED])
     return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
@@ -221,7 +201,7 @@ def _parse_string_list(cell: str, column: str, path: str, line: int) -> Tuple[st
     stripped = cell.strip()
     if not stripped:
         raise InputError(f"empty cell in column {column!r}", path, line)
-    not_a_list = InputError(f"column {column!r} is not a Python list of strings: {_excerpt(stripped)}", path, line)
+    not_a_list = InputError(f"column {column!r} is not a Python list of strings: {excerpt(stripped)}", path, line)
     if stripped[0] not in "[(":
         raise not_a_list
     try:
@@ -233,7 +213,7 @@ def _parse_string_list(cell: str, column: str, path: str, line: int) -> Tuple[st
     for position, element in enumerate(value, start=1):
         if not isinstance(element, str):
             kind = type(element).__name__
-            problem = f"column {column!r}: element {position} is a {kind}, not a string: {_excerpt(repr(element))}"
+            problem = f"column {column!r}: element {position} is a {kind}, not a string: {excerpt(repr(element))}"
             raise InputError(problem, path, line)
     return tuple(value)
 
@@ -244,7 +224,7 @@ def _check_tags(tokens: Sequence[str], tags: Sequence[str], path: str, line: int
         raise InputError(f"{len(tokens)} tokens but {len(tags)} tags", path, line)
     for tag in tags:
         if not validate_tag(tag):
-            raise InputError(f"invalid tag {_excerpt(tag)}: expected 'O', 'B-TYPE' or 'I-TYPE'", path, line)
+            raise InputError(f"invalid tag {excerpt(tag)}: expected 'O', 'B-TYPE' or 'I-TYPE'", path, line)
 
 
 def _example_from_row(
@@ -373,7 +353,7 @@ def _conll_tag(tag: str, bare_tag_type: str, path: str, line: int) -> str:
     if tag in ("B", "I"):
         return f"{tag}-{bare_tag_type}"
     if not validate_tag(tag):
-        raise InputError(f"invalid tag {_excerpt(tag)}: expected O, B, I, B-TYPE or I-TYPE", path, line)
+        raise InputError(f"invalid tag {excerpt(tag)}: expected O, B, I, B-TYPE or I-TYPE", path, line)
     return tag
 
 
@@ -415,7 +395,7 @@ def _iter_conll_sentences(path: str, bare_tag_type: str) -> Iterator[NerExample]
 def read_conll(path: str, bare_tag_type: str = "ENT") -> List[NerExample]:
     """The sentences of a CoNLL-like file (token first column, tag last column; a blank line ends a sentence)."""
     if not validate_tag(f"B-{bare_tag_type}"):
-        raise InputError(f"invalid entity type for bare B/I tags: {_excerpt(bare_tag_type)}")
+        raise InputError(f"invalid entity type for bare B/I tags: {excerpt(bare_tag_type)}")
     examples = list(_iter_conll_sentences(path, bare_tag_type))
     if not examples:
         raise InputError("no sentences found", path)
