@@ -105,6 +105,13 @@ def generate_consensus_tsv(path: str, rows: int, seed: int, source: str = CONSEN
             "generate_seconds": time.perf_counter() - started}
 
 
+def cf_workers() -> int:
+    """How many featurizing processes a cache build uses here."""
+    from bert_tf import classifier_features
+
+    return classifier_features.default_workers()
+
+
 def count_distinct_words(path: str, max_rows: int) -> int:
     """Distinct whitespace words in the contexts and mentions of the first max_rows rows."""
     seen = set()
@@ -118,8 +125,32 @@ def count_distinct_words(path: str, max_rows: int) -> int:
     return len(seen)
 
 
+def verify_parallel(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Check that a cache built by several processes equals the one built by one (small chunks)."""
+    from bert_tf import classifier_features as cf
+    from bert_tf.data import consensus
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    labels = consensus.read_labels_file(cfg["labels_file"])
+    arrays = []
+    for workers in (1, 2):
+        tokenizer = WordPieceTokenizer.from_model_dir(cfg["model_dir"])
+        records = ((e.label, e.left, e.mention, e.right) for e in consensus.iter_consensus_tsv(cfg["tsv"], labels))
+        directory = os.path.join(cfg["cache_root"], f"verify-{workers}")
+        info = cf.build_feature_cache(records, directory, tokenizer, cfg["max_seq_length"], None, labels,
+                                      chunk_size=128, workers=workers)
+        arrays.append(cf.cache_arrays(info))
+        shutil.rmtree(directory, ignore_errors=True)
+    same = all(np.array_equal(a, b) for a, b in zip(*arrays))
+    return {"identical": bool(same), "examples": int(len(arrays[0][1]))}
+
+
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Featurize cfg["tsv"] into a fresh cache with classifier.build_features; speed and memory."""
+    if cfg.get("mode") == "verify":
+        return verify_parallel(cfg)
+    import resource
+
     from bert_tf import classifier
     from bert_tf.data import consensus
     from bert_tf.tokenization import WordPieceTokenizer
@@ -135,12 +166,14 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
                                      cfg.get("replace_span"), cache_root)
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
+    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     cache_bytes = sum(os.path.getsize(p) for p in info.shard_paths)
     if not cfg.get("keep_cache"):
         shutil.rmtree(cache_root, ignore_errors=True)
     return {
         "examples": info.num_examples, "seconds": seconds, "examples_per_s": info.num_examples / seconds,
         "rss_before_mb": rss_before, "peak_rss_mb": peak, "growth_mb": peak - rss_before,
+        "workers_peak_rss_mb": children_peak, "workers": cf_workers(),
         "cache_mb": cache_bytes / 2 ** 20, "shards": len(info.shard_files), "load_before": load_before,
     }
 

@@ -106,7 +106,8 @@ def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict
 
     timer = EpochTimer()
     trainer.fit(make_epoch_dataset, cfg["epochs"], None, lambda out: None, lambda: {}, callbacks=[timer])
-    return {"epoch_seconds": timer.seconds, "padded_fraction": float(np.mean(fractions))}
+    return {"epoch_seconds": timer.seconds, "padded_fraction": float(np.mean(fractions)),
+            "group_step_seconds": timer.step_seconds_by_group()}
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ import numpy as np
 from bench.common import bert_train_flops, load_average, worker_main
 
 IGNORE = -1
+GROUP_STEPS = 10  # steps per timing group (as our Trainer's log_every in the NER case)
 
 
 def _device():
@@ -202,21 +203,26 @@ def ner_epoch(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rng = np.random.default_rng(cfg["seed"])
     model.train()
     real = padded = 0
-    epoch_seconds = []
+    epoch_seconds: List[float] = []
+    groups: List[float] = []
     for _ in range(epochs):
-        started = time.perf_counter()
+        started = mark = time.perf_counter()
         order = rng.permutation(len(tokens))
-        for start in range(0, len(order), batch_size):
+        for step, start in enumerate(range(0, len(order), batch_size)):
             picked = order[start:start + batch_size]
             batch, length = pad_batch([tokens[i] for i in picked], [labels[i] for i in picked], cfg["pad_id"], device)
             stepper(batch)
             real += sum(len(tokens[i]) for i in picked)
             padded += length * len(picked)
+            if (step + 1) % GROUP_STEPS == 0:
+                groups.append((time.perf_counter() - mark) / GROUP_STEPS)
+                mark = time.perf_counter()
         _sync()
         epoch_seconds.append(time.perf_counter() - started)
     eval_seconds = predict_rows(model, _ragged(data, "eval_tokens"), cfg, device)
     return {
         "epoch_seconds": epoch_seconds,
+        "group_step_seconds": groups,
         "steps_per_epoch": steps_per_epoch,
         "padded_fraction": 1.0 - real / max(padded, 1),
         "positions": padded,

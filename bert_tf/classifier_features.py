@@ -664,7 +664,8 @@ def _featurized_chunks(
     (at most two each in flight, so that the input still streams) when there are several."""
     chunks = iter(chunks)
     head = list(itertools.islice(chunks, 2))
-    if workers <= 1 or len(head) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    serial = workers <= 1 or len(head) < 2 or multiprocessing.current_process().daemon
+    if serial or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in itertools.chain(head, chunks):
             gold, lefts, mentions, rights = _columns(chunk)
             yield gold, featurize_mentions(lefts, mentions, rights, tokenizer, length, replace_span)

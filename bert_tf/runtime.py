@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import random
@@ -15,6 +16,8 @@ from bert_tf.errors import InputError
 from bert_tf.io_utils import write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
+UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run killed early
+                        "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
 
 
 def exit_on_input_error(main: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -77,19 +80,19 @@ def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
     if state is not None:
         TrainingCheckpointer(checkpoints, None, None, fingerprint).check_compatible(state)
         return state
-    if not _only_unfinished_run(path):
-        check_output_dir(path, overwrite, flag)
+    check_output_dir(path, overwrite or _only_unfinished_run(path), flag)
     if os.path.isdir(checkpoints):
         shutil.rmtree(checkpoints)  # --overwrite_output_dir --noresume: start over
     return None
 
 
 def _only_unfinished_run(path: str) -> bool:
-    """True when the directory holds only what a run killed before its first checkpoint leaves."""
+    """True when the directory holds only what a launcher writes (flagfile, log, job script) and what a run
+    killed before its first checkpoint leaves."""
     if not os.path.isdir(path):
         return False
-    leftovers = set(os.listdir(path))
-    return bool(leftovers) and leftovers <= {"run_config.json", "feature_cache", CHECKPOINT_DIR}
+    leftovers = [name for name in os.listdir(path) if not fnmatch.fnmatch(name, "slurm-*.*")]
+    return set(leftovers) <= UNFINISHED_RUN_FILES
 
 
 def check_output_dir(path: str, overwrite: bool, flag: str) -> None:

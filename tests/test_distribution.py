@@ -10,6 +10,7 @@ that with a one-device run of the same scenario.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -223,38 +224,36 @@ def _tf_config(ports: Sequence[int], index: int) -> str:
 def run_processes(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, str]], log_dir: Path,
                   timeout: float = WORKER_TIMEOUT) -> List[Tuple[int, str]]:
     """Start the commands together; (exit status, output) of each. Stragglers are killed at the timeout
-    (with their process groups), and every process is waited for, whatever happens."""
-    processes, logs = [], []
-    try:
-        for i, (command, env) in enumerate(zip(commands, envs)):
-            logs.append(open(log_dir / f"process{i}.log", "w+", encoding="utf-8"))
-            processes.append(subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=logs[-1],
-                                              stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + timeout
-        for process in processes:
-            try:
+    (with their process groups: status -9), and every process is waited for, whatever happens."""
+    processes: List[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(open(log_dir / f"process{i}.log", "w+", encoding="utf-8"))
+                for i in range(len(commands))]
+        try:
+            for command, env, log in zip(commands, envs, logs):
+                processes.append(subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=log,
+                                                  stderr=subprocess.STDOUT, start_new_session=True))
+            deadline = time.monotonic() + timeout
+            for process in processes:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                break
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    results = []
-    for process, log in zip(processes, logs):
-        log.seek(0)
-        results.append((process.returncode, log.read()))
-        log.close()
-    return results
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            for process in processes:
+                _kill_group(process)
+        results = []
+        for process, log in zip(processes, logs):
+            log.seek(0)
+            results.append((process.returncode, log.read()))
+        return results
 
 
-def run_workers(args: Sequence[str], log_dir: Path, per_worker=lambda i, a: a) -> List[Tuple[int, str]]:
-    """The same command on 2 local workers with TF_CONFIG (per_worker(i, args) may adapt the arguments)."""
-    ports = _free_ports(2)
-    commands = [[sys.executable, *per_worker(i, list(args))] for i in range(2)]
-    envs = [_clean_env(TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
-    return run_processes(commands, envs, log_dir)
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill a process that is still running, and its process group, then reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _assert_ok(results: Sequence[Tuple[int, str]]) -> None:
@@ -278,7 +277,8 @@ def _same_outputs(got: Dict[str, np.ndarray], ref: Dict[str, np.ndarray]) -> Non
     for key in ("train_row_id", "train_preds", "predict_row_id", "ner_rows_seen", "ner_words", "ner_label_ids",
                 *(f"clf_gold_{b}" for b in CLASSIFIER_BATCHES)):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
-    for key in ("predict_logits", "ner_loss", "ner_accuracy", "ner_f1", *(f"clf_probs_{b}" for b in CLASSIFIER_BATCHES)):
+    for key in ("predict_logits", "ner_loss", "ner_accuracy", "ner_f1",
+                *(f"clf_probs_{b}" for b in CLASSIFIER_BATCHES)):
         np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=OUTPUT_ATOL, err_msg=key)
 
 
@@ -355,20 +355,27 @@ def checkpoint(tiny_checkpoint, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def mirrored_runs(checkpoint, tmp_path_factory) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
-    """(one-device run, mirrored run over 2 logical CPUs) of the scenario, in one subprocess."""
-    out = tmp_path_factory.mktemp("mirrored")
-    results = run_processes([[sys.executable, __file__, "mirrored", str(out), checkpoint]], [_clean_env()], out)
-    _assert_ok(results)
-    return _load(out / "one_device.npz"), _load(out / "mirrored.npz")
+def scenario_runs(checkpoint, tmp_path_factory) -> Dict[str, Dict[str, np.ndarray]]:
+    """The scenario's runs, all started together: one_device and mirrored (2 logical CPUs) in one
+    subprocess, worker0 and worker1 (MultiWorkerMirroredStrategy over TF_CONFIG) in two more."""
+    out = tmp_path_factory.mktemp("scenario")
+    ports = _free_ports(2)
+    commands = [[sys.executable, __file__, mode, str(out), checkpoint] for mode in ("mirrored", "worker", "worker")]
+    envs = [_clean_env()] + [_clean_env(TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
+    _assert_ok(run_processes(commands, envs, out))
+    return {name: _load(out / f"{name}.npz") for name in ("one_device", "mirrored", "worker0", "worker1")}
 
 
 @pytest.fixture(scope="module")
-def worker_runs(checkpoint, tmp_path_factory) -> List[Dict[str, np.ndarray]]:
-    """The scenario on 2 local workers (MultiWorkerMirroredStrategy over TF_CONFIG)."""
-    out = tmp_path_factory.mktemp("workers")
-    _assert_ok(run_workers([__file__, "worker", str(out), checkpoint], out))
-    return [_load(out / f"worker{i}.npz") for i in range(2)]
+def mirrored_runs(scenario_runs) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """(one-device run, mirrored run over 2 logical CPUs)."""
+    return scenario_runs["one_device"], scenario_runs["mirrored"]
+
+
+@pytest.fixture(scope="module")
+def worker_runs(scenario_runs) -> List[Dict[str, np.ndarray]]:
+    """The runs of the 2 local workers."""
+    return [scenario_runs["worker0"], scenario_runs["worker1"]]
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +385,7 @@ def ner_script_runs(checkpoint, tmp_path_factory) -> Tuple[Path, Dict[str, Tuple
     data = _write_ner_data(base / "data")
     args = ["run_ner.py", f"--bert_model={checkpoint}", f"--data_path={data}", "--max_len=32", "--epochs=8",
             "--batch_size=5", "--learning_rate=5e-3", "--patience=1", "--seed=3", "--classifier_dropout=0",
-            "--noverbose"]
+            "--nobucket_by_length", "--noverbose"]
     return base, run_script_on_workers(args, "--save_model_path", base)
 
 
@@ -436,7 +443,8 @@ def test_describe_batch_gives_the_rows_per_replica(batch, replicas, expected):
 
     from bert_tf.distribution import RunContext
 
-    assert RunContext(SimpleNamespace(num_replicas_in_sync=replicas), "float32", False).describe_batch(batch) == expected
+    run = RunContext(SimpleNamespace(num_replicas_in_sync=replicas), "float32", False)
+    assert run.describe_batch(batch) == expected
 
 
 def test_input_order_puts_rows_back_in_order_once():
@@ -519,7 +527,7 @@ def _check_chief_only_writes(base: Path, runs: Dict[str, Tuple[int, str]], expec
     chief_files = _files_under(base / "worker0")
     assert set(expected) <= set(chief_files), chief_files
     assert set(_files_under(base / "single")) == set(chief_files)
-    assert _files_under(base / "worker1") == [] if (base / "worker1").exists() else True
+    assert not (base / "worker1").exists() or _files_under(base / "worker1") == []  # at most the empty folder
     for name, role in (("worker0", "worker 0, the chief"), ("worker1", "worker 1, not the chief")):
         assert "MultiWorkerMirroredStrategy with 2 replica(s) over 2 worker(s) (this is " + role in runs[name][1]
     assert "OneDeviceStrategy with 1 replica(s); CPU only visible" in runs["single"][1]

@@ -151,3 +151,30 @@ def test_nan_loss_stops_with_the_step(tiny_checkpoint):
                                                              np.nan, np.float32))
     with pytest.raises(TrainingDiverged, match="at step 2"):
         _one_epoch(trainer, [_batch(1)])
+
+
+def test_xla_step_matches_the_plain_step(tiny_checkpoint):
+    """--use_xla compiles the step (jit_compile=True, set explicitly) and computes the same loss."""
+    losses = []
+    for use_xla in (False, True):
+        tf.keras.utils.set_random_seed(0)
+        task, _ = _task(tiny_checkpoint)
+        trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.01), tf.distribute.get_strategy(),
+                          use_xla=use_xla, log_every=1, verbose=False)
+        history = _one_epoch(trainer, [_batch(0), _batch(1), _batch(2)])
+        losses.append(history[-1]["loss"])
+        assert trainer._forward_backward.function_spec is not None
+        assert trainer._forward_backward._jit_compile == use_xla
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_lamb_optimizer_trains_and_skips_decay_on_layernorm(tiny_checkpoint):
+    task, _ = _task(tiny_checkpoint)
+    optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
+    trainer = Trainer(task.model, optimizer, tf.distribute.get_strategy(), log_every=1, verbose=False)
+    before = [v.numpy().copy() for v in task.model.trainable_variables]
+    history = _one_epoch(trainer, [_batch(0), _batch(1)])
+    assert np.isfinite(history[-1]["loss"])
+    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, task.model.trainable_variables))
+    assert not any(optimizer._use_weight_decay(v) for v in task.model.trainable_variables
+                   if v.path.endswith(("gamma", "beta", "bias")))

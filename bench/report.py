@@ -1,0 +1,359 @@
+"""bench/RESULTS.md from the figures that run_bench.py collected (every figure is computed here
+from results.json; nothing is typed in by hand)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench.common import FLOPS_FORMULA
+
+GPU_COMMAND = "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>"
+TARGETS = {
+    "step": 1.5,  # ours / reference sequences/s
+    "mfu": 0.6,  # model FLOP/s / GEMM FLOP/s
+    "ner_speed": 2.5,  # reference wall time / ours
+    "ner_f1": 0.01,  # |F1 difference|
+    "prep_rate": 50_000.0,  # examples/s at the first size
+    "prep_growth_mb": 200.0,  # peak RSS growth from the first to the last size
+}
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def _ok(result: Any) -> bool:
+    return isinstance(result, dict) and "error" not in result and "skipped" not in result
+
+
+def _why(result: Any) -> str:
+    if not isinstance(result, dict):
+        return "not run"
+    return result.get("skipped") or result.get("error") or "not run"
+
+
+def _f(value: Optional[float], digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(ok: Optional[bool]) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _best(run: Dict[str, Any]) -> float:
+    """Best (smallest) seconds per step over the timed repeats."""
+    return min(run["step_seconds_each_repeat"])
+
+
+def _median_estimate(side: Dict[str, Any], steps: int) -> Optional[float]:
+    """Median seconds per step over groups of steps, times the steps: an epoch without the outliers."""
+    groups = side.get("group_step_seconds") or []
+    return statistics.median(groups) * steps if groups else None
+
+
+# ----------------------------------------------------------------------------- step / MFU
+
+
+def _gemm(step: Dict[str, Any], key: str) -> Optional[float]:
+    g = step.get("gemm", {}).get(key)
+    return g["flops"] if _ok(g) else None
+
+
+def step_rows(step: Dict[str, Any], peak_tflops: Optional[float]) -> Tuple[List[str], Dict[str, Any]]:
+    """Markdown of the step and MFU sections, and the figures the summary needs."""
+    lines: List[str] = []
+    figures: Dict[str, Any] = {}
+    tf_gemm, torch_gemm = _gemm(step, "tf_float32"), _gemm(step, "torch_float32")
+    lines.append(f"Machine GEMM rate (4096 x 4096 float32, best of repeated runs): tf.matmul "
+                 f"**{_f(tf_gemm and tf_gemm / 1e9, 1)} GFLOP/s**, torch.mm {_f(torch_gemm and torch_gemm / 1e9, 1)} "
+                 f"GFLOP/s.")
+    if _gemm(step, "tf_float16"):
+        lines.append(f"float16 tf.matmul: {_f(_gemm(step, 'tf_float16') / 1e9, 1)} GFLOP/s.")
+    lines.append("")
+    for seq_len, runs in step.get("runs", {}).items():
+        ref = runs.get("reference")
+        header = ["variant", "s/step best", "s/step median", "seq/s (best)", "model GFLOP/s (best)",
+                  "/ tf GEMM", "vs reference (best)", "vs reference (median)", "warm-up s"]
+        if peak_tflops:
+            header.append("% of peak")
+        rows = []
+        for name, run in runs.items():
+            if not _ok(run):
+                rows.append([name, _why(run)] + [""] * (len(header) - 2))
+                continue
+            best, median = _best(run), run["step_seconds"]
+            flops = run["model_flops_per_s"] * run["step_seconds"] / best
+            vs_best = _best(ref) / best if _ok(ref) else None
+            vs_median = ref["step_seconds"] / median if _ok(ref) else None
+            row = [name, _f(best, 3), _f(median, 3), _f(step["shape"]["batch"] / best, 3), _f(flops / 1e9, 1),
+                   _f(flops / tf_gemm if tf_gemm else None, 2), _f(vs_best, 2), _f(vs_median, 2),
+                   _f(run.get("warmup_seconds"), 1)]
+            if peak_tflops:
+                row.append(_f(100 * flops / (peak_tflops * 1e12), 1))
+            rows.append(row)
+            if name != "reference":
+                figures.setdefault(seq_len, {})[name] = {"ratio": vs_best, "ratio_median": vs_median,
+                                                         "mfu": flops / tf_gemm if tf_gemm else None}
+        lines.append(f"Sequence length {seq_len}, batch {step['shape']['batch']}:")
+        lines.append("")
+        lines += _table(header, rows)
+        if _ok(ref):
+            lines.append(f"Reference: attention `{ref.get('attention')}`, {ref.get('threads')} threads, "
+                         f"{ref.get('parameters'):,} trainable parameters (ours: "
+                         f"{next((r['parameters'] for r in runs.values() if _ok(r) and 'policy' in r), 0):,}).")
+            lines.append("")
+    return lines, figures
+
+
+# ----------------------------------------------------------------------------- NER
+
+
+def ner_lines(ner: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
+    """Markdown of the NER epoch section and its summary figures."""
+    if not _ok(ner):
+        return [f"Not measured: {_why(ner)}", ""], {}
+    ours, ref = ner.get("ours", {}), ner.get("reference")
+    steps_ours = ner["steps_per_epoch"]
+    rows, figures = [], {}
+    for name, side, steps in (("ours (length buckets)", ours, steps_ours),
+                              ("reference (shuffled, pad to longest)", ref, (ref or {}).get("steps_per_epoch"))):
+        if not _ok(side):
+            rows.append([name, _why(side)] + [""] * 7)
+            continue
+        m = side.get("metrics", {})
+        rows.append([name, _f(sum(side["epoch_seconds"]), 1), str(steps), _f(100 * side["padded_fraction"], 1) + " %",
+                     _f(_median_estimate(side, steps * len(side["epoch_seconds"])), 1), _f(side.get("eval_seconds"), 1),
+                     _f(100 * m.get("f1", 0), 2), _f(100 * m.get("precision", 0), 2), _f(100 * m.get("recall", 0), 2)])
+    lines = [f"{ner['sentences']} training sentences (mean {ner['mean_row_length']:.1f} sub-tokens a row, "
+             f"{ner['words_cut']} words cut at max_len), {ner['eval_sentences']} devel sentences, batch 16, "
+             f"max_len 128, buckets {ner['buckets']}, learning rate as configured, 1 epoch each.", ""]
+    lines += _table(["side", "epoch wall s", "steps", "padded positions", "median-group estimate s",
+                     "devel eval s", "devel F1 %", "P %", "R %"], rows)
+    if _ok(ref) and ours.get("epoch_seconds"):
+        wall = sum(ref["epoch_seconds"]) / sum(ours["epoch_seconds"])
+        est_o = _median_estimate(ours, steps_ours * len(ours["epoch_seconds"]))
+        est_r = _median_estimate(ref, ref["steps_per_epoch"] * len(ref["epoch_seconds"]))
+        f1_gap = abs(ours["metrics"]["f1"] - ref["metrics"]["f1"]) if "metrics" in ref else None
+        figures = {"speed": wall, "speed_median": est_r / est_o if est_o and est_r else None, "f1_gap": f1_gap,
+                   "f1_ours": ours["metrics"]["f1"], "f1_ref": ref.get("metrics", {}).get("f1")}
+        lines.append(f"Speed-up (reference wall time / ours): **{wall:.2f}x**; from the median step times "
+                     f"(less sensitive to other processes): {_f(figures['speed_median'])}x. "
+                     f"F1 gap: {_f(f1_gap and 100 * f1_gap)} points.")
+        lines.append("")
+    pipe = ner.get("pipeline", {})
+    if pipe and ours.get("epoch_seconds"):
+        steps_per_s = steps_ours * len(ours["epoch_seconds"]) / sum(ours["epoch_seconds"])
+        lines.append(f"Input pipeline alone (ner.batches_dataset, no model): **{pipe['batches_per_s']:.0f} batches/s** "
+                     f"vs {steps_per_s:.2f} training steps/s: the pipeline is "
+                     f"{pipe['batches_per_s'] / steps_per_s:,.0f}x faster than the step, so the device never waits.")
+        lines.append("")
+    other = ner.get("other_padding", {})
+    if other:
+        lines.append("Padded positions of other batching schemes on the same rows: " + ", ".join(
+            f"{k.replace('_', ' ')} {100 * v:.1f} %" for k, v in other.items()) + ".")
+        lines.append("")
+    return lines, figures
+
+
+# ----------------------------------------------------------------------------- prep / predict
+
+
+def prep_lines(prep: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
+    """Markdown of the data preparation section and its summary figures."""
+    if not _ok(prep):
+        return [f"Not measured: {_why(prep)}", ""], {}
+    rows, sizes = [], prep.get("sizes", {})
+    for n, r in sizes.items():
+        if not _ok(r):
+            rows.append([n, _why(r)] + [""] * 8)
+            continue
+        g = r["generated"]
+        rows.append([f"{int(n):,}", f"{g['distinct_words']:,}", _f(g["bytes"] / 2 ** 20, 0), _f(r["seconds"], 1),
+                     f"{r['examples_per_s']:,.0f}", _f(r["rss_before_mb"], 0), _f(r["peak_rss_mb"], 0),
+                     _f(r["growth_mb"], 0), _f(r.get("workers_peak_rss_mb"), 0), _f(r["cache_mb"], 0)])
+    lines = _table(["rows", "distinct words", "TSV MiB", "seconds", "examples/s", "RSS before MiB",
+                    "peak RSS MiB", "growth MiB", "peak RSS of a featurizing worker MiB (incl. pages shared with the main process)", "cache MiB"], rows)
+    ok = [r for r in sizes.values() if _ok(r)]
+    figures: Dict[str, Any] = {}
+    if ok:
+        figures["rate"] = ok[0]["examples_per_s"]
+        figures["workers"] = ok[0].get("workers")
+    if len(ok) >= 2:
+        figures["growth"] = ok[-1]["peak_rss_mb"] - ok[0]["peak_rss_mb"]
+        figures["worker_growth"] = (ok[-1].get("workers_peak_rss_mb") or 0) - (ok[0].get("workers_peak_rss_mb") or 0)
+        lines.append(f"Peak RSS growth from {int(list(sizes)[0]):,} to {int(list(sizes)[-1]):,} rows: main process "
+                     f"**{figures['growth']:+.0f} MiB**, featurizing worker {figures['worker_growth']:+.0f} MiB.")
+        lines.append("")
+    verify = prep.get("verify")
+    if _ok(verify):
+        lines.append(f"Parallel build check: the cache of the {verify['examples']} real examples built by 2 processes "
+                     f"(128-row chunks) is {'identical' if verify['identical'] else 'NOT identical'} to the one "
+                     f"built by 1.")
+        lines.append("")
+    return lines, figures
+
+
+def predict_lines(pred: Dict[str, Any]) -> List[str]:
+    """Markdown of the prediction section."""
+    if not _ok(pred):
+        return [f"Not measured: {_why(pred)}", ""]
+    n, c = pred["ner"], pred["classifier"]
+    return _table(["task", "input", "seconds", "throughput"], [
+        ["NER ner.predict_words", f"{n['documents']:,} devel sentences, {n['words']:,} words, {n['windows']:,} windows",
+         _f(n["seconds"], 1), f"**{n['words_per_s']:,.0f} words/s** ({n['words_per_s_with_prepare']:,.0f} with "
+                              f"tokenization and windows, {n['prepare_seconds']:.1f} s)"],
+        ["classifier predict_probabilities", f"{c['examples']:,} real examples at max_seq_length {c['max_seq_length']}",
+         _f(c["seconds"], 1), f"**{c['examples_per_s']:,.1f} examples/s**"],
+    ])
+
+
+# ----------------------------------------------------------------------------- whole report
+
+
+def summary_rows(step_fig: Dict[str, Any], ner_fig: Dict[str, Any], prep_fig: Dict[str, Any]) -> List[List[str]]:
+    """Target, measured value and verdict per target."""
+    rows = []
+    for seq_len, variants in step_fig.items():
+        for name, v in variants.items():
+            rows.append([f"step seq {seq_len}, {name}: ours / reference seq/s >= {TARGETS['step']}",
+                         f"{_f(v['ratio'])}x best (median {_f(v['ratio_median'])}x)",
+                         _met(None if v["ratio"] is None else v["ratio"] >= TARGETS["step"])])
+            rows.append([f"step seq {seq_len}, {name}: model FLOP/s / GEMM >= {TARGETS['mfu']}", _f(v["mfu"]),
+                         _met(None if v["mfu"] is None else v["mfu"] >= TARGETS["mfu"])])
+    if ner_fig:
+        rows.append([f"NER epoch: reference / ours wall time >= {TARGETS['ner_speed']}",
+                     f"{_f(ner_fig['speed'])}x (median steps {_f(ner_fig['speed_median'])}x)",
+                     _met(ner_fig["speed"] >= TARGETS["ner_speed"])])
+        if ner_fig.get("f1_gap") is not None:
+            rows.append(["NER devel F1 within 1 point",
+                         f"ours {100 * ner_fig['f1_ours']:.2f}, reference {100 * ner_fig['f1_ref']:.2f}",
+                         _met(ner_fig["f1_gap"] <= TARGETS["ner_f1"])])
+    if "rate" in prep_fig:
+        rows.append([f"prep examples/s at the first size >= {TARGETS['prep_rate']:,.0f}",
+                     f"{prep_fig['rate']:,.0f} ({prep_fig.get('workers')} featurizing processes)",
+                     _met(prep_fig["rate"] >= TARGETS["prep_rate"])])
+    if "growth" in prep_fig:
+        rows.append([f"prep peak RSS growth < {TARGETS['prep_growth_mb']:.0f} MiB",
+                     f"{prep_fig['growth']:+.0f} MiB (worker {prep_fig['worker_growth']:+.0f} MiB)",
+                     _met(max(prep_fig["growth"], prep_fig["worker_growth"]) < TARGETS["prep_growth_mb"])])
+    return rows
+
+
+def _loads(value: Any) -> List[float]:
+    """Every 1-minute load average recorded by the workers (before and after each one)."""
+    found: List[float] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("load_before", "load_after") and isinstance(item, list) and item:
+                found.append(float(item[0]))
+            else:
+                found += _loads(item)
+    return found
+
+
+def _case_minutes(cases: Dict[str, Any]) -> str:
+    return ", ".join(f"{name} {result.get('case_seconds', 0) / 60:.1f} min" for name, result in cases.items())
+
+
+def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]]]:
+    """The RESULTS.md text and the summary rows."""
+    cases, machine = results["cases"], results["machine"]
+    peak = results["args"].get("peak_tflops")
+    step_md, step_fig = step_rows(cases["step"], peak) if _ok(cases.get("step")) else (
+        [f"Not measured: {_why(cases.get('step'))}", ""], {})
+    ner_md, ner_fig = ner_lines(cases.get("ner", {}))
+    prep_md, prep_fig = prep_lines(cases.get("prep", {}))
+    rows = summary_rows(step_fig, ner_fig, prep_fig)
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    out = [
+        "# bert-tf benchmarks",
+        "",
+        "Generated by `bench/run_bench.py` (`make bench`); every figure below comes from `bench/results.json` "
+        "of the same run.",
+        "",
+        f"* Command: `{results['command']}`",
+        f"* Date: {results['date']}; total {results['total_seconds'] / 60:.1f} min ({_case_minutes(cases)})",
+        f"* Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB memory, GPU: "
+        f"{machine['gpu']}",
+        f"* Versions: {versions}",
+        f"* Load average (1/5/15 min) before: {results['load_before']}, after: {results['load_after']}; "
+        f"1-minute load around the workers: {min(_loads(cases), default=0):.1f} to {max(_loads(cases), default=0):.1f}. "
+        + ("**The machine was shared with other busy processes during this run** (load above its "
+           f"{machine['cores']} cores): wall times are inflated, more for some steps than others; the 'best' "
+           "and 'median' figures are given beside the raw ones for that reason."
+           if max(_loads(cases) + results["load_before"][:1] + results["load_after"][:1], default=0)
+           > 0.5 * machine["cores"] else ""),
+        "",
+        "## Targets",
+        "",
+    ]
+    out += _table(["target", "measured", "verdict"], rows)
+    out += ["## 1-2. Training step at the BERT-base shape, and model FLOP/s",
+            "",
+            "12 layers, hidden 768, 12 heads, intermediate 3072, vocabulary 50,105, 9 labels, random init, "
+            "float32, dropout 0.1, exact GELU; one fixed random batch (all positions real and labelled). Ours: "
+            "keras-hub BertBackbone + `models.build_token_classifier`, `optimization.make_optimizer('adamw')`, "
+            "`Trainer.fit` (dense gradients, global-norm clip 1.0), timed per epoch of `--step_steps` steps "
+            "after a warm-up epoch. Reference: transformers `BertForTokenClassification` (default attention), "
+            "`torch.optim.AdamW` (no decay on biases/LayerNorm), cross-entropy, `loss.backward()`, "
+            "`clip_grad_norm_(1.0)`, `step()`, `loss.item()` each step. 'best' is the fastest timed repeat, "
+            "'median' the median one.",
+            "",
+            f"FLOPs: {FLOPS_FORMULA}, with s = sequence length, h = hidden, i = intermediate, L = layers, "
+            "C = labels; model FLOP/s = FLOPs per step / seconds per step; MFU here = model FLOP/s / "
+            "the float32 tf.matmul rate measured in the same run.",
+            ""]
+    out += step_md
+    out += ["## 3. One NER training epoch on BC5CDR (all-MiniLM-L6-v2)", "",
+            "Both sides train on the same rows (our tokenization, truncated to 128 sub-tokens), with AdamW "
+            "(weight decay 0.01, none on biases/LayerNorm, eps 1e-6), linear warm-up over 20% of the epoch then "
+            "linear decay, clip 1.0, dropout 0.1. Ours: `ner.make_batches` (length buckets, shuffled) + "
+            "`ner.batches_dataset` + `Trainer.fit` (wall time includes tracing). Reference: shuffle, batch, pad "
+            "each batch to its longest row. F1: both scored by `ner.WindowCollector` + `metrics.ner_metrics` "
+            "(conlleval, seqeval default mode) on BC5CDR devel windows. The median-group estimate is the median "
+            "seconds per step over groups of 10 steps times the steps, which discounts stalls caused by other "
+            "processes.", ""]
+    out += ner_md
+    out += ["## 4. Classifier data preparation", "",
+            "`classifier.build_features` (read and validate the TSV, tokenize, featurize, write the cache) on "
+            "generated consensus rows at max_seq_length "
+            f"{results['args'].get('prep_max_seq_length')}, all-MiniLM-L6-v2 vocabulary, each size in a fresh "
+            "process. Rows are made from the real examples: contexts' words rotated and ~4% replaced by synthetic "
+            "words drawn from a Zipf distribution (exponent 1.25) over an unbounded pool, so the vocabulary keeps "
+            "growing with the rows, ever more slowly, as in PubMed text. Memory: VmRSS before the build, "
+            "VmHWM after (main process); the featurizing worker's peak from getrusage(RUSAGE_CHILDREN).", ""]
+    out += prep_md
+    out += ["## 5. Prediction throughput (all-MiniLM-L6-v2, untrained heads, after a warm-up)", ""]
+    out += predict_lines(cases.get("predict", {}))
+    out += ["## GPU", "",
+            "No GPU was available to this run, so the GPU figures of the issue are not measured here. On a GPU "
+            "machine run:", "", "```", GPU_COMMAND, "```", "",
+            "(`--use_amp`: `keras.mixed_precision.set_global_policy('mixed_float16')` before the model is built and "
+            "`Trainer(loss_scale=True)`; the reference uses `torch.autocast(float16)` + `GradScaler`; "
+            "`--peak_tflops` adds the % of the device's peak.)", ""]
+    if notes:
+        out += ["## Notes", "", notes.strip(), ""]
+    return "\n".join(out), rows
+
+
+def write(results: Dict[str, Any], path: str, notes_path: Optional[str] = None) -> None:
+    """Write RESULTS.md (with bench/NOTES.md appended as the analysis when it exists)."""
+    import os
+
+    notes_path = notes_path or os.path.join(os.path.dirname(path), "NOTES.md")
+    notes = open(notes_path, encoding="utf-8").read() if os.path.isfile(notes_path) else ""
+    text, _ = build(results, notes)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def summary(results: Dict[str, Any]) -> str:
+    """The targets table as plain text, for the terminal."""
+    _, rows = build(results)
+    return "\n".join(f"{verdict.strip('*'):>8}  {target}: {measured}" for target, measured, verdict in rows)
