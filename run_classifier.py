@@ -46,7 +46,6 @@ FLAGS = flags.FLAGS
 from bert_tf import classifier, distribution, models, optimization, reports, runtime  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
-from bert_tf.checkpointing import TrainingCheckpointer  # noqa: E402
 from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
@@ -126,8 +125,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
 
     tracker = OutputTracker(["preds", "labels"], classifier.training_metrics)
     callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
-    checkpointer = TrainingCheckpointer(runtime.checkpoint_directory(FLAGS.output_dir, run.chief), task.model,
-                                        trainer.optimizer, fingerprint)
+    checkpointer = runtime.make_checkpointer(FLAGS.output_dir, run.chief, task.model, trainer.optimizer, fingerprint)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs, validate, tracker, tracker.result, 1, callbacks, checkpointer,
                 FLAGS.save_checkpoints_steps)
@@ -192,7 +190,7 @@ def check_outputs(fingerprint: Optional[Dict]) -> None:
     """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine)."""
     if FLAGS.do_train:
         runtime.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                     fingerprint)
+                                     fingerprint, distribution.chief_by_environment(FLAGS.distribution))
         return
     planned = (["eval_results.json", "eval_results.txt"] if FLAGS.do_eval else []) + (
         ["test_results.tsv", "output_with_probabilities.tsv"] if FLAGS.do_predict else [])
@@ -225,6 +223,7 @@ def main(argv: Sequence[str]) -> None:
             task, trainer = train(run, labels, labels_source, fingerprint)
         else:
             task, trainer = load_trained(run)
+            print(f"using {distribution.describe_devices(run.strategy)}")
     except InputError:
         if created:
             runtime.remove_tree_quietly(FLAGS.output_dir)

@@ -51,7 +51,6 @@ from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
 from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
-from bert_tf.checkpointing import TrainingCheckpointer  # noqa: E402
 from bert_tf.training import BestModelMonitor, HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
@@ -111,7 +110,8 @@ def train(out_dir: str) -> None:
         ner_data.check_known_tags(datasets[split], labels, source)
     data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
     fingerprint = runtime.run_fingerprint(runtime.flag_values(flags), data_files)
-    runtime.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path", fingerprint)
+    runtime.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path", fingerprint,
+                                 distribution.chief_by_environment(FLAGS.distribution))
 
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic)
     label_to_id = {label: i for i, label in enumerate(labels)}
@@ -173,8 +173,7 @@ def train(out_dir: str) -> None:
     tracker = OutputTracker(["preds", "row_id"], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
     callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
-    checkpointer = TrainingCheckpointer(runtime.checkpoint_directory(out_dir, run.chief), task.model,
-                                        trainer.optimizer, fingerprint)
+    checkpointer = runtime.make_checkpointer(out_dir, run.chief, task.model, trainer.optimizer, fingerprint)
     started = time.time()
     trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, tracker, tracker.result,
                 FLAGS.num_validate_during_training, callbacks, checkpointer, FLAGS.save_checkpoints_steps)
@@ -215,6 +214,7 @@ def predict(model_path: str) -> None:
         task = models.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
+    print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}")
     eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length)
     started = time.time()

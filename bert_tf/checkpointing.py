@@ -48,8 +48,10 @@ class TrainingCheckpointer:
     """Saves and restores the full training state in `directory`, keeping the last `keep` states."""
 
     def __init__(self, directory: str, model, optimizer, fingerprint: Dict[str, Any], keep: int = 2,
-                 enabled: bool = True):
+                 enabled: bool = True, read_directory: Optional[str] = None):
         self.directory, self.fingerprint, self.keep, self.enabled = directory, fingerprint, keep, enabled
+        # Non-chief workers resume from the chief's checkpoints but write to a scratch directory.
+        self.read_directory = read_directory or directory
         self.checkpoint = None
         if model is not None:
             # Keras' dropout RNG states are not reached by the object graph: name them explicitly.
@@ -58,15 +60,16 @@ class TrainingCheckpointer:
             self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **seeds)
 
     # ----- reading ----------------------------------------------------------------------------
-    def _prefixes(self) -> List[str]:
-        if not os.path.isdir(self.directory):
+    def _prefixes(self, directory: Optional[str] = None) -> List[str]:
+        directory = directory or self.read_directory
+        if not os.path.isdir(directory):
             return []
         numbers = []
-        for name in os.listdir(self.directory):
+        for name in os.listdir(directory):
             match = re.fullmatch(r"ckpt-(\d+)" + re.escape(STATE_SUFFIX), name)
-            if match and os.path.isfile(os.path.join(self.directory, f"ckpt-{match.group(1)}.index")):
+            if match and os.path.isfile(os.path.join(directory, f"ckpt-{match.group(1)}.index")):
                 numbers.append(int(match.group(1)))
-        return [os.path.join(self.directory, f"ckpt-{n}") for n in sorted(numbers)]
+        return [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers)]
 
     def latest_state(self) -> Optional[Dict[str, Any]]:
         """The loop state of the newest complete checkpoint, or None."""
@@ -118,7 +121,7 @@ class TrainingCheckpointer:
         return prefix
 
     def _prune(self) -> None:
-        for prefix in self._prefixes()[: -self.keep]:
+        for prefix in self._prefixes(self.directory)[: -self.keep]:
             directory, base = os.path.split(prefix)
             for name in os.listdir(directory):
                 if name == base + STATE_SUFFIX:

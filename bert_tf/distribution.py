@@ -75,6 +75,23 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and not _has_chief(resolver))
 
 
+def chief_by_environment(distribution: str) -> bool:
+    """Whether this process will be the chief, read from TF_CONFIG / SLURM before any strategy exists."""
+    if distribution != "multi_worker":
+        return True
+    if _in_slurm_multitask_job():
+        return os.environ.get("SLURM_PROCID", "0") == "0"
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+        task = config.get("task", {})
+        kinds = config.get("cluster", {})
+    except (ValueError, AttributeError):
+        return True
+    if "chief" in kinds:
+        return task.get("type") == "chief"
+    return task.get("type") in (None, "worker") and int(task.get("index", 0)) == 0
+
+
 def _has_chief(resolver) -> bool:
     try:
         return "chief" in resolver.cluster_spec().as_dict()
@@ -107,7 +124,8 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     return f"{name} with {strategy.num_replicas_in_sync} replica(s){where}; {kind} visible"
 
 
-def _num_tasks(resolver) -> int:
+def _num_tasks(resolver: tf.distribute.cluster_resolver.ClusterResolver) -> int:
+    """Training tasks (chief and workers) in the resolver's cluster."""
     try:
         spec = resolver.cluster_spec().as_dict()
     except (ValueError, json.JSONDecodeError):

@@ -67,11 +67,12 @@ def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[s
 
 
 def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
-                         fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+                         fingerprint: Dict[str, Any], chief: bool = True) -> Optional[Dict[str, Any]]:
     """Check the output directory before training; returns the saved state when the run resumes.
 
     A directory holding an interrupted run with the same settings is resumed (with --resume);
     one with other settings is refused; otherwise a non-empty directory needs --overwrite_output_dir.
+    Only the chief checks and cleans the directory (other workers start while it is writing there).
     """
     from bert_tf.checkpointing import TrainingCheckpointer
 
@@ -80,6 +81,8 @@ def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
     if state is not None:
         TrainingCheckpointer(checkpoints, None, None, fingerprint).check_compatible(state)
         return state
+    if not chief:
+        return None
     check_output_dir(path, overwrite or _only_unfinished_run(path), flag)
     if os.path.isdir(checkpoints):
         shutil.rmtree(checkpoints)  # --overwrite_output_dir --noresume: start over
@@ -159,6 +162,20 @@ def remove_tree_quietly(path: str) -> None:
 
 def checkpoint_directory(out_dir: str, chief: bool) -> str:
     """Where this worker writes training checkpoints (non-chief workers write to a scratch directory)."""
+    import atexit
     import tempfile
 
-    return os.path.join(out_dir, CHECKPOINT_DIR) if chief else tempfile.mkdtemp(prefix="bert_tf_worker_ckpt_")
+    if chief:
+        return os.path.join(out_dir, CHECKPOINT_DIR)
+    scratch = tempfile.mkdtemp(prefix="bert_tf_worker_ckpt_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
+
+
+def make_checkpointer(out_dir: str, chief: bool, model, optimizer, fingerprint: Dict[str, Any]):
+    """The training-state checkpointer of a run: the chief writes OUT/checkpoints, other workers a scratch
+    directory, and every worker resumes from OUT/checkpoints."""
+    from bert_tf.checkpointing import TrainingCheckpointer
+
+    return TrainingCheckpointer(checkpoint_directory(out_dir, chief), model, optimizer, fingerprint,
+                                read_directory=os.path.join(out_dir, CHECKPOINT_DIR))

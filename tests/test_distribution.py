@@ -325,7 +325,10 @@ def run_script_on_workers(script_args: Sequence[str], out_flag: str, base: Path)
     names = ["worker0", "worker1", "single"]
     commands = [[sys.executable, *script_args, f"{out_flag}={base / name}",
                  "--distribution=" + ("one_device" if name == "single" else "multi_worker")] for name in names]
-    envs = [_clean_env(TF_CONFIG=_tf_config(ports, 0)), _clean_env(TF_CONFIG=_tf_config(ports, 1)), _clean_env()]
+    scratch = base / "tmp"  # TMPDIR: where non-chief workers put their scratch checkpoints
+    scratch.mkdir()
+    envs = [_clean_env(TMPDIR=str(scratch), **({"TF_CONFIG": _tf_config(ports, i)} if i < 2 else {}))
+            for i in range(3)]
     log_dir = base / "logs"
     log_dir.mkdir()
     return dict(zip(names, run_processes(commands, envs, log_dir)))
