@@ -1,4 +1,7 @@
-"""The grid search end to end with the real run_classifier.py: a 2 x 2 grid, 2 repetitions, one shared cache."""
+"""The grid search end to end with the real run_classifier.py: 2 learning rates x 2 repetitions, one shared cache.
+
+(tests/test_grid.py runs the full 2 x 2 x 2 grid with a fake runner whose scores are known.)
+"""
 
 from __future__ import annotations
 
@@ -27,22 +30,22 @@ def test_real_grid_trains_every_run_and_reports(tmp_path, tiny_checkpoint):
     out = tmp_path / "runs"
     env = {k: v for k, v in os.environ.items() if k not in ("MODELS", "EPOCHS", "SEEDS")}
     command = ["bash", str(ROOT / "scripts" / "run_finetuning_grid.sh"), "--models", f"tiny:{tiny_checkpoint}:16",
-               "--batch_sizes", "32", "--learning_rates", "1e-3 3e-4", "--epochs", "1 2", "--seeds", "1 2",
+               "--batch_sizes", "32", "--learning_rates", "1e-3 3e-4", "--epochs", "1", "--seeds", "1 2",
                "--data_dir", str(data), "--out_dir", str(out), "--launcher=local", "--python", sys.executable,
                "--extra_flags", "--labels_file=" + str(ROOT / "data" / "demo" / "consensus" / "labels.txt")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     results = sorted(out.glob("tiny/*/rep*/eval_results.json"))
-    assert len(results) == 8
+    assert len(results) == 4
     assert len([p for p in (out / "feature_cache").iterdir() if not p.name.startswith(".")]) == 2  # train, dev
     logs = "".join(p.read_text() for p in out.glob("tiny/*/rep*/run.log"))
-    assert logs.count("building feature cache") == 2 and logs.count("reusing feature cache") >= 14
+    assert logs.count("building feature cache") == 2 and logs.count("reusing feature cache") >= 6
 
     report = subprocess.run([sys.executable, str(ROOT / "scripts" / "grid_report.py"), str(out),
                              "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
-    assert len(rows) == 4 and all(r["n"] == "2" for r in rows)
+    assert len(rows) == 2 and all(r["n"] == "2" for r in rows)
     for row in rows:
         scores = [json.loads(p.read_text())["macro"]["f1"] for p in out.glob(
             f"tiny/bs32_lr{row['learning_rate']}_ep{row['num_train_epochs']}/rep*/eval_results.json")]
