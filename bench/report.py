@@ -8,6 +8,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench.common import FLOPS_FORMULA
 
+WORKERS_ENV = "BERT_TF_FEATURIZE_WORKERS"
+
 GPU_COMMAND = "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>"
 TARGETS = {
     "step": 1.5,  # ours / reference sequences/s
@@ -23,7 +25,7 @@ TARGETS = {
 
 
 def _ok(result: Any) -> bool:
-    return isinstance(result, dict) and "error" not in result and "skipped" not in result
+    return isinstance(result, dict) and bool(result) and "error" not in result and "skipped" not in result
 
 
 def _why(result: Any) -> str:
@@ -69,12 +71,15 @@ def step_rows(step: Dict[str, Any], peak_tflops: Optional[float]) -> Tuple[List[
     """Markdown of the step and MFU sections, and the figures the summary needs."""
     lines: List[str] = []
     figures: Dict[str, Any] = {}
-    tf_gemm, torch_gemm = _gemm(step, "tf_float32"), _gemm(step, "torch_float32")
-    lines.append(f"Machine GEMM rate (4096 x 4096 float32, best of repeated runs): tf.matmul "
+    amp = bool(step.get("shape", {}).get("use_amp"))
+    tf_gemm, torch_gemm = _gemm(step, "tf_float16" if amp else "tf_float32"), _gemm(step, "torch_float32")
+    size = step.get("gemm", {}).get("tf_float32", {}).get("size", 4096)
+    lines.append(f"Machine GEMM rate ({size} x {size} float32, best of repeated runs): tf.matmul "
                  f"**{_f(tf_gemm and tf_gemm / 1e9, 1)} GFLOP/s**, torch.mm {_f(torch_gemm and torch_gemm / 1e9, 1)} "
                  f"GFLOP/s.")
     if _gemm(step, "tf_float16"):
-        lines.append(f"float16 tf.matmul: {_f(_gemm(step, 'tf_float16') / 1e9, 1)} GFLOP/s.")
+        lines.append(f"float16 tf.matmul: {_f(_gemm(step, 'tf_float16') / 1e9, 1)} GFLOP/s (the '/ tf GEMM' "
+                     "column below divides by this rate, as the steps run in mixed_float16).")
     lines.append("")
     for seq_len, runs in step.get("runs", {}).items():
         ref = runs.get("reference")
@@ -131,8 +136,10 @@ def ner_lines(ner: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
                      _f(_median_estimate(side, steps * len(side["epoch_seconds"])), 1), _f(side.get("eval_seconds"), 1),
                      _f(100 * m.get("f1", 0), 2), _f(100 * m.get("precision", 0), 2), _f(100 * m.get("recall", 0), 2)])
     lines = [f"{ner['sentences']} training sentences (mean {ner['mean_row_length']:.1f} sub-tokens a row, "
-             f"{ner['words_cut']} words cut at max_len), {ner['eval_sentences']} devel sentences, batch 16, "
-             f"max_len 128, buckets {ner['buckets']}, learning rate as configured, 1 epoch each.", ""]
+             f"{ner['words_cut']} words cut at max_len), {ner['eval_sentences']} devel sentences, batch "
+             f"{ner.get('batch_size', 16)}, max_len {ner.get('max_len', 128)}, buckets {ner['buckets']}, peak learning "
+             f"rate {ner.get('learning_rate', '?')}, {len(ours.get('epoch_seconds') or [1])} epoch(s) each; "
+             f"tokenization and windows {ner['featurize_seconds']:.1f} s.", ""]
     lines += _table(["side", "epoch wall s", "steps", "padded positions", "median-group estimate s",
                      "devel eval s", "devel F1 %", "P %", "R %"], rows)
     if _ok(ref) and ours.get("epoch_seconds"):
@@ -190,6 +197,14 @@ def prep_lines(prep: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
         lines.append(f"Peak RSS growth from {int(list(sizes)[0]):,} to {int(list(sizes)[-1]):,} rows: main process "
                      f"**{figures['growth']:+.0f} MiB**, featurizing worker {figures['worker_growth']:+.0f} MiB.")
         lines.append("")
+    serial = prep.get("one_process")
+    if _ok(serial) and ok:
+        lines.append(f"The first size featurized in one process ({WORKERS_ENV}=1): {serial['examples_per_s']:,.0f} "
+                     f"examples/s; with {ok[0].get('workers')} featurizing processes: {ok[0]['examples_per_s']:,.0f} "
+                     f"(fastest of {len(ok[0].get('all_seconds') or [1])} builds: "
+                     f"{', '.join(_f(x, 1) for x in ok[0].get('all_seconds') or [])} s).")
+        lines.append("")
+        figures["serial_rate"] = serial["examples_per_s"]
     verify = prep.get("verify")
     if _ok(verify):
         lines.append(f"Parallel build check: the cache of the {verify['examples']} real examples built by 2 processes "
@@ -236,7 +251,8 @@ def summary_rows(step_fig: Dict[str, Any], ner_fig: Dict[str, Any], prep_fig: Di
                          _met(ner_fig["f1_gap"] <= TARGETS["ner_f1"])])
     if "rate" in prep_fig:
         rows.append([f"prep examples/s at the first size >= {TARGETS['prep_rate']:,.0f}",
-                     f"{prep_fig['rate']:,.0f} ({prep_fig.get('workers')} featurizing processes)",
+                     f"{prep_fig['rate']:,.0f} ({prep_fig.get('workers')} featurizing processes"
+                     + (f"; {prep_fig['serial_rate']:,.0f} in one)" if "serial_rate" in prep_fig else ")"),
                      _met(prep_fig["rate"] >= TARGETS["prep_rate"])])
     if "growth" in prep_fig:
         rows.append([f"prep peak RSS growth < {TARGETS['prep_growth_mb']:.0f} MiB",
@@ -261,82 +277,97 @@ def _case_minutes(cases: Dict[str, Any]) -> str:
     return ", ".join(f"{name} {result.get('case_seconds', 0) / 60:.1f} min" for name, result in cases.items())
 
 
+STEP_INTRO = (
+    "{layers} layers, hidden {hidden}, {heads} heads, intermediate {intermediate}, vocabulary {vocab:,}, "
+    "{labels} labels, random init, {precision}, dropout 0.1, exact GELU; one fixed random batch (all positions "
+    "real and labelled). Ours: keras-hub BertBackbone + `models.build_token_classifier`, "
+    "`optimization.make_optimizer('adamw')`, `Trainer.fit` (dense gradients, global-norm clip 1.0), timed per "
+    "epoch of `--step_steps` steps after a warm-up epoch. Reference: transformers `BertForTokenClassification` "
+    "(default attention), `torch.optim.AdamW` (no decay on biases/LayerNorm), cross-entropy, `loss.backward()`, "
+    "`clip_grad_norm_(1.0)`, `step()`, `loss.item()` each step. 'best' is the fastest timed repeat, 'median' "
+    "the median one."
+)
+NER_INTRO = (
+    "Both sides train on the same rows (our tokenization, truncated to max_len sub-tokens), with AdamW "
+    "(weight decay 0.01, none on biases/LayerNorm, eps 1e-6), linear warm-up over 20% of the epoch then linear "
+    "decay, clip 1.0, dropout 0.1. Ours: `ner.make_batches` (length buckets, shuffled) + `ner.batches_dataset` + "
+    "`Trainer.fit` (wall time includes tracing). Reference: shuffle, batch, pad each batch to its longest row. "
+    "F1: both scored by `ner.WindowCollector` + `metrics.ner_metrics` (conlleval, seqeval default mode) on "
+    "BC5CDR devel windows. The median-group estimate is the median seconds per step over groups of 10 steps "
+    "times the steps, which discounts stalls caused by other processes."
+)
+PREP_INTRO = (
+    "`classifier.build_features` (read and validate the TSV, tokenize, featurize, write the cache) on generated "
+    "consensus rows at max_seq_length {length}, all-MiniLM-L6-v2 vocabulary, each size in a fresh process. Rows "
+    "are made from the real examples: contexts' words rotated and ~4% replaced by synthetic words drawn from a "
+    "Zipf distribution (exponent 1.25) over an unbounded pool, so the vocabulary keeps growing with the rows, "
+    "ever more slowly, as in PubMed text. Memory: VmRSS before the build, VmHWM after (main process); the "
+    "featurizing worker's peak from getrusage(RUSAGE_CHILDREN)."
+)
+GPU_NOTE = (
+    "(`--use_amp`: `keras.mixed_precision.set_global_policy('mixed_float16')` before the model is built and "
+    "`Trainer(loss_scale=True)`; the reference uses `torch.autocast(float16)` + `GradScaler`; `--peak_tflops` "
+    "adds the % of the device's peak.)"
+)
+
+
+def _shared(results: Dict[str, Any]) -> bool:
+    """Whether other processes kept the machine busy (load above half its cores at some point)."""
+    loads = _loads(results["cases"]) + results["load_before"][:1] + results["load_after"][:1]
+    return max(loads, default=0) > 0.5 * results["machine"]["cores"]
+
+
+def header(results: Dict[str, Any]) -> List[str]:
+    """Title, command, date, machine, versions and load."""
+    cases, machine = results["cases"], results["machine"]
+    loads = _loads(cases)
+    lines = [
+        "# bert-tf benchmarks", "",
+        "Generated by `bench/run_bench.py` (`make bench`); every figure below comes from `bench/results.json` "
+        "of the same run.", "",
+        f"* Command: `{results['command']}`",
+        f"* Date: {results['date']}; total {results['total_seconds'] / 60:.1f} min ({_case_minutes(cases)})",
+        f"* Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB memory, "
+        f"GPU: {machine['gpu']}",
+        "* Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
+        f"* Load average (1/5/15 min) before: {results['load_before']}, after: {results['load_after']}; "
+        f"1-minute load around the workers: {min(loads, default=0):.1f} to {max(loads, default=0):.1f}."
+        + (" **The machine was shared with other busy processes during this run**: wall times are inflated, "
+           "more for some steps than others; the 'best' and 'median' figures are given beside the raw ones "
+           "for that reason." if _shared(results) else ""),
+        "",
+    ]
+    return lines
+
+
 def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]]]:
     """The RESULTS.md text and the summary rows."""
-    cases, machine = results["cases"], results["machine"]
-    peak = results["args"].get("peak_tflops")
-    step_md, step_fig = step_rows(cases["step"], peak) if _ok(cases.get("step")) else (
+    cases, args = results["cases"], results["args"]
+    step_md, step_fig = step_rows(cases["step"], args.get("peak_tflops")) if _ok(cases.get("step")) else (
         [f"Not measured: {_why(cases.get('step'))}", ""], {})
     ner_md, ner_fig = ner_lines(cases.get("ner", {}))
     prep_md, prep_fig = prep_lines(cases.get("prep", {}))
     rows = summary_rows(step_fig, ner_fig, prep_fig)
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    out = [
-        "# bert-tf benchmarks",
-        "",
-        "Generated by `bench/run_bench.py` (`make bench`); every figure below comes from `bench/results.json` "
-        "of the same run.",
-        "",
-        f"* Command: `{results['command']}`",
-        f"* Date: {results['date']}; total {results['total_seconds'] / 60:.1f} min ({_case_minutes(cases)})",
-        f"* Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB memory, GPU: "
-        f"{machine['gpu']}",
-        f"* Versions: {versions}",
-        f"* Load average (1/5/15 min) before: {results['load_before']}, after: {results['load_after']}; "
-        f"1-minute load around the workers: {min(_loads(cases), default=0):.1f} to {max(_loads(cases), default=0):.1f}. "
-        + ("**The machine was shared with other busy processes during this run** (load above its "
-           f"{machine['cores']} cores): wall times are inflated, more for some steps than others; the 'best' "
-           "and 'median' figures are given beside the raw ones for that reason."
-           if max(_loads(cases) + results["load_before"][:1] + results["load_after"][:1], default=0)
-           > 0.5 * machine["cores"] else ""),
-        "",
-        "## Targets",
-        "",
-    ]
-    out += _table(["target", "measured", "verdict"], rows)
-    out += ["## 1-2. Training step at the BERT-base shape, and model FLOP/s",
-            "",
-            "12 layers, hidden 768, 12 heads, intermediate 3072, vocabulary 50,105, 9 labels, random init, "
-            "float32, dropout 0.1, exact GELU; one fixed random batch (all positions real and labelled). Ours: "
-            "keras-hub BertBackbone + `models.build_token_classifier`, `optimization.make_optimizer('adamw')`, "
-            "`Trainer.fit` (dense gradients, global-norm clip 1.0), timed per epoch of `--step_steps` steps "
-            "after a warm-up epoch. Reference: transformers `BertForTokenClassification` (default attention), "
-            "`torch.optim.AdamW` (no decay on biases/LayerNorm), cross-entropy, `loss.backward()`, "
-            "`clip_grad_norm_(1.0)`, `step()`, `loss.item()` each step. 'best' is the fastest timed repeat, "
-            "'median' the median one.",
-            "",
+    out = header(results) + ["## Targets", ""] + _table(["target", "measured", "verdict"], rows)
+    if notes:
+        out += ["The verdicts are computed from this run's figures alone; the Notes at the end say how far "
+                "they can be trusted on this machine.", ""]
+    precision = "mixed_float16" if args.get("use_amp") else "float32"
+    out += ["## 1-2. Training step, and model FLOP/s", "",
+            STEP_INTRO.format(precision=precision, labels=args.get("num_labels"),
+                              **{k: args.get(k) for k in ("layers", "hidden", "heads", "intermediate", "vocab")}), "",
             f"FLOPs: {FLOPS_FORMULA}, with s = sequence length, h = hidden, i = intermediate, L = layers, "
-            "C = labels; model FLOP/s = FLOPs per step / seconds per step; MFU here = model FLOP/s / "
-            "the float32 tf.matmul rate measured in the same run.",
-            ""]
+            "C = labels; model FLOP/s = FLOPs per step / seconds per step; MFU here = model FLOP/s / the "
+            "tf.matmul rate measured in the same run.", ""]
     out += step_md
-    out += ["## 3. One NER training epoch on BC5CDR (all-MiniLM-L6-v2)", "",
-            "Both sides train on the same rows (our tokenization, truncated to 128 sub-tokens), with AdamW "
-            "(weight decay 0.01, none on biases/LayerNorm, eps 1e-6), linear warm-up over 20% of the epoch then "
-            "linear decay, clip 1.0, dropout 0.1. Ours: `ner.make_batches` (length buckets, shuffled) + "
-            "`ner.batches_dataset` + `Trainer.fit` (wall time includes tracing). Reference: shuffle, batch, pad "
-            "each batch to its longest row. F1: both scored by `ner.WindowCollector` + `metrics.ner_metrics` "
-            "(conlleval, seqeval default mode) on BC5CDR devel windows. The median-group estimate is the median "
-            "seconds per step over groups of 10 steps times the steps, which discounts stalls caused by other "
-            "processes.", ""]
-    out += ner_md
-    out += ["## 4. Classifier data preparation", "",
-            "`classifier.build_features` (read and validate the TSV, tokenize, featurize, write the cache) on "
-            "generated consensus rows at max_seq_length "
-            f"{results['args'].get('prep_max_seq_length')}, all-MiniLM-L6-v2 vocabulary, each size in a fresh "
-            "process. Rows are made from the real examples: contexts' words rotated and ~4% replaced by synthetic "
-            "words drawn from a Zipf distribution (exponent 1.25) over an unbounded pool, so the vocabulary keeps "
-            "growing with the rows, ever more slowly, as in PubMed text. Memory: VmRSS before the build, "
-            "VmHWM after (main process); the featurizing worker's peak from getrusage(RUSAGE_CHILDREN).", ""]
+    out += ["## 3. One NER training epoch on BC5CDR (all-MiniLM-L6-v2)", "", NER_INTRO, ""] + ner_md
+    out += ["## 4. Classifier data preparation", "", PREP_INTRO.format(length=args.get("prep_max_seq_length")), ""]
     out += prep_md
     out += ["## 5. Prediction throughput (all-MiniLM-L6-v2, untrained heads, after a warm-up)", ""]
     out += predict_lines(cases.get("predict", {}))
-    out += ["## GPU", "",
-            "No GPU was available to this run, so the GPU figures of the issue are not measured here. On a GPU "
-            "machine run:", "", "```", GPU_COMMAND, "```", "",
-            "(`--use_amp`: `keras.mixed_precision.set_global_policy('mixed_float16')` before the model is built and "
-            "`Trainer(loss_scale=True)`; the reference uses `torch.autocast(float16)` + `GradScaler`; "
-            "`--peak_tflops` adds the % of the device's peak.)", ""]
+    if results["machine"]["gpu"] == "none":
+        out += ["## GPU", "", "No GPU was available to this run, so the GPU figures of the issue are not measured "
+                "here. On a GPU machine run:", "", "```", GPU_COMMAND, "```", "", GPU_NOTE, ""]
     if notes:
         out += ["## Notes", "", notes.strip(), ""]
     return "\n".join(out), rows

@@ -11,6 +11,7 @@ its longest row. Both are scored on BC5CDR devel by our window stitching and our
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Dict, List, Sequence, Tuple
@@ -132,8 +133,6 @@ def run_reference(cfg: Dict[str, Any], rows, eval_set, num_labels: int, pad_id: 
         "learning_rate": cfg["learning_rate"], "weight_decay": cfg["weight_decay"], "seed": cfg["seed"],
         "eval_batch_size": cfg["eval_batch_size"],
     }
-    import json
-
     result = run_json("bench.torch_reference", ["--config", json.dumps(ref_cfg)], os.path.join(work, "ner_ref.json"))
     if "error" in result or "skipped" in result:
         return result
@@ -179,6 +178,7 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     batches = ner.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, np.random.default_rng(cfg["seed"]))
     result: Dict[str, Any] = {
         "sentences": len(train), "eval_sentences": len(devel), "words_cut": words_cut, "labels": labels,
+        "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"], "max_len": cfg["max_len"],
         "mean_row_length": float(rows.lengths().mean()), "featurize_seconds": featurize_seconds,
         "buckets": buckets, "steps_per_epoch": len(batches),
         "pipeline": pipeline_rate(rows, batches, buckets, tokenizer.pad_id, cfg["num_workers"]),
