@@ -312,9 +312,10 @@ GPU_NOTE = (
 
 
 def _shared(results: Dict[str, Any]) -> bool:
-    """Whether other processes kept the machine busy (load above half its cores at some point)."""
+    """Whether other processes kept the machine busy: a 1-minute load above the cores (which the bench's
+    own threads fill) by more than half a core at some point."""
     loads = _loads(results["cases"]) + results["load_before"][:1] + results["load_after"][:1]
-    return max(loads, default=0) > 0.5 * results["machine"]["cores"]
+    return max(loads, default=0) > results["machine"]["cores"] + 0.5
 
 
 def header(results: Dict[str, Any]) -> List[str]:
