@@ -199,3 +199,19 @@ def worker_main(run) -> None:
 def log(message: str) -> None:
     """A progress line on stdout, flushed."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def step_figures(cfg: Dict[str, Any], per_step: List[float], warmup_seconds: float) -> Dict[str, Any]:
+    """Throughput and model FLOP/s of a training step from the timed repeats (median), for either side."""
+    import statistics
+
+    step_s = statistics.median(per_step)
+    flops = bert_train_flops(cfg["seq_len"], cfg["layers"], cfg["hidden"], cfg["intermediate"], cfg["labels"])
+    return {
+        "seq_per_s": cfg["batch"] / step_s,
+        "step_seconds": step_s,
+        "step_seconds_each_repeat": per_step,
+        "warmup_seconds": warmup_seconds,
+        "model_flops_per_s": flops * cfg["batch"] / step_s,
+        "train_flops_per_step": flops * cfg["batch"],
+    }

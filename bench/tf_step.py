@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from bench.common import bert_train_flops, load_average, worker_main
+from bench.common import load_average, step_figures, worker_main
 from bench.tf_util import EpochTimer
 
 
@@ -101,15 +101,8 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     trainer.fit(make_epoch, 1 + repeats, None, lambda out: None, lambda: {}, callbacks=[timer])
     seconds = timer.seconds
     per_step = [s / steps for s in seconds[1:]]
-    step_s = statistics.median(per_step)
-    flops = bert_train_flops(cfg["seq_len"], cfg["layers"], cfg["hidden"], cfg["intermediate"], cfg["labels"])
     return {
-        "seq_per_s": cfg["batch"] / step_s,
-        "step_seconds": step_s,
-        "step_seconds_each_repeat": per_step,
-        "warmup_seconds": seconds[0],
-        "model_flops_per_s": flops * cfg["batch"] / step_s,
-        "train_flops_per_step": flops * cfg["batch"],
+        **step_figures(cfg, per_step, seconds[0]),
         "parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_variables)),
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
         "policy": keras.mixed_precision.global_policy().name,

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from bench.common import bert_train_flops, load_average, worker_main
+from bench.common import load_average, step_figures, worker_main
 
 IGNORE = -1
 GROUP_STEPS = 10  # steps per timing group (as our Trainer's log_every in the NER case)
@@ -147,14 +147,8 @@ def step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
             stepper(batch)
         _sync()
         per_step.append((time.perf_counter() - t0) / steps)
-    step_s = statistics.median(per_step)
-    flops = bert_train_flops(cfg["seq_len"], cfg["layers"], cfg["hidden"], cfg["intermediate"], cfg["labels"])
     return {
-        "seq_per_s": cfg["batch"] / step_s,
-        "step_seconds": step_s,
-        "step_seconds_each_repeat": per_step,
-        "warmup_seconds": warmup_seconds,
-        "model_flops_per_s": flops * cfg["batch"] / step_s,
+        **step_figures(cfg, per_step, warmup_seconds),
         "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "device": device.type.upper(),
         "attention": getattr(model.config, "_attn_implementation", "?"),

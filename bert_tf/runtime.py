@@ -77,9 +77,10 @@ def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
     from bert_tf.checkpointing import TrainingCheckpointer
 
     checkpoints = os.path.join(path, CHECKPOINT_DIR)
-    state = TrainingCheckpointer(checkpoints, None, None, fingerprint).latest_state() if resume else None
+    saved = TrainingCheckpointer(checkpoints, None, None, fingerprint)
+    state = saved.latest_state() if resume else None
     if state is not None:
-        TrainingCheckpointer(checkpoints, None, None, fingerprint).check_compatible(state)
+        saved.check_compatible(state)
         return state
     if not chief:
         return None

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bert_tf.checkpointing import FAULT_ENV, TrainingCheckpointer, inject_fault, pack_arrays, unpack_arrays
+from bert_tf.optimization import current_learning_rate
 from bert_tf.progress import ProgressBar
 
 import keras
@@ -206,6 +207,7 @@ class Trainer:
         if checkpointer is not None:
             self._resume(checkpointer, loop, on_train_outputs, callbacks)
         self._stop_signal = False
+        self._flush_every_step = bool(os.environ.get(FAULT_ENV))  # fault injection needs exact step state
         with _sigterm_sets(self):
             cb.on_train_begin()
             while loop.epoch < epochs and not loop.finished:
@@ -238,7 +240,7 @@ class Trainer:
             at_validation = (step + 1) in val_steps
             at_save = checkpointer is not None and save_every_steps > 0 and self.global_step % save_every_steps == 0
             if (len(pending) >= self.log_every or at_validation or at_save or self._stop_signal
-                    or step + 1 == num_batches or os.environ.get(FAULT_ENV)):
+                    or step + 1 == num_batches or self._flush_every_step):
                 losses = self._flush(pending, on_train_outputs)
                 loop.loss_total += float(np.sum(losses))
                 loop.loss_steps += len(losses)
@@ -269,7 +271,7 @@ class Trainer:
 
     def _end_epoch(self, loop: "_LoopState", train_metrics, started: float, cb) -> None:
         train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1), **train_metrics()}
-        train_logs["learning_rate"] = _lr(self.optimizer)
+        train_logs["learning_rate"] = current_learning_rate(self.optimizer)
         train_logs["seconds"] = time.time() - started
         self.history.append(self._row(loop.epoch + 1.0, "train", True, train_logs))
         epoch_logs = dict(train_logs) | {f"val_{k}": v for k, v in loop.last_val.items()}
@@ -388,12 +390,6 @@ def validation_steps(num_batches: int, per_epoch: int) -> set:
         return set()
     per_epoch = min(per_epoch, num_batches)
     return {int(math.ceil(num_batches * (j + 1) / per_epoch)) for j in range(per_epoch)}
-
-
-def _lr(optimizer) -> float:
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    value = inner.learning_rate
-    return float(value.numpy() if hasattr(value, "numpy") else value)
 
 
 class BestModelMonitor(keras.callbacks.Callback):
