@@ -27,6 +27,12 @@ flags.DEFINE_float("gamma", 0.9, "Exponential decay: the learning rate is multip
                    "(with --nolinear_scheduler).")
 flags.DEFINE_integer("epochs", 5, "Maximum number of training epochs.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size (split across replicas).")
+flags.DEFINE_bool("bucket_by_length", True,
+                  "Batch sequences of similar length and pad them to a fixed set of lengths (--bucket_lengths); "
+                  "--nobucket_by_length pads every batch to --max_len.")
+flags.DEFINE_list("bucket_lengths", [], "Padded lengths for --bucket_by_length, e.g. 32,64,128 (default: 16 to "
+                  "512, at most 25%% apart above 32; capped at --max_len). Fewer lengths: fewer XLA compilations, "
+                  "more padding.")
 flags.DEFINE_integer("num_workers", 2, "Input-pipeline parallelism (tf.data threads and prefetched batches).")
 flags.DEFINE_integer("patience", 3, "Stop after this many epochs without a new best validation F1 (0: never).")
 flags.DEFINE_integer("freeze_layers", 0, "0: train everything; N>0: freeze the embeddings and the first N "
@@ -65,6 +71,8 @@ def check_flags() -> None:
         raise InputError(f"--classifier_dropout={FLAGS.classifier_dropout}: must be in [0, 1)")
     if FLAGS.learning_rate <= 0:
         raise InputError(f"--learning_rate={FLAGS.learning_rate}: must be positive")
+    if not all(b.isdigit() and int(b) >= 8 for b in FLAGS.bucket_lengths):
+        raise InputError(f"--bucket_lengths={','.join(FLAGS.bucket_lengths)}: must be whole numbers of at least 8")
 
 
 def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
@@ -121,7 +129,7 @@ def train(out_dir: str) -> None:
         pieces, [[label_to_id[t] for t in e.tags] for e in train_docs], FLAGS.max_len, tokenizer)
     val_set, test_set = (ner.make_eval_set([e.tokens for e in datasets[s]], [e.tags for e in datasets[s]],
                                            label_to_id, tokenizer, FLAGS.max_len) for s in ("val", "test"))
-    buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length)
+    buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
 
     with run.strategy.scope():
@@ -216,7 +224,7 @@ def predict(model_path: str) -> None:
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}")
     eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
-    buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length)
+    buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     started = time.time()
     predictions = ner.predict_words(trainer, eval_set, FLAGS.batch_size, buckets, task.tokenizer.pad_id,
                                     FLAGS.num_workers)

@@ -63,13 +63,13 @@ def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict
     from bert_tf import ner
 
     rng = np.random.default_rng(seed)
-    fine = [16, 24, 32, 48, 64, 96, 128]
-    batches = ner.make_batches(lengths, batch_size, fine, True, rng)
+    powers_of_two = [16, 32, 64, 128]
+    batches = ner.make_batches(lengths, batch_size, powers_of_two, True, rng)
     order = rng.permutation(len(lengths))
     dynamic = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     dyn_positions = sum(int(lengths[b].max()) * len(b) for b in dynamic)
     return {
-        "buckets_16_24_32_48_64_96_128": padded_fraction(lengths, batches, fine),
+        "buckets_16_32_64_128": padded_fraction(lengths, batches, powers_of_two),
         "shuffled_dynamic_padding": 1.0 - float(lengths.sum()) / dyn_positions,
         "pad_to_max_len": 1.0 - float(lengths.sum()) / (len(lengths) * int(max(lengths.max(), 1))),
     }

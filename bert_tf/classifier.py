@@ -8,7 +8,7 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -51,9 +51,8 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
     scratch directory removed at exit: they write nothing under the output directory and never
     race the chief for the same cache directory."""
 
-    def records() -> Iterator[Tuple[str, str, str, str]]:
-        for e in consensus.iter_consensus_tsv(path, labels, labels_source, check_labels=check_labels):
-            yield e.label, e.left, e.mention, e.right
+    def records() -> consensus.TsvLineChunks:
+        return consensus.TsvLineChunks(path, labels, labels_source, check_labels=check_labels)
 
     root = cache_root if chief else _worker_cache_root()
     info = features.get_or_build_cache(records, path, root, tokenizer, max_seq_length, replace_span, labels,

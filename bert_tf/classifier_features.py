@@ -554,29 +554,42 @@ class _ShardWriter:
             self._file = None
 
 
-def _chunks(records: Iterable[Tuple[str, str, str, str]], size: int) -> Iterable[List[Tuple[str, str, str, str]]]:
-    """Lists of up to `size` consecutive records."""
-    iterator = iter(records)
-    while True:
-        chunk = list(itertools.islice(iterator, size))
-        if not chunk:
-            return
-        yield chunk
+Columns = Tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]  # labels, lefts, mentions, rights
 
 
-def _columns(chunk: List[Tuple[str, str, str, str]]) -> Tuple[Sequence[str], ...]:
-    """(labels, lefts, mentions, rights) of a chunk of records."""
-    try:
-        columns = tuple(zip(*chunk, strict=True))
-    except ValueError:
-        raise ValueError("records must all be (label, left, mention, right) tuples") from None
-    if len(columns) != 4:
-        raise ValueError(f"records must be (label, left, mention, right) tuples, got {len(columns)} fields")
-    return columns
+class RecordChunks:
+    """Records already in memory, as chunks: lists of (label, left, mention, right) tuples.
+
+    The interface of every record source of build_feature_cache: `chunks(size)` yields chunks in
+    order (in the reading process) and `columns(chunk)` turns one into columns (in the process
+    that featurizes it, so that sources such as consensus.TsvLineChunks parse there, in parallel).
+    """
+
+    def __init__(self, records: Iterable[Tuple[str, str, str, str]]):
+        self.records = records
+
+    def chunks(self, size: int) -> Iterable[List[Tuple[str, str, str, str]]]:
+        """Lists of up to `size` consecutive records."""
+        iterator = iter(self.records)
+        while True:
+            chunk = list(itertools.islice(iterator, size))
+            if not chunk:
+                return
+            yield chunk
+
+    def columns(self, chunk: List[Tuple[str, str, str, str]]) -> Columns:
+        """(labels, lefts, mentions, rights) of a chunk of records."""
+        try:
+            columns = tuple(zip(*chunk, strict=True))
+        except ValueError:
+            raise ValueError("records must all be (label, left, mention, right) tuples") from None
+        if len(columns) != 4:
+            raise ValueError(f"records must be (label, left, mention, right) tuples, got {len(columns)} fields")
+        return columns
 
 
 def build_feature_cache(
-    records: Iterable[Tuple[str, str, str, str]],
+    records: Any,
     cache_dir: str,
     tokenizer: WordPieceTokenizer,
     max_seq_length: int,
@@ -588,13 +601,17 @@ def build_feature_cache(
     key: str = "",
     workers: Optional[int] = None,
 ) -> CacheInfo:
-    """Featurize (label, left, mention, right) records into a new cache at `cache_dir`.
+    """Featurize records into a new cache at `cache_dir`.
+
+    records: an iterable of (label, left, mention, right) tuples, or a chunked source with the
+    interface of RecordChunks (e.g. consensus.TsvLineChunks, whose lines are parsed and checked in
+    the featurizing processes).
 
     Streams chunk by chunk; the directory appears (atomically, replacing an old one) only
     when complete. A label not in `labels` gets id -1 ("no gold label"). `progress` is
     called with the number of examples written after every chunk. With more than one chunk,
-    chunks are featurized by `workers` forked processes (default: default_workers()) while
-    this process reads the records and writes the shards; the cache is the same either way.
+    chunks are parsed and featurized by `workers` forked processes (default: default_workers())
+    while this process reads the chunks and writes the shards; the cache is the same either way.
     """
     check_seq_length(max_seq_length)
     if chunk_size < 1 or shard_size < 1:
@@ -607,8 +624,10 @@ def build_feature_cache(
     with atomic_directory(cache_dir) as tmp:
         writer = _ShardWriter(tmp, shard_size)
         try:
-            totals = _write_records(records, writer, tokenizer, int(max_seq_length), replace_span, labels,
-                                    dtype, chunk_size, progress, default_workers() if workers is None else workers)
+            source = records if hasattr(records, "columns") else RecordChunks(records)
+            job = _ChunkJob(source, tokenizer, int(max_seq_length), replace_span, labels)
+            totals = _write_records(job, writer, dtype, chunk_size, progress,
+                                    default_workers() if workers is None else workers)
         finally:
             writer.close()
         info = CacheInfo(
@@ -638,73 +657,79 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_WORKERS))
 
 
-_WORKER_ARGS: Tuple[Any, ...] = ()
+@dataclasses.dataclass
+class _ChunkJob:
+    """What turns one chunk of a record source into label ids and features."""
+
+    source: Any
+    tokenizer: WordPieceTokenizer
+    length: int
+    replace_span: Optional[str]
+    labels: Sequence[str]
+
+    def __call__(self, chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
+        gold, lefts, mentions, rights = self.source.columns(chunk)
+        label_ids = {label: i for i, label in enumerate(self.labels)}
+        gold_ids = np.fromiter(map(label_ids.get, gold, itertools.repeat(-1)), np.int64, len(gold))
+        features = featurize_mentions(lefts, mentions, rights, self.tokenizer, self.length, self.replace_span)
+        return gold_ids, features
 
 
-def _init_worker(tokenizer: WordPieceTokenizer, length: int, replace_span: Optional[str]) -> None:
-    """Pool initializer: remember what every chunk is featurized with (inherited, not pickled)."""
-    global _WORKER_ARGS
+_WORKER_JOB: Optional[_ChunkJob] = None
+
+
+def _init_worker(job: _ChunkJob) -> None:
+    """Pool initializer: remember the job every chunk is processed with (inherited, not pickled)."""
+    global _WORKER_JOB
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one process per core already
-    _WORKER_ARGS = (tokenizer, length, replace_span)
+    _WORKER_JOB = job
 
 
-def _featurize_in_worker(lefts: Sequence[str], mentions: Sequence[str], rights: Sequence[str]) -> MentionFeatures:
-    tokenizer, length, replace_span = _WORKER_ARGS
-    return featurize_mentions(lefts, mentions, rights, tokenizer, length, replace_span)
+def _run_worker_job(chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
+    return _WORKER_JOB(chunk)
 
 
-def _featurized_chunks(
-    chunks: Iterable[List[Tuple[str, str, str, str]]],
-    tokenizer: WordPieceTokenizer,
-    length: int,
-    replace_span: Optional[str],
-    workers: int,
-) -> Iterable[Tuple[Sequence[str], MentionFeatures]]:
-    """(gold labels, features) of every chunk, in order; chunks go to `workers` forked processes
+def _processed_chunks(
+    job: _ChunkJob, chunks: Iterable[Any], workers: int
+) -> Iterable[Tuple[np.ndarray, MentionFeatures]]:
+    """(label ids, features) of every chunk, in order; chunks go to `workers` forked processes
     (at most two each in flight, so that the input still streams) when there are several."""
     chunks = iter(chunks)
     head = list(itertools.islice(chunks, 2))
     serial = workers <= 1 or len(head) < 2 or multiprocessing.current_process().daemon
     if serial or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in itertools.chain(head, chunks):
-            gold, lefts, mentions, rights = _columns(chunk)
-            yield gold, featurize_mentions(lefts, mentions, rights, tokenizer, length, replace_span)
+            yield job(chunk)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer, length, replace_span)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
         pending: "collections.deque" = collections.deque()
         for chunk in itertools.chain(head, chunks):
-            gold, lefts, mentions, rights = _columns(chunk)
-            pending.append((gold, pool.apply_async(_featurize_in_worker, (lefts, mentions, rights))))
+            pending.append(pool.apply_async(_run_worker_job, (chunk,)))
             if len(pending) >= 2 * workers:
-                gold, result = pending.popleft()
-                yield gold, result.get()
+                yield pending.popleft().get()
         while pending:
-            gold, result = pending.popleft()
-            yield gold, result.get()
+            yield pending.popleft().get()
 
 
 def _write_records(
-    records: Iterable[Tuple[str, str, str, str]],
+    job: _ChunkJob,
     writer: "_ShardWriter",
-    tokenizer: WordPieceTokenizer,
-    length: int,
-    replace_span: Optional[str],
-    labels: Sequence[str],
     dtype: np.dtype,
     chunk_size: int,
     progress: Optional[Callable[[int], None]],
     workers: int,
 ) -> Dict[str, int]:
-    """Featurize records chunk by chunk into the shards; the example and truncation counts."""
-    label_ids = {label: i for i, label in enumerate(labels)}
+    """Featurize the job's source chunk by chunk into the shards; the example and truncation counts."""
     totals = dict(num_examples=0, mentions_truncated=0, left_truncated=0, right_truncated=0)
-    for gold, features in _featurized_chunks(_chunks(records, chunk_size), tokenizer, length, replace_span, workers):
-        rows = np.empty((len(gold), length + 1), dtype)
-        rows[:, :length] = features.token_ids
-        rows[:, length] = np.fromiter(map(label_ids.get, gold, itertools.repeat(-1)), np.int64, len(gold)) + 1
+    for gold_ids, features in _processed_chunks(job, job.source.chunks(chunk_size), workers):
+        if not gold_ids.size:
+            continue
+        rows = np.empty((gold_ids.size, job.length + 1), dtype)
+        rows[:, : job.length] = features.token_ids
+        rows[:, job.length] = gold_ids + 1
         writer.write(rows)
-        _add_counts(totals, features, len(gold))
+        _add_counts(totals, features, gold_ids.size)
         if progress is not None:
             progress(totals["num_examples"])
     return totals
@@ -742,7 +767,7 @@ def _print_stderr(message: str) -> None:
 
 
 def get_or_build_cache(
-    records_factory: Callable[[], Iterable[Tuple[str, str, str, str]]],
+    records_factory: Callable[[], Any],
     data_path: str,
     cache_root: str,
     tokenizer: WordPieceTokenizer,

@@ -28,3 +28,7 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self):
+        # Raised in a featurizing process and re-raised here: keep the path and line apart.
+        return InputError, (self.problem, self.path, self.line)

@@ -29,9 +29,6 @@ def define_shared_flags() -> None:
     flags.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS),
                       "tf.distribute strategy: auto (mirrored with >1 GPU, else one device), one_device, "
                       "mirrored (all local GPUs), multi_worker (SLURM or TF_CONFIG).")
-    flags.DEFINE_bool("bucket_by_length", True,
-                      "Batch sequences of similar length and pad to a small fixed set of lengths "
-                      "(--nobucket_by_length pads every batch to the maximum length).")
     flags.DEFINE_bool("do_predict", False, "Predict with a saved model (no training unless --do_train is given).")
     flags.DEFINE_integer("save_checkpoints_steps", 1000,
                          "Save the full training state every N steps (and at every epoch's end); 0: only at "

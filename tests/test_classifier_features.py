@@ -419,3 +419,44 @@ def test_empty_cache(tok, tmp_path):
     assert load_cache_info(info.cache_dir) == info
     assert cache_arrays(info)[0].shape == (0, 10)
     assert list(cache_dataset(info, batch_size=2, shuffle=True, seed=0)) == []
+
+
+def test_bad_line_found_by_a_featurizing_process_names_file_and_line(tmp_path, tok):
+    """Lines are parsed in the worker processes: the error still names the file and the line, and
+    no cache is left behind."""
+    import pickle
+
+    from bert_tf.data.consensus import TsvLineChunks
+
+    path = tmp_path / "train.tsv"
+    lines = [f"d{i}\ta{i}\t{LABELS[i % len(LABELS)]}\tleft words {i}\tmention\tright words" for i in range(40)]
+    lines[29] = "d29\ta29\tnot-a-label\tleft\tmention\tright"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError) as raised:
+        build_feature_cache(TsvLineChunks(str(path), LABELS, "labels.txt"), str(cache), tok, 10, None, LABELS,
+                            chunk_size=4, workers=2)
+    assert str(raised.value).startswith(f"{path}:30: label 'not-a-label' is not in labels.txt")
+    assert (raised.value.path, raised.value.line) == (str(path), 30)
+    assert not cache.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert (str(again), again.path, again.line) == (str(raised.value), str(path), 30)
+
+
+def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):
+    from bert_tf.data.consensus import TsvLineChunks, iter_consensus_tsv
+
+    path = tmp_path / "train.tsv"
+    lines = [f"d{i}\ta{i}\t{LABELS[i % len(LABELS)]}\tleft context {i} with words\tmention {i}\tright {i}"
+             for i in range(30)]
+    lines.insert(7, "")
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    records = [(e.label, e.left, e.mention, e.right) for e in iter_consensus_tsv(str(path), LABELS)]
+    built = [build_feature_cache(source, str(tmp_path / name), tok, 12, None, LABELS, chunk_size=4, workers=w)
+             for name, source, w in (("a", records, 1), ("b", TsvLineChunks(str(path), LABELS), 2),
+                                     ("c", TsvLineChunks(str(path), LABELS), 1))]
+    arrays = [cache_arrays(info) for info in built]
+    assert arrays[0][0].shape == (30, 12)
+    for other in arrays[1:]:
+        np.testing.assert_array_equal(other[0], arrays[0][0])
+        np.testing.assert_array_equal(other[1], arrays[0][1])

@@ -118,7 +118,8 @@ def test_bucketed_batches_hold_every_row_once():
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 130, size=257)
     buckets = ner.bucket_lengths(128, True)
-    assert buckets == [16, 32, 64, 128]
+    assert buckets == [16, 24, 32, 40, 48, 64, 80, 96, 128]
+    assert ner.bucket_lengths(100, True, ["64", "32", "256"]) == [32, 64, 100]
     batches = ner.make_batches(lengths, 16, buckets, shuffle=True, rng=np.random.default_rng(1))
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(257))

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bert_tf.data.consensus import ConsensusExample, count_examples, iter_consensus_tsv, write_consensus_tsv
+from bert_tf.data.consensus import (
+    ConsensusExample,
+    TsvLineChunks,
+    count_examples,
+    iter_consensus_tsv,
+    write_consensus_tsv,
+)
 from bert_tf.data.ner_data import (
     NerExample,
     read_conll,
@@ -155,6 +161,27 @@ def check_consensus_examples(examples: List[ConsensusExample], path: str) -> Non
     assert count_examples(path) == len(examples)
 
 
+def check_chunked_consensus(path: str, labels: List[str]) -> None:
+    """The chunked reader (parsing where it featurizes) gives the streaming reader's columns or error."""
+    def streamed(p: str) -> list:
+        return [(e.label, e.left, e.mention, e.right) for e in iter_consensus_tsv(p, labels=labels)]
+
+    def chunked(p: str) -> list:
+        source = TsvLineChunks(p, labels=labels)
+        return [row for chunk in source.chunks(2) for row in zip(*source.columns(chunk))]
+
+    def error_of(read: Callable[[str], list]) -> Optional[str]:
+        try:
+            read(path)
+        except InputError as error:
+            return str(error)
+        return None
+
+    assert error_of(chunked) == error_of(streamed)
+    if error_of(streamed) is None:
+        assert chunked(path) == streamed(path)
+
+
 def check_every_reader(work_dir: str, data: bytes) -> None:
     """Write `data` and run every reader on it, checking the invariants of what they return."""
     path = os.path.join(work_dir, "input.txt")
@@ -169,6 +196,7 @@ def check_every_reader(work_dir: str, data: bytes) -> None:
     unchecked = outcome(lambda p: list(iter_consensus_tsv(p)), path)
     if unchecked is not None:
         check_consensus_examples(unchecked, path)
+    check_chunked_consensus(path, ["che", "dis", "out"])
     conll = outcome(lambda p: read_conll(p, bare_tag_type="Chemical"), path)
     if conll is not None:
         check_conll_examples(conll)

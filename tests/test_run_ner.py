@@ -217,6 +217,13 @@ def test_max_len_beyond_position_embeddings(tmp_path, tiny_checkpoint):
     assert process.returncode == 2 and "128 position embeddings" in error_lines(process)[-1]
 
 
+def test_bad_bucket_lengths_are_refused(tmp_path, tiny_checkpoint):
+    data = write_learnable_set(tmp_path / "data")
+    process, out = _bad_run(tmp_path, tiny_checkpoint, data, ["--bucket_lengths=16,abc"])
+    assert process.returncode == 2 and "--bucket_lengths=16,abc" in error_lines(process)[0]
+    assert not out.exists()
+
+
 def test_bc5cdr_real_data_smoke(tmp_path, shared_data, minilm):
     """BC5CDR (chemicals) converted to the CSV layout trains with MiniLM and is evaluated per class."""
     from bert_tf.data import ner_data

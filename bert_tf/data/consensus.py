@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
-from typing import Collection, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
+from typing import Collection, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from bert_tf.data.common import check_readable_file, excerpt
 from bert_tf.errors import InputError
@@ -75,6 +76,13 @@ def _parse_line(
     text: str, number: int, path: str, allowed: Optional[FrozenSet[str]], labels_source: Optional[str]
 ) -> ConsensusExample:
     """The example on one line; InputError for a malformed one."""
+    return ConsensusExample(*_checked_fields(text, number, path, allowed, labels_source), number)
+
+
+def _checked_fields(
+    text: str, number: int, path: str, allowed: Optional[FrozenSet[str]], labels_source: Optional[str]
+) -> List[str]:
+    """The six fields of one line; InputError for a malformed one."""
     fields = text.split("\t")
     if len(fields) != COLUMN_COUNT:
         expected = " ".join(COLUMN_NAMES)
@@ -87,7 +95,7 @@ def _parse_line(
         raise InputError(_unknown_label(label, allowed, labels_source), path, number)
     if not mention.strip():
         raise InputError("empty mention (column 5)", path, number)
-    return ConsensusExample(doc_id, annotation_id, label, left, mention, right, number)
+    return fields
 
 
 # ----------------------------------------------------------------------------- public API
@@ -103,6 +111,49 @@ def iter_consensus_tsv(
     check_readable_file(path)
     allowed = frozenset(labels) if labels is not None and check_labels else None
     return (_parse_line(text, number, path, allowed, labels_source) for number, text in _iter_lines(path))
+
+
+LineChunk = Tuple[int, List[bytes]]  # (1-based number of the first line, the raw lines)
+
+
+class TsvLineChunks:
+    """A consensus TSV as chunks of raw lines, decoded and checked by `columns` (in the process that
+    featurizes them: the reading process only splits the file into lines). Same checks and messages
+    as iter_consensus_tsv."""
+
+    def __init__(self, path: str, labels: Optional[Collection[str]] = None, labels_source: Optional[str] = None,
+                 check_labels: bool = True):
+        check_readable_file(path)
+        self.path = path
+        self.allowed = frozenset(labels) if labels is not None and check_labels else None
+        self.labels_source = labels_source
+
+    def chunks(self, size: int) -> Iterator[LineChunk]:
+        """Consecutive runs of `size` raw lines (empty ones included), streamed."""
+        try:
+            with open(self.path, "rb", buffering=READ_BUFFER_BYTES) as f:
+                first = 1
+                while True:
+                    lines = list(itertools.islice(f, size))
+                    if not lines:
+                        return
+                    yield first, lines
+                    first += len(lines)
+        except OSError as error:
+            raise InputError(f"cannot read the file: {error.strerror or error}", self.path) from None
+
+    def columns(self, chunk: LineChunk) -> Tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]:
+        """(labels, left contexts, mentions, right contexts) of a chunk's non-empty lines."""
+        first, lines = chunk
+        rows = []
+        for number, raw in enumerate(lines, start=first):
+            text = _line_text(raw, self.path, number)
+            if text:
+                fields = _checked_fields(text, number, self.path, self.allowed, self.labels_source)
+                rows.append((fields[2], fields[3], fields[4], fields[5]))
+        if not rows:
+            return (), (), (), ()
+        return tuple(zip(*rows))
 
 
 def read_labels_file(path: str) -> List[str]:
