@@ -667,10 +667,12 @@ class _ChunkJob:
     replace_span: Optional[str]
     labels: Sequence[str]
 
+    def __post_init__(self) -> None:
+        self.label_ids = {label: i for i, label in enumerate(self.labels)}
+
     def __call__(self, chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
         gold, lefts, mentions, rights = self.source.columns(chunk)
-        label_ids = {label: i for i, label in enumerate(self.labels)}
-        gold_ids = np.fromiter(map(label_ids.get, gold, itertools.repeat(-1)), np.int64, len(gold))
+        gold_ids = np.fromiter(map(self.label_ids.get, gold, itertools.repeat(-1)), np.int64, len(gold))
         features = featurize_mentions(lefts, mentions, rights, self.tokenizer, self.length, self.replace_span)
         return gold_ids, features
 
