@@ -213,7 +213,8 @@ def main(argv: Sequence[str]) -> None:
         fingerprint = runtime.run_fingerprint(runtime.flag_values(flags),
                                               [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
     check_outputs(fingerprint)
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
+                                   FLAGS.amp_dtype)
     created = not os.path.exists(FLAGS.output_dir)
     try:
         os.makedirs(FLAGS.output_dir, exist_ok=True)

@@ -121,7 +121,8 @@ def train(out_dir: str) -> None:
     runtime.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path", fingerprint,
                                  distribution.chief_by_environment(FLAGS.distribution))
 
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
+                                   FLAGS.amp_dtype)
     label_to_id = {label: i for i, label in enumerate(labels)}
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
@@ -217,12 +218,13 @@ def predict(model_path: str) -> None:
     existing = [p for p in outputs if os.path.exists(p)]
     if existing and not FLAGS.overwrite_output_dir:
         raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
-    run = distribution.setup_run(FLAGS.seed, False, FLAGS.distribution)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, amp_dtype=FLAGS.amp_dtype)
     with run.strategy.scope():
         task = models.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
-    print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}")
+    print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}; "
+          f"precision {run.precision}")
     eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     started = time.time()

@@ -11,6 +11,8 @@ from bench.common import FLOPS_FORMULA
 WORKERS_ENV = "BERT_TF_FEATURIZE_WORKERS"
 
 GPU_COMMAND = "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>"
+GEMM_OF_POLICY = {"mixed_float16": "tf_float16", "mixed_bfloat16": "tf_bfloat16"}
+EXTRA = "extra"  # the verdict of a figure the issue does not set a target for (a variant beyond its comparison)
 TARGETS = {
     "step": 1.5,  # ours / reference sequences/s
     "mfu": 0.6,  # model FLOP/s / GEMM FLOP/s
@@ -71,15 +73,15 @@ def step_rows(step: Dict[str, Any], peak_tflops: Optional[float]) -> Tuple[List[
     """Markdown of the step and MFU sections, and the figures the summary needs."""
     lines: List[str] = []
     figures: Dict[str, Any] = {}
-    amp = bool(step.get("shape", {}).get("use_amp"))
-    tf_gemm, torch_gemm = _gemm(step, "tf_float16" if amp else "tf_float32"), _gemm(step, "torch_float32")
+    tf_gemm, torch_gemm = _gemm(step, "tf_float32"), _gemm(step, "torch_float32")
     size = step.get("gemm", {}).get("tf_float32", {}).get("size", 4096)
     lines.append(f"Machine GEMM rate ({size} x {size} float32, best of repeated runs): tf.matmul "
                  f"**{_f(tf_gemm and tf_gemm / 1e9, 1)} GFLOP/s**, torch.mm {_f(torch_gemm and torch_gemm / 1e9, 1)} "
                  f"GFLOP/s.")
-    if _gemm(step, "tf_float16"):
-        lines.append(f"float16 tf.matmul: {_f(_gemm(step, 'tf_float16') / 1e9, 1)} GFLOP/s (the '/ tf GEMM' "
-                     "column below divides by this rate, as the steps run in mixed_float16).")
+    for dtype in ("float16", "bfloat16"):
+        if _gemm(step, f"tf_{dtype}"):
+            lines.append(f"{dtype} tf.matmul: {_f(_gemm(step, f'tf_{dtype}') / 1e9, 1)} GFLOP/s (the '/ tf GEMM' "
+                         f"column below divides by this rate for the steps that run in mixed_{dtype}).")
     lines.append("")
     for seq_len, runs in step.get("runs", {}).items():
         ref = runs.get("reference")
@@ -94,17 +96,20 @@ def step_rows(step: Dict[str, Any], peak_tflops: Optional[float]) -> Tuple[List[
                 continue
             best, median = _best(run), run["step_seconds"]
             flops = run["model_flops_per_s"] * run["step_seconds"] / best
+            gemm = _gemm(step, GEMM_OF_POLICY.get(run.get("policy"), "tf_float32")) or tf_gemm
             vs_best = _best(ref) / best if _ok(ref) else None
             vs_median = ref["step_seconds"] / median if _ok(ref) else None
-            row = [name, _f(best, 3), _f(median, 3), _f(step["shape"]["batch"] / best, 3), _f(flops / 1e9, 1),
-                   _f(flops / tf_gemm if tf_gemm else None, 2), _f(vs_best, 2), _f(vs_median, 2),
+            label = f"{name} ({run['policy']})" if run.get("policy", "float32") != "float32" else name
+            row = [label, _f(best, 3), _f(median, 3), _f(step["shape"]["batch"] / best, 3), _f(flops / 1e9, 1),
+                   _f(flops / gemm if gemm else None, 2), _f(vs_best, 2), _f(vs_median, 2),
                    _f(run.get("warmup_seconds"), 1)]
             if peak_tflops:
                 row.append(_f(100 * flops / (peak_tflops * 1e12), 1))
             rows.append(row)
             if name != "reference":
                 figures.setdefault(seq_len, {})[name] = {"ratio": vs_best, "ratio_median": vs_median,
-                                                         "mfu": flops / tf_gemm if tf_gemm else None}
+                                                         "mfu": flops / gemm if gemm else None,
+                                                         "policy": run.get("policy", "float32")}
         lines.append(f"Sequence length {seq_len}, batch {step['shape']['batch']}:")
         lines.append("")
         lines += _table(header, rows)
@@ -123,11 +128,14 @@ def ner_lines(ner: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
     """Markdown of the NER epoch section and its summary figures."""
     if not _ok(ner):
         return [f"Not measured: {_why(ner)}", ""], {}
-    ours, ref = ner.get("ours", {}), ner.get("reference")
+    ours, ref, amp = ner.get("ours", {}), ner.get("reference"), ner.get("ours_amp")
     steps_ours = ner["steps_per_epoch"]
     rows, figures = [], {}
-    for name, side, steps in (("ours (length buckets)", ours, steps_ours),
-                              ("reference (shuffled, pad to longest)", ref, (ref or {}).get("steps_per_epoch"))):
+    sides = [("ours (length buckets)", ours, steps_ours)]
+    if amp is not None:
+        sides.append((f"ours, --use_amp: {amp.get('precision', 'skipped')}", amp, steps_ours))
+    sides.append(("reference (shuffled, pad to longest)", ref, (ref or {}).get("steps_per_epoch")))
+    for name, side, steps in sides:
         if not _ok(side):
             rows.append([name, _why(side)] + [""] * 7)
             continue
@@ -153,6 +161,17 @@ def ner_lines(ner: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
                      f"(less sensitive to other processes): {_f(figures['speed_median'])}x. "
                      f"F1 gap: {_f(f1_gap and 100 * f1_gap)} points.")
         lines.append("")
+        if _ok(amp) and amp.get("epoch_seconds"):
+            est_a = _median_estimate(amp, steps_ours * len(amp["epoch_seconds"]))
+            figures["amp"] = {"speed": sum(ref["epoch_seconds"]) / sum(amp["epoch_seconds"]),
+                              "speed_median": est_r / est_a if est_a and est_r else None,
+                              "f1": amp["metrics"]["f1"], "precision": amp["precision"]}
+            lines.append(f"With `--use_amp` ({amp['precision']}), ours against the same float32 reference: "
+                         f"**{figures['amp']['speed']:.2f}x** (median steps {_f(figures['amp']['speed_median'])}x), "
+                         f"F1 {100 * amp['metrics']['f1']:.2f}. This is not the issue's like-for-like comparison "
+                         "(the reference could use `torch.autocast('cpu', bfloat16)` too); it is what a user of this "
+                         "CPU gets from the flag.")
+            lines.append("")
     pipe = ner.get("pipeline", {})
     if pipe and ours.get("epoch_seconds"):
         steps_per_s = steps_ours * len(ours["epoch_seconds"]) / sum(ours["epoch_seconds"])
@@ -236,11 +255,13 @@ def summary_rows(step_fig: Dict[str, Any], ner_fig: Dict[str, Any], prep_fig: Di
     rows = []
     for seq_len, variants in step_fig.items():
         for name, v in variants.items():
-            rows.append([f"step seq {seq_len}, {name}: ours / reference seq/s >= {TARGETS['step']}",
+            extra = name.endswith("_amp")  # ours in bfloat16 against the float32 reference: beyond the issue
+            label = f"{name} ({v['policy']}, against a float32 reference)" if extra else name
+            rows.append([f"step seq {seq_len}, {label}: ours / reference seq/s >= {TARGETS['step']}",
                          f"{_f(v['ratio'])}x best (median {_f(v['ratio_median'])}x)",
-                         _met(None if v["ratio"] is None else v["ratio"] >= TARGETS["step"])])
-            rows.append([f"step seq {seq_len}, {name}: model FLOP/s / GEMM >= {TARGETS['mfu']}", _f(v["mfu"]),
-                         _met(None if v["mfu"] is None else v["mfu"] >= TARGETS["mfu"])])
+                         EXTRA if extra else _met(None if v["ratio"] is None else v["ratio"] >= TARGETS["step"])])
+            rows.append([f"step seq {seq_len}, {label}: model FLOP/s / GEMM of its dtype >= {TARGETS['mfu']}",
+                         _f(v["mfu"]), EXTRA if extra else _met(None if v["mfu"] is None else v["mfu"] >= TARGETS["mfu"])])
     if ner_fig:
         rows.append([f"NER epoch: reference / ours wall time >= {TARGETS['ner_speed']}",
                      f"{_f(ner_fig['speed'])}x (median steps {_f(ner_fig['speed_median'])}x)",
@@ -249,6 +270,11 @@ def summary_rows(step_fig: Dict[str, Any], ner_fig: Dict[str, Any], prep_fig: Di
             rows.append(["NER devel F1 within 1 point",
                          f"ours {100 * ner_fig['f1_ours']:.2f}, reference {100 * ner_fig['f1_ref']:.2f}",
                          _met(ner_fig["f1_gap"] <= TARGETS["ner_f1"])])
+        if ner_fig.get("amp"):
+            amp = ner_fig["amp"]
+            rows.append([f"NER epoch, ours with --use_amp ({amp['precision']}) against the float32 reference: "
+                         f"wall time ratio, and devel F1", f"{_f(amp['speed'])}x (median steps "
+                         f"{_f(amp['speed_median'])}x); F1 {100 * amp['f1']:.2f}", EXTRA])
     if "rate" in prep_fig:
         rows.append([f"prep examples/s at the first size >= {TARGETS['prep_rate']:,.0f}",
                      f"{prep_fig['rate']:,.0f} ({prep_fig.get('workers')} featurizing processes"

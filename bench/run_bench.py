@@ -64,6 +64,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     g.add_argument("--use_xla", action="store_true",
                    help="XLA only in the step case (default: with and without), and XLA in ner/predict")
     g.add_argument("--use_amp", action="store_true", help="mixed_float16 + loss scaling (meant for a GPU)")
+    p.add_argument("--no_amp_variants", action="store_true",
+                   help="skip the extra --use_amp runs of ours in the step and ner cases (on a CPU with native "
+                        "bfloat16 they run in mixed_bfloat16; elsewhere on a CPU they are skipped by themselves)")
     g.add_argument("--peak_tflops", type=float, default=None, help="the device's peak TFLOP/s, for %% of peak")
     g.add_argument("--gemm_size", type=int, default=4096)
     g = p.add_argument_group("ner (one training epoch on BC5CDR)")
@@ -105,7 +108,8 @@ def _worker(module: str, config: Dict[str, Any], work_dir: str, name: str,
 def step_case(args: argparse.Namespace) -> Dict[str, Any]:
     """GEMM rates, then for every sequence length: ours (no XLA, XLA) and the reference."""
     out: Dict[str, Any] = {"gemm": {}, "runs": {}}
-    dtypes = ["float32"] + (["float16"] if args.use_amp else [])
+    amp_variant = not args.use_amp and not args.no_amp_variants  # ours again, with --use_amp's precision
+    dtypes = ["float32"] + (["float16"] if args.use_amp else []) + (["bfloat16"] if amp_variant else [])
     for dtype in dtypes:
         out["gemm"][f"tf_{dtype}"] = _worker("bench.tf_step", {"mode": "gemm", "size": args.gemm_size, "dtype": dtype},
                                              args.work_dir, f"gemm_tf_{dtype}")
@@ -123,6 +127,9 @@ def step_case(args: argparse.Namespace) -> Dict[str, Any]:
             cfg = dict(shape, mode="step", seq_len=seq_len, use_xla=xla)
             runs["ours_xla" if xla else "ours"] = _worker("bench.tf_step", cfg, args.work_dir,
                                                           f"step_{seq_len}_{'xla' if xla else 'noxla'}")
+        if amp_variant:
+            cfg = dict(shape, mode="step", seq_len=seq_len, use_xla=False, use_amp=True)
+            runs["ours_amp"] = _worker("bench.tf_step", cfg, args.work_dir, f"step_{seq_len}_amp")
         if not args.no_reference:
             runs["reference"] = _worker("bench.torch_reference", dict(shape, mode="step", seq_len=seq_len),
                                         args.work_dir, f"step_{seq_len}_torch")
@@ -139,6 +146,7 @@ def ner_case(args: argparse.Namespace) -> Dict[str, Any]:
         "batch_size": args.ner_batch_size, "max_len": args.ner_max_len, "learning_rate": args.ner_learning_rate,
         "weight_decay": 0.01, "seed": args.seed, "use_xla": args.use_xla, "num_workers": 2,
         "eval_batch_size": 64, "reference": not args.no_reference, "work_dir": args.work_dir,
+        "with_amp": not args.no_amp_variants,
     }
     return _worker("bench.tf_ner", cfg, args.work_dir, "ner")
 

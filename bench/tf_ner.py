@@ -7,6 +7,8 @@ warm-up over 20% of the epoch then linear decay, clip norm 1.0, dropout 0.1). Ou
 by length buckets as run_ner.py does; the reference shuffles, batches and pads each batch to
 its longest row. Both are scored on BC5CDR devel by our window stitching and our metrics
 (conlleval / seqeval default mode): the reference's logits come back for the same windows.
+With "with_amp", ours trains a second time from the pretrained weights with `--use_amp`'s precision
+(mixed_bfloat16 on a CPU with native bfloat16; skipped where that is float32).
 """
 
 from __future__ import annotations
@@ -75,20 +77,21 @@ def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict
     }
 
 
-def build_trainer(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], steps_per_epoch: int):
-    """Our task model, optimizer and Trainer, as run_ner.py builds them."""
+def build_trainer(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], steps_per_epoch: int,
+                  use_amp: bool = False):
+    """Our task model, optimizer and Trainer, as run_ner.py builds them; and the precision used."""
     from bert_tf import distribution, models, optimization
     from bert_tf.training import Trainer
 
-    run = distribution.setup_run(cfg["seed"], False, "auto")
+    run = distribution.setup_run(cfg["seed"], use_amp, "auto")
     with run.strategy.scope():
         task = models.build_task_model(checkpoint, tokenizer, labels, "token", 0.1)
         schedule = optimization.WarmupLinearDecay(
             cfg["learning_rate"], int(0.2 * steps_per_epoch), cfg["epochs"] * steps_per_epoch)
         optimizer = optimization.make_optimizer("adamw", schedule, cfg["weight_decay"])
-    trainer = Trainer(task.model, optimizer, run.strategy, use_xla=cfg["use_xla"], passthrough_keys=("row_id",),
-                      log_every=10, verbose=False)
-    return task, trainer
+    trainer = Trainer(task.model, optimizer, run.strategy, use_xla=cfg["use_xla"], loss_scale=run.loss_scale,
+                      passthrough_keys=("row_id",), log_every=10, verbose=False)
+    return task, trainer, run.precision
 
 
 def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict[str, Any]:
@@ -157,6 +160,28 @@ def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -
     return {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
 
 
+def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], rows, eval_set,
+                    buckets: List[int], steps_per_epoch: int, use_amp: bool) -> Dict[str, Any]:
+    """Our epoch(s) from the pretrained weights, then devel metrics; with use_amp, --use_amp's precision."""
+    from bert_tf import ner
+
+    import keras
+
+    task, trainer, precision = build_trainer(cfg, checkpoint, tokenizer, labels, steps_per_epoch, use_amp)
+    if use_amp and keras.mixed_precision.global_policy().name == "float32":
+        return {"skipped": f"--use_amp gives {precision}"}
+    log(f"NER: training ours (xla={cfg['use_xla']}, precision {precision})")
+    result = train_ours(cfg, trainer, rows, buckets, tokenizer.pad_id)
+    started = time.perf_counter()
+    metrics, _ = ner.evaluate(trainer, eval_set, labels, cfg["eval_batch_size"], buckets, tokenizer.pad_id,
+                              cfg["num_workers"])
+    result["eval_seconds"] = time.perf_counter() - started
+    result["metrics"] = {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
+    result["precision"] = precision
+    log(f"NER ours ({precision}): {result['epoch_seconds']} s/epoch, F1 {metrics['f1']:.4f}")
+    return result
+
+
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Prepare the rows, time the input pipeline, train ours, evaluate, then the reference."""
     from bert_tf import models, ner
@@ -185,15 +210,12 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "other_padding": alternative_padding(rows.lengths(), cfg["batch_size"], cfg["seed"]),
         "load_before": load_before,
     }
-    log(f"NER: {len(train)} sentences, {len(batches)} steps/epoch; training ours (xla={cfg['use_xla']})")
-    task, trainer = build_trainer(cfg, checkpoint, tokenizer, labels, len(batches))
-    result["ours"] = train_ours(cfg, trainer, rows, buckets, tokenizer.pad_id)
-    started = time.perf_counter()
-    metrics, _ = ner.evaluate(trainer, eval_set, labels, cfg["eval_batch_size"], buckets, tokenizer.pad_id,
-                              cfg["num_workers"])
-    result["ours"]["eval_seconds"] = time.perf_counter() - started
-    result["ours"]["metrics"] = {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
-    log(f"NER ours: {result['ours']['epoch_seconds']} s/epoch, F1 {metrics['f1']:.4f}")
+    log(f"NER: {len(train)} sentences, {len(batches)} steps/epoch")
+    for name, use_amp in (("ours", False), ("ours_amp", True)):
+        if use_amp and not cfg.get("with_amp"):
+            continue
+        result[name] = train_and_score(cfg, checkpoint, tokenizer, labels, rows, eval_set, buckets, len(batches),
+                                       use_amp)
     if cfg["reference"]:
         log("NER: training the PyTorch reference")
         reference = run_reference(cfg, rows, eval_set, len(labels), tokenizer.pad_id)

@@ -4,7 +4,9 @@ Run by run_bench.py as `python -m bench.tf_step --config JSON --json OUT`. The m
 randomly initialised keras-hub BertBackbone with our token-classification head (exact GELU, as
 a Hugging Face "gelu" config), trained by `Trainer.fit` on one fixed random batch repeated:
 epoch 0 is the warm-up (tracing, XLA compilation), each later epoch one timed measurement
-taken from the loop's own per-epoch seconds.
+taken from the loop's own per-epoch seconds. With "use_amp", the precision that `--use_amp` picks
+(distribution.configure_precision: mixed_float16 with loss scaling on a GPU, mixed_bfloat16 on a CPU
+with native bfloat16); skipped where that is float32.
 """
 
 from __future__ import annotations
@@ -81,14 +83,16 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     from bert_tf.training import Trainer
 
     set_seeds(cfg["seed"])
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg["use_amp"] else "float32")
+    precision, loss_scale = distribution.configure_precision(cfg["use_amp"])
+    if cfg["use_amp"] and keras.mixed_precision.global_policy().name == "float32":
+        return {"skipped": f"--use_amp gives {precision}"}
     strategy = distribution.make_strategy("one_device")
     steps, warmup, repeats = cfg["steps"], cfg["warmup"], cfg["repeats"]
     with strategy.scope():
         model = build_model(cfg)
         schedule = optimization.WarmupLinearDecay(5e-5, 0, 10 * (warmup + steps * repeats))
         optimizer = optimization.make_optimizer("adamw", schedule, 0.01)
-    trainer = Trainer(model, optimizer, strategy, use_xla=cfg["use_xla"], loss_scale=cfg["use_amp"],
+    trainer = Trainer(model, optimizer, strategy, use_xla=cfg["use_xla"], loss_scale=loss_scale,
                       passthrough_keys=(), log_every=10 ** 6, verbose=False)
     batch = _random_batch(cfg["batch"], cfg["seq_len"], cfg["vocab"], cfg["labels"], cfg["seed"])
 
@@ -106,6 +110,7 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_variables)),
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
         "policy": keras.mixed_precision.global_policy().name,
+        "precision": precision,
         "total_seconds": time.time() - started,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -99,16 +99,67 @@ def _has_chief(resolver) -> bool:
         return False
 
 
-def configure_precision(use_amp: bool) -> Tuple[str, bool]:
-    """Set the Keras dtype policy; returns (policy name, whether the loss must be scaled)."""
+AMP_DTYPES = ("auto", "float16", "bfloat16")
+_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
+
+
+def cpu_bf16_support(cpuinfo_path: str = "/proc/cpuinfo") -> Optional[str]:
+    """The CPU's native bfloat16 instruction set ("amx_bf16" or "avx512_bf16"), or None (also off Linux)."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[-1].split())
+                    return next((flag for flag in _CPU_BF16_FLAGS if flag in present), None)
+    except OSError:
+        pass
+    return None
+
+
+def _gpu_compute_capability(gpu) -> Tuple[int, int]:
+    """(major, minor) CUDA compute capability of a physical GPU; (0, 0) when TensorFlow cannot say."""
+    try:
+        return tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
+    except (ValueError, RuntimeError):
+        return (0, 0)
+
+
+def choose_precision(use_amp: bool, amp_dtype: str, gpu_capabilities: Sequence[Tuple[int, int]],
+                     cpu_bf16: Optional[str]) -> Tuple[str, str, bool]:
+    """(Keras policy, what was used in words, whether the loss must be scaled) for the given hardware.
+
+    --use_amp with amp_dtype auto: float16 with loss scaling on GPUs; bfloat16 on a CPU with native
+    bfloat16 (AMX or AVX512-BF16, several times float32's matmul rate); float32 on other CPUs. A
+    dtype the hardware cannot run well falls back, and the words say why.
+    """
+    if amp_dtype not in AMP_DTYPES:
+        raise InputError(f"--amp_dtype={amp_dtype}: expected one of {', '.join(AMP_DTYPES)}")
     if not use_amp:
-        keras.mixed_precision.set_global_policy("float32")
-        return "float32", False
-    if tf.config.list_physical_devices("GPU"):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        return "mixed_float16", True
-    keras.mixed_precision.set_global_policy("float32")
-    return "float32 (--use_amp needs a GPU; none is visible)", False
+        return "float32", "float32", False
+    if gpu_capabilities:
+        oldest = min(gpu_capabilities)
+        if amp_dtype == "bfloat16" and oldest < (8, 0):
+            return ("mixed_float16", f"mixed_float16 with loss scaling (--amp_dtype=bfloat16 needs compute "
+                    f"capability 8.0+, a GPU here has {oldest[0]}.{oldest[1]})", True)
+        if amp_dtype == "bfloat16":
+            return "mixed_bfloat16", "mixed_bfloat16 (GPU)", False
+        return "mixed_float16", "mixed_float16 with loss scaling (GPU)", True
+    if amp_dtype == "float16":
+        return "float32", "float32 (--amp_dtype=float16 needs a GPU; none is visible)", False
+    if cpu_bf16 is None and amp_dtype == "auto":
+        return "float32", "float32 (--use_amp: no GPU is visible and this CPU has no native bfloat16)", False
+    if cpu_bf16 is None:
+        return "mixed_bfloat16", "mixed_bfloat16 (CPU without native bfloat16: likely slower than float32)", False
+    return "mixed_bfloat16", f"mixed_bfloat16 (CPU with {cpu_bf16.upper().replace('_', '-')})", False
+
+
+def configure_precision(use_amp: bool, amp_dtype: str = "auto") -> Tuple[str, bool]:
+    """Set the Keras dtype policy (see choose_precision); returns (what was used in words, loss scaling)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    policy, words, loss_scale = choose_precision(
+        use_amp, amp_dtype, [_gpu_compute_capability(g) for g in gpus], None if gpus else cpu_bf16_support())
+    keras.mixed_precision.set_global_policy(policy)
+    return words, loss_scale
 
 
 def describe_devices(strategy: tf.distribute.Strategy) -> str:
@@ -157,12 +208,13 @@ def replica_batch_sizes(global_batch: int, replicas: int) -> list:
     return [max(0, min(per, global_batch - i * per)) for i in range(replicas)]
 
 
-def setup_run(seed: int, use_amp: bool, distribution: str, deterministic: bool = False) -> RunContext:
+def setup_run(seed: int, use_amp: bool, distribution: str, deterministic: bool = False,
+              amp_dtype: str = "auto") -> RunContext:
     """Seed everything, set the precision policy and create the strategy."""
     from bert_tf.runtime import set_seeds
 
     set_seeds(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    precision, loss_scale = configure_precision(use_amp)
+    precision, loss_scale = configure_precision(use_amp, amp_dtype)
     return RunContext(make_strategy(distribution), precision, loss_scale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from bert_tf.distribution import DISTRIBUTIONS
+from bert_tf.distribution import AMP_DTYPES, DISTRIBUTIONS
 
 
 def define_shared_flags() -> None:
@@ -24,7 +24,10 @@ def define_shared_flags() -> None:
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm weights and biases).")
     flags.DEFINE_integer("seed", 42, "Random seed (weights of the new head, dropout, data order, splits).")
     flags.DEFINE_bool("use_xla", False, "Compile the training and prediction steps with XLA (jit_compile).")
-    flags.DEFINE_bool("use_amp", False, "Mixed precision (mixed_float16 with dynamic loss scaling) on GPUs.")
+    flags.DEFINE_bool("use_amp", False, "Mixed precision: float16 with dynamic loss scaling on GPUs, bfloat16 on "
+                      "CPUs with native bfloat16 (AMX or AVX512-BF16); the run prints what it used.")
+    flags.DEFINE_enum("amp_dtype", "auto", list(AMP_DTYPES), "With --use_amp: auto (float16 on GPUs, bfloat16 on "
+                      "CPUs), float16, or bfloat16 (no loss scaling; GPUs of compute capability 8.0+ or a CPU).")
     flags.DEFINE_bool("overwrite_output_dir", False, "Allow writing into a non-empty output directory.")
     flags.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS),
                       "tf.distribute strategy: auto (mirrored with >1 GPU, else one device), one_device, "

@@ -150,8 +150,18 @@ class Trainer:
 
     # ----- host loops --------------------------------------------------------------------------
     def distribute(self, dataset: tf.data.Dataset) -> Iterable:
-        """Split a dataset of global batches across the strategy's replicas."""
+        """Split a dataset of global batches across the strategy's replicas (one replica: the dataset as is).
+
+        tf.data's autotuning is off: our pipelines set their own parallelism, and in TF 2.21 deleting
+        an iterator can block until the autotuning thread next wakes up, on a period that doubles up to
+        a minute (measured: 16 to 58 s lost after a prediction pass or an epoch). A single local
+        replica also skips the distributed iterator, which has autotuned pipelines of its own.
+        """
         options = tf.data.Options()
+        options.autotune.enabled = False
+        if self.strategy.num_replicas_in_sync == 1 and not isinstance(
+                self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return dataset.with_options(options)
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 

@@ -153,10 +153,20 @@ def test_single_file_is_split_and_written(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", "--val_test_size=0.125", "--epochs=1", "--max_len=32",
-                          "--batch_size=16"])
+                          "--batch_size=16", "--use_amp"])
     assert process.returncode == 0, process.stderr[-3000:]
     sizes = {split: len(pd.read_csv(out / f"{split}.csv")) for split in ("train", "val", "test")}
     assert sizes == {"train": 180, "val": 30, "test": 30}
+    # --use_amp: the run says which precision this machine got (bfloat16 on CPUs with AMX or AVX512-BF16).
+    import tensorflow as tf
+
+    from bert_tf import distribution
+
+    gpus = tf.config.list_physical_devices("GPU")
+    _, expected, _ = distribution.choose_precision(
+        True, "auto", [distribution._gpu_compute_capability(g) for g in gpus],
+        None if gpus else distribution.cpu_bf16_support())
+    assert expected in process.stdout
 
 
 def _bad_run(tmp_path, tiny_checkpoint, data, extra=()):

@@ -230,3 +230,95 @@ def test_lamb_optimizer_trains_and_skips_decay_on_layernorm(tiny_checkpoint):
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, task.model.trainable_variables))
     assert not any(optimizer._use_weight_decay(v) for v in task.model.trainable_variables
                    if v.path.endswith(("gamma", "beta", "bias")))
+
+
+# ----- precision (--use_amp, --amp_dtype) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("use_amp,amp_dtype,gpus,cpu_bf16,policy,loss_scale,says", [
+    (False, "auto", [(9, 0)], "amx_bf16", "float32", False, "float32"),
+    (True, "auto", [(9, 0)], None, "mixed_float16", True, "loss scaling (GPU)"),
+    (True, "bfloat16", [(8, 0), (9, 0)], None, "mixed_bfloat16", False, "(GPU)"),
+    (True, "bfloat16", [(9, 0), (7, 0)], None, "mixed_float16", True, "a GPU here has 7.0"),
+    (True, "float16", [(7, 5)], None, "mixed_float16", True, "loss scaling"),
+    (True, "auto", [], "amx_bf16", "mixed_bfloat16", False, "CPU with AMX-BF16"),
+    (True, "auto", [], "avx512_bf16", "mixed_bfloat16", False, "CPU with AVX512-BF16"),
+    (True, "auto", [], None, "float32", False, "no native bfloat16"),
+    (True, "bfloat16", [], None, "mixed_bfloat16", False, "likely slower"),
+    (True, "float16", [], "amx_bf16", "float32", False, "float16 needs a GPU"),
+])
+def test_precision_follows_the_hardware(use_amp, amp_dtype, gpus, cpu_bf16, policy, loss_scale, says):
+    from bert_tf.distribution import choose_precision
+
+    got_policy, words, got_scale = choose_precision(use_amp, amp_dtype, gpus, cpu_bf16)
+    assert (got_policy, got_scale) == (policy, loss_scale)
+    assert words.startswith(policy) and says in words
+
+
+def test_unknown_amp_dtype_is_an_input_error():
+    from bert_tf.distribution import choose_precision
+    from bert_tf.errors import InputError
+
+    with pytest.raises(InputError, match="--amp_dtype=half"):
+        choose_precision(True, "half", [], None)
+
+
+@pytest.mark.parametrize("flags_line,expected", [
+    ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16 amx_int8\n", "amx_bf16"),
+    ("flags\t\t: fpu avx2 avx512f avx512_bf16\n", "avx512_bf16"),
+    ("flags\t\t: fpu avx2 avx512f\n", None),
+])
+def test_cpu_bf16_support_reads_the_cpu_flags(tmp_path, flags_line, expected):
+    from bert_tf.distribution import cpu_bf16_support
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n" + flags_line + "\nprocessor\t: 1\n")
+    assert cpu_bf16_support(str(cpuinfo)) == expected
+    assert cpu_bf16_support(str(tmp_path / "absent")) is None
+
+
+def _mean_loss(model, batch) -> float:
+    features = {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")}
+    labels = tf.constant(batch["labels"])
+    return float(masked_sparse_ce_sum(labels, model(features, training=False))) / labels.shape.num_elements()
+
+
+def test_bfloat16_training_learns_like_float32(tiny_checkpoint):
+    """Under mixed_bfloat16 the encoder computes in bfloat16, variables stay float32, and training on a
+    batch lowers its loss about as much as float32 training does."""
+    import keras
+
+    losses = {}
+    try:
+        for policy in ("float32", "mixed_bfloat16"):
+            keras.mixed_precision.set_global_policy(policy)
+            tf.keras.utils.set_random_seed(0)
+            task, _ = _task(tiny_checkpoint)
+            trainer = Trainer(task.model, optimization.make_optimizer("adamw", 3e-3, 0.01),
+                              tf.distribute.get_strategy(), log_every=1, verbose=False)
+            before = _mean_loss(task.model, _batch(0))
+            _one_epoch(trainer, [_batch(0)] * 12)
+            losses[policy] = (before, _mean_loss(task.model, _batch(0)))
+            dense_dtypes = {layer.compute_dtype for layer in task.backbone._flatten_layers()
+                            if isinstance(layer, keras.layers.Dense)}
+            assert dense_dtypes == {"float32" if policy == "float32" else "bfloat16"}
+            assert {v.dtype for v in task.model.trainable_variables} == {"float32"}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for before, after in losses.values():
+        assert after < 0.8 * before
+    assert losses["mixed_bfloat16"][0] == pytest.approx(losses["float32"][0], rel=0.02)
+    assert losses["mixed_bfloat16"][1] == pytest.approx(losses["float32"][1], rel=0.1)
+
+
+def test_one_replica_iterates_the_dataset_itself_without_autotuning(tiny_checkpoint):
+    """One local replica: batches go in as they are (no distributed iterator), and tf.data's autotuning is
+    off, whose thread can hold up an iterator's deletion for up to a minute in TF 2.21."""
+    task, _ = _task(tiny_checkpoint)
+    trainer = Trainer(task.model, None, tf.distribute.OneDeviceStrategy("/cpu:0"), verbose=False)
+    dataset = tf.data.Dataset.from_tensors(_batch(0)).repeat(2)
+    given = trainer.distribute(dataset)
+    assert isinstance(given, tf.data.Dataset)
+    assert given.options().autotune.enabled is False
+    seen = []
+    trainer.predict(dataset, 2, lambda out: seen.append(out["logits"].shape))
+    assert seen == [(4, 12, 3), (4, 12, 3)]
