@@ -240,8 +240,8 @@ class Trainer:
         train_step = self._step_function("train", distributed.element_spec)
         iterator = iter(distributed)
         for step in range(first, num_batches):
-            # Exactly num_batches requests: asking a distributed iterator for the element past
-            # the end can stall for tens of seconds while its prefetching winds down.
+            # Exactly num_batches requests: the length is known, and asking past the end only
+            # costs time (see `distribute` on the stalls tf.data can cause when an epoch ends).
             batch = next(iterator, None)
             if batch is None:
                 raise RuntimeError(f"the epoch's dataset ended after {step} of {num_batches} batches")
