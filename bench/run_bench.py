@@ -109,7 +109,8 @@ def step_case(args: argparse.Namespace) -> Dict[str, Any]:
     """GEMM rates, then for every sequence length: ours (no XLA, XLA) and the reference."""
     out: Dict[str, Any] = {"gemm": {}, "runs": {}}
     amp_variant = not args.use_amp and not args.no_amp_variants  # ours again, with --use_amp's precision
-    dtypes = ["float32"] + (["float16"] if args.use_amp else []) + (["bfloat16"] if amp_variant else [])
+    amp_dtype = "float16" if _gpu_name() != "none" else "bfloat16"  # what --use_amp picks there
+    dtypes = ["float32"] + (["float16"] if args.use_amp else []) + ([amp_dtype] if amp_variant else [])
     for dtype in dtypes:
         out["gemm"][f"tf_{dtype}"] = _worker("bench.tf_step", {"mode": "gemm", "size": args.gemm_size, "dtype": dtype},
                                              args.work_dir, f"gemm_tf_{dtype}")
