@@ -214,7 +214,7 @@ def main(argv: Sequence[str]) -> None:
                                               [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
     check_outputs(fingerprint)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
-                                   FLAGS.amp_dtype)
+                                 FLAGS.amp_dtype)
     created = not os.path.exists(FLAGS.output_dir)
     try:
         os.makedirs(FLAGS.output_dir, exist_ok=True)

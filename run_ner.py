@@ -122,7 +122,7 @@ def train(out_dir: str) -> None:
                                  distribution.chief_by_environment(FLAGS.distribution))
 
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
-                                   FLAGS.amp_dtype)
+                                 FLAGS.amp_dtype)
     label_to_id = {label: i for i, label in enumerate(labels)}
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)

@@ -63,7 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     g.add_argument("--step_repeats", type=int, default=4, help="timed repeats (best and median reported)")
     g.add_argument("--use_xla", action="store_true",
                    help="XLA only in the step case (default: with and without), and XLA in ner/predict")
-    g.add_argument("--use_amp", action="store_true", help="mixed_float16 + loss scaling (meant for a GPU)")
+    g.add_argument("--use_amp", action="store_true", help="every step run with --use_amp's precision (meant for a GPU: mixed_float16 + loss scaling)")
     p.add_argument("--no_amp_variants", action="store_true",
                    help="skip the extra --use_amp runs of ours in the step and ner cases (on a CPU with native "
                         "bfloat16 they run in mixed_bfloat16; elsewhere on a CPU they are skipped by themselves)")
@@ -110,7 +110,7 @@ def step_case(args: argparse.Namespace) -> Dict[str, Any]:
     out: Dict[str, Any] = {"gemm": {}, "runs": {}}
     amp_variant = not args.use_amp and not args.no_amp_variants  # ours again, with --use_amp's precision
     amp_dtype = "float16" if _gpu_name() != "none" else "bfloat16"  # what --use_amp picks there
-    dtypes = ["float32"] + (["float16"] if args.use_amp else []) + ([amp_dtype] if amp_variant else [])
+    dtypes = ["float32"] + ([amp_dtype] if args.use_amp or amp_variant else [])
     for dtype in dtypes:
         out["gemm"][f"tf_{dtype}"] = _worker("bench.tf_step", {"mode": "gemm", "size": args.gemm_size, "dtype": dtype},
                                              args.work_dir, f"gemm_tf_{dtype}")

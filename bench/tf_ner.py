@@ -77,13 +77,11 @@ def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict
     }
 
 
-def build_trainer(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], steps_per_epoch: int,
-                  use_amp: bool = False):
-    """Our task model, optimizer and Trainer, as run_ner.py builds them; and the precision used."""
-    from bert_tf import distribution, models, optimization
+def build_trainer(cfg: Dict[str, Any], run, checkpoint, tokenizer, labels: List[str], steps_per_epoch: int):
+    """Our task model, optimizer and Trainer, as run_ner.py builds them, for a distribution.setup_run context."""
+    from bert_tf import models, optimization
     from bert_tf.training import Trainer
 
-    run = distribution.setup_run(cfg["seed"], use_amp, "auto")
     with run.strategy.scope():
         task = models.build_task_model(checkpoint, tokenizer, labels, "token", 0.1)
         schedule = optimization.WarmupLinearDecay(
@@ -91,7 +89,7 @@ def build_trainer(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str],
         optimizer = optimization.make_optimizer("adamw", schedule, cfg["weight_decay"])
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=cfg["use_xla"], loss_scale=run.loss_scale,
                       passthrough_keys=("row_id",), log_every=10, verbose=False)
-    return task, trainer, run.precision
+    return task, trainer
 
 
 def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict[str, Any]:
@@ -163,22 +161,24 @@ def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -
 def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], rows, eval_set,
                     buckets: List[int], steps_per_epoch: int, use_amp: bool) -> Dict[str, Any]:
     """Our epoch(s) from the pretrained weights, then devel metrics; with use_amp, --use_amp's precision."""
-    from bert_tf import ner
+    from bert_tf import distribution, ner
 
-    import keras
+    from bench.tf_util import amp_unavailable
 
-    task, trainer, precision = build_trainer(cfg, checkpoint, tokenizer, labels, steps_per_epoch, use_amp)
-    if use_amp and keras.mixed_precision.global_policy().name == "float32":
-        return {"skipped": f"--use_amp gives {precision}"}
-    log(f"NER: training ours (xla={cfg['use_xla']}, precision {precision})")
+    run = distribution.setup_run(cfg["seed"], use_amp, "auto")
+    skipped = amp_unavailable(use_amp)
+    if skipped:
+        return skipped
+    task, trainer = build_trainer(cfg, run, checkpoint, tokenizer, labels, steps_per_epoch)
+    log(f"NER: training ours (xla={cfg['use_xla']}, precision {run.precision})")
     result = train_ours(cfg, trainer, rows, buckets, tokenizer.pad_id)
     started = time.perf_counter()
     metrics, _ = ner.evaluate(trainer, eval_set, labels, cfg["eval_batch_size"], buckets, tokenizer.pad_id,
                               cfg["num_workers"])
     result["eval_seconds"] = time.perf_counter() - started
     result["metrics"] = {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
-    result["precision"] = precision
-    log(f"NER ours ({precision}): {result['epoch_seconds']} s/epoch, F1 {metrics['f1']:.4f}")
+    result["precision"] = run.precision
+    log(f"NER ours ({run.precision}): {result['epoch_seconds']} s/epoch, F1 {metrics['f1']:.4f}")
     return result
 
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from bench.common import load_average, step_figures, worker_main
-from bench.tf_util import EpochTimer
+from bench.tf_util import EpochTimer, amp_unavailable
 
 
 def gemm_rate(size: int, dtype: str, min_seconds: float = 2.0) -> Dict[str, Any]:
@@ -84,8 +84,9 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
     set_seeds(cfg["seed"])
     precision, loss_scale = distribution.configure_precision(cfg["use_amp"])
-    if cfg["use_amp"] and keras.mixed_precision.global_policy().name == "float32":
-        return {"skipped": f"--use_amp gives {precision}"}
+    skipped = amp_unavailable(cfg["use_amp"])
+    if skipped:
+        return skipped
     strategy = distribution.make_strategy("one_device")
     steps, warmup, repeats = cfg["steps"], cfg["warmup"], cfg["repeats"]
     with strategy.scope():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import keras
 
@@ -37,3 +37,11 @@ class EpochTimer(keras.callbacks.Callback):
                 if s1 > s0:
                     out.append((t1 - t0) / (s1 - s0))
         return out
+
+
+def amp_unavailable(use_amp: bool) -> Optional[Dict[str, str]]:
+    """{"skipped": why} when a run asked for --use_amp but the policy that configure_precision set
+    (before this call) is plain float32 on this machine; else None."""
+    if use_amp and keras.mixed_precision.global_policy().name == "float32":
+        return {"skipped": "--use_amp gives float32 on this machine (no GPU, no native bfloat16)"}
+    return None

@@ -155,9 +155,10 @@ def choose_precision(use_amp: bool, amp_dtype: str, gpu_capabilities: Sequence[T
 
 def configure_precision(use_amp: bool, amp_dtype: str = "auto") -> Tuple[str, bool]:
     """Set the Keras dtype policy (see choose_precision); returns (what was used in words, loss scaling)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    policy, words, loss_scale = choose_precision(
-        use_amp, amp_dtype, [_gpu_compute_capability(g) for g in gpus], None if gpus else cpu_bf16_support())
+    gpus = tf.config.list_physical_devices("GPU") if use_amp else []  # probe the hardware only for --use_amp
+    cpu_bf16 = cpu_bf16_support() if use_amp and not gpus else None
+    policy, words, loss_scale = choose_precision(use_amp, amp_dtype, [_gpu_compute_capability(g) for g in gpus],
+                                                 cpu_bf16)
     keras.mixed_precision.set_global_policy(policy)
     return words, loss_scale
 
