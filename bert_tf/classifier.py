@@ -161,7 +161,7 @@ def predict_probabilities(trainer, info: features.CacheInfo, batch_size: int,
         p /= p.sum(axis=1, keepdims=True)
         order.add(out["index"], {"probs": p, "labels": out["labels"]})
 
-    trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch, description="  predict")
+    trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch)
     order.finish()
     if not keep:
         return np.zeros((0, len(info.labels))), np.zeros(0, np.int32)

@@ -75,6 +75,7 @@ class Trainer:
         self.log_every = max(1, log_every)
         self.verbose = verbose
         self.progress_min_batches = 20  # no bar for short validations inside an epoch's bar
+        self._validating = False
         self.global_step = 0
         self.history: List[Dict[str, Any]] = []
         self.variables = list(model.trainable_variables)
@@ -172,9 +173,12 @@ class Trainer:
         dataset: tf.data.Dataset,
         num_batches: Optional[int] = None,
         on_batch: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
-        description: str = "predict",
+        description: Optional[str] = None,
     ) -> None:
-        """Run the model over `dataset`, handing each batch's outputs (numpy) to `on_batch`."""
+        """Run the model over `dataset`, handing each batch's outputs (numpy) to `on_batch`; the progress
+        bar says `description` (default: "validate" during training, else "predict")."""
+        if description is None:
+            description = "  validate" if self._validating else "predict"
         show = self.verbose and num_batches is not None and num_batches >= self.progress_min_batches
         progbar = ProgressBar(num_batches, description, unit="batch") if show else None
         distributed = self.distribute(dataset)
@@ -274,7 +278,11 @@ class Trainer:
 
     def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
         cb.on_test_begin()
-        loop.last_val = evaluate()
+        self._validating = True
+        try:
+            loop.last_val = evaluate()
+        finally:
+            self._validating = False
         self.history.append(self._row(position, "val", end, loop.last_val))
         if self.verbose:
             shown = "  ".join(f"val_{k}={v:.4f}" for k, v in loop.last_val.items())

@@ -322,3 +322,22 @@ def test_one_replica_iterates_the_dataset_itself_without_autotuning(tiny_checkpo
     seen = []
     trainer.predict(dataset, 2, lambda out: seen.append(out["logits"].shape))
     assert seen == [(4, 12, 3), (4, 12, 3)]
+
+
+def test_progress_bars_say_validate_during_training_and_predict_after(tiny_checkpoint, capsys):
+    task, _ = _task(tiny_checkpoint)
+    trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.0), tf.distribute.get_strategy(),
+                      log_every=1, verbose=True)
+    trainer.progress_min_batches = 1
+    batches = [_batch(seed) for seed in range(3)]
+    stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+    def evaluate():
+        trainer.predict(tf.data.Dataset.from_tensor_slices(stacked), len(batches))
+        return {"f1": 0.5}
+
+    trainer.fit(lambda epoch: (tf.data.Dataset.from_tensor_slices(stacked), len(batches)), 1, evaluate,
+                lambda _: None, lambda: {}, 1)
+    trainer.predict(tf.data.Dataset.from_tensor_slices(stacked), len(batches))
+    bars = [line.split(" [")[0] for line in capsys.readouterr().out.splitlines() if "3/3 batches" in line]
+    assert bars == ["  validate", "predict"]
