@@ -40,6 +40,11 @@ def _f(value: Optional[float], digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _mib_change(value: float) -> str:
+    """A signed whole number of MiB ("+0", never "-0")."""
+    return f"{round(value) + 0:+d}"
+
+
 def _met(ok: Optional[bool]) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
@@ -214,7 +219,7 @@ def prep_lines(prep: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
         figures["growth"] = ok[-1]["peak_rss_mb"] - ok[0]["peak_rss_mb"]
         figures["worker_growth"] = (ok[-1].get("workers_peak_rss_mb") or 0) - (ok[0].get("workers_peak_rss_mb") or 0)
         lines.append(f"Peak RSS growth from {int(list(sizes)[0]):,} to {int(list(sizes)[-1]):,} rows: main process "
-                     f"**{figures['growth']:+.0f} MiB**, featurizing worker {figures['worker_growth']:+.0f} MiB.")
+                     f"**{_mib_change(figures['growth'])} MiB**, featurizing worker {_mib_change(figures['worker_growth'])} MiB.")
         lines.append("")
     serial = prep.get("one_process")
     if _ok(serial) and ok:
@@ -282,7 +287,7 @@ def summary_rows(step_fig: Dict[str, Any], ner_fig: Dict[str, Any], prep_fig: Di
                      _met(prep_fig["rate"] >= TARGETS["prep_rate"])])
     if "growth" in prep_fig:
         rows.append([f"prep peak RSS growth < {TARGETS['prep_growth_mb']:.0f} MiB",
-                     f"{prep_fig['growth']:+.0f} MiB (worker {prep_fig['worker_growth']:+.0f} MiB)",
+                     f"{_mib_change(prep_fig['growth'])} MiB (worker {_mib_change(prep_fig['worker_growth'])} MiB)",
                      _met(max(prep_fig["growth"], prep_fig["worker_growth"]) < TARGETS["prep_growth_mb"])])
     return rows
 
