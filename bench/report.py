@@ -42,7 +42,7 @@ def _f(value: Optional[float], digits: int = 2) -> str:
 
 def _mib_change(value: float) -> str:
     """A signed whole number of MiB ("+0", never "-0")."""
-    return f"{round(value) + 0:+d}"
+    return f"{round(value):+d}"  # round() gives an int, which has no -0
 
 
 def _met(ok: Optional[bool]) -> str:
