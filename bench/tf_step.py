@@ -62,14 +62,14 @@ def build_model(cfg: Dict[str, Any]):
     """Random-init BERT token classifier with the configured shape (policy set beforehand)."""
     import keras_hub
 
-    from bert_tf import models
+    from bert_tf import models, pretrained
 
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=cfg["vocab"], num_layers=cfg["layers"], num_heads=cfg["heads"],
         hidden_dim=cfg["hidden"], intermediate_dim=cfg["intermediate"], dropout=0.1,
         max_sequence_length=max(512, cfg["seq_len"]), num_segments=2,
     )
-    models.set_feedforward_activation(backbone, "gelu_exact")
+    pretrained.set_feedforward_activation(backbone, "gelu_exact")
     return models.build_token_classifier(backbone, cfg["labels"], 0.1)
 
 
@@ -79,7 +79,7 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     import tensorflow as tf
 
     from bert_tf import distribution, optimization
-    from bert_tf.runtime import set_seeds
+    from bert_tf.distribution import set_seeds
     from bert_tf.training import Trainer
 
     set_seeds(cfg["seed"])
@@ -97,13 +97,13 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
                       passthrough_keys=(), log_every=10 ** 6, verbose=False)
     batch = _random_batch(cfg["batch"], cfg["seq_len"], cfg["vocab"], cfg["labels"], cfg["seed"])
 
-    def make_epoch(epoch: int):
+    def make_epoch(epoch: int, first_step: int):
         count = warmup if epoch == 0 else steps
         return tf.data.Dataset.from_tensors(batch).repeat(count), count
 
     started = time.time()
     timer = EpochTimer()
-    trainer.fit(make_epoch, 1 + repeats, None, lambda out: None, lambda: {}, callbacks=[timer])
+    trainer.fit(make_epoch, epochs=1 + repeats, callbacks=[timer])
     seconds = timer.seconds
     per_step = [s / steps for s in seconds[1:]]
     return {

@@ -52,16 +52,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
 
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
+from bert_tf.prediction_files import FIXED_COLUMNS
 
-FIXED_COLUMNS = (
-    "doc_id",
-    "annotation_id",
-    "label",
-    "left_context",
-    "mention",
-    "right_context",
-    "predicted_label",
-)
 LOCAL_COLUMNS = ("log10_probability", "count", "doc_id", "name", "type")
 GLOBAL_COLUMNS = ("name", "type", "documents", "mean_error_probability", "expected_errors")
 MIN_PROBABILITY = 1e-300

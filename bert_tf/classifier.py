@@ -13,10 +13,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import classifier_features as features
+from bert_tf import feature_cache, prediction_files
+from bert_tf.batch_format import LABELS
 from bert_tf.data import consensus
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
+from bert_tf.metrics import classification_metrics
 from bert_tf.tokenization import WordPieceTokenizer
 
 NEGATIVE_LABEL = "out"
@@ -44,7 +46,7 @@ def split_path(data_dir: str, split: str) -> str:
 
 def build_features(path: str, labels: Sequence[str], labels_source: str, tokenizer: WordPieceTokenizer,
                    max_seq_length: int, replace_span: Optional[str], cache_root: str,
-                   check_labels: bool = True, chief: bool = True) -> features.CacheInfo:
+                   check_labels: bool = True, chief: bool = True) -> feature_cache.CacheInfo:
     """Featurize a consensus TSV once (validating every line) and reuse the on-disk cache after that.
 
     Workers other than the chief of a multi-worker run (`chief=False`) build their own cache in a
@@ -55,8 +57,8 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
         return consensus.TsvLineChunks(path, labels, labels_source, check_labels=check_labels)
 
     root = cache_root if chief else _worker_cache_root()
-    info = features.get_or_build_cache(records, path, root, tokenizer, max_seq_length, replace_span, labels,
-                                       log=lambda message: print(message, flush=True))
+    settings = feature_cache.CacheSettings(tokenizer, max_seq_length, replace_span, labels)
+    info = feature_cache.get_or_build_cache(records, path, root, settings, log=lambda message: print(message, flush=True))
     if info.num_examples == 0:
         raise InputError("no examples", path)
     if info.mentions_truncated:
@@ -77,7 +79,7 @@ def _worker_cache_root() -> str:
 
 def as_training_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Turn (features, labels) batches into the trainer's dict batches."""
-    return dataset.map(lambda feats, labels: {**feats, "labels": labels}, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(lambda feats, labels: {**feats, LABELS: labels}, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def steps_for(num_examples: int, batch_size: int) -> int:
@@ -87,7 +89,7 @@ def steps_for(num_examples: int, batch_size: int) -> int:
 
 def training_metrics(parts: Dict[str, List[np.ndarray]]) -> Dict[str, float]:
     """Accuracy of the predictions made during an epoch's training steps."""
-    preds, gold = np.concatenate(parts["preds"]), np.concatenate(parts["labels"])
+    preds, gold = np.concatenate(parts["preds"]), np.concatenate(parts[LABELS])
     keep = gold >= 0
     return {"accuracy": float(np.mean(preds[keep] == gold[keep])) if keep.any() else 0.0}
 
@@ -137,11 +139,11 @@ class InputOrder:
                                f"(position {self.next} is missing)")
 
 
-def predict_probabilities(trainer, info: features.CacheInfo, batch_size: int,
+def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: int,
                           on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
                           keep: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and gold label ids (-1: none) of every example, in input order."""
-    dataset = as_training_batches(features.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
+    dataset = as_training_batches(feature_cache.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
     probs: List[np.ndarray] = []
     gold: List[np.ndarray] = []
 
@@ -159,7 +161,7 @@ def predict_probabilities(trainer, info: features.CacheInfo, batch_size: int,
         shifted = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(shifted)
         p /= p.sum(axis=1, keepdims=True)
-        order.add(out["index"], {"probs": p, "labels": out["labels"]})
+        order.add(out["index"], {"probs": p, "labels": out[LABELS]})
 
     trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch)
     order.finish()
@@ -174,10 +176,8 @@ def cross_entropy(probs: np.ndarray, gold: np.ndarray) -> float:
     return float(-np.mean(np.log(np.maximum(picked, 1e-300)))) if len(gold) else 0.0
 
 
-def evaluate(trainer, info: features.CacheInfo, labels: Sequence[str], batch_size: int) -> Dict:
+def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batch_size: int) -> Dict:
     """Loss and classification metrics (per class, averages, entity vs out, confusion matrix)."""
-    from bert_tf.metrics import classification_metrics
-
     probs, gold = predict_probabilities(trainer, info, batch_size)
     if np.any(gold < 0):
         raise InputError("evaluation data has examples without a known label", info.cache_dir)
@@ -186,11 +186,7 @@ def evaluate(trainer, info: features.CacheInfo, labels: Sequence[str], batch_siz
     return {"loss": cross_entropy(probs, gold), **metrics}
 
 
-def _format_probs(p: np.ndarray) -> List[str]:
-    return [f"{x:.6g}" for x in p]
-
-
-def write_prediction_files(trainer, info: features.CacheInfo, input_path: str, labels: Sequence[str],
+def write_prediction_files(trainer, info: feature_cache.CacheInfo, input_path: str, labels: Sequence[str],
                            batch_size: int, out_dir: str, chief: bool = True) -> Tuple[str, str, int]:
     """Write test_results.tsv and output_with_probabilities.tsv (input order), streaming.
 
@@ -209,17 +205,15 @@ def write_prediction_files(trainer, info: features.CacheInfo, input_path: str, l
         results = stack.enter_context(open(tmp_results, "w", encoding="utf-8", newline="\n"))
         full = stack.enter_context(open(tmp_full, "w", encoding="utf-8", newline="\n"))
         results.write("\t".join(labels) + "\n")
-        full.write("\t".join(["doc_id", "annotation_id", "label", "left_context", "mention", "right_context",
-                              "predicted_label", *labels]) + "\n")
+        full.write(prediction_files.header_line(labels))
 
         def on_rows(probs: np.ndarray, _gold: np.ndarray) -> None:
             nonlocal written
             for p in probs:
                 e = next(examples)
-                shown = _format_probs(p)
-                results.write("\t".join(shown) + "\n")
-                full.write("\t".join([e.doc_id, e.annotation_id, e.label, e.left, e.mention, e.right,
-                                      labels[int(np.argmax(p))], *shown]) + "\n")
+                results.write("\t".join(map(prediction_files.format_probability, p)) + "\n")
+                full.write(prediction_files.format_row([e.doc_id, e.annotation_id, e.label, e.left, e.mention,
+                                                        e.right], labels[int(np.argmax(p))], p))
                 written += 1
 
         predict_probabilities(trainer, info, batch_size, on_rows, keep=False)

@@ -1,12 +1,14 @@
-"""tf.distribute strategies, precision policy and device reporting, shared by both scripts."""
+"""Where and how a run computes: seeds, tf.distribute strategies, the precision policy, device reporting."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 from typing import Optional, Sequence, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bert_tf.errors import InputError
@@ -250,11 +252,17 @@ def replica_batch_sizes(global_batch: int, replicas: int) -> list:
     return [max(0, min(per, global_batch - i * per)) for i in range(replicas)]
 
 
+def set_seeds(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras."""
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
 def setup_run(seed: int, use_amp: bool, distribution: str, deterministic: bool = False,
               amp_dtype: str = "auto") -> RunContext:
     """Seed everything, set the precision policy and create the strategy."""
-    from bert_tf.runtime import set_seeds
-
     set_seeds(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -1,4 +1,4 @@
-"""The project's own error for bad user input: one line, naming the file and the line."""
+"""The project's errors and exit statuses: bad input (one line naming file and line), a diverged or interrupted run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import os
 from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+EXIT_INPUT_ERROR = 2  # bad user input
+EXIT_DIVERGED = 3  # the training loss became NaN or infinite
+EXIT_DISK_FULL = 4  # the disk filled up while writing
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; try again (the SLURM templates requeue on it)
 
 
 class InputError(Exception):
@@ -32,3 +37,15 @@ class InputError(Exception):
     def __reduce__(self):
         # Raised in a featurizing process and re-raised here: keep the path and line apart.
         return InputError, (self.problem, self.path, self.line)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGTERM (after saving its state when it could)."""
+
+    def __init__(self, step: int, saved: bool):
+        self.step, self.saved = step, saved
+        super().__init__(f"stopped by SIGTERM at step {step}" + ("; training state saved" if saved else ""))

@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert_tf import checkpoints, models
+from bert_tf import cli, models, pretrained
+from bert_tf.batch_format import FEATURE_KEYS
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_directory
 from bert_tf.tokenization import TOKENIZER_CONFIG, WordPieceTokenizer
@@ -67,7 +68,7 @@ def hf_state_dict(task: models.TaskModel) -> Dict[str, np.ndarray]:
 
     A token classifier has no pooler in transformers (BertForTokenClassification), so none is written.
     """
-    state = checkpoints.backbone_state(task.backbone, include_pooler=task.head == "sequence")
+    state = pretrained.backbone_state(task.backbone, include_pooler=task.head == "sequence")
     tensors = {"bert." + key: value.astype("float32") for key, value in state.items()}
     classifier = task.model.get_layer("classifier")
     tensors["classifier.weight"] = np.ascontiguousarray(np.transpose(classifier.kernel.numpy())).astype("float32")
@@ -113,7 +114,7 @@ def export_hf(task: models.TaskModel, output_dir: str) -> None:
 
 def load_hf_task_weights(task: models.TaskModel, directory: str) -> None:
     """Copy classifier.weight / classifier.bias of a Hugging Face task checkpoint into `task`'s head."""
-    source = checkpoints.hf_weight_source(directory)
+    source = pretrained.hf_weight_source(directory)
     layer = task.model.get_layer("classifier")
     expected = {"classifier.weight": (len(task.labels), task.backbone.hidden_dim),
                 "classifier.bias": (len(task.labels),)}
@@ -146,7 +147,7 @@ def load_hf_task_model(directory: str, do_lower_case: Optional[bool] = None,
                        dropout: Optional[float] = None) -> models.TaskModel:
     """A bert-tf task model from a Hugging Face BertForTokenClassification / BertForSequenceClassification
     directory (such as one written by `export_hf`), classifier weights included."""
-    checkpoint = models.find_checkpoint(directory)
+    checkpoint = pretrained.find_checkpoint(directory)
     config_path = os.path.join(directory, "config.json")
     if checkpoint.kind != "hf":
         raise InputError("not a Hugging Face directory (config.json + weights)", directory)
@@ -172,7 +173,7 @@ def serving_module(model: Any) -> Any:
     segment_ids [batch, length] -> {"logits", "probabilities" (softmax over the last axis)}."""
     import tensorflow as tf
 
-    spec = [tf.TensorSpec([None, None], tf.int32, name=n) for n in ("token_ids", "padding_mask", "segment_ids")]
+    spec = [tf.TensorSpec([None, None], tf.int32, name=n) for n in FEATURE_KEYS]
 
     class Serving(tf.Module):
         def __init__(self) -> None:
@@ -181,7 +182,7 @@ def serving_module(model: Any) -> Any:
 
         @tf.function(input_signature=spec, autograph=False)
         def serve(self, token_ids, padding_mask, segment_ids):
-            inputs = {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
+            inputs = dict(zip(FEATURE_KEYS, (token_ids, padding_mask, segment_ids)))
             logits = tf.cast(model(inputs, training=False), tf.float32)
             return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
@@ -202,19 +203,11 @@ def export_savedmodel(task: models.TaskModel, output_dir: str) -> None:
 # --- command line --------------------------------------------------------------------------------------------
 
 
-def check_output_dir(path: str, overwrite: bool) -> None:
-    """Refuse an existing non-empty output directory unless overwriting was asked for."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InputError("--output_dir exists and is not a directory", path)
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        raise InputError("--output_dir is not empty; use --overwrite to replace it", path)
-
-
 def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False) -> None:
     """Export the bert-tf model in `model_dir` to `output_dir` in format "hf" or "savedmodel"."""
     if fmt not in FORMATS:
         raise InputError(f"--format={fmt}: must be one of {', '.join(FORMATS)}")
-    check_output_dir(output_dir, overwrite)
+    cli.check_output_dir(output_dir, overwrite, "output_dir", overwrite_flag="--overwrite", action="replace it")
     task = models.load_saved_model(model_dir)
     if fmt == "hf":
         export_hf(task, output_dir)
@@ -235,13 +228,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the export; bad input prints one 'error: ...' line and returns 2."""
     args = parse_args(argv)
-    try:
+
+    def run() -> None:
         export(args.model_dir, args.format, args.output_dir, args.overwrite)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"exported {args.model_dir} as {args.format} to {args.output_dir}")
-    return 0
+        print(f"exported {args.model_dir} as {args.format} to {args.output_dir}")
+
+    return cli.error_exit_status(run)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+from bert_tf.metrics import ner_metrics
 from bert_tf.tokenization import WordPieceTokenizer
-from bert_tf.training import IGNORE_LABEL
 
 # Padded lengths of length-bucketed batches: steps of at most 25% above 32 (13.9% padding on BC5CDR
 # against 31% with powers of two) while XLA still compiles at most 15 programs per step function.
@@ -166,12 +167,13 @@ def make_batches(lengths: np.ndarray, batch_size: int, buckets: Sequence[int], s
     return batches
 
 
+ROW_ID = "row_id"  # the row each batch row came from (to stitch window predictions back together)
 OUTPUT_SIGNATURE = {
-    "token_ids": tf.TensorSpec([None, None], tf.int32),
-    "padding_mask": tf.TensorSpec([None, None], tf.int32),
-    "segment_ids": tf.TensorSpec([None, None], tf.int32),
-    "labels": tf.TensorSpec([None, None], tf.int32),
-    "row_id": tf.TensorSpec([None], tf.int32),
+    TOKEN_IDS: tf.TensorSpec([None, None], tf.int32),
+    PADDING_MASK: tf.TensorSpec([None, None], tf.int32),
+    SEGMENT_IDS: tf.TensorSpec([None, None], tf.int32),
+    LABELS: tf.TensorSpec([None, None], tf.int32),
+    ROW_ID: tf.TensorSpec([None], tf.int32),
 }
 
 
@@ -186,8 +188,8 @@ def pad_batch(rows: Rows, indices: np.ndarray, buckets: Sequence[int], pad_id: i
         token_ids[r, :n] = rows.token_ids[i]
         labels[r, :n] = rows.labels[i]
         mask[r, :n] = 1
-    return {"token_ids": token_ids, "padding_mask": mask, "segment_ids": np.zeros_like(mask), "labels": labels,
-            "row_id": np.asarray(indices, np.int32)}
+    return {TOKEN_IDS: token_ids, PADDING_MASK: mask, SEGMENT_IDS: np.zeros_like(mask), LABELS: labels,
+            ROW_ID: np.asarray(indices, np.int32)}
 
 
 def batches_dataset(rows: Rows, batches: List[np.ndarray], buckets: Sequence[int], pad_id: int,
@@ -224,7 +226,7 @@ class WindowCollector:
         self._logits: List[np.ndarray] = []
 
     def __call__(self, out: Dict[str, np.ndarray]) -> None:
-        for logits, row in zip(out["logits"], out["row_id"]):
+        for logits, row in zip(out["logits"], out[ROW_ID]):
             words = self.rows.word_index[row]
             positions = np.flatnonzero(words >= 0)
             self._docs.append(np.full(len(positions), self.rows.doc_index[row], np.int64))
@@ -268,10 +270,8 @@ def word_level_loss(predictions: WordPredictions, gold_ids: Sequence[Sequence[in
 
 def training_metrics(parts: Dict[str, List[np.ndarray]], rows: Rows, labels: Sequence[str]) -> Dict[str, float]:
     """Word-level accuracy and F1 of the predictions made during an epoch's training steps."""
-    from bert_tf.metrics import ner_metrics
-
     gold, pred = [], []
-    for preds, row_ids in zip(parts["preds"], parts["row_id"]):
+    for preds, row_ids in zip(parts["preds"], parts[ROW_ID]):
         for p, row in zip(preds, row_ids):
             if row < 0:
                 continue
@@ -318,8 +318,6 @@ def predict_words(trainer, eval_set: EvalSet, batch_size: int, buckets: Sequence
 def evaluate(trainer, eval_set: EvalSet, labels: Sequence[str], batch_size: int, buckets: Sequence[int],
              pad_id: int, num_workers: int = 2) -> Tuple[Dict, WordPredictions]:
     """Loss and word-level metrics (with and without O, per class) of a labelled set."""
-    from bert_tf.metrics import ner_metrics
-
     predictions = predict_words(trainer, eval_set, batch_size, buckets, pad_id, num_workers)
     gold_tags = [[labels[i] for i in doc] for doc in eval_set.gold_ids]
     pred_tags = [[labels[i] for i in doc] for doc in predictions.label_ids]

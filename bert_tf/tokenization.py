@@ -1,18 +1,24 @@
-"""WordPiece tokenization with the Rust `tokenizers` library, built from a checkpoint's vocabulary."""
+"""WordPiece tokenization with the Rust `tokenizers` library, built from a checkpoint's vocabulary, with a
+per-tokenizer table that encodes each distinct word once."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from bert_tf.errors import InputError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 TOKENIZER_CONFIG = "tokenizer_config.json"
+MAX_CACHED_WORDS = 1_000_000  # a word table holding more words than this starts afresh
+JOINED_WORDS = 4096  # new words encoded per joined text (see WordPieceTokenizer._encode_new_words)
+WORD_SEPARATOR = "\x00"  # id 0 of every word table: a word with no pieces (BERT deletes NUL from texts)
 
 
 def _read_vocab(vocab_path: str) -> Dict[str, int]:
@@ -88,7 +94,7 @@ class WordPieceTokenizer:
         self.unk_id = tokenizer.token_to_id("[UNK]")
         self.cls_id = tokenizer.token_to_id("[CLS]")
         self.sep_id = tokenizer.token_to_id("[SEP]")
-        self._word_cache: Dict[str, List[int]] = {}
+        self._word_table: Optional[WordTable] = None
 
     @classmethod
     def from_vocab(cls, vocab_path: str, lowercase: bool) -> "WordPieceTokenizer":
@@ -142,16 +148,55 @@ class WordPieceTokenizer:
         encodings = self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
         return [e.ids for e in encodings]
 
+    @property
+    def splits_on_whitespace(self) -> bool:
+        """True for a BERT-style tokenizer: its pieces never cross whitespace, so texts can be encoded word by
+        word (BertNormalizer with clean_text and BertPreTokenizer)."""
+        normalizer = self.tokenizer.normalizer
+        return (isinstance(normalizer, normalizers.BertNormalizer) and bool(getattr(normalizer, "clean_text", False))
+                and isinstance(self.tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer))
+
+    @property
+    def word_table(self) -> "WordTable":
+        """This tokenizer's table of the words it has encoded (each distinct word is encoded once)."""
+        if self._word_table is None:
+            self._word_table = WordTable(self._encode_new_words)
+        return self._word_table
+
+    def _encode_new_words(self, words: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """WordPiece ids of words: (all ids concatenated as int32, count per word).
+
+        A BERT-style tokenizer encodes them JOINED_WORDS at a time as one space-joined text, which gives the
+        same pieces as one text per word (its pre-tokenizer never crosses whitespace) at about half the cost
+        of the per-text overhead; token offsets assign the pieces to their words. Others encode each word as
+        a text of its own.
+        """
+        if not self.splits_on_whitespace:
+            encoded = self.encode_texts(words)
+            counts = np.fromiter(map(len, encoded), np.int32, count=len(encoded))
+            return np.fromiter(itertools.chain.from_iterable(encoded), np.int32, count=int(counts.sum())), counts
+        groups = [words[i: i + JOINED_WORDS] for i in range(0, len(words), JOINED_WORDS)]
+        encodings = self.tokenizer.encode_batch([" ".join(g) for g in groups], add_special_tokens=False)
+        counts = np.zeros(len(words), np.int32)
+        parts, first = [np.zeros(0, np.int32)], 0
+        for group, encoding in zip(groups, encodings):
+            ids = np.asarray(encoding.ids, np.int32)
+            if ids.size:
+                lengths = np.fromiter(map(len, group), np.int64, count=len(group))
+                word_starts = np.cumsum(lengths + 1) - lengths - 1
+                token_starts = np.asarray(encoding.offsets, np.int64)[:, 0]
+                owner = np.searchsorted(word_starts, token_starts, side="right") - 1
+                counts[first: first + len(group)] = np.bincount(owner, minlength=len(group))
+            parts.append(ids)
+            first += len(group)
+        return np.concatenate(parts), counts
+
     def encode_words(self, words: Sequence[str]) -> List[List[int]]:
         """Encode each word to its WordPiece ids; a word that yields no piece becomes [UNK]."""
-        missing = [w for w in dict.fromkeys(words) if w not in self._word_cache]
-        if missing:
-            for word, ids in zip(missing, self.encode_texts(missing)):
-                self._word_cache[word] = ids if ids else [self.unk_id]
-            if len(self._word_cache) > 2_000_000:
-                self._word_cache.clear()
-                return self.encode_words(words)
-        return [self._word_cache[w] for w in words]
+        table = self.word_table
+        pieces, counts = table.expand(table.word_ids(list(words)))
+        out = np.split(pieces, np.cumsum(counts)[:-1]) if len(counts) else []
+        return [p.tolist() if p.size else [self.unk_id] for p in out]
 
     def save(self, directory: str) -> None:
         """Write vocab.txt (or tokenizer.json) and a tokenizer_config.json into `directory`."""
@@ -162,3 +207,65 @@ class WordPieceTokenizer:
             self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
         with open(os.path.join(directory, TOKENIZER_CONFIG), "w", encoding="utf-8") as f:
             json.dump({"do_lower_case": self.lowercase, "tokenizer_class": "BertTokenizer"}, f, indent=2)
+
+
+class WordTable:
+    """The WordPiece ids of every word seen, as a ragged numpy table; id 0 is WORD_SEPARATOR, with no pieces.
+
+    `encode(words)` gives new words' pieces as (all ids concatenated, count per word). The table starts
+    afresh when it holds more than MAX_CACHED_WORDS words.
+    """
+
+    def __init__(self, encode: Callable[[List[str]], Tuple[np.ndarray, np.ndarray]]) -> None:
+        self.encode = encode
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget all words (the separator keeps id 0, with no pieces)."""
+        self.index: Dict[str, int] = {WORD_SEPARATOR: 0}
+        self.starts = np.zeros(1024, np.int64)
+        self.counts = np.zeros(1024, np.int32)
+        self.pieces = np.zeros(16384, np.int32)
+        self.num_pieces = 0
+
+    def word_ids(self, words: List[str]) -> np.ndarray:
+        """Ids of `words` (encoding the unseen ones in one batched call)."""
+        if len(self.index) > MAX_CACHED_WORDS:
+            self.clear()
+        ids = np.fromiter(map(self.index.get, words, itertools.repeat(-1)), np.int64, count=len(words))
+        missing = np.flatnonzero(ids < 0)
+        if missing.size:
+            self._add(list(dict.fromkeys(words[i] for i in missing)))
+            ids[missing] = [self.index[words[i]] for i in missing]
+        return ids
+
+    def _add(self, words: List[str]) -> None:
+        """Encode new words and append them to the table."""
+        flat, counts = self.encode(words)
+        first = len(self.index)
+        self.starts = _grown(self.starts, first + len(words))
+        self.counts = _grown(self.counts, first + len(words))
+        self.pieces = _grown(self.pieces, self.num_pieces + int(counts.sum()))
+        self.counts[first: first + len(words)] = counts
+        self.starts[first: first + len(words)] = self.num_pieces + np.cumsum(counts) - counts
+        self.pieces[self.num_pieces: self.num_pieces + flat.size] = flat
+        self.num_pieces += flat.size
+        self.index.update(zip(words, range(first, first + len(words))))
+
+    def expand(self, word_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(all pieces of the words, concatenated; number of pieces of each word)."""
+        counts = self.counts[word_ids]
+        ends = np.cumsum(counts)
+        total = int(ends[-1]) if ends.size else 0
+        shift = np.repeat(self.starts[word_ids] - (ends - counts), counts)
+        shift += np.arange(total, dtype=shift.dtype)
+        return self.pieces[shift], counts
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """`array`, or a copy at least twice as long when it is shorter than `size`."""
+    if size <= array.size:
+        return array
+    bigger = np.zeros(max(size, 2 * array.size), array.dtype)
+    bigger[: array.size] = array
+    return bigger

@@ -9,33 +9,44 @@ positions, clipping to a global norm, and the update (loss scaling with `--use_a
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
-
-from bert_tf.checkpointing import FAULT_ENV, TrainingCheckpointer, inject_fault, pack_arrays, unpack_arrays
-from bert_tf.distribution import untune_device_pipelines, untuned_options
-from bert_tf.optimization import current_learning_rate
-from bert_tf.progress import ProgressBar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-FEATURE_KEYS = ("token_ids", "padding_mask", "segment_ids")
-IGNORE_LABEL = -1
+from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
+from bert_tf import reports
+from bert_tf.distribution import untune_device_pipelines, untuned_options
+from bert_tf.errors import TrainingDiverged, TrainingInterrupted
+from bert_tf.optimization import current_learning_rate
+from bert_tf.progress import ProgressBar
+from bert_tf.resume import TrainingCheckpointer, pack_arrays, unpack_arrays
 
-LossSumFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-CountFn = Callable[[tf.Tensor], tf.Tensor]
+EpochDatasetFn = Callable[[int, int], Tuple[tf.data.Dataset, int]]
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+class TrainingOutputs(Protocol):
+    """What the loop needs from a task for its training metrics: every step's outputs in, the epoch's metrics
+    out, and what it holds so far saved and restored with the training state."""
+
+    def add(self, outputs: Dict[str, np.ndarray]) -> None:
+        """Take one training step's outputs (predictions and the passthrough keys), as numpy arrays."""
+
+    def result(self) -> Dict[str, float]:
+        """The epoch's training metrics; forgets the epoch's outputs."""
+
+    def get_state(self) -> Dict[str, np.ndarray]:
+        """The outputs held so far, for a checkpoint."""
+
+    def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
+        """Restore what get_state returned."""
 
 
 def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -63,7 +74,7 @@ class Trainer:
         use_xla: bool = False,
         loss_scale: bool = False,
         clip_norm: float = 1.0,
-        passthrough_keys: Sequence[str] = ("labels",),
+        passthrough_keys: Sequence[str] = (LABELS,),
         log_every: int = 10,
         verbose: bool = True,
     ):
@@ -77,6 +88,9 @@ class Trainer:
         self.progress_min_batches = 20  # no bar for short validations inside an epoch's bar
         self._validating = False
         self.global_step = 0
+        # Called with the global step after every training step (before a checkpoint due at that step is
+        # saved): a seam for tests that kill or interrupt a run at an exact step.
+        self.step_hooks: List[Callable[[int], None]] = []
         self.history: List[Dict[str, Any]] = []
         self.variables = list(model.trainable_variables)
         self.optimizer = optimizer  # None: prediction only
@@ -108,7 +122,7 @@ class Trainer:
     def _replica_train_step(self, batch):
         ctx = tf.distribute.get_replica_context()
         features = {k: batch[k] for k in FEATURE_KEYS}
-        labels = batch["labels"]
+        labels = batch[LABELS]
         global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels)), 1.0)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
         loss_sum, grads, preds = self._forward_backward(features, labels, scale / global_count)
@@ -198,46 +212,43 @@ class Trainer:
 
     def fit(
         self,
-        make_epoch_dataset: Callable[..., Tuple[tf.data.Dataset, int]],
+        make_epoch_dataset: EpochDatasetFn,
+        *,
         epochs: int,
-        evaluate: Optional[Callable[[], Dict[str, float]]],
-        on_train_outputs: Callable[[Dict[str, np.ndarray]], None],
-        train_metrics: Callable[[], Dict[str, float]],
+        validate: Optional[Callable[[], Dict[str, float]]] = None,
+        outputs: Optional[TrainingOutputs] = None,
         validations_per_epoch: int = 1,
         callbacks: Sequence[keras.callbacks.Callback] = (),
-        checkpointer: Optional["TrainingCheckpointer"] = None,
+        checkpointer: Optional[TrainingCheckpointer] = None,
         save_every_steps: int = 0,
     ) -> List[Dict[str, Any]]:
         """Train for `epochs`, validating `validations_per_epoch` times per epoch; returns history rows.
 
-        `make_epoch_dataset(epoch[, first_step])` gives that epoch's dataset of global batches
-        (starting at `first_step` when it takes that argument) and the epoch's full length;
-        `on_train_outputs` receives each step's predictions (with the passthrough keys) for the
-        training metrics that `train_metrics()` returns (and resets) at the end of each epoch.
-        With a `checkpointer`, the full state is saved every `save_every_steps` steps, at the end of
-        every epoch and on SIGTERM, and a compatible saved state is resumed from.
+        `make_epoch_dataset(epoch, first_step)` gives that epoch's dataset of global batches starting at
+        `first_step` and the epoch's full length in batches. `validate()` returns the validation metrics.
+        `outputs` receives each step's predictions (with the passthrough keys) and gives the epoch's
+        training metrics. With a `checkpointer`, the run resumes from its `resume_state`, and the full state
+        is saved every `save_every_steps` steps, at the end of every epoch and on SIGTERM.
         """
         loop = _LoopState(epochs)
         self.model.stop_training = False
         cb = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        if checkpointer is not None:
-            self._resume(checkpointer, loop, on_train_outputs, callbacks)
+        if checkpointer is not None and checkpointer.resume_state is not None:
+            self._resume(checkpointer, loop, outputs, callbacks)
         self._stop_signal = False
-        self._flush_every_step = bool(os.environ.get(FAULT_ENV))  # fault injection needs exact step state
         with _sigterm_sets(self):
             cb.on_train_begin()
             while loop.epoch < epochs and not loop.finished:
-                self._run_epoch(loop, make_epoch_dataset, evaluate, on_train_outputs, train_metrics,
-                                validations_per_epoch, cb, callbacks, checkpointer, save_every_steps)
+                self._run_epoch(loop, _Epoch(make_epoch_dataset, validate, outputs, validations_per_epoch, cb,
+                                             callbacks, checkpointer, save_every_steps))
             cb.on_train_end()
         return self.history
 
-    def _run_epoch(self, loop: "_LoopState", make_epoch_dataset, evaluate, on_train_outputs, train_metrics,
-                   validations_per_epoch, cb, callbacks, checkpointer, save_every_steps) -> None:
+    def _run_epoch(self, loop: "_LoopState", run: "_Epoch") -> None:
         epoch, first = loop.epoch, loop.step_in_epoch
-        dataset, num_batches = _epoch_dataset(make_epoch_dataset, epoch, first)
-        val_steps = validation_steps(num_batches, validations_per_epoch if evaluate else 0)
-        cb.on_epoch_begin(epoch)
+        dataset, num_batches = run.make_epoch_dataset(epoch, first)
+        val_steps = validation_steps(num_batches, run.validations_per_epoch if run.validate else 0)
+        run.cb.on_epoch_begin(epoch)
         if self.verbose:
             print(f"Epoch {epoch + 1}/{loop.epochs}" + (f" (resuming at step {first + 1})" if first else ""))
         progbar = ProgressBar(num_batches, "  train", unit="step") if self.verbose else None
@@ -254,27 +265,23 @@ class Trainer:
             pending.append(train_step(batch))
             self.global_step += 1
             at_validation = (step + 1) in val_steps
-            at_save = checkpointer is not None and save_every_steps > 0 and self.global_step % save_every_steps == 0
-            if (len(pending) >= self.log_every or at_validation or at_save or self._stop_signal
-                    or step + 1 == num_batches or self._flush_every_step):
-                losses = self._flush(pending, on_train_outputs)
-                loop.loss_total += float(np.sum(losses))
-                loop.loss_steps += len(losses)
-                pending = []
-                cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps})
-                if progbar is not None:
-                    progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
+            at_save = (run.checkpointer is not None and run.save_every_steps > 0
+                       and self.global_step % run.save_every_steps == 0)
+            if len(pending) >= self.log_every or at_validation or at_save or step + 1 == num_batches:
+                self._flush(pending, loop, run, progbar, step)
             if at_validation:
-                self._validate(loop, evaluate, epoch + (step + 1) / num_batches, (step + 1) == num_batches, cb)
+                self._validate(loop, run.validate, epoch + (step + 1) / num_batches, (step + 1) == num_batches,
+                               run.cb)
             loop.step_in_epoch = step + 1
-            inject_fault("kill_after_step", self.global_step)
-            inject_fault("sigterm_after_step", self.global_step)
+            for hook in self.step_hooks:
+                hook(self.global_step)
             if at_save or self._stop_signal:
-                self._save(checkpointer, loop, on_train_outputs, callbacks)
+                self._flush(pending, loop, run, progbar, step)
+                self._save(run.checkpointer, loop, run.outputs, run.callbacks)
             if self._stop_signal:
-                raise TrainingInterrupted(self.global_step, checkpointer is not None)
-        self._end_epoch(loop, train_metrics, started, cb)
-        self._save(checkpointer, loop, on_train_outputs, callbacks)
+                raise TrainingInterrupted(self.global_step, run.checkpointer is not None)
+        self._end_epoch(loop, run.outputs, started, run.cb)
+        self._save(run.checkpointer, loop, run.outputs, run.callbacks)
 
     def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
         cb.on_test_begin()
@@ -289,8 +296,8 @@ class Trainer:
             print(f"  validation at epoch {position:.2f} (step {self.global_step}): {shown}")
         cb.on_test_end({f"val_{k}": v for k, v in loop.last_val.items()} | {"epoch_position": position})
 
-    def _end_epoch(self, loop: "_LoopState", train_metrics, started: float, cb) -> None:
-        train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1), **train_metrics()}
+    def _end_epoch(self, loop: "_LoopState", outputs: Optional[TrainingOutputs], started: float, cb) -> None:
+        train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1), **(outputs.result() if outputs else {})}
         train_logs["learning_rate"] = current_learning_rate(self.optimizer)
         train_logs["seconds"] = time.time() - started
         self.history.append(self._row(loop.epoch + 1.0, "train", True, train_logs))
@@ -300,26 +307,25 @@ class Trainer:
         cb.on_epoch_end(loop.epoch, epoch_logs)
         loop.next_epoch(bool(self.model.stop_training))
 
-    def _save(self, checkpointer, loop: "_LoopState", on_train_outputs, callbacks) -> None:
+    def _save(self, checkpointer: Optional[TrainingCheckpointer], loop: "_LoopState",
+              outputs: Optional[TrainingOutputs], callbacks) -> None:
         if checkpointer is None:
             return
         state = loop.to_dict() | {"global_step": self.global_step, "history": self.history,
                                   "callbacks": {type(c).__name__: c.get_state() for c in callbacks
                                                 if hasattr(c, "get_state")}}
-        arrays = on_train_outputs.get_state() if hasattr(on_train_outputs, "get_state") else {}
-        checkpointer.save(state, arrays)
+        checkpointer.save(state, outputs.get_state() if outputs else {})
 
-    def _resume(self, checkpointer, loop: "_LoopState", on_train_outputs, callbacks) -> None:
-        state = checkpointer.latest_state()
-        if state is None:
-            return
+    def _resume(self, checkpointer: TrainingCheckpointer, loop: "_LoopState", outputs: Optional[TrainingOutputs],
+                callbacks) -> None:
+        state = checkpointer.resume_state
         checkpointer.check_compatible(state)
         arrays = checkpointer.restore(state)
         loop.load(state)
         self.global_step = int(state["global_step"])
         self.history[:] = state["history"]
-        if hasattr(on_train_outputs, "set_state"):
-            on_train_outputs.set_state(arrays)
+        if outputs is not None:
+            outputs.set_state(arrays)
         for c in callbacks:
             if hasattr(c, "set_state") and type(c).__name__ in state.get("callbacks", {}):
                 c.set_state(state["callbacks"][type(c).__name__])
@@ -330,23 +336,36 @@ class Trainer:
     def _row(self, position: float, split: str, end: bool, logs: Dict[str, float]) -> Dict[str, Any]:
         return {"epoch": round(position, 6), "step": self.global_step, "split": split, "end_of_epoch": end, **logs}
 
-    def _flush(self, pending: List[Dict[str, tf.Tensor]], on_train_outputs) -> np.ndarray:
+    def _flush(self, pending: List[Dict[str, tf.Tensor]], loop: "_LoopState", run: "_Epoch",
+               progbar: Optional[ProgressBar], step: int) -> None:
+        """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`."""
+        if not pending:
+            return
         losses = np.array([float(p["loss"]) for p in pending])
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
-            step = self.global_step - len(pending) + int(bad[0]) + 1
-            raise TrainingDiverged(f"the training loss became {losses[bad[0]]} at step {step}; training stopped")
-        for p in pending:
-            on_train_outputs({k: v.numpy() for k, v in p.items() if k != "loss"})
-        return losses
+            at = self.global_step - len(pending) + int(bad[0]) + 1
+            raise TrainingDiverged(f"the training loss became {losses[bad[0]]} at step {at}; training stopped")
+        if run.outputs is not None:
+            for p in pending:
+                run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
+        pending.clear()
+        loop.loss_total += float(np.sum(losses))
+        loop.loss_steps += len(losses)
+        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps})
+        if progbar is not None:
+            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
 
 
-class TrainingInterrupted(RuntimeError):
-    """Training stopped on SIGTERM after saving its state."""
+class _Epoch:
+    """What every epoch of one `fit` call runs with."""
 
-    def __init__(self, step: int, saved: bool):
-        self.step, self.saved = step, saved
-        super().__init__(f"stopped by SIGTERM at step {step}" + ("; training state saved" if saved else ""))
+    def __init__(self, make_epoch_dataset: EpochDatasetFn, validate, outputs: Optional[TrainingOutputs],
+                 validations_per_epoch: int, cb: keras.callbacks.CallbackList, callbacks,
+                 checkpointer: Optional[TrainingCheckpointer], save_every_steps: int):
+        self.make_epoch_dataset, self.validate, self.outputs = make_epoch_dataset, validate, outputs
+        self.validations_per_epoch, self.cb, self.callbacks = validations_per_epoch, cb, callbacks
+        self.checkpointer, self.save_every_steps = checkpointer, save_every_steps
 
 
 class _LoopState:
@@ -374,16 +393,6 @@ class _LoopState:
         self.finished = bool(state["finished"]) or self.epoch >= self.epochs
         self.loss_total, self.loss_steps = float(state["loss_total"]), int(state["loss_steps"])
         self.last_val = dict(state["last_val"])
-
-
-def _epoch_dataset(make_epoch_dataset, epoch: int, first_step: int) -> Tuple[tf.data.Dataset, int]:
-    """The epoch's dataset starting at `first_step` (skipping batches if the maker cannot)."""
-    if first_step == 0:
-        return make_epoch_dataset(epoch)
-    if len(inspect.signature(make_epoch_dataset).parameters) >= 2:
-        return make_epoch_dataset(epoch, first_step)
-    dataset, num_batches = make_epoch_dataset(epoch)
-    return dataset.skip(first_step), num_batches
 
 
 @contextlib.contextmanager
@@ -472,14 +481,13 @@ class HistoryWriter(keras.callbacks.Callback):
         self.trainer, self.out_dir, self.metrics = trainer, out_dir, tuple(metrics)
 
     def on_epoch_end(self, epoch, logs=None):
-        from bert_tf import reports
-
         reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
         reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)
 
 
 class OutputTracker:
-    """Keeps chosen outputs of an epoch's training steps; `summarize` turns them into the epoch's metrics."""
+    """Keeps chosen outputs of an epoch's training steps; `summarize` turns them into the epoch's metrics
+    (a TrainingOutputs)."""
 
     def __init__(self, keys: Sequence[str], summarize: Callable[[Dict[str, List[np.ndarray]]], Dict[str, float]]):
         self.keys, self.summarize = list(keys), summarize
@@ -489,7 +497,8 @@ class OutputTracker:
         """Forget the epoch's outputs."""
         self.parts: Dict[str, List[np.ndarray]] = {k: [] for k in self.keys}
 
-    def __call__(self, out: Dict[str, np.ndarray]) -> None:
+    def add(self, out: Dict[str, np.ndarray]) -> None:
+        """Keep the chosen outputs of one training step."""
         for key in self.keys:
             self.parts[key].append(out[key])
 

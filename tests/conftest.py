@@ -12,7 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
-sys.path.insert(0, str(ROOT))
 
 TINY_WORDS = ["hello", "went", "to", "and", "the", "x", "y", "z", "alice", "bob", "carol", "dave", "paris", "rome",
               "oslo", "lima", "acme", "corp", "visited", "met", "in", "at", "."]
@@ -31,7 +30,7 @@ def minilm_path() -> str:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> str:
     """A tiny randomly initialised BERT in Hugging Face layout, with a small word vocabulary."""
-    from bert_tf.models import make_random_hf_checkpoint
+    from checkpoint_factory import make_random_hf_checkpoint
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]"] + TINY_WORDS + [
         "##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
@@ -66,3 +65,22 @@ def run_script(args: Sequence[str], cwd: Path = ROOT, timeout: int = 600) -> sub
 def error_lines(process: subprocess.CompletedProcess) -> List[str]:
     """The 'error: ...' lines a script printed on stderr."""
     return [line for line in process.stderr.splitlines() if line.startswith("error:")]
+
+
+class StepOutputs:
+    """A TrainingOutputs for tests: hands every training step's outputs to `on_add`; no epoch metrics."""
+
+    def __init__(self, on_add=lambda outputs: None):
+        self.on_add = on_add
+
+    def add(self, outputs) -> None:
+        self.on_add(outputs)
+
+    def result(self) -> dict:
+        return {}
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, arrays) -> None:
+        pass

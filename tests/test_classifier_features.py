@@ -1,4 +1,4 @@
-"""Tests for bert_tf.classifier_features: mention featurization and the on-disk feature cache."""
+"""Tests for bert_tf.classifier_features (mention featurization) and bert_tf.feature_cache (the on-disk cache)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
-from bert_tf import classifier_features as cf
-from bert_tf.classifier_features import (
+from bert_tf import feature_cache, tokenization
+from bert_tf.classifier_features import featurize_mentions, token_dtype
+from bert_tf.feature_cache import (
     CacheInfo,
+    CacheSettings,
     build_feature_cache,
     cache_arrays,
     cache_dataset,
     cache_key,
-    featurize_mentions,
     get_or_build_cache,
     load_cache_info,
-    token_dtype,
 )
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
@@ -208,14 +208,14 @@ def test_random_texts_match_whole_text_encoding(tmp_path, lowercase):
 
 
 def test_word_table_is_bounded(tok, monkeypatch):
-    monkeypatch.setattr(cf, "MAX_CACHED_WORDS", 3)
+    monkeypatch.setattr(tokenization, "MAX_CACHED_WORDS", 3)
     for left in ["the quick", "brown fox", "jumps over lazy dog"]:
         assert one(tok, left, "fox", "").token_ids.tolist() == reference_rows(tok, [left], ["fox"], [""], 8).tolist()
-    assert len(cf._WORD_TABLES[tok].index) <= 3 + 5
+    assert len(tok.word_table.index) <= 3 + 5
 
 
 def test_tokenizers_without_word_splitting_encode_whole_texts(tok, monkeypatch):
-    monkeypatch.setattr(cf, "_word_table", lambda tokenizer: None)
+    monkeypatch.setattr(type(tok), "splits_on_whitespace", property(lambda self: False))
     lefts, mentions, rights = ["the quick brown fox", "a\x1cb"], ["dog", "cats"], ["over the lazy dog", ""]
     features = featurize_mentions(lefts, mentions, rights, tok, 8)
     assert features.token_ids.tolist() == reference_rows(tok, lefts, mentions, rights, 8).tolist()
@@ -271,9 +271,10 @@ def sample_records(n: int = 11) -> List[Tuple[str, str, str, str]]:
     return records
 
 
-def build(tok, tmp_path: Path, records, name: str = "cache", **kwargs) -> CacheInfo:
+def build(tok, tmp_path: Path, records, name: str = "cache", progress=None, **kwargs) -> CacheInfo:
     """Build a cache of records at tmp_path/name with L=10."""
-    return build_feature_cache(records, str(tmp_path / name), tok, 10, None, LABELS, **kwargs)
+    return build_feature_cache(records, str(tmp_path / name), CacheSettings(tok, 10, None, LABELS, **kwargs),
+                               progress=progress)
 
 
 def test_cache_round_trip_in_order(tok, tmp_path):
@@ -361,13 +362,13 @@ def test_get_or_build_cache_builds_once(tok, tmp_path):
     stale.mkdir()
     fresh.mkdir()
     os.utime(stale, (time.time() - 2 * 86400,) * 2)
-    first = get_or_build_cache(factory, str(data), str(root), tok, 10, None, LABELS, log=messages.append)
-    second = get_or_build_cache(factory, str(data), str(root), tok, 10, None, LABELS, log=messages.append)
+    first = get_or_build_cache(factory, str(data), str(root), CacheSettings(tok, 10, None, LABELS), log=messages.append)
+    second = get_or_build_cache(factory, str(data), str(root), CacheSettings(tok, 10, None, LABELS), log=messages.append)
     assert len(calls) == 1 and first == second
     assert first.cache_dir == str(root / key) and first.key == key
     assert messages[0].startswith("building") and messages[-1].startswith("reusing")
     assert not stale.exists() and fresh.exists()
-    get_or_build_cache(factory, str(data), str(root), tok, 12, None, LABELS, log=messages.append)
+    get_or_build_cache(factory, str(data), str(root), CacheSettings(tok, 12, None, LABELS), log=messages.append)
     assert len(calls) == 2
 
 
@@ -434,8 +435,8 @@ def test_bad_line_found_by_a_featurizing_process_names_file_and_line(tmp_path, t
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cache = tmp_path / "cache"
     with pytest.raises(InputError) as raised:
-        build_feature_cache(TsvLineChunks(str(path), LABELS, "labels.txt"), str(cache), tok, 10, None, LABELS,
-                            chunk_size=4, workers=2)
+        build_feature_cache(TsvLineChunks(str(path), LABELS, "labels.txt"), str(cache),
+                            CacheSettings(tok, 10, None, LABELS, chunk_size=4, workers=2))
     assert str(raised.value).startswith(f"{path}:30: label 'not-a-label' is not in labels.txt")
     assert (raised.value.path, raised.value.line) == (str(path), 30)
     assert not cache.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -452,7 +453,8 @@ def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):
     lines.insert(7, "")
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
     records = [(e.label, e.left, e.mention, e.right) for e in iter_consensus_tsv(str(path), LABELS)]
-    built = [build_feature_cache(source, str(tmp_path / name), tok, 12, None, LABELS, chunk_size=4, workers=w)
+    built = [build_feature_cache(source, str(tmp_path / name), CacheSettings(tok, 12, None, LABELS, chunk_size=4,
+                                                                              workers=w))
              for name, source, w in (("a", records, 1), ("b", TsvLineChunks(str(path), LABELS), 2),
                                      ("c", TsvLineChunks(str(path), LABELS), 1))]
     arrays = [cache_arrays(info) for info in built]

@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import ROOT, TINY_WORDS  # noqa: E402
+from conftest import ROOT, TINY_WORDS, StepOutputs  # noqa: E402
 
 GLOBAL_BATCHES = (4, 3, 1)  # even; odd (2+1); smaller than the replicas (1+0: one replica gets nothing)
 EPOCHS = 2
@@ -79,7 +79,7 @@ def _set_head(model, seed: int) -> None:
 
 def _train_and_predict(strategy, checkpoint, tokenizer, out: Dict[str, np.ndarray]):
     """Train on the fixed batches for EPOCHS epochs; record weights, step outputs and predictions."""
-    from bert_tf import models, optimization
+    from bert_tf import models, optimization, pretrained
     from bert_tf.training import Trainer
 
     with strategy.scope():
@@ -90,7 +90,8 @@ def _train_and_predict(strategy, checkpoint, tokenizer, out: Dict[str, np.ndarra
     trainer = Trainer(task.model, optimizer, strategy, passthrough_keys=("row_id",), log_every=1, verbose=False)
     batches = _fixed_batches(tokenizer.vocab_size)
     steps: List[Dict[str, np.ndarray]] = []
-    trainer.fit(lambda epoch: (_batches_dataset(batches), len(batches)), EPOCHS, None, steps.append, lambda: {}, 0)
+    trainer.fit(lambda epoch, first: (_batches_dataset(batches), len(batches)), epochs=EPOCHS,
+                outputs=StepOutputs(steps.append), validations_per_epoch=0)
     out["train_row_id"] = np.concatenate([s["row_id"] for s in steps])
     out["train_preds"] = np.concatenate([s["preds"] for s in steps])
     for i, weight in enumerate(task.model.get_weights()):
@@ -147,14 +148,14 @@ def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
 
 def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out: Dict[str, np.ndarray]) -> None:
     """Probabilities of a 13-example cache with batches of 5 and 4, and the gathered input positions."""
-    from bert_tf import classifier, classifier_features, models
+    from bert_tf import classifier, feature_cache, models, pretrained
     from bert_tf.training import Trainer
 
     rng = random.Random(3)
     records = [(CLASS_LABELS[i % 3], " ".join(rng.choices(TINY_WORDS, k=4)), rng.choice(TINY_WORDS),
                 " ".join(rng.choices(TINY_WORDS, k=3))) for i in range(CLASSIFIER_EXAMPLES)]
-    info = classifier_features.build_feature_cache(iter(records), str(scratch / "cache"), tokenizer, 16, None,
-                                                   CLASS_LABELS)
+    info = feature_cache.build_feature_cache(iter(records), str(scratch / "cache"),
+                                             feature_cache.CacheSettings(tokenizer, 16, None, CLASS_LABELS))
     with strategy.scope():
         task = models.build_task_model(checkpoint, tokenizer, CLASS_LABELS, "sequence", 0.0, encoder_dropout=0.0)
     _set_head(task.model, 2)
@@ -163,7 +164,7 @@ def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out:
         probs, gold = classifier.predict_probabilities(trainer, info, batch_size)
         out[f"clf_probs_{batch_size}"], out[f"clf_gold_{batch_size}"] = probs, gold
         dataset = classifier.as_training_batches(
-            classifier_features.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
+            feature_cache.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
         gathered: List[np.ndarray] = []
         trainer.predict(dataset, classifier.steps_for(info.num_examples, batch_size),
                         lambda o: gathered.append(o["index"]))
@@ -172,10 +173,10 @@ def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out:
 
 def run_scenario(strategy, checkpoint_dir: str, scratch: Path) -> Dict[str, np.ndarray]:
     """Everything the tests compare, as numpy arrays."""
-    from bert_tf import models
+    from bert_tf import models, pretrained
     from bert_tf.tokenization import WordPieceTokenizer
 
-    checkpoint = models.find_checkpoint(checkpoint_dir)
+    checkpoint = pretrained.find_checkpoint(checkpoint_dir)
     tokenizer = WordPieceTokenizer.from_model_dir(checkpoint_dir)
     out: Dict[str, np.ndarray] = {"replicas": np.array(strategy.num_replicas_in_sync)}
     one_batch = _batches_dataset(_fixed_batches(tokenizer.vocab_size)[:1])
@@ -197,7 +198,7 @@ def _subprocess_main(mode: str, out_dir: str, checkpoint_dir: str) -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from bert_tf import distribution
-    from bert_tf.runtime import set_seeds
+    from bert_tf.distribution import set_seeds
 
     set_seeds(0)
     if mode == "mirrored":

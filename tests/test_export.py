@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bert_tf import export, models
+from bert_tf import export, models, pretrained
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -35,7 +35,7 @@ def fine_tuned(tiny_checkpoint, tmp_path_factory) -> Dict[str, Tuple[str, np.nda
     rng = np.random.default_rng(7)
     saved = {}
     for head, labels in LABELS.items():
-        task = models.build_task_model(models.find_checkpoint(tiny_checkpoint),
+        task = models.build_task_model(pretrained.find_checkpoint(tiny_checkpoint),
                                        WordPieceTokenizer.from_model_dir(tiny_checkpoint), labels, head, 0.1)
         for variable in task.model.variables:
             variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
@@ -83,7 +83,7 @@ def test_hf_export_predicts_identically_through_our_loader(fine_tuned, hf_export
 
 
 def test_load_hf_task_weights_checks_the_label_count(hf_exports, tiny_checkpoint):
-    checkpoint = models.find_checkpoint(hf_exports["token"])
+    checkpoint = pretrained.find_checkpoint(hf_exports["token"])
     task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(hf_exports["token"]),
                                    ["O", "B-X"], "token", 0.1)
     with pytest.raises(InputError, match=r"classifier.weight has shape \[4, 32\], expected \[2, 32\]"):
@@ -108,7 +108,7 @@ def test_hf_export_matches_transformers(fine_tuned, hf_exports, head):
 def test_tanh_models_export_gelu_new(fine_tuned):
     task = models.load_saved_model(fine_tuned["token"][0])
     assert export.hf_config(dataclasses.replace(task, activation="gelu_tanh"))["hidden_act"] == "gelu_new"
-    assert models.HF_ACTIVATIONS["gelu_new"] == "gelu_tanh"  # and it is read back as the tanh form
+    assert pretrained.HF_ACTIVATIONS["gelu_new"] == "gelu_tanh"  # and it is read back as the tanh form
 
 
 @pytest.mark.parametrize("head", ["token", "sequence"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -12,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_script
+from conftest import ROOT, error_lines, run_script
 from test_run_ner import write_learnable_set
 
+FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
 NER_FLAGS = ["--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
              "--num_validate_during_training=2", "--seed=5", "--save_checkpoints_steps=4", "--deterministic",
              "--log_every=3"]
@@ -27,19 +27,14 @@ def _weights(model_dir: Path) -> dict:
     return arrays
 
 
+def _with_fault(fault, args):
+    """The command line that runs a script with `fault` injected (tests/fault_injection.py), or as it is."""
+    return [FAULT_INJECTION, fault, *args] if fault else list(args)
+
+
 def _ner(tiny_checkpoint, data, out, fault=None, extra=()):
-    env_fault = {"BERT_TF_FAULT": fault} if fault else {}
-    old = {k: os.environ.get(k) for k in env_fault}
-    os.environ.update(env_fault)
-    try:
-        return run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                           f"--save_model_path={out}", *NER_FLAGS, *extra])
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return run_script(_with_fault(fault, ["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                                          f"--save_model_path={out}", *NER_FLAGS, *extra]))
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +119,8 @@ def test_classifier_resumes_to_the_same_result(tiny_checkpoint, tmp_path):
              "--save_checkpoints_steps=10", "--deterministic", "--seed=2"]
     ref = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'ref'}", *flags])
     assert ref.returncode == 0, ref.stderr[-3000:]
-    os.environ["BERT_TF_FAULT"] = "kill_after_step=33"
-    try:
-        killed = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'run'}", *flags])
-    finally:
-        del os.environ["BERT_TF_FAULT"]
+    killed = run_script(_with_fault("kill_after_step=33",
+                                    ["run_classifier.py", f"--output_dir={tmp_path / 'run'}", *flags]))
     assert killed.returncode == -signal.SIGKILL
     resumed = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'run'}", *flags])
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -123,11 +123,11 @@ def eval_list(text: str):
 def test_reload_gives_identical_logits(tmp_path, tiny_checkpoint):
     import tensorflow as tf
 
-    from bert_tf import models, optimization
+    from bert_tf import models, optimization, pretrained
     from bert_tf.tokenization import WordPieceTokenizer
     from bert_tf.training import Trainer
 
-    checkpoint = models.find_checkpoint(tiny_checkpoint)
+    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
     task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
                                    ["O", "B-X"], "token", 0.1)
     rng = np.random.default_rng(0)
@@ -135,7 +135,7 @@ def test_reload_gives_identical_logits(tmp_path, tiny_checkpoint):
              "segment_ids": np.zeros((3, 9), np.int32), "labels": rng.integers(0, 2, (3, 9)).astype(np.int32)}
     trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-2, 0.01), tf.distribute.get_strategy(),
                       verbose=False)
-    trainer.fit(lambda e: (tf.data.Dataset.from_tensors(batch), 1), 2, None, lambda o: None, lambda: {}, 0)
+    trainer.fit(lambda epoch, first: (tf.data.Dataset.from_tensors(batch), 1), epochs=2, validations_per_epoch=0)
     features = {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")}
     before = task.model(features, training=False).numpy()
     models.save_model(task, str(tmp_path / "model"))

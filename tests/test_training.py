@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf import models, optimization
+from bert_tf import models, optimization, pretrained
+from conftest import StepOutputs
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import Trainer, masked_sparse_ce_sum, validation_steps
 
@@ -39,7 +40,7 @@ def test_validation_steps_are_evenly_spaced():
 
 
 def _task(tiny_checkpoint, freeze=0):
-    checkpoint = models.find_checkpoint(tiny_checkpoint)
+    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
     task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
     frozen = models.freeze_layers(task.backbone, freeze)
@@ -54,15 +55,15 @@ def _batch(seed=0, batch=4, length=12, labels=3):
 
 
 def _one_epoch(trainer, batches, lr_log=None):
-    def make(epoch):
+    def make(epoch, first_step):
         data = tf.data.Dataset.from_tensor_slices({k: np.stack([b[k] for b in batches]) for k in batches[0]})
-        return data, len(batches)
+        return data.skip(first_step), len(batches)
 
     def on_outputs(_):
         if lr_log is not None:
             lr_log.append(optimization.current_learning_rate(trainer.optimizer))
 
-    return trainer.fit(make, 1, None, on_outputs, lambda: {}, 0)
+    return trainer.fit(make, epochs=1, outputs=StepOutputs(on_outputs), validations_per_epoch=0)
 
 
 def test_double_lr_moves_encoder_ten_times_less(tiny_checkpoint):
@@ -193,7 +194,7 @@ def test_observed_learning_rates_follow_the_schedule(tiny_checkpoint, linear):
 
 
 def test_nan_loss_stops_with_the_step(tiny_checkpoint):
-    from bert_tf.training import TrainingDiverged
+    from bert_tf.errors import TrainingDiverged
 
     task, _ = _task(tiny_checkpoint)
     trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.0), tf.distribute.get_strategy(),
@@ -336,8 +337,8 @@ def test_progress_bars_say_validate_during_training_and_predict_after(tiny_check
         trainer.predict(tf.data.Dataset.from_tensor_slices(stacked), len(batches))
         return {"f1": 0.5}
 
-    trainer.fit(lambda epoch: (tf.data.Dataset.from_tensor_slices(stacked), len(batches)), 1, evaluate,
-                lambda _: None, lambda: {}, 1)
+    trainer.fit(lambda epoch, first: (tf.data.Dataset.from_tensor_slices(stacked), len(batches)), epochs=1,
+                validate=evaluate, validations_per_epoch=1)
     trainer.predict(tf.data.Dataset.from_tensor_slices(stacked), len(batches))
     bars = [line.split(" [")[0] for line in capsys.readouterr().out.splitlines() if "3/3 batches" in line]
     assert bars == ["  validate", "predict"]

@@ -1,14 +1,20 @@
-"""Read pretrained BERT weights from the formats people hold and put them into a keras-hub BertBackbone.
+"""Pretrained BERT checkpoints in every format people hold: finding them, reading their weights into a keras-hub
+BertBackbone with the activation they mean, and their tokenizers.
 
 Formats: Hugging Face directories (model.safetensors, sharded safetensors, tf_model.h5, pytorch_model.bin),
 Google / NVIDIA / BioBERT TensorFlow 1 checkpoints (bert_config.json + vocab.txt + bert_model.ckpt.* or
-model.ckpt-NNNN.*), and NVIDIA's flag trio (--bert_config_file, --vocab_file, --init_checkpoint).
+model.ckpt-NNNN.*), NVIDIA's flag trio (--bert_config_file, --vocab_file, --init_checkpoint), keras-hub presets,
+and models saved by bert-tf (recognised here, loaded by bert_tf.models).
 
 Every reader maps the names of its file to one canonical form: Hugging Face PyTorch names without the
 "bert." prefix, LayerNorm parameters as weight/bias, dense weights as [out, in]. `backbone_slots` lists
 what a backbone needs under those names; `assign_backbone_weights` checks that every one is present with
 the right shape (only the pooler may be missing) and fails with one InputError naming the file and the
 tensors otherwise.
+
+keras-hub fixes the feed-forward activation of its BertBackbone to the tanh approximation of GELU; a
+Hugging Face config with `hidden_act: "gelu"` means the exact (erf) GELU, so `set_feedforward_activation`
+puts back what the checkpoint's config says.
 """
 
 from __future__ import annotations
@@ -17,15 +23,16 @@ import dataclasses
 import functools
 import glob
 import importlib.util
+import json
 import os
 import re
-import sys
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 
+from bert_tf.cli import notice
 from bert_tf.errors import InputError
-from bert_tf.models import HF_ACTIVATIONS, Checkpoint, set_feedforward_activation
 from bert_tf.tokenization import WordPieceTokenizer, _read_vocab, _vocab_looks_cased
 
 Shape = Tuple[int, ...]
@@ -42,13 +49,60 @@ TF1_IGNORED = re.compile(
 )
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "tf_model.h5")
 HF_TORCH_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAVED_MODEL_META = "bert_tf_model.json"  # what marks a model saved by bert-tf (bert_tf.models writes it)
+
+# Hugging Face `hidden_act` values -> activation name (a key of ACTIVATIONS)
+HF_ACTIVATIONS = {
+    "gelu": "gelu_exact",
+    "gelu_python": "gelu_exact",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+}
 
 
-def notice(message: str, path: Optional[str] = None) -> None:
-    """Print a one-line notice (something the user should know that is not an error) to stderr."""
-    where = f"{path}: " if path else ""
-    print(f"note: {where}{' '.join(message.split())}", file=sys.stderr)
-    sys.stderr.flush()
+def gelu_exact(x):
+    """GELU with the exact erf form (Hugging Face "gelu")."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def gelu_tanh(x):
+    """GELU with the tanh approximation (Google's TF1 BERT, HF "gelu_new")."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+ACTIVATIONS = {"gelu_exact": gelu_exact, "gelu_tanh": gelu_tanh, "relu": keras.activations.relu}
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A pretrained checkpoint found on disk: its kind, directory and what it means."""
+
+    kind: str  # "hf" | "tf1" | "keras_hub" | "bert_tf"
+    path: str  # a directory; for "tf1" a directory or a checkpoint prefix
+    activation: str  # key of ACTIVATIONS
+    config: Dict[str, Any]
+
+
+def load_json(path: str) -> Dict[str, Any]:
+    """A JSON object read from `path`; InputError when it is not valid JSON or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e})", path) from None
+    if not isinstance(value, dict):
+        raise InputError("expected a JSON object", path)
+    return value
+
+
+def set_feedforward_activation(backbone: Any, activation: str) -> None:
+    """Make every encoder layer's feed-forward network of a BertBackbone use `activation` (a key of ACTIVATIONS)."""
+    fn = ACTIVATIONS[activation]
+    for layer in backbone.transformer_layers:
+        layer.activation = fn
+        layer._feedforward_intermediate_dense.activation = fn
 
 
 # --- canonical names and layouts -------------------------------------------------------------------
@@ -144,11 +198,6 @@ def tf1_name(key: str) -> str:
     return "bert/" + "/".join(parts)
 
 
-def tf1_tensors(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Canonical backbone weights renamed and laid out as in Google's TF1 checkpoints."""
-    return {tf1_name(k): (np.transpose(v) if is_dense_weight(k) else v) for k, v in state.items()}
-
-
 def tf2_h5_name(key: str) -> str:
     """The name a Hugging Face tf_model.h5 gives a canonical weight (for messages)."""
     parts = key.split(".")
@@ -226,9 +275,7 @@ def _safetensors_entries(path: str) -> Dict[str, StoredTensor]:
 
 
 def _shard_files(index_path: str) -> List[str]:
-    from bert_tf.models import _load_json
-
-    weight_map = _load_json(index_path).get("weight_map")
+    weight_map = load_json(index_path).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise InputError("no weight_map in the shard index", index_path)
     directory = os.path.dirname(index_path)
@@ -524,11 +571,9 @@ def tf1_activation(config: Mapping[str, Any], config_path: str) -> str:
 
 
 def _load_config(config_path: str) -> Dict[str, Any]:
-    from bert_tf.models import _load_json
-
     if not os.path.isfile(config_path):
         raise InputError("BERT config file does not exist", config_path)
-    config = _load_json(config_path)
+    config = load_json(config_path)
     validate_bert_config(config, config_path)
     return config
 
@@ -616,29 +661,105 @@ def load_pretrained_backbone(checkpoint: Checkpoint, dropout: Optional[float] = 
     return backbone
 
 
-def load_saved_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> Any:
-    """The backbone of a model saved by bert-tf (rebuilt with `dropout` if one is given)."""
+def load_preset_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> Any:
+    """The backbone of a keras-hub preset directory (BertBackbone.from_preset), with its activation set."""
     import keras_hub
 
-    from bert_tf.models import load_saved_model
+    kwargs: Dict[str, Any] = {}
+    if dropout is not None:
+        kwargs["dropout"] = float(dropout)
+    try:
+        backbone = keras_hub.models.BertBackbone.from_preset(checkpoint.path, **kwargs)
+    except InputError:
+        raise
+    except Exception as e:  # keras-hub raises assorted errors for broken checkpoints
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot load the BERT weights ({type(e).__name__}: {message})", checkpoint.path) from None
+    set_feedforward_activation(backbone, checkpoint.activation)
+    return backbone
 
-    backbone = load_saved_model(checkpoint.path).backbone
-    if dropout is None or float(dropout) == float(backbone.dropout):
-        return backbone
-    config = {k: v for k, v in backbone.get_config().items() if k not in ("name", "trainable", "dtype")}
-    config["dropout"] = float(dropout)
-    rebuilt = keras_hub.models.BertBackbone(**config)
-    rebuilt.set_weights(backbone.get_weights())
-    set_feedforward_activation(rebuilt, checkpoint.activation)
-    return rebuilt
+
+# --- finding a checkpoint and its tokenizer ------------------------------------------------------------
 
 
-def write_tf1_checkpoint(prefix: str, tensors: Mapping[str, np.ndarray]) -> None:
-    """Write `tensors` under exactly these names as a TF1 (V2 bundle) checkpoint: PREFIX.index and
-    PREFIX.data-00000-of-00001, readable by tf.train.load_checkpoint and Google's BERT code."""
-    import tensorflow as tf
+def resolve_model_dir(path: str) -> str:
+    """The directory holding a saved bert-tf model: `path` itself or its `model/` subdirectory."""
+    for candidate in (path, os.path.join(path, "model")):
+        if os.path.isfile(os.path.join(candidate, SAVED_MODEL_META)):
+            return candidate
+    raise InputError(f"no saved bert-tf model here (no {SAVED_MODEL_META})", path)
 
-    names = sorted(tensors)
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(tensors[n]) for n in names])
+
+def find_checkpoint(path: str) -> Checkpoint:
+    """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
+    preset, or a bert-tf model."""
+    if not os.path.exists(path) and os.path.isfile(path + ".index"):
+        directory = os.path.dirname(os.path.abspath(path))
+        found = tf1_checkpoint_from_dir(directory)
+        return Checkpoint("tf1", resolve_tf1_prefix(path), found.activation, found.config)
+    if not os.path.exists(path):
+        raise InputError("model directory does not exist", path)
+    if not os.path.isdir(path):
+        raise InputError("model path is not a directory", path)
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_META)):
+        meta = load_json(os.path.join(path, SAVED_MODEL_META))
+        return Checkpoint("bert_tf", path, meta.get("activation", "gelu_tanh"), meta)
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        if os.path.isfile(os.path.join(path, "bert_config.json")):
+            return tf1_checkpoint_from_dir(path)
+        raise InputError(
+            "not a model directory: expected a Hugging Face directory (config.json + model.safetensors, "
+            "tf_model.h5 or pytorch_model.bin), a TensorFlow 1 checkpoint (bert_config.json + vocab.txt + "
+            "bert_model.ckpt.*), a keras-hub preset, or a model saved by bert-tf",
+            path,
+        )
+    config = load_json(config_path)
+    if os.path.isfile(os.path.join(path, "metadata.json")) and "class_name" in config:
+        return Checkpoint("keras_hub", path, "gelu_tanh", config.get("config", {}))
+    validate_bert_config(config, config_path)
+    act = config.get("hidden_act", "gelu")
+    if act not in HF_ACTIVATIONS:
+        raise InputError(f"unsupported hidden_act {act!r} (supported: {', '.join(HF_ACTIVATIONS)})", config_path)
+    hf_weights_path(path)
+    if os.path.isfile(os.path.join(path, "vocab.txt")):
+        check_vocab_file(os.path.join(path, "vocab.txt"), config["vocab_size"], config_path)
+    return Checkpoint("hf", path, HF_ACTIVATIONS[act], config)
+
+
+def tokenizer_dir(checkpoint: Checkpoint) -> str:
+    """The directory holding a checkpoint's vocabulary."""
+    if checkpoint.kind == "bert_tf":
+        return resolve_model_dir(checkpoint.path)
+    if checkpoint.kind == "tf1" and not os.path.isdir(checkpoint.path):
+        return os.path.dirname(os.path.abspath(checkpoint.path))
+    return checkpoint.path
+
+
+def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] = None,
+                    vocab_file: Optional[str] = None, init_checkpoint: Optional[str] = None,
+                    do_lower_case: Optional[bool] = None) -> Tuple[Checkpoint, WordPieceTokenizer]:
+    """The checkpoint named by --bert_model (any format) or by NVIDIA's trio, with its tokenizer."""
+    trio = (bert_config_file, vocab_file, init_checkpoint)
+    if any(trio):
+        if bert_model:
+            raise InputError("give either --bert_model or --bert_config_file/--vocab_file/--init_checkpoint")
+        if not all(trio):
+            raise InputError("--bert_config_file, --vocab_file and --init_checkpoint go together")
+        checkpoint = checkpoint_from_trio(bert_config_file, vocab_file, init_checkpoint)
+        return checkpoint, trio_tokenizer(vocab_file, do_lower_case)
+    if not bert_model:
+        raise InputError("--bert_model (or --bert_config_file, --vocab_file and --init_checkpoint) is required")
+    checkpoint = find_checkpoint(bert_model)
+    return checkpoint, WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
+
+
+def max_positions(checkpoint: Checkpoint) -> Optional[int]:
+    """How many positions the checkpoint's position embeddings hold (None if unknown)."""
+    config = checkpoint.config
+    if checkpoint.kind == "bert_tf":
+        config = config.get("backbone", {})
+    for key in ("max_position_embeddings", "max_sequence_length"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None

@@ -1,4 +1,4 @@
-"""Training state on disk, so that a killed or preempted run resumes where it stopped.
+"""Resuming a killed or preempted run: the training state on disk, the run's fingerprint, the output-folder check.
 
 A checkpoint is a TensorFlow checkpoint of the model and optimizer (weights, Adam slots, step
 counter that drives the learning-rate schedule, loss scale, dropout RNG state) plus a JSON file
@@ -9,33 +9,29 @@ is written last, so a checkpoint without it (a kill while saving) is never used.
 
 from __future__ import annotations
 
+import atexit
+import fnmatch
 import json
 import os
 import re
-import signal
-from typing import Any, Dict, List, Optional
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
+from bert_tf.cli import check_output_dir
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path, write_json_atomic
 
+CHECKPOINT_DIR = "checkpoints"
 STATE_SUFFIX = ".state.json"
 ARRAYS_SUFFIX = ".arrays.npz"
-FAULT_ENV = "BERT_TF_FAULT"  # fault injection for the resume tests, e.g. "kill_after_step=7"
-
-
-def fault_requested(kind: str, step: int) -> bool:
-    """True when the BERT_TF_FAULT environment variable asks for `kind` at `step` (tests only)."""
-    spec = os.environ.get(FAULT_ENV, "")
-    return any(part == f"{kind}={step}" for part in spec.split(","))
-
-
-def inject_fault(kind: str, step: int) -> None:
-    """Kill this process (SIGKILL) or send it SIGTERM when the fault-injection variable asks for it."""
-    if fault_requested(kind, step):
-        os.kill(os.getpid(), signal.SIGKILL if kind.startswith("kill") else signal.SIGTERM)
+UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run killed early
+                        "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
+NOT_FINGERPRINTED = {"verbose", "log_every", "overwrite_output_dir", "resume", "num_workers", "save_checkpoints_steps",
+                     "do_predict", "do_eval", "predict_file", "predict_output", "distribution", "use_xla",
+                     "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic"}
 
 
 def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
@@ -44,20 +40,38 @@ def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List
     return [f"{n} ({saved.get(n)!r} then, {current.get(n)!r} now)" for n in names if saved.get(n) != current.get(n)]
 
 
-class TrainingCheckpointer:
-    """Saves and restores the full training state in `directory`, keeping the last `keep` states."""
+def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[str, Any]:
+    """The settings and data files that must not change when a run is resumed."""
+    fingerprint = {k: v for k, v in values.items() if k not in NOT_FINGERPRINTED}
+    for path in data_files:
+        stat = os.stat(path)
+        fingerprint[f"file {os.path.abspath(path)}"] = f"{stat.st_size} bytes, modified {int(stat.st_mtime)}"
+    return fingerprint
 
-    def __init__(self, directory: str, model, optimizer, fingerprint: Dict[str, Any], keep: int = 2,
-                 enabled: bool = True, read_directory: Optional[str] = None):
-        self.directory, self.fingerprint, self.keep, self.enabled = directory, fingerprint, keep, enabled
-        # Non-chief workers resume from the chief's checkpoints but write to a scratch directory.
+
+class TrainingCheckpointer:
+    """Saves and restores the full training state, keeping the last `keep` states.
+
+    It writes to `directory` and reads from `read_directory` (the same, except on the non-chief workers of a
+    multi-worker run, which resume from the chief's checkpoints but write to a scratch directory).
+    `resume_state` is the state the run resumes from (None: it starts afresh). `attach` gives it the model
+    and optimizer once they exist.
+    """
+
+    def __init__(self, directory: str, fingerprint: Dict[str, Any], keep: int = 2,
+                 read_directory: Optional[str] = None):
+        self.directory, self.fingerprint, self.keep = directory, fingerprint, keep
         self.read_directory = read_directory or directory
+        self.resume_state: Optional[Dict[str, Any]] = None
         self.checkpoint = None
-        if model is not None:
-            # Keras' dropout RNG states are not reached by the object graph: name them explicitly.
-            seeds = {f"seed_{i}": v.value for i, v in enumerate(model.non_trainable_variables)
-                     if "seed_generator" in v.path}
-            self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **seeds)
+
+    def attach(self, model, optimizer) -> None:
+        """Track `model` and `optimizer` (and the model's dropout RNG states, which the object graph misses)."""
+        import tensorflow as tf
+
+        seeds = {f"seed_{i}": v.value for i, v in enumerate(model.non_trainable_variables)
+                 if "seed_generator" in v.path}
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **seeds)
 
     # ----- reading ----------------------------------------------------------------------------
     def _prefixes(self, directory: Optional[str] = None) -> List[str]:
@@ -91,7 +105,7 @@ class TrainingCheckpointer:
                 "holds an interrupted run with other settings, so it cannot be resumed: "
                 + "; ".join(differences)
                 + ". Use another output directory, or --overwrite_output_dir --noresume to start over",
-                self.directory)
+                self.read_directory)
 
     def restore(self, state: Dict[str, Any]) -> Dict[str, np.ndarray]:
         """Load weights and optimizer state of `state`'s checkpoint; returns its saved arrays."""
@@ -104,21 +118,21 @@ class TrainingCheckpointer:
             return {k: data[k] for k in data.files}
 
     # ----- writing ----------------------------------------------------------------------------
-    def save(self, state: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Optional[str]:
+    def save(self, state: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
         """Write a checkpoint for `state["global_step"]` and drop the ones beyond the last `keep`."""
-        if not self.enabled:
-            return None
         os.makedirs(self.directory, exist_ok=True)
-        step = int(state["global_step"])
-        prefix = os.path.join(self.directory, f"ckpt-{step}")
+        prefix = os.path.join(self.directory, f"ckpt-{int(state['global_step'])}")
         self.checkpoint.write(prefix)
         with atomic_path(prefix + ARRAYS_SUFFIX) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-        inject_fault("kill_during_save", step)
-        write_json_atomic(prefix + STATE_SUFFIX, {**state, "fingerprint": self.fingerprint})
+        self._write_state(prefix, {**state, "fingerprint": self.fingerprint})
         self._prune()
         return prefix
+
+    def _write_state(self, prefix: str, state: Dict[str, Any]) -> None:
+        """Write the JSON that makes a checkpoint complete (the last file of a save)."""
+        write_json_atomic(prefix + STATE_SUFFIX, state)
 
     def _prune(self) -> None:
         for prefix in self._prefixes(self.directory)[: -self.keep]:
@@ -129,6 +143,47 @@ class TrainingCheckpointer:
                 if name.startswith(base + "."):
                     os.remove(os.path.join(directory, name))
             os.remove(prefix + STATE_SUFFIX)  # last, so a half-pruned checkpoint is never taken as complete
+
+
+def checkpoint_directory(out_dir: str, chief: bool) -> str:
+    """Where this worker writes training checkpoints (non-chief workers write to a scratch directory)."""
+    if chief:
+        return os.path.join(out_dir, CHECKPOINT_DIR)
+    scratch = tempfile.mkdtemp(prefix="bert_tf_worker_ckpt_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
+
+
+def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
+                         fingerprint: Dict[str, Any], chief: bool = True) -> TrainingCheckpointer:
+    """Check the output directory before training; returns the run's checkpointer.
+
+    A directory holding an interrupted run with the same settings is resumed (with --resume: the
+    checkpointer's `resume_state` is set); one with other settings is refused; otherwise a non-empty
+    directory needs --overwrite_output_dir. Only the chief checks and cleans the directory (other workers
+    start while it is writing there).
+    """
+    checkpoints = os.path.join(path, CHECKPOINT_DIR)
+    reader = TrainingCheckpointer(checkpoints, fingerprint)
+    state = reader.latest_state() if resume else None
+    if state is not None:
+        reader.check_compatible(state)
+    elif chief:
+        check_output_dir(path, overwrite or _only_unfinished_run(path), flag)
+        if os.path.isdir(checkpoints):
+            shutil.rmtree(checkpoints)  # --overwrite_output_dir --noresume: start over
+    checkpointer = TrainingCheckpointer(checkpoint_directory(path, chief), fingerprint, read_directory=checkpoints)
+    checkpointer.resume_state = state
+    return checkpointer
+
+
+def _only_unfinished_run(path: str) -> bool:
+    """True when the directory holds only what a launcher writes (flagfile, log, job script) and what a run
+    killed before its first checkpoint leaves."""
+    if not os.path.isdir(path):
+        return False
+    leftovers = [name for name in os.listdir(path) if not fnmatch.fnmatch(name, "slurm-*.*")]
+    return set(leftovers) <= UNFINISHED_RUN_FILES
 
 
 def pack_arrays(parts: Dict[str, List[np.ndarray]]) -> Dict[str, np.ndarray]:

@@ -1,0 +1,80 @@
+"""The classifier's prediction files, in one place: our headed TSV and the published 8-column layout.
+
+Ours (``output_with_probabilities*.tsv``): a header ``doc_id annotation_id label left_context
+mention right_context predicted_label <label>...`` then one row per example, probabilities as
+``%.6g``. The published pipeline's (``output_with_probabilities_dict.tsv``): no header, the six
+input columns, the predicted label, then a Python dict literal ``{'che': p, 'dis': p, ...}`` whose
+values are written as ``str(numpy.float32(p))``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, Sequence
+
+import numpy as np
+
+INPUT_COLUMNS = ("doc_id", "annotation_id", "label", "left_context", "mention", "right_context")
+PREDICTED_COLUMN = "predicted_label"
+FIXED_COLUMNS = INPUT_COLUMNS + (PREDICTED_COLUMN,)
+PUBLISHED_WIDTH = len(FIXED_COLUMNS) + 1
+RESULTS_NAME = "test_results"
+PROBABILITIES_NAME = "output_with_probabilities"
+PUBLISHED_PROBABILITIES_NAME = "output_with_probabilities_dict"
+PUBLISHED_LABELS_NAME = "test_output_labels"
+
+
+def header_line(labels: Sequence[str]) -> str:
+    """The header line of our prediction file (with its newline)."""
+    return "\t".join([*FIXED_COLUMNS, *labels]) + "\n"
+
+
+def format_probability(probability: float) -> str:
+    """A probability as our files write it."""
+    return f"{probability:.6g}"
+
+
+def format_row(fields: Sequence[str], predicted: str, probabilities: Sequence[float]) -> str:
+    """One row of our prediction file: input fields, predicted label, one probability per label."""
+    return "\t".join([*fields, predicted, *map(format_probability, probabilities)]) + "\n"
+
+
+def format_published_probability(probability: float) -> str:
+    """A probability as the published TF1 code wrote it (``str`` of a float32)."""
+    return str(np.float32(probability))
+
+
+def format_published_dict(labels: Sequence[str], probabilities: Sequence[float]) -> str:
+    """The published probability column: a Python dict literal, labels in the given order."""
+    items = ", ".join(f"'{label}': {format_published_probability(p)}" for label, p in zip(labels, probabilities))
+    return "{" + items + "}"
+
+
+def format_published_row(fields: Sequence[str], predicted: str, labels: Sequence[str],
+                         probabilities: Sequence[float]) -> str:
+    """One row of the published 8-column prediction file (with its newline)."""
+    return "\t".join([*fields, predicted, format_published_dict(labels, probabilities)]) + "\n"
+
+
+def parse_published_dict(text: str) -> Dict[str, float]:
+    """The label -> probability mapping of a published probability cell; ValueError if it is not one."""
+    stripped = text.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        raise ValueError(f"not a probability dict: {text[:60]!r}")
+    try:
+        parsed = json.loads(stripped.replace("'", '"'))
+    except json.JSONDecodeError:
+        raise ValueError(f"not a probability dict: {text[:60]!r}") from None
+    if not isinstance(parsed, dict) or not parsed:
+        raise ValueError(f"not a probability dict: {text[:60]!r}")
+    values = {}
+    for label, value in parsed.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"probability of {label!r} is not a number: {value!r}")
+        values[str(label)] = float(value)
+    return values
+
+
+def is_published_row(cells: Sequence[str]) -> bool:
+    """Whether split cells look like a published 8-column row (dict in the last cell)."""
+    return len(cells) == PUBLISHED_WIDTH and cells[-1].lstrip().startswith("{")
