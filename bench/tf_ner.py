@@ -165,6 +165,8 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
 
     from bench.tf_util import amp_unavailable
 
+    if use_amp and "amp_use_xla" in cfg:  # e.g. the GPU check: float32 without XLA, --use_amp with it
+        cfg = dict(cfg, use_xla=cfg["amp_use_xla"])
     run = distribution.setup_run(cfg["seed"], use_amp, "auto")
     skipped = amp_unavailable(use_amp)
     if skipped:

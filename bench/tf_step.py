@@ -6,7 +6,7 @@ a Hugging Face "gelu" config), trained by `Trainer.fit` on one fixed random batc
 epoch 0 is the warm-up (tracing, XLA compilation), each later epoch one timed measurement
 taken from the loop's own per-epoch seconds. With "use_amp", the precision that `--use_amp` picks
 (distribution.configure_precision: mixed_float16 with loss scaling on a GPU, mixed_bfloat16 on a CPU
-with native bfloat16); skipped where that is float32.
+with native bfloat16; "amp_dtype" picks one as --amp_dtype does); skipped where that is float32.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def build_model(cfg: Dict[str, Any]):
 
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=cfg["vocab"], num_layers=cfg["layers"], num_heads=cfg["heads"],
-        hidden_dim=cfg["hidden"], intermediate_dim=cfg["intermediate"], dropout=0.1,
+        hidden_dim=cfg["hidden"], intermediate_dim=cfg["intermediate"], dropout=cfg.get("dropout", 0.1),
         max_sequence_length=max(512, cfg["seq_len"]), num_segments=2,
     )
     pretrained.set_feedforward_activation(backbone, "gelu_exact")
-    return models.build_token_classifier(backbone, cfg["labels"], 0.1)
+    return models.build_token_classifier(backbone, cfg["labels"], cfg.get("dropout", 0.1))
 
 
 def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -83,10 +83,10 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     from bert_tf.training import Trainer
 
     set_seeds(cfg["seed"])
-    precision, loss_scale = distribution.configure_precision(cfg["use_amp"])
+    precision, loss_scale = distribution.configure_precision(cfg["use_amp"], cfg.get("amp_dtype", "auto"))
     skipped = amp_unavailable(cfg["use_amp"])
     if skipped:
-        return skipped
+        return {"skipped": precision}
     strategy = distribution.make_strategy("one_device")
     steps, warmup, repeats = cfg["steps"], cfg["warmup"], cfg["repeats"]
     with strategy.scope():

@@ -1,0 +1,253 @@
+"""One prepared check of the GPU paths: XLA, mixed precision (float16 with loss scaling, bfloat16),
+the mirrored strategy over two replicas, and prediction; figures into bench/RESULTS.md.
+
+    bash bench/gpu_check.sh             # on a machine with one GPU: about 8 minutes
+    bash bench/gpu_check.sh --dry_run   # anywhere: every step at toy size on the CPU, in seconds;
+                                        # writes its report to a scratch file, not RESULTS.md
+
+Steps (each in a process of its own; a step that fails is reported and the others still run):
+ 1. the device, driver, TensorFlow build, and whether TensorFlow sees the GPU;
+ 2. the BERT-base token-classification training step at lengths 128 and 256 in float32, float16
+    (--use_amp, loss scaling) and bfloat16, each with and without XLA: sequences/s and % of the
+    device's dense half-precision peak;
+ 3. one NER epoch on BC5CDR (../shared/data) with all-MiniLM-L6-v2, float32 and --use_amp --use_xla:
+    wall time and devel F1 (mixed precision must be within 0.5 point of float32);
+ 4. a few training steps under MirroredStrategy over two logical GPUs carved from the one device, whose
+    weights must match one replica's;
+ 5. classifier prediction at length 256 with --use_amp --use_xla: examples/s;
+ 6. the GPU section of bench/RESULTS.md, with the exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import (BC5CDR_DEVEL, BC5CDR_TRAIN, ROOT, CaseSkipped, bert_train_flops, log,  # noqa: E402
+                          minilm_dir, run_json)
+
+BEGIN, END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
+# Dense (no sparsity) half-precision tensor-core peaks in TFLOP/s, from the vendors' data sheets.
+DENSE_HALF_PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0),
+                          ("A10G", 70.0), ("A10", 125.0), ("L40S", 362.0), ("L4", 121.0), ("V100", 125.0),
+                          ("T4", 65.0))
+NVIDIA_V100_AMP_SEQ_PER_S = 417.0  # NVIDIA TF1 BioBERT NER, BERT-base, one V100-32G, AMP
+F1_TOLERANCE = 0.005
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Flags: dry run, where to write, the peak override."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dry_run", action="store_true", help="toy sizes on the CPU; report to --results (scratch)")
+    p.add_argument("--results", default=None, help="Markdown file whose GPU section is (re)written "
+                   "(default: bench/RESULTS.md; with --dry_run: WORK_DIR/RESULTS.md)")
+    p.add_argument("--work_dir", default=os.path.join("/tmp", "bert_tf_gpu_check"))
+    p.add_argument("--peak_tflops", type=float, default=None, help="dense half-precision peak (default: by GPU name)")
+    p.add_argument("--timeout_s", type=float, default=None, help="per-step limit in seconds (default 240; dry run 600, for a loaded CPU)")
+    return p.parse_args(argv)
+
+
+def sizes(dry_run: bool) -> Dict[str, Any]:
+    """Shapes and counts of every step: the real ones, or toy ones for --dry_run."""
+    if dry_run:
+        return {"shape": {"batch": 2, "vocab": 512, "layers": 2, "heads": 2, "hidden": 32, "intermediate": 64,
+                          "labels": 5, "seed": 1, "warmup": 1, "steps": 2, "repeats": 1},
+                "seq_lens": [16], "ner": {"sentences": 16, "eval_sentences": 16, "max_len": 32},
+                "predict_examples": 32, "predict_batch": 16, "predict_length": 64, "mirrored_steps": 2}
+    return {"shape": {"batch": 32, "vocab": 30522, "layers": 12, "heads": 12, "hidden": 768, "intermediate": 3072,
+                      "labels": 9, "seed": 1, "warmup": 2, "steps": 10, "repeats": 2},
+            "seq_lens": [128, 256], "ner": {"sentences": None, "eval_sentences": None, "max_len": 128},
+            "predict_examples": None, "predict_batch": 128, "predict_length": 256, "mirrored_steps": 4}
+
+
+PRECISIONS = (("float32", False, "auto"), ("float16", True, "float16"), ("bfloat16", True, "bfloat16"))
+
+
+def nvidia_smi() -> str:
+    """nvidia-smi's one-line device summary, or why there is none."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"nvidia-smi not available ({type(err).__name__})"
+    return out.stdout.strip() or out.stderr.strip() or f"nvidia-smi exited {out.returncode}"
+
+
+def peak_for(gpu_names: List[str], override: Optional[float]) -> Optional[float]:
+    """The dense half-precision peak (TFLOP/s) of the first GPU, by name, unless given."""
+    if override:
+        return override
+    for name in gpu_names:
+        for key, peak in DENSE_HALF_PEAK_TFLOPS:
+            if key in name:
+                return peak
+    return None
+
+
+def step_settings(seq_lens: List[int]) -> List[Dict[str, Any]]:
+    """Every (length, precision, XLA) combination of step 2."""
+    return [{"seq_len": n, "precision_name": name, "use_amp": amp, "amp_dtype": dtype, "use_xla": xla}
+            for n in seq_lens for name, amp, dtype in PRECISIONS for xla in (False, True)]
+
+
+def run_steps(args: argparse.Namespace, plan: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    """Steps 1-5, each a worker process; their results by name."""
+    work = args.work_dir
+    model = None
+    try:
+        model = minilm_dir()
+    except CaseSkipped as err:
+        log(f"MiniLM steps skipped: {err}")
+    jobs: List[Tuple[str, Dict[str, Any]]] = [
+        ("device", {"mode": "device"}),
+        ("steps", {"mode": "steps", "shape": plan["shape"], "runs": step_settings(plan["seq_lens"])}),
+        ("mirrored", dict(plan["shape"], mode="mirrored", seq_len=plan["seq_lens"][0], use_xla=False,
+                          use_amp=False, steps=plan["mirrored_steps"], tolerance=1e-4, dropout=0.0)),
+    ]
+    if model:
+        jobs.append(("ner", {"mode": "ner", "train_path": BC5CDR_TRAIN, "devel_path": BC5CDR_DEVEL,
+                             "model_dir": model, **plan["ner"], "epochs": 1, "batch_size": 32,
+                             "learning_rate": 1e-4, "weight_decay": 0.01, "seed": 13, "use_xla": False,
+                             "amp_use_xla": True, "num_workers": 2, "eval_batch_size": 128, "reference": False,
+                             "work_dir": work, "with_amp": True}))
+        jobs.append(("predict", {"mode": "predict", "model_dir": model, "use_amp": True, "use_xla": True,
+                                 "examples": plan["predict_examples"], "batch_size": plan["predict_batch"],
+                                 "max_seq_length": plan["predict_length"], "work_dir": work}))
+    results: Dict[str, Any] = {}
+    for name, cfg in jobs:
+        log(f"step {name}: starting")
+        env = {"CUDA_VISIBLE_DEVICES": ""} if args.dry_run else None
+        results[name] = run_json("bench.gpu_check_worker", ["--config", json_dumps(cfg)],
+                                 os.path.join(work, f"{name}.json"), timeout=timeout, env=env)
+        log(f"step {name}: done in {results[name].get('process_seconds')} s"
+            + (f" ({results[name]['error']})" if "error" in results[name] else ""))
+    return results
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON for a worker's --config."""
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if isinstance(value, (list, tuple)):  # per-epoch figures: their sum
+        value = sum(value) if value else None
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def step_table(steps: Dict[str, Any], peak: Optional[float]) -> List[str]:
+    """Markdown rows of step 2."""
+    lines = ["| length | precision | XLA | sequences/s | % of dense half peak | policy / note |",
+             "|---:|---|---|---:|---:|---|"]
+    for run in steps.get("runs", []):
+        rate = run.get("seq_per_s")
+        flops = run.get("model_flops_per_s")
+        share = None if flops is None or not peak else 100.0 * flops / (peak * 1e12)
+        note = run.get("policy") or run.get("skipped") or run.get("error", "")
+        lines.append(f"| {run['seq_len']} | {run['precision_name']} | {'yes' if run['use_xla'] else 'no'} | "
+                     f"{_fmt(rate)} | {_fmt(share)} | {note} |")
+    return lines
+
+
+def verdicts(results: Dict[str, Any], peak: Optional[float], dry_run: bool) -> List[str]:
+    """The targets, each met or not (or why it could not be judged)."""
+    out = []
+    best = [r for r in results.get("steps", {}).get("runs", [])
+            if r["seq_len"] == max(x["seq_len"] for x in results["steps"]["runs"]) and r["use_amp"]
+            and r["use_xla"] and "seq_per_s" in r] if results.get("steps", {}).get("runs") else []
+    if best and not dry_run:
+        top = max(best, key=lambda r: r["seq_per_s"])
+        share = 100.0 * top["model_flops_per_s"] / (peak * 1e12) if peak else None
+        out.append(f"- BERT-base training at length {top['seq_len']}, --use_amp --use_xla ({top['precision_name']}): "
+                   f"{top['seq_per_s']:,.0f} sequences/s = {_fmt(share)}% of the dense half-precision peak "
+                   f"(target ≥ 45%: {'met' if share and share >= 45 else 'NOT met'}); "
+                   f"{top['seq_per_s'] / NVIDIA_V100_AMP_SEQ_PER_S:.1f}× NVIDIA's V100 AMP figure "
+                   f"(target ≥ 6×: {'met' if top['seq_per_s'] >= 6 * NVIDIA_V100_AMP_SEQ_PER_S else 'NOT met'}).")
+    ner = results.get("ner", {})
+    f32, amp = ner.get("ours", {}).get("metrics", {}).get("f1"), ner.get("ours_amp", {}).get("metrics", {}).get("f1")
+    if f32 is not None and amp is not None and not dry_run:
+        ok = abs(f32 - amp) <= F1_TOLERANCE
+        out.append(f"- NER devel F1: float32 {f32:.4f}, --use_amp --use_xla {amp:.4f} "
+                   f"(within 0.5 point: {'yes' if ok else 'NO'}).")
+    mirrored = results.get("mirrored", {})
+    if "match" in mirrored:
+        out.append(f"- Mirrored over {mirrored['devices']}: max weight difference "
+                   f"{mirrored['max_abs_weight_diff']:.2e} after {mirrored['steps']} steps "
+                   f"({'matches' if mirrored['match'] else 'DOES NOT match'} one replica).")
+    return out
+
+
+def render(results: Dict[str, Any], args: argparse.Namespace, command: str) -> str:
+    """The GPU section of RESULTS.md."""
+    device = results.get("device", {})
+    names = [g["name"] for g in device.get("gpus", [])]
+    peak = peak_for(names, args.peak_tflops)
+    ner, predict = results.get("ner", {}), results.get("predict", {})
+    lines = [BEGIN, "## GPU check" + (" (dry run on the CPU: toy sizes, figures mean nothing)" if args.dry_run else ""),
+             "", f"Run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} with `{command}`.", "",
+             f"- nvidia-smi: {results.get('nvidia_smi', '?')}",
+             f"- TensorFlow {device.get('tensorflow', '?')} (CUDA build: {device.get('built_with_cuda')}, "
+             f"CUDA {device.get('cuda_version')}, cuDNN {device.get('cudnn_version')}); GPUs seen: "
+             f"{', '.join(names) or 'none'}; dense half-precision peak used: {_fmt(peak, 0)} TFLOP/s", "",
+             "### Training step (BERT-base shape, token classification)", "",
+             *step_table(results.get("steps", {}), peak), "", "### NER epoch (BC5CDR, all-MiniLM-L6-v2)", ""]
+    for key, label in (("ours", "float32, no XLA"), ("ours_amp", "--use_amp --use_xla")):
+        run = ner.get(key, {})
+        lines.append(f"- {label}: " + (f"{_fmt(run.get('epoch_seconds'))} s/epoch, devel F1 "
+                                       f"{run['metrics']['f1']:.4f} ({run.get('precision')})" if "metrics" in run
+                                       else run.get("skipped") or run.get("error") or ner.get("error", "not run")))
+    lines += ["", f"### Prediction (classifier, length {predict.get('max_seq_length', '?')}, --use_amp --use_xla)", "",
+              "- " + (f"{predict['examples_per_s']:,.0f} examples/s over {predict['examples']} examples "
+                      f"({predict.get('precision')})" if "examples_per_s" in predict
+                      else predict.get("skipped") or predict.get("error", "not run")),
+              "", "### Verdicts", "", *(verdicts(results, peak, args.dry_run) or ["- none could be judged"]),
+              "", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: str, section: str) -> None:
+    """Replace the GPU section of a Markdown file (append it where there is none), atomically."""
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section.rstrip("\n") + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the steps, write the section; 0 when every step ran (targets are reported, not enforced)."""
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    results_path = args.results or (os.path.join(args.work_dir, "RESULTS.md") if args.dry_run
+                                    else os.path.join(ROOT, "bench", "RESULTS.md"))
+    timeout = args.timeout_s or (600.0 if args.dry_run else 240.0)
+    command = "bash bench/gpu_check.sh " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    results = {"nvidia_smi": "skipped (dry run)" if args.dry_run else nvidia_smi()}
+    results.update(run_steps(args, sizes(args.dry_run), timeout))
+    section = render(results, args, command.strip())
+    write_section(results_path, section)
+    print(section)
+    failed = [name for name, r in results.items() if isinstance(r, dict) and "error" in r]
+    failed += [f"steps[{r['seq_len']},{r['precision_name']},xla={r['use_xla']}]"
+               for r in results.get("steps", {}).get("runs", []) if "error" in r]
+    if results.get("mirrored", {}).get("match") is False:
+        failed.append("mirrored (weights differ)")
+    log(f"wrote the GPU section of {results_path}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
