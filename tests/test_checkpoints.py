@@ -1,4 +1,4 @@
-"""Tests for bert_tf.checkpoints: every checkpoint format, the activation each one means, clear errors."""
+"""Tests for bert_tf.pretrained (and models loading): every checkpoint format, the activation each one means, clear errors."""
 
 from __future__ import annotations
 
