@@ -87,6 +87,8 @@ PROBABILITY_SLACK = 1e-6  # a probability written as text may exceed 1 by roundi
 DEFAULT_NEVER_BLOCK: FrozenSet[Tuple[str, str]] = frozenset({("insulin", "ggp"), ("INSULIN", "ggp")})
 PREDICTIONS_GLOB = PROBABILITIES_NAME + "_*"
 DEFAULT_TYPES = ("ggp", "che", "org", "dis")
+PUBLISHED_LOCAL_LIST_TYPES = ("ggp", "che")  # types with a non-type table and local block/allow lists
+PUBLISHED_ALLOWLIST_TYPES = ("ggp",)
 AUTO_GLOBAL_ORDER = ("che", "ggp", "dis", "org")  # the published `cat` order (sorted anyway)
 Key = Tuple[str, str]  # (name, type)
 
@@ -628,8 +630,8 @@ class PipelineOptions:
     min_docs: int = 2
     global_threshold: float = 0.5
     global_threshold_per_type: Dict[str, float] = field(default_factory=lambda: {"dis": 0.85})
-    local_list_types: List[str] = field(default_factory=lambda: ["ggp", "che"])
-    allowlist_types: List[str] = field(default_factory=lambda: ["ggp"])
+    local_list_types: List[str] = field(default_factory=lambda: list(PUBLISHED_LOCAL_LIST_TYPES))
+    allowlist_types: List[str] = field(default_factory=lambda: list(PUBLISHED_ALLOWLIST_TYPES))
     block_ratio: float = 1000.0
     allow_ratio: float = 1e15
     allow_global_type_probability: float = 0.3
@@ -900,9 +902,10 @@ def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--global_threshold", type=float, default=0.5, help="global list threshold")
     p.add_argument("--global_threshold_per_type", type=type_thresholds, default={"dis": 0.85},
                    help="per-type global thresholds, e.g. dis:0.85")
-    p.add_argument("--local_list_types", type=type_list, default=["ggp", "che"],
-                   help="types with a non-type table and local blocklists")
-    p.add_argument("--allowlist_types", type=type_list, default=["ggp"], help="types with local allowlists")
+    p.add_argument("--local_list_types", type=type_list,
+                   help="types with a non-type table and local blocklists (default: ggp,che among --types)")
+    p.add_argument("--allowlist_types", type=type_list,
+                   help="types with local allowlists (default: ggp if among --local_list_types)")
     p.add_argument("--block_ratio", type=float, default=1000.0, help="local blocklist odds ratio")
     p.add_argument("--allow_ratio", type=float, default=1e15, help="local allowlist odds ratio")
     p.add_argument("--allow_global_type_probability", type=float, default=0.3,
@@ -956,9 +959,15 @@ def run_ratio(args: argparse.Namespace) -> None:
 
 def run_pipeline_command(args: argparse.Namespace) -> None:
     """The 'pipeline' command."""
+    local_types = args.local_list_types
+    if local_types is None:
+        local_types = [t for t in PUBLISHED_LOCAL_LIST_TYPES if t in args.types]
+    allow_types = args.allowlist_types
+    if allow_types is None:
+        allow_types = [t for t in PUBLISHED_ALLOWLIST_TYPES if t in local_types]
     options = PipelineOptions(
         args.types, args.local_threshold, args.local_min_count, args.min_docs, args.global_threshold,
-        args.global_threshold_per_type, args.local_list_types, args.allowlist_types, args.block_ratio,
+        args.global_threshold_per_type, local_types, allow_types, args.block_ratio,
         args.allow_ratio, args.allow_global_type_probability, args.ratio_global_min_docs,
         args.ratio_global_threshold, read_never_block(args.never_block), args.compensated_sum)
     output_dir = run_pipeline(args.run_dir, args.output_dir, options, args.overwrite)
