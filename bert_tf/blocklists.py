@@ -551,8 +551,9 @@ def ratio_line(entry: LocalEntry, table: Dict[Key, GlobalProbability], options: 
                                                     type_probability, local_probability)
 
 
-def ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str], options: RatioOptions) -> List[str]:
-    """The bw-list lines of local lists, in ``sort -rn`` order."""
+def counted_ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str],
+                        options: RatioOptions) -> Tuple[List[str], int]:
+    """The bw-list lines of local lists in ``sort -rn`` order, and how many local lines the table lacks."""
     lines, missing = [], 0
     for path in local_paths:
         for entry in read_local_list(path):
@@ -560,9 +561,20 @@ def ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str],
             line = ratio_line(entry, table, options)
             if line is not None:
                 lines.append(line)
+    return sort_numeric_reverse(lines), missing
+
+
+def note_missing(missing: int) -> None:
+    """Say how many local lines had no line in the non-type table (the published script warns for each)."""
     if missing:
         notice(f"{missing} local lines skipped: their name is not in the non-type table (too few documents)")
-    return sort_numeric_reverse(lines)
+
+
+def ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str], options: RatioOptions) -> List[str]:
+    """The bw-list lines of local lists, in ``sort -rn`` order."""
+    lines, missing = counted_ratio_lines(table, local_paths, options)
+    note_missing(missing)
+    return lines
 
 
 # ----------------------------------------------------------------------------- output
@@ -755,8 +767,12 @@ class PipelineRun:
         """Per-file bw lists, their concatenation and its three-column form (name, doc_id, flag)."""
         directory, joined, three = (f"{role}:{type_}" for role in roles)
         os.makedirs(self.path(directory), exist_ok=True)
+        missing = 0
         for local in local_paths:
-            write_text_lines(self.path(directory, os.path.basename(local)), ratio_lines(table, [local], options))
+            lines, skipped = counted_ratio_lines(table, [local], options)
+            write_text_lines(self.path(directory, os.path.basename(local)), lines)
+            missing += skipped
+        note_missing(missing)
         parts = [self.path(directory, name) for name in sorted(os.listdir(self.path(directory)))]
         write_text_lines(self.path(joined), concatenate(parts))
         write_text_lines(self.path(three), tab_columns(concatenate([self.path(joined)]), [2, 3], flag))
