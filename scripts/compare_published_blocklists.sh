@@ -13,7 +13,7 @@
 # Exit status: 0 identical, 1 different (diff on stdout), 2 bad arguments or a failed run.
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ $# -lt 2 || "$1" == -h || "$1" == --help ]]; then usage; [[ $# -ge 1 && ( "$1" == -h || "$1" == --help ) ]] && exit 0; exit 2; fi
 RUN_DIR=$1 PUBLISHED_DIR=$2
 shift 2
@@ -47,7 +47,7 @@ fi
 extra=()
 if "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then extra=(--compensated_sum); fi
 if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m bert_tf.blocklists pipeline \
-        --run_dir "$RUN_DIR" --output_dir "$work/ours" "${extra[@]}" "$@" 2> "$work/ours.log"; then
+        --run_dir "$RUN_DIR" --output_dir "$work/ours" ${extra[@]+"${extra[@]}"} "$@" 2> "$work/ours.log"; then
     cat "$work/ours.log" >&2
     exit 2
 fi
