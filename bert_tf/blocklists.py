@@ -44,6 +44,24 @@ local-ratio / allowlist (make_local_bw_lists.py --blacklist --ratio 1000 / --rat
     odds of being the type beat the global odds of not being it: l*g / ((1-l)(1-g)) > ratio,
     l > 1-g and g > ``--global_type_probability``.
     Columns: ``ratio name doc_id count g l`` (ratio as ``str(float)``, ``inf`` when a factor is 0).
+    The "globally blocked" test is the bw-list script's own; it does not look at the global list.
+pipeline (generate-blocklists.sh)
+    Per type: ``local`` at threshold 1.01 and min count 1 (every name of every document, so the
+    global mean covers all documents: a local step at 0.5 would leave only documents where p < 0.5
+    and a global threshold of 0.5 would then remove nothing) into ``local_blacklists-01-TYPE/``,
+    ``global`` -m 2 (threshold 0.5, dis 0.85) into ``TYPE_global_min_mentions_1_min_docs_2_threshold_T.tsv``
+    and its names into ``global_blacklist_TYPE_2col.tsv``; for ggp and che the ``nontype`` table
+    ``global-non-TYPE-probabilities-min-mentions-1-min-docs-2.tsv`` and ``local-ratio`` lists per
+    file (``local-blacklists-ratio-1000-TYPE/``, joined, and ``local_blacklist_TYPE_3col.tsv``:
+    name, doc_id, t); for ggp the ``allowlist`` the same way (``local-whitelists-ratio-1e15-global-ggp-prob-0.3/``,
+    ``local_whitelist_ggp_3col.tsv``: name, doc_id, f). ``auto_local.tsv`` is the sorted 3-column lists,
+    ``auto_global.tsv`` the sorted unique 2-column lists. As published, the non-type and ratio steps
+    read only the local lists whose name ends in ``.tsv``. Where the published script would go on
+    after a missing file (and write empty lists), this raises InputError. Every value is a flag;
+    the default output directory is RUN_DIR itself, as published, and outputs that exist already
+    are replaced only with ``--overwrite``. All is written into a staging directory first and moved
+    into place at the end. Memory: one document of one prediction file, plus a running total per
+    (name, type) of a type; the per-file ratio lists and auto_local are sorted in memory.
 
 Exactness. Floats are added left to right, as Python 3.11's ``sum()`` does (our CI's Python);
 Python >= 3.12's ``sum()`` compensates (Neumaier), so outputs the published scripts made with such
