@@ -832,8 +832,11 @@ def run_pipeline(run_dir: str, output_dir: Optional[str], options: PipelineOptio
     if clashes and not overwrite:
         raise InputError(f"{clashes[0]} exists already ({len(clashes)} outputs do); use --overwrite", output_dir)
     created = not os.path.exists(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix=".blocklists-", suffix=".tmp", dir=output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        stage = tempfile.mkdtemp(prefix=".blocklists-", suffix=".tmp", dir=output_dir)
+    except OSError as err:
+        raise InputError(f"cannot write there: {err.strerror}", output_dir) from None
     try:
         PipelineRun(run_dir, stage, options).run()
         move_into_place(stage, output_dir)
