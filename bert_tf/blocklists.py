@@ -1,140 +1,226 @@
-"""Blocklists of dictionary names that the consensus classifier says are usually not of their type.
+"""Blocklists of dictionary names from the classifier's predictions, exactly as the published scripts make them.
 
-Two steps, run from the command line::
+The published pipeline (BioBERT-based-entity-type-classifier, ``blocklist_generation/``:
+``generate-blocklists.sh`` calling ``make_local_blacklist.py``, ``global_blacklist_candidates.py`` and
+``make_local_bw_lists.py``, each piped through ``sort -rn``) is reproduced byte for byte::
 
-    python -m bert_tf.blocklists local  --predictions output_with_probabilities.tsv \
-        --source_type ggp --threshold 0.5 --min_count 2 --output local.tsv
-    python -m bert_tf.blocklists global --local local.tsv [--local more.tsv ...] \
-        --threshold 0.5 --min_docs 2 [--allowlist names.txt] --output global.tsv
+    python -m bert_tf.blocklists pipeline --run_dir RUN_DIR [--output_dir OUT] [--types ggp,che,org,dis]
 
-local
-    Reads the predictions written by ``run_classifier.py --do_predict``: a header line
-    ``doc_id annotation_id label left_context mention right_context predicted_label <label>...``
-    (tab-separated, no quoting; the probability columns are named by the bare label, a ``p_``
-    prefix is accepted too), then one row per dictionary match. Rows must be grouped by document
-    (as run_classifier.py writes them); the file is streamed, so only one document is held.
+reads ``RUN_DIR/TYPE-predictions/output_with_probabilities_*`` and writes every file the published
+script writes, under the same names (``auto_local.tsv`` and ``auto_global.tsv`` are the lists the
+dictionary tagger uses). Each step is also a command of its own::
 
-    The rows carry no column for the type the dictionary tagger assigned. With
-    ``--source_types_file`` (TSV: name <tab> type, one pair a line, a name may have several
-    lines) only rows whose mention has the source type are used; without it every row is taken
-    to be of the source type (use it on a prediction file made from that type's matches only).
+    python -m bert_tf.blocklists local -s ggp -T ggp PREDICTIONS... --output local.tsv
+    python -m bert_tf.blocklists global LOCAL... --output global.tsv            # -m 2 -t 0.5
+    python -m bert_tf.blocklists nontype LOCAL... --output nontype.tsv          # -m 2 -t 0.0
+    python -m bert_tf.blocklists local-ratio --nontype nontype.tsv LOCAL... --output blocked.tsv
+    python -m bert_tf.blocklists allowlist --nontype nontype.tsv LOCAL... --output allowed.tsv
 
-    Per document, the occurrences of a name (exact string, or lowercased with
-    ``--lowercase_names``; the name written out is then the lowercased one) are combined by
-    adding log10 probabilities label by label and normalising over the labels (log-sum-exp in
-    base 10). Probabilities are clamped to at least 1e-300 before the logarithm, so a
-    probability of exactly 0 (float underflow) gives a very negative but finite log, never
-    -inf or NaN. Names whose combined probability of the target type is below ``--threshold``
-    and that occur at least ``--min_count`` times in the document are written, with the columns
-    ``log10_probability count doc_id name type`` sorted by document, then log probability.
+Prediction files may be ours (a header line ``doc_id annotation_id label left_context mention
+right_context predicted_label <label>...``) or the published 8-column ones (no header; the six input
+columns, the predicted label, a dict ``{'che': p, ...}``); the format is recognised per file from its
+first line. Column 3 (``label``) holds the type the dictionary tagger gave the match.
 
-global
-    Reads one or more local lists. For each (name, type) it averages the error probability
-    1 - 10**log10_probability over the documents whose local list holds it, and keeps those
-    seen in at least ``--min_docs`` documents with an average of at least ``--threshold`` that
-    are not in ``--allowlist`` (one name a line; blank lines and lines starting with '#' are
-    skipped). Columns: ``name type documents mean_error_probability expected_errors``
-    (expected_errors = average x documents), sorted by expected_errors, largest first, then name.
+local (make_local_blacklist.py)
+    Per document (a run of consecutive rows with one doc_id), the rows whose column 3 is the
+    source type are grouped by name; each label's log10 probabilities are summed and normalised
+    over the labels. A name is listed when its target-type probability p is below
+    ``--threshold`` (1.01, the pipeline's value, lists every name) and it occurs at least
+    ``--min_count`` times: ``log10(p) count doc_id name target_type`` (``log10(p)`` as Python's
+    ``str(float)``; -1000 when p underflows to 0). Documents in file order, names in the order
+    first seen. A probability of exactly 0 (which makes the published script fail) counts as 1e-300.
+global (global_blacklist_candidates.py | sort -rn)
+    The error probability of a local line is 1 - 10**log10(p). Per (name, type) over all local
+    lines: kept when seen in at least ``--min_docs`` lines with a mean of at least
+    ``--threshold``, and not a never-block pair: ``expected_errors documents mean name type``.
+nontype: ``global`` with -t 0.0: every name's mean probability of not being the type.
+local-ratio / allowlist (make_local_bw_lists.py --blacklist --ratio 1000 / --ratio 1e15 --global-ggp-prob 0.3)
+    For each local line whose (name, type) is in the nontype table: with g the global and l the
+    local probability of the type, a name is "globally blocked" when seen in at least
+    ``--global_min_docs`` (10) documents with a global non-type probability of at least
+    ``--global_threshold`` (0.5). ``local-ratio`` lists names not globally blocked whose
+    local odds of not being the type beat the global odds of being it by more than ``--ratio``:
+    (1-l)(1-g) / (l*g) > ratio and 1-l > g. ``allowlist`` lists globally blocked names whose local
+    odds of being the type beat the global odds of not being it: l*g / ((1-l)(1-g)) > ratio,
+    l > 1-g and g > ``--global_type_probability``.
+    Columns: ``ratio name doc_id count g l`` (ratio as ``str(float)``, ``inf`` when a factor is 0).
+    The "globally blocked" test is the bw-list script's own; it does not look at the global list.
+pipeline (generate-blocklists.sh)
+    Per type: ``local`` at threshold 1.01 and min count 1 (every name of every document, so the
+    global mean covers all documents: a local step at 0.5 would leave only documents where p < 0.5
+    and a global threshold of 0.5 would then remove nothing) into ``local_blacklists-01-TYPE/``,
+    ``global`` -m 2 (threshold 0.5, dis 0.85) into ``TYPE_global_min_mentions_1_min_docs_2_threshold_T.tsv``
+    and its names into ``global_blacklist_TYPE_2col.tsv``; for ggp and che the ``nontype`` table
+    ``global-non-TYPE-probabilities-min-mentions-1-min-docs-2.tsv`` and ``local-ratio`` lists per
+    file (``local-blacklists-ratio-1000-TYPE/``, joined, and ``local_blacklist_TYPE_3col.tsv``:
+    name, doc_id, t); for ggp the ``allowlist`` the same way (``local-whitelists-ratio-1e15-global-ggp-prob-0.3/``,
+    ``local_whitelist_ggp_3col.tsv``: name, doc_id, f). ``auto_local.tsv`` is the sorted 3-column lists,
+    ``auto_global.tsv`` the sorted unique 2-column lists. As published, the non-type and ratio steps
+    read only the local lists whose name ends in ``.tsv``. Where the published script would go on
+    after a missing file (and write empty lists), this raises InputError. Every value is a flag;
+    the default output directory is RUN_DIR itself, as published, and outputs that exist already
+    are replaced only with ``--overwrite``. All is written into a staging directory first and moved
+    into place at the end. Memory: one document of one prediction file, plus a running total per
+    (name, type) of a type; the per-file ratio lists and auto_local are sorted in memory.
 
-Comparisons with a threshold treat values within a relative 1e-9 of it as equal to it, so that
-rounding in the log arithmetic does not move a value that is exactly on the boundary.
-Bad input raises InputError naming the file and line; the command line prints
-``error: <message>`` and exits with status 2.
+Exactness. Floats are added left to right, as Python 3.11's ``sum()`` does (our CI's Python);
+Python >= 3.12's ``sum()`` compensates (Neumaier), so outputs the published scripts made with such
+a Python differ in the last digits: ``--compensated_sum`` adds that way instead. ``sort -rn`` is
+reproduced as GNU sort does it: the number is the leading ``-?digits.digits`` only (``1e-05`` sorts as
+1, ``inf`` as 0), ties are broken by the whole line, in reverse. Plain ``sort`` / ``sort -u`` and the
+shell's file-name globs order by code point: what GNU sort and bash do in the C, POSIX and C.UTF-8
+locales (other locales collate differently; run the published script with LC_ALL=C.UTF-8 to compare).
+The published ``make_local_bw_lists.py`` caches its "globally blocked" decision under the key
+``(name, type)`` where ``type`` is Python's builtin, so the cache never hits and nothing is cached
+between names: every line is decided on its own, as here. The published script reads files with
+Python's universal newlines (``\\r``, ``\\r\\n`` and ``\\n`` end a line), as here.
+
+Bad input raises InputError naming the file and line; the command line prints ``error: <message>``
+and exits with status 2, leaving no output file behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import math
-import sys
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from decimal import Decimal
+from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
+                    Tuple)
 
+from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.prediction_files import FIXED_COLUMNS
+from bert_tf.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
+                                      parse_published_dict)
 
-LOCAL_COLUMNS = ("log10_probability", "count", "doc_id", "name", "type")
-GLOBAL_COLUMNS = ("name", "type", "documents", "mean_error_probability", "expected_errors")
-MIN_PROBABILITY = 1e-300
-PROBABILITY_SLACK = 1e-6  # softmax outputs written as text may exceed 1 by rounding
-REL_TOLERANCE = 1e-9
+LOG10_ZERO = -1000  # the published log10 of a probability that underflowed to 0
+MIN_PROBABILITY = 1e-300  # a probability of exactly 0 is read as this (the published script fails on it)
+PROBABILITY_SLACK = 1e-6  # a probability written as text may exceed 1 by rounding
+DEFAULT_NEVER_BLOCK: FrozenSet[Tuple[str, str]] = frozenset({("insulin", "ggp"), ("INSULIN", "ggp")})
+PREDICTIONS_GLOB = PROBABILITIES_NAME + "_*"
+DEFAULT_TYPES = ("ggp", "che", "org", "dis")
+PUBLISHED_LOCAL_LIST_TYPES = ("ggp", "che")  # types with a non-type table and local block/allow lists
+PUBLISHED_ALLOWLIST_TYPES = ("ggp",)
+AUTO_GLOBAL_ORDER = ("che", "ggp", "dis", "org")  # the published `cat` order (sorted anyway)
+Key = Tuple[str, str]  # (name, type)
 
 
 # ----------------------------------------------------------------------------- arithmetic
 
 
-def clamped_log10(probability: float) -> float:
-    """log10 of a probability, clamped below at 1e-300 so that 0 gives -300, never -inf."""
-    return math.log10(max(probability, MIN_PROBABILITY))
+class FloatSum:
+    """A running float sum: left to right (Python <= 3.11 ``sum``) or Neumaier-compensated (Python >= 3.12)."""
+
+    __slots__ = ("hi", "lo", "compensated")
+
+    def __init__(self, compensated: bool = False) -> None:
+        self.hi, self.lo, self.compensated = 0.0, 0.0, compensated
+
+    def add(self, x: float) -> None:
+        """Add one value."""
+        t = self.hi + x
+        if self.compensated:
+            self.lo += (self.hi - t) + x if abs(self.hi) >= abs(x) else (x - t) + self.hi
+        self.hi = t
+
+    @property
+    def value(self) -> float:
+        """The sum so far."""
+        return self.hi + self.lo if self.lo and math.isfinite(self.lo) else self.hi
 
 
-def log10_sum(log_values: Sequence[float]) -> float:
-    """log10(sum(10**v for v in log_values)), computed without overflow or underflow."""
-    top = max(log_values)
-    return top + math.log10(sum(10.0 ** (v - top) for v in log_values))
+def float_sum(values: Iterable[float], compensated: bool = False) -> float:
+    """The sum of floats, as Python 3.11's (or, compensated, 3.12's) ``sum()`` computes it."""
+    total = FloatSum(compensated)
+    for value in values:
+        total.add(value)
+    return total.value
 
 
-def normalised_log10(log_sums: Sequence[float], index: int) -> float:
-    """The log10 probability of label `index` after normalising the summed logs over labels."""
-    return min(0.0, log_sums[index] - log10_sum(log_sums))
+def normalised_probability(log_sums: Sequence[float], index: int, compensated: bool = False) -> float:
+    """The probability of label `index` after normalising summed log10 probabilities over the labels."""
+    top = max(log_sums)
+    scaled = [10 ** (value - top) for value in log_sums]
+    return scaled[index] / float_sum(scaled, compensated)
 
 
-def is_below(value: float, threshold: float) -> bool:
-    """True when value < threshold and not within a relative 1e-9 of it."""
-    return value < threshold and not math.isclose(value, threshold, rel_tol=REL_TOLERANCE)
+def type_ratio(type_probability: float, local_probability: float, invert: bool = False) -> float:
+    """Local odds times global odds of the type (of not the type when inverted); inf when a factor is 0."""
+    if invert:
+        type_probability, local_probability = 1 - type_probability, 1 - local_probability
+    global_other, local_other = 1 - type_probability, 1 - local_probability
+    if local_other * global_other == 0:
+        return math.inf
+    return (local_probability * type_probability) / (local_other * global_other)
 
 
-def is_at_least(value: float, threshold: float) -> bool:
-    """True when value >= threshold or within a relative 1e-9 of it."""
-    return not is_below(value, threshold)
+# ----------------------------------------------------------------------------- GNU sort
+
+
+_GNU_NUMBER = re.compile(r"[ \t]*(-?)([0-9]*)(?:\.([0-9]*))?")
+
+
+def gnu_numeric_value(line: str) -> Decimal:
+    """The number GNU ``sort -n`` reads at the start of a line (no exponent; none at all reads as 0)."""
+    match = _GNU_NUMBER.match(line)
+    assert match is not None  # the pattern matches the empty string
+    sign, whole, fraction = match.group(1), match.group(2), match.group(3) or ""
+    value = Decimal(f"{whole or '0'}.{fraction or '0'}")
+    return -value if sign else value
+
+
+def sort_numeric_reverse(lines: Iterable[str]) -> List[str]:
+    """Lines in the order of GNU ``sort -rn`` in the C/C.UTF-8 locale (ties: whole line, reversed)."""
+    return sorted(lines, key=lambda line: (gnu_numeric_value(line), line), reverse=True)
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-def read_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """Yield (line number, line without its end-of-line) for each line of a UTF-8 text file."""
+def _open_binary(path: str):
+    """Open a file for reading in binary, turning the usual failures into InputError."""
     try:
-        handle = open(path, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a file", path) from None
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror}", path) from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
+
+
+def read_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """Yield (line number, line) of a UTF-8 file split as Python's universal newlines split it (\\n, \\r\\n, \\r)."""
+    number = 0
+    with _open_binary(path) as handle:
+        for raw in handle:
             try:
-                line = raw.rstrip(b"\r\n").decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise InputError(f"not valid UTF-8 ({err.reason})", path, number) from None
-            yield number, line
+                raise InputError(f"not valid UTF-8 ({err.reason})", path, number + 1) from None
+            text = text[:-1] if text.endswith("\n") else text
+            text = text[:-1] if text.endswith("\r") else text
+            for part in text.split("\r"):
+                number += 1
+                yield number, part
 
 
-def label_columns(header: List[str], path: str) -> List[str]:
-    """The label names of the probability columns of a predictions header (``p_`` removed)."""
-    if tuple(header[: len(FIXED_COLUMNS)]) != FIXED_COLUMNS or len(header) <= len(FIXED_COLUMNS):
-        raise InputError(
-            "header must be " + " ".join(FIXED_COLUMNS) + " followed by one column per label",
-            path,
-            1,
-        )
-    labels = [name[2:] if name.startswith("p_") else name for name in header[len(FIXED_COLUMNS):]]
-    if "" in labels or len(set(labels)) != len(labels):
-        raise InputError("empty or repeated label column in the header", path, 1)
-    return labels
+def check_probability(value: float, label: str, path: str, line: int) -> float:
+    """A probability read from a file, unchanged; InputError when it is not in [0, 1]."""
+    if not (0.0 <= value <= 1.0 + PROBABILITY_SLACK):  # also rejects NaN
+        raise InputError(f"probability of {label!r} is not in [0, 1]: {value!r}", path, line)
+    return value
 
 
-def parse_probability(text: str, label: str, path: str, line: int) -> float:
-    """A probability cell as a float in [0, 1]; InputError when it is not one."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"probability of {label!r} is not a number: {text!r}", path, line) from None
-    if not (-PROBABILITY_SLACK <= value <= 1.0 + PROBABILITY_SLACK):  # also rejects NaN
-        raise InputError(f"probability of {label!r} is not in [0, 1]: {text!r}", path, line)
-    return min(1.0, max(0.0, value))
+def probability_log10(value: float) -> float:
+    """log10 of a probability; 0 counts as 1e-300."""
+    return math.log10(value if value > 0.0 else MIN_PROBABILITY)
 
 
 @dataclass
@@ -142,39 +228,86 @@ class Prediction:
     """One prediction row reduced to what the blocklists need."""
 
     doc_id: str
+    source_type: str
     mention: str
     log_probabilities: List[float]
 
 
+def header_labels(cells: List[str], path: str) -> List[str]:
+    """The label names of the probability columns of our header (a ``p_`` prefix is removed)."""
+    labels = [name[2:] if name.startswith("p_") else name for name in cells[len(FIXED_COLUMNS):]]
+    if not labels or "" in labels or len(set(labels)) != len(labels):
+        raise InputError("the header needs one column per label after predicted_label, each named once", path, 1)
+    return labels
+
+
+def _headed_probabilities(cells: List[str], labels: List[str], path: str, number: int) -> List[float]:
+    """The log10 probabilities of one row of our format."""
+    if len(cells) != len(FIXED_COLUMNS) + len(labels):
+        raise InputError(f"expected {len(FIXED_COLUMNS) + len(labels)} tab-separated columns, found {len(cells)}",
+                         path, number)
+    logs = []
+    for label, text in zip(labels, cells[len(FIXED_COLUMNS):]):
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"probability of {label!r} is not a number: {text!r}", path, number) from None
+        logs.append(probability_log10(check_probability(value, label, path, number)))
+    return logs
+
+
+def published_probabilities(cells: List[str], path: str, number: int) -> Dict[str, float]:
+    """The label -> probability dict of one published 8-column row."""
+    if len(cells) != PUBLISHED_WIDTH:
+        raise InputError(f"expected {PUBLISHED_WIDTH} tab-separated columns, found {len(cells)}", path, number)
+    try:
+        values = parse_published_dict(cells[-1])
+    except ValueError as err:
+        raise InputError(str(err), path, number) from None
+    return {label: check_probability(p, label, path, number) for label, p in values.items()}
+
+
+def _published_log_probabilities(cells: List[str], labels: List[str], path: str, number: int) -> List[float]:
+    """The log10 probabilities of one published row, whose labels must be those of the first row."""
+    values = published_probabilities(cells, path, number)
+    if list(values) != labels:
+        raise InputError(f"probability labels {list(values)} differ from the first row's {labels}", path, number)
+    return [probability_log10(p) for p in values.values()]
+
+
 def read_predictions(path: str) -> Tuple[List[str], Iterator[Tuple[int, Prediction]]]:
-    """The labels of a predictions file and an iterator over its (line number, row) pairs."""
+    """The labels of a prediction file (either format) and an iterator over its (line number, row)."""
     lines = read_lines(path)
     first = next(lines, None)
-    if first is None:
-        raise InputError("empty file, expected a header line", path, 1)
-    labels = label_columns(first[1].split("\t"), path)
-    return labels, _prediction_rows(lines, len(FIXED_COLUMNS) + len(labels), labels, path)
+    cells = first[1].split("\t") if first else []
+    if first and tuple(cells[: len(FIXED_COLUMNS)]) == FIXED_COLUMNS:
+        labels = header_labels(cells, path)
+        return labels, _rows(lines, labels, _headed_probabilities, path)
+    if first and is_published_row(cells):
+        labels = list(published_probabilities(cells, path, first[0]))
+        return labels, _rows(_chain(first, lines), labels, _published_log_probabilities, path)
+    raise InputError("neither our header (" + " ".join(FIXED_COLUMNS) + " <labels>) nor a published "
+                     "8-column row ending in a probability dict", path, 1)
 
 
-def _prediction_rows(
-    lines: Iterable[Tuple[int, str]], width: int, labels: List[str], path: str
-) -> Iterator[Tuple[int, Prediction]]:
-    """Parse the data lines of a predictions file (blank lines are skipped)."""
-    start = len(FIXED_COLUMNS)
+def _chain(first: Tuple[int, str], rest: Iterator[Tuple[int, str]]) -> Iterator[Tuple[int, str]]:
+    """The first line again, then the rest."""
+    yield first
+    yield from rest
+
+
+def _rows(lines: Iterable[Tuple[int, str]], labels: List[str],
+          parse: Callable[[List[str], List[str], str, int], List[float]], path: str) -> Iterator[Tuple[int, Prediction]]:
+    """Parse the data lines of a prediction file (blank lines are skipped)."""
     for number, line in lines:
         if not line.strip():
             continue
         cells = line.split("\t")
-        if len(cells) != width:
-            raise InputError(f"expected {width} tab-separated columns, found {len(cells)}", path, number)
-        logs = [
-            clamped_log10(parse_probability(cells[start + i], label, path, number))
-            for i, label in enumerate(labels)
-        ]
-        yield number, Prediction(cells[0], cells[4], logs)
+        logs = parse(cells, labels, path, number)
+        yield number, Prediction(cells[0], cells[2], cells[4], logs)
 
 
-def read_source_types(path: str, lowercase: bool) -> Dict[str, Set[str]]:
+def read_name_types(path: str, lowercase: bool = False) -> Dict[str, Set[str]]:
     """Map each name of a 'name <tab> type' file to its set of types."""
     types: Dict[str, Set[str]] = {}
     for number, line in read_lines(path):
@@ -183,39 +316,100 @@ def read_source_types(path: str, lowercase: bool) -> Dict[str, Set[str]]:
         cells = line.split("\t")
         if len(cells) != 2 or not cells[0] or not cells[1]:
             raise InputError("expected two tab-separated columns: name, type", path, number)
-        name = cells[0].lower() if lowercase else cells[0]
-        types.setdefault(name, set()).add(cells[1])
+        types.setdefault(cells[0].lower() if lowercase else cells[0], set()).add(cells[1])
     return types
+
+
+def read_never_block(path: Optional[str]) -> FrozenSet[Key]:
+    """The (name, type) pairs never to block: from a 'name <tab> type' file, or the published two."""
+    if path is None:
+        return DEFAULT_NEVER_BLOCK
+    return frozenset((name, type_) for name, types in read_name_types(path).items() for type_ in types)
 
 
 # ----------------------------------------------------------------------------- local lists
 
 
 @dataclass
-class NameTotals:
-    """Summed log10 probabilities per label of one name's occurrences in one document."""
-
-    count: int = 0
-    log_sums: List[float] = field(default_factory=list)
-
-    def add(self, logs: Sequence[float]) -> None:
-        """Add one occurrence."""
-        if not self.log_sums:
-            self.log_sums = [0.0] * len(logs)
-        self.log_sums = [total + value for total, value in zip(self.log_sums, logs)]
-        self.count += 1
-
-
-@dataclass
 class LocalOptions:
-    """Settings of the local step."""
+    """Settings of the local step (the published script's defaults are -t 0.5 -m 2; the pipeline's these)."""
 
     source_type: str
     target_type: str
-    threshold: float = 0.5
-    min_count: int = 2
+    threshold: float = 1.01
+    min_count: int = 1
+    probability_output: bool = False
+    all_rows: bool = False  # count every row, whatever its column 3 says
+    source_types: Optional[Dict[str, Set[str]]] = None  # name -> types, replaces column 3
     lowercase_names: bool = False
-    source_types: Optional[Dict[str, Set[str]]] = None
+    compensated_sum: bool = False
+
+
+@dataclass
+class NameTotals:
+    """Per-label sums of log10 probabilities of one name's rows in one document."""
+
+    sums: List[FloatSum]
+    count: int = 0
+
+    def add(self, logs: Sequence[float]) -> None:
+        """Add one row."""
+        for total, value in zip(self.sums, logs):
+            total.add(value)
+        self.count += 1
+
+
+def selected_name(row: Prediction, options: LocalOptions) -> Optional[str]:
+    """The name a row is counted under, or None when the row is not of the source type."""
+    name = row.mention.lower() if options.lowercase_names else row.mention
+    if options.all_rows:
+        return name
+    if options.source_types is not None:
+        return name if options.source_type in options.source_types.get(name, ()) else None
+    return name if row.source_type == options.source_type else None
+
+
+def format_local_value(target_probability: float, probability_output: bool) -> str:
+    """The first column of a local line: log10 probability (or probability), as the published script prints it."""
+    log_prob = math.log10(target_probability) if target_probability > 0 else LOG10_ZERO
+    return "{:.5f}".format(10 ** log_prob) if probability_output else "{}".format(log_prob)
+
+
+def document_lines(doc_id: str, totals: Dict[str, NameTotals], target: int, options: LocalOptions) -> Iterator[str]:
+    """The local-list lines of one document, names in the order first seen."""
+    for name, total in totals.items():
+        probability = normalised_probability([s.value for s in total.sums], target, options.compensated_sum)
+        if probability < options.threshold and total.count >= options.min_count:
+            value = format_local_value(probability, options.probability_output)
+            yield f"{value}\t{total.count}\t{doc_id}\t{name}\t{options.target_type}"
+
+
+def local_file_lines(path: str, options: LocalOptions) -> Iterator[str]:
+    """Stream one prediction file into local-list lines; one document is held at a time."""
+    labels, rows = read_predictions(path)
+    if options.target_type not in labels:
+        raise InputError(f"target type {options.target_type!r} is not one of the labels {labels}", path, 1)
+    target = labels.index(options.target_type)
+    doc_id: Optional[str] = None
+    totals: Dict[str, NameTotals] = {}
+    for _, row in rows:
+        if row.doc_id != doc_id:
+            if doc_id is not None:
+                yield from document_lines(doc_id, totals, target, options)
+            doc_id, totals = row.doc_id, {}
+        name = selected_name(row, options)
+        if name is not None:
+            if name not in totals:
+                totals[name] = NameTotals([FloatSum(options.compensated_sum) for _ in labels])
+            totals[name].add(row.log_probabilities)
+    if doc_id is not None:
+        yield from document_lines(doc_id, totals, target, options)
+
+
+def local_lines(paths: Sequence[str], options: LocalOptions) -> Iterator[str]:
+    """The local list of prediction files, one file after another."""
+    for path in paths:
+        yield from local_file_lines(path, options)
 
 
 @dataclass
@@ -229,306 +423,599 @@ class LocalEntry:
     type: str
 
 
-def document_entries(
-    doc_id: str, totals: Dict[str, NameTotals], target: int, options: LocalOptions
-) -> List[LocalEntry]:
-    """The blocklist entries of one document's combined names."""
-    entries = []
-    for name, total in totals.items():
-        log_p = normalised_log10(total.log_sums, target)
-        if total.count >= options.min_count and is_below(10.0**log_p, options.threshold):
-            entries.append(LocalEntry(log_p, total.count, doc_id, name, options.target_type))
-    return entries
-
-
-def _selected_name(row: Prediction, options: LocalOptions) -> Optional[str]:
-    """The grouping name of a row, or None when the row is not of the source type."""
-    name = row.mention.lower() if options.lowercase_names else row.mention
-    if options.source_types is not None and options.source_type not in options.source_types.get(name, ()):
-        return None
-    return name
-
-
-def by_document(rows: Iterable[Tuple[int, Prediction]], path: str) -> Iterator[List[Prediction]]:
-    """Group consecutive rows of the same document; InputError when a document comes back."""
-    finished: Set[str] = set()
-    group: List[Prediction] = []
-    for number, row in rows:
-        if group and row.doc_id != group[0].doc_id:
-            finished.add(group[0].doc_id)
-            yield group
-            group = []
-        if not group and row.doc_id in finished:
-            raise InputError(f"rows of document {row.doc_id!r} are not together; sort by doc_id",
-                             path, number)
-        group.append(row)
-    if group:
-        yield group
-
-
-def combine_names(rows: Iterable[Prediction], options: LocalOptions) -> Dict[str, NameTotals]:
-    """Sum the log probabilities of one document's rows of the source type, name by name."""
-    totals: Dict[str, NameTotals] = {}
-    for row in rows:
-        name = _selected_name(row, options)
-        if name is not None:
-            totals.setdefault(name, NameTotals()).add(row.log_probabilities)
-    return totals
-
-
-def local_entries(path: str, options: LocalOptions) -> List[LocalEntry]:
-    """Stream a predictions file and return its local blocklist entries, sorted (see sort_local)."""
-    labels, rows = read_predictions(path)
-    if options.target_type not in labels:
-        raise InputError(f"target type {options.target_type!r} is not a label column {labels}",
-                         path, 1)
-    target = labels.index(options.target_type)
-    entries: List[LocalEntry] = []
-    for document in by_document(rows, path):
-        totals = combine_names(document, options)
-        entries += document_entries(document[0].doc_id, totals, target, options)
-    return sort_local(entries)
-
-
-def doc_sort_key(doc_id: str) -> Tuple[int, int, str]:
-    """Sort numeric document ids (PubMed ids) numerically, before any other ids."""
-    return (0, int(doc_id), "") if doc_id.isdigit() else (1, 0, doc_id)
-
-
-def sort_local(entries: Iterable[LocalEntry]) -> List[LocalEntry]:
-    """Entries sorted by document, then log probability (lowest first), then name."""
-    return sorted(entries, key=lambda e: (doc_sort_key(e.doc_id), e.log10_probability, e.name))
-
-
-def format_local(entries: Iterable[LocalEntry]) -> str:
-    """The TSV text of a local list, header included, in the order given."""
-    lines = ["\t".join(LOCAL_COLUMNS)]
-    lines += [f"{e.log10_probability:.10g}\t{e.count}\t{e.doc_id}\t{e.name}\t{e.type}" for e in entries]
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- global list
-
-
-def parse_local_line(cells: List[str], path: str, number: int) -> LocalEntry:
-    """One data line of a local list."""
-    if len(cells) != len(LOCAL_COLUMNS):
-        raise InputError(f"expected {len(LOCAL_COLUMNS)} tab-separated columns, found {len(cells)}",
-                         path, number)
+def parse_local_line(line: str, path: str, number: int) -> LocalEntry:
+    """One line of a local list (columns after the fifth are ignored, as published)."""
+    cells = line.split("\t")
+    if len(cells) < 5:
+        raise InputError("expected 5 tab-separated columns (log10 probability, count, doc_id, name, type), "
+                         f"found {len(cells)}", path, number)
     try:
-        log_p, count = float(cells[0]), int(cells[1])
+        log_prob, count = float(cells[0]), int(cells[1])
     except ValueError:
-        raise InputError("log10_probability must be a number and count an integer", path, number) from None
-    if not (log_p <= PROBABILITY_SLACK) or count < 1:  # also rejects NaN
-        raise InputError("log10_probability must be <= 0 and count >= 1", path, number)
-    return LocalEntry(min(log_p, 0.0), count, cells[2], cells[3], cells[4])
+        raise InputError("the log10 probability must be a number and the count an integer", path, number) from None
+    if not log_prob <= 0.0:  # also rejects NaN
+        raise InputError(f"log10 probability must be <= 0, found {cells[0]!r}", path, number)
+    return LocalEntry(log_prob, count, cells[2], cells[3], cells[4])
 
 
-def read_local(path: str) -> Iterator[Tuple[int, LocalEntry]]:
-    """Yield (line number, entry) for each line of a local list; the header line is optional."""
+def read_local_list(path: str) -> Iterator[LocalEntry]:
+    """The entries of a local list, streamed."""
     for number, line in read_lines(path):
-        cells = line.split("\t")
-        if not line.strip() or (number == 1 and tuple(cells) == LOCAL_COLUMNS):
-            continue
-        yield number, parse_local_line(cells, path, number)
+        yield parse_local_line(line, path, number)
+
+
+# ----------------------------------------------------------------------------- global lists
 
 
 @dataclass
-class GlobalEntry:
-    """One line of the global list."""
+class ErrorTotals:
+    """The documents and summed error probability of one (name, type) over local lists."""
 
-    name: str
-    type: str
-    documents: int
-    mean_error_probability: float
-
-    @property
-    def expected_errors(self) -> float:
-        """Mean error probability times the number of documents."""
-        return self.mean_error_probability * self.documents
+    sum: FloatSum
+    documents: int = 0
 
 
-def error_sums(paths: Sequence[str]) -> Dict[Tuple[str, str], List[float]]:
-    """Map (name, type) to [documents, summed error probability] over the local lists."""
-    sums: Dict[Tuple[str, str], List[float]] = {}
-    seen: Dict[Tuple[str, str, str], str] = {}
+def error_totals(paths: Sequence[str], compensated: bool = False) -> Dict[Key, ErrorTotals]:
+    """Per (name, type), in the order first seen: lines and summed 1 - 10**log10p over the local lists."""
+    totals: Dict[Key, ErrorTotals] = {}
     for path in paths:
-        for number, entry in read_local(path):
-            key = (entry.doc_id, entry.name, entry.type)
-            if key in seen:
-                problem = f"document {entry.doc_id!r} lists {entry.name!r} again (first at {seen[key]})"
-                raise InputError(problem, path, number)
-            seen[key] = f"{path}:{number}"
-            total = sums.setdefault((entry.name, entry.type), [0, 0.0])
-            total[0] += 1
-            total[1] += 1.0 - 10.0**entry.log10_probability
-    return sums
+        for entry in read_local_list(path):
+            key = (entry.name, entry.type)
+            if key not in totals:
+                totals[key] = ErrorTotals(FloatSum(compensated))
+            totals[key].sum.add(1 - 10 ** entry.log10_probability)
+            totals[key].documents += 1
+    return totals
 
 
-def read_allowlist(path: Optional[str]) -> Set[str]:
-    """The names of an allowlist file (one a line; blank and '#' lines skipped); empty without one."""
-    if path is None:
-        return set()
-    names = (line.strip() for _, line in read_lines(path))
-    return {name for name in names if name and not name.startswith("#")}
+def global_lines(paths: Sequence[str], min_docs: int = 2, threshold: float = 0.5,
+                 never_block: FrozenSet[Key] = DEFAULT_NEVER_BLOCK, compensated: bool = False) -> List[str]:
+    """``expected_errors documents mean name type`` lines of the global list, in ``sort -rn`` order."""
+    lines = []
+    for (name, type_), total in error_totals(paths, compensated).items():
+        if total.documents < min_docs:
+            continue
+        mean = total.sum.value / total.documents
+        if mean < threshold:
+            continue
+        if (name, type_) in never_block:
+            notice(f"not suggesting {name}/{type_} (never block)")
+            continue
+        lines.append("{}\t{}\t{}\t{}\t{}".format(mean * total.documents, total.documents, mean, name, type_))
+    return sort_numeric_reverse(lines)
 
 
-def global_entries(
-    paths: Sequence[str], threshold: float = 0.5, min_docs: int = 2, allowlist: Iterable[str] = ()
-) -> List[GlobalEntry]:
-    """The global blocklist from local lists, sorted by expected errors (largest first), then name."""
-    allowed = set(allowlist)
-    entries = []
-    for (name, type_), (documents, total) in error_sums(paths).items():
-        mean = total / documents
-        if documents >= min_docs and is_at_least(mean, threshold) and name not in allowed:
-            entries.append(GlobalEntry(name, type_, int(documents), mean))
-    return sorted(entries, key=lambda e: (-e.expected_errors, e.name, e.type))
+# ----------------------------------------------------------------------------- local block/allow lists
 
 
-def format_global(entries: Iterable[GlobalEntry]) -> str:
-    """The TSV text of a global list, header included."""
-    lines = ["\t".join(GLOBAL_COLUMNS)]
-    lines += [
-        f"{e.name}\t{e.type}\t{e.documents}\t{e.mean_error_probability:.6f}\t{e.expected_errors:.6f}"
-        for e in entries
-    ]
-    return "\n".join(lines) + "\n"
+@dataclass
+class GlobalProbability:
+    """One line of the non-type table: documents and mean probability of not being the type."""
+
+    documents: int
+    non_type_probability: float
+
+
+def read_nontype_table(path: str) -> Dict[Key, GlobalProbability]:
+    """The (name, type) -> GlobalProbability map of a ``nontype`` (global) list."""
+    table: Dict[Key, GlobalProbability] = {}
+    for number, line in read_lines(path):
+        cells = line.split("\t")
+        if len(cells) != 5:
+            raise InputError(f"expected 5 tab-separated columns, found {len(cells)}", path, number)
+        try:
+            float(cells[0])
+            documents, probability = int(cells[1]), float(cells[2])
+        except ValueError:
+            raise InputError("expected errors and mean must be numbers, documents an integer", path, number) from None
+        key = (cells[3], cells[4])
+        if key in table:
+            raise InputError(f"{cells[3]}/{cells[4]} is listed twice", path, number)
+        table[key] = GlobalProbability(documents, probability)
+    return table
+
+
+@dataclass
+class RatioOptions:
+    """Settings of the local block/allow lists (make_local_bw_lists.py)."""
+
+    blocklist: bool  # True: names locally not of the type; False: names locally of it (the allowlist)
+    ratio: float
+    global_type_probability: Optional[float] = None
+    global_min_docs: int = 10
+    global_threshold: float = 0.5
+    function: str = "ratio"
+    never_block: FrozenSet[Key] = DEFAULT_NEVER_BLOCK
+
+
+def globally_blocked(key: Key, entry: GlobalProbability, options: RatioOptions) -> bool:
+    """Whether the bw-list step takes a name as globally blocked (its own test, not the global list's)."""
+    return (entry.documents >= options.global_min_docs
+            and not entry.non_type_probability < options.global_threshold
+            and key not in options.never_block)
+
+
+def ranking_value(type_probability: float, local_probability: float, options: RatioOptions) -> str:
+    """The first column of a bw-list line: the odds ratio (``str(float)``) or the difference (``%.5f``)."""
+    invert = options.blocklist
+    if options.function == "ratio":
+        return "{}".format(type_ratio(type_probability, local_probability, invert))
+    if invert:
+        type_probability, local_probability = 1 - type_probability, 1 - local_probability
+    return "{:.5f}".format(local_probability - (1 - type_probability))
+
+
+def is_listed(type_probability: float, local_probability: float, blocked: bool, options: RatioOptions) -> bool:
+    """Whether a local line goes into the local blocklist (or allowlist)."""
+    if options.blocklist:
+        return (not blocked and 1 - local_probability > type_probability
+                and type_ratio(type_probability, local_probability, True) > options.ratio)
+    return (blocked and local_probability > 1 - type_probability
+            and type_ratio(type_probability, local_probability) > options.ratio
+            and (options.global_type_probability is None or type_probability > options.global_type_probability))
+
+
+def ratio_line(entry: LocalEntry, table: Dict[Key, GlobalProbability], options: RatioOptions) -> Optional[str]:
+    """The bw-list line of one local entry, or None (also when the table lacks its name)."""
+    key = (entry.name, entry.type)
+    if key not in table:
+        return None
+    local_probability = 10 ** entry.log10_probability
+    type_probability = 1 - table[key].non_type_probability
+    if not is_listed(type_probability, local_probability, globally_blocked(key, table[key], options), options):
+        return None
+    value = ranking_value(type_probability, local_probability, options)
+    return "{}\t{}\t{}\t{}\t{:.5f}\t{:.5f}".format(value, entry.name, entry.doc_id, entry.count,
+                                                    type_probability, local_probability)
+
+
+def counted_ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str],
+                        options: RatioOptions) -> Tuple[List[str], int]:
+    """The bw-list lines of local lists in ``sort -rn`` order, and how many local lines the table lacks."""
+    lines, missing = [], 0
+    for path in local_paths:
+        for entry in read_local_list(path):
+            missing += (entry.name, entry.type) not in table
+            line = ratio_line(entry, table, options)
+            if line is not None:
+                lines.append(line)
+    return sort_numeric_reverse(lines), missing
+
+
+def note_missing(missing: int) -> None:
+    """Say how many local lines had no line in the non-type table (the published script warns for each)."""
+    if missing:
+        notice(f"{missing} local lines skipped: their name is not in the non-type table (too few documents)")
+
+
+def ratio_lines(table: Dict[Key, GlobalProbability], local_paths: Sequence[str], options: RatioOptions) -> List[str]:
+    """The bw-list lines of local lists, in ``sort -rn`` order."""
+    lines, missing = counted_ratio_lines(table, local_paths, options)
+    note_missing(missing)
+    return lines
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def write_lines(handle: TextIO, lines: Iterable[str]) -> int:
+    """Write lines with newlines; return how many."""
+    count = 0
+    for line in lines:
+        handle.write(line + "\n")
+        count += 1
+    return count
+
+
+def write_output(path: str, lines: Iterable[str], overwrite: bool = False) -> int:
+    """Write lines to a new file atomically (an existing one only with overwrite); return how many."""
+    if os.path.exists(path) and not overwrite:
+        raise InputError("exists already; use --overwrite to replace it", path)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            return write_lines(handle, lines)
+    except OSError as err:
+        raise InputError(f"cannot write: {err.strerror}", path) from None
+
+
+def write_text_lines(path: str, lines: Iterable[str]) -> int:
+    """Write lines to a file (inside the pipeline's staging directory); return how many."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        return write_lines(handle, lines)
+
+
+def concatenate(paths: Sequence[str]) -> Iterator[str]:
+    """The lines of files one after the other (``cat``)."""
+    for path in paths:
+        for _, line in read_lines(path):
+            yield line
+
+
+def tab_columns(lines: Iterable[str], columns: Sequence[int], suffix: str) -> Iterator[str]:
+    """awk -F'\\t' '{printf("%s\\t...%s\\n", $i...)}': the chosen 1-based columns, then a suffix column."""
+    for line in lines:
+        cells = line.split("\t")
+        picked = [cells[i - 1] if i <= len(cells) else "" for i in columns]
+        yield "\t".join(picked + [suffix])
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def number_text(value: float) -> str:
+    """A number as it appears in the published file names (0.5, 1000, 1e15)."""
+    if value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return ("%g" % value).replace("e+", "e")
+
+
+@dataclass
+class PipelineOptions:
+    """Settings of generate-blocklists.sh; every default is the published value."""
+
+    types: List[str] = field(default_factory=lambda: list(DEFAULT_TYPES))
+    local_threshold: float = 1.01
+    local_min_count: int = 1
+    min_docs: int = 2
+    global_threshold: float = 0.5
+    global_threshold_per_type: Dict[str, float] = field(default_factory=lambda: {"dis": 0.85})
+    local_list_types: List[str] = field(default_factory=lambda: list(PUBLISHED_LOCAL_LIST_TYPES))
+    allowlist_types: List[str] = field(default_factory=lambda: list(PUBLISHED_ALLOWLIST_TYPES))
+    block_ratio: float = 1000.0
+    allow_ratio: float = 1e15
+    allow_global_type_probability: float = 0.3
+    ratio_global_min_docs: int = 10
+    ratio_global_threshold: float = 0.5
+    never_block: FrozenSet[Key] = DEFAULT_NEVER_BLOCK
+    compensated_sum: bool = False
+
+    def threshold(self, type_: str) -> float:
+        """The global threshold of a type."""
+        return self.global_threshold_per_type.get(type_, self.global_threshold)
+
+
+def output_names(options: PipelineOptions) -> Dict[str, str]:
+    """The published names of the pipeline's outputs, by role ('local:ggp', 'global:ggp', ...)."""
+    m, d = options.local_min_count, options.min_docs
+    names = {"auto_local": "auto_local.tsv", "auto_global": "auto_global.tsv"}
+    for t in options.types:
+        names[f"local:{t}"] = f"local_blacklists-01-{t}"
+        names[f"global:{t}"] = f"{t}_global_min_mentions_{m}_min_docs_{d}_threshold_{options.threshold(t)}.tsv"
+        names[f"2col:{t}"] = f"global_blacklist_{t}_2col.tsv"
+    for t in options.local_list_types:
+        names[f"nontype:{t}"] = f"global-non-{t}-probabilities-min-mentions-{m}-min-docs-{d}.tsv"
+        names[f"ratio_dir:{t}"] = f"local-blacklists-ratio-{number_text(options.block_ratio)}-{t}"
+        names[f"ratio:{t}"] = names[f"ratio_dir:{t}"] + ".tsv"
+        names[f"ratio3:{t}"] = f"local_blacklist_{t}_3col.tsv"
+    allow = f"ratio-{number_text(options.allow_ratio)}-global-{{t}}-prob-{options.allow_global_type_probability}"
+    for t in options.allowlist_types:
+        names[f"allow_dir:{t}"] = "local-whitelists-" + allow.format(t=t)
+        names[f"allow:{t}"] = f"local-whitelist-{t}-" + allow.format(t=t) + ".tsv"
+        names[f"allow3:{t}"] = f"local_whitelist_{t}_3col.tsv"
+    return names
+
+
+def check_pipeline_options(options: PipelineOptions) -> None:
+    """InputError when the type lists do not fit together."""
+    if not options.types or len(set(options.types)) != len(options.types):
+        raise InputError(f"--types must name each type once, got {options.types}")
+    for flag, subset, superset in (("--local_list_types", options.local_list_types, options.types),
+                                   ("--allowlist_types", options.allowlist_types, options.local_list_types)):
+        if not set(subset) <= set(superset):
+            raise InputError(f"{flag} {','.join(subset)} must be among {','.join(superset)}")
+
+
+def prediction_files(run_dir: str, type_: str) -> List[str]:
+    """``RUN_DIR/TYPE-predictions/output_with_probabilities_*`` in the order bash globs them (C locale)."""
+    pattern = os.path.join(glob.escape(os.path.join(run_dir, f"{type_}-predictions")), PREDICTIONS_GLOB)
+    paths = sorted(glob.glob(pattern), key=os.path.basename)
+    if not paths:
+        raise InputError(f"no prediction files {PREDICTIONS_GLOB} for type {type_}",
+                         os.path.join(run_dir, f"{type_}-predictions"))
+    return paths
+
+
+def tsv_files(paths: Sequence[str], type_: str) -> List[str]:
+    """The .tsv files among local lists (the published steps after the global list glob ``*.tsv``)."""
+    chosen = [p for p in paths if p.endswith(".tsv")]
+    if not chosen:
+        raise InputError(f"no prediction file of type {type_} ends in .tsv; the published non-type and local "
+                         "lists read only *.tsv files")
+    if len(chosen) < len(paths):
+        notice(f"{len(paths) - len(chosen)} {type_} files not ending in .tsv left out of the non-type and local "
+               "lists, as the published script does")
+    return chosen
+
+
+class PipelineRun:
+    """One run of the pipeline, writing into a staging directory."""
+
+    def __init__(self, run_dir: str, stage: str, options: PipelineOptions) -> None:
+        self.run_dir, self.stage, self.options = run_dir, stage, options
+        self.names = output_names(options)
+
+    def path(self, role: str, *more: str) -> str:
+        """The staging path of an output."""
+        return os.path.join(self.stage, self.names[role], *more)
+
+    def run(self) -> None:
+        """Write every output of generate-blocklists.sh."""
+        for t in self.options.types:
+            local_paths = self.local_lists(t)
+            self.global_list(t, local_paths)
+            if t in self.options.local_list_types:
+                self.local_block_allow(t, tsv_files(local_paths, t))
+        self.auto_lists()
+
+    def local_lists(self, type_: str) -> List[str]:
+        """Local lists of every name of the type, one per prediction file (same file names)."""
+        options = LocalOptions(type_, type_, self.options.local_threshold, self.options.local_min_count,
+                               compensated_sum=self.options.compensated_sum)
+        os.makedirs(self.path(f"local:{type_}"), exist_ok=True)
+        paths = []
+        for source in prediction_files(self.run_dir, type_):
+            paths.append(self.path(f"local:{type_}", os.path.basename(source)))
+            write_text_lines(paths[-1], local_file_lines(source, options))
+        return paths
+
+    def global_list(self, type_: str, local_paths: List[str]) -> None:
+        """The global list of the type and its two-column form."""
+        lines = global_lines(local_paths, self.options.min_docs, self.options.threshold(type_),
+                             self.options.never_block, self.options.compensated_sum)
+        write_text_lines(self.path(f"global:{type_}"), lines)
+        write_text_lines(self.path(f"2col:{type_}"), tab_columns(lines, [4], "t"))
+
+    def local_block_allow(self, type_: str, local_paths: List[str]) -> None:
+        """The non-type table, the local blocklists and (for allowlist types) the local allowlists."""
+        o = self.options
+        nontype = global_lines(local_paths, o.min_docs, 0.0, o.never_block, o.compensated_sum)
+        write_text_lines(self.path(f"nontype:{type_}"), nontype)
+        table = read_nontype_table(self.path(f"nontype:{type_}"))
+        common = dict(global_min_docs=o.ratio_global_min_docs, global_threshold=o.ratio_global_threshold,
+                      never_block=o.never_block)
+        if type_ in o.allowlist_types:
+            allow = RatioOptions(False, o.allow_ratio, o.allow_global_type_probability, **common)
+            self.ratio_lists(type_, local_paths, table, allow, ("allow_dir", "allow", "allow3"), "f")
+        block = RatioOptions(True, o.block_ratio, **common)
+        self.ratio_lists(type_, local_paths, table, block, ("ratio_dir", "ratio", "ratio3"), "t")
+
+    def ratio_lists(self, type_: str, local_paths: List[str], table: Dict[Key, GlobalProbability],
+                    options: RatioOptions, roles: Tuple[str, str, str], flag: str) -> None:
+        """Per-file bw lists, their concatenation and its three-column form (name, doc_id, flag)."""
+        directory, joined, three = (f"{role}:{type_}" for role in roles)
+        os.makedirs(self.path(directory), exist_ok=True)
+        missing = 0
+        for local in local_paths:
+            lines, skipped = counted_ratio_lines(table, [local], options)
+            write_text_lines(self.path(directory, os.path.basename(local)), lines)
+            missing += skipped
+        note_missing(missing)
+        parts = [self.path(directory, name) for name in sorted(os.listdir(self.path(directory)))]
+        write_text_lines(self.path(joined), concatenate(parts))
+        write_text_lines(self.path(three), tab_columns(concatenate([self.path(joined)]), [2, 3], flag))
+
+    def auto_lists(self) -> None:
+        """auto_local.tsv (``sort``) and auto_global.tsv (``sort -u``)."""
+        o = self.options
+        parts = [self.path(f"allow3:{t}") for t in o.allowlist_types]
+        parts += [self.path(f"ratio3:{t}") for t in o.local_list_types]
+        write_text_lines(self.path("auto_local"), sorted(concatenate(parts)))
+        order = [t for t in AUTO_GLOBAL_ORDER if t in o.types] + [t for t in o.types if t not in AUTO_GLOBAL_ORDER]
+        write_text_lines(self.path("auto_global"), sorted(set(concatenate([self.path(f"2col:{t}") for t in order]))))
+
+
+def existing_outputs(output_dir: str, options: PipelineOptions) -> List[str]:
+    """The pipeline outputs that exist already in the output directory."""
+    return [name for name in sorted(set(output_names(options).values()))
+            if os.path.lexists(os.path.join(output_dir, name))]
+
+
+def move_into_place(stage: str, output_dir: str) -> None:
+    """Move every entry of the staging directory into the output directory, replacing old ones."""
+    for name in sorted(os.listdir(stage)):
+        target = os.path.join(output_dir, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+        os.replace(os.path.join(stage, name), target)
+
+
+def run_pipeline(run_dir: str, output_dir: Optional[str], options: PipelineOptions, overwrite: bool = False) -> str:
+    """Run generate-blocklists.sh on RUN_DIR, writing into output_dir (default RUN_DIR); return output_dir."""
+    check_pipeline_options(options)
+    if not os.path.isdir(run_dir):
+        raise InputError("the run directory does not exist", run_dir)
+    output_dir = output_dir or run_dir
+    clashes = existing_outputs(output_dir, options)
+    if clashes and not overwrite:
+        raise InputError(f"{clashes[0]} exists already ({len(clashes)} outputs do); use --overwrite", output_dir)
+    created = not os.path.exists(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        stage = tempfile.mkdtemp(prefix=".blocklists-", suffix=".tmp", dir=output_dir)
+    except OSError as err:
+        raise InputError(f"cannot write there: {err.strerror}", output_dir) from None
+    try:
+        PipelineRun(run_dir, stage, options).run()
+        move_into_place(stage, output_dir)
+    except BaseException:
+        if created:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return output_dir
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-def write_output(path: str, text: str) -> None:
-    """Write text to path atomically, reporting an unwritable path as InputError."""
-    try:
-        with atomic_path(path) as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-    except OSError as err:
-        raise InputError(f"cannot write: {err.strerror}", path) from None
+def type_list(text: str) -> List[str]:
+    """argparse type: a comma-separated list of types."""
+    return [t for t in (part.strip() for part in text.split(",")) if t]
 
 
-def run_local(args: argparse.Namespace) -> int:
-    """The 'local' subcommand."""
-    types = None
-    if args.source_types_file:
-        types = read_source_types(args.source_types_file, args.lowercase_names)
-    options = LocalOptions(
-        source_type=args.source_type,
-        target_type=args.target_type or args.source_type,
-        threshold=args.threshold,
-        min_count=args.min_count,
-        lowercase_names=args.lowercase_names,
-        source_types=types,
-    )
-    entries = local_entries(args.predictions, options)
-    write_output(args.output, format_local(entries))
-    print(f"{len(entries)} names written to {args.output}", file=sys.stderr)
-    return 0
+def type_thresholds(text: str) -> Dict[str, float]:
+    """argparse type: 'type:threshold,type:threshold'."""
+    result = {}
+    for part in type_list(text):
+        name, sep, value = part.partition(":")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected type:threshold, got {part!r}")
+        result[name] = float(value)
+    return result
 
 
-def run_global(args: argparse.Namespace) -> int:
-    """The 'global' subcommand."""
-    allowlist = read_allowlist(args.allowlist)
-    entries = global_entries(args.local, args.threshold, args.min_docs, allowlist)
-    write_output(args.output, format_global(entries))
-    print(f"{len(entries)} names written to {args.output}", file=sys.stderr)
-    return 0
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """--output, --overwrite and --compensated_sum."""
+    parser.add_argument("--output", "-o", required=True, help="the list to write (a new file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    parser.add_argument("--compensated_sum", action="store_true",
+                        help="add floats as Python >= 3.12's sum() does (Neumaier), not left to right as 3.11")
 
 
-def probability(text: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+def add_local_parser(commands: argparse._SubParsersAction) -> None:
+    """The 'local' command (make_local_blacklist.py)."""
+    p = commands.add_parser("local", help="per document: names and their combined target-type probability")
+    p.add_argument("predictions", nargs="+", help="prediction files, ours or the published 8-column ones")
+    p.add_argument("--source_type", "-s", required=True, help="count rows whose column 3 is this type")
+    p.add_argument("--target_type", "-T", help="the type whose probability is listed (default: source type)")
+    p.add_argument("--threshold", "-t", type=float, default=1.01,
+                   help="list names whose probability is below this (1.01 lists all; the published default is 0.5)")
+    p.add_argument("--min_count", "-m", type=int, default=1, help="list names seen at least this often in the document")
+    p.add_argument("--probability", "-p", action="store_true", help="print the probability, not its log10")
+    p.add_argument("--all_rows", action="store_true", help="count every row, whatever its column 3 says")
+    p.add_argument("--source_types_file", help="'name<TAB>type' lines: a name's types, used instead of column 3")
+    p.add_argument("--lowercase_names", action="store_true", help="group and write names lowercased")
+    add_output_flags(p)
+    p.set_defaults(run=run_local)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+def add_global_parsers(commands: argparse._SubParsersAction) -> None:
+    """The 'global' and 'nontype' commands (global_blacklist_candidates.py | sort -rn)."""
+    for name, threshold, text in (("global", 0.5, "names usually not of their type"),
+                                  ("nontype", 0.0, "every name's mean probability of not being its type")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("local", nargs="+", help="local lists (from 'local')")
+        p.add_argument("--min_docs", "-m", type=int, default=2, help="keep names in at least this many lines")
+        p.add_argument("--threshold", "-t", type=float, default=threshold, help="keep means at least this")
+        p.add_argument("--never_block", help="'name<TAB>type' pairs never listed (default: insulin, INSULIN as ggp)")
+        add_output_flags(p)
+        p.set_defaults(run=run_global)
 
 
-def add_local_parser(commands: Any) -> None:
-    """Add the 'local' subcommand and its options."""
-    local = commands.add_parser(
-        "local",
-        help="names unlikely to be of the target type, per document",
-        description="Combine the occurrences of each name per document (summed log10 "
-        "probabilities, renormalised over the labels) and list the names whose target-type "
-        "probability is low.",
-        epilog="Rows must be grouped by document (run_classifier.py writes them so). Probabilities "
-        "are clamped to at least 1e-300 before taking log10, so an underflowed 0 stays finite. "
-        "Values within a relative 1e-9 of --threshold count as equal to it (not below).",
-    )
-    add = local.add_argument
-    add("--predictions", required=True, metavar="FILE",
-        help="output_with_probabilities.tsv of run_classifier.py --do_predict")
-    add("--source_type", required=True, metavar="TYPE",
-        help="type the dictionary tagger gave the names (e.g. ggp)")
-    add("--target_type", metavar="TYPE",
-        help="label whose probability is tested (default: the source type)")
-    add("--source_types_file", metavar="FILE",
-        help="TSV name<tab>type; only rows whose mention has the source type are used. "
-        "Without it every row is taken to be of the source type.")
-    add("--threshold", type=probability, default=0.5,
-        help="list names whose combined probability is below this (default 0.5)")
-    add("--min_count", type=positive_int, default=2,
-        help="least occurrences in a document (default 2)")
-    add("--lowercase_names", action="store_true",
-        help="group names case-insensitively (names are written lowercased)")
-    add("--output", required=True, metavar="FILE", help="local list to write (TSV)")
-    local.set_defaults(run=run_local)
+def add_ratio_parsers(commands: argparse._SubParsersAction) -> None:
+    """The 'local-ratio' and 'allowlist' commands (make_local_bw_lists.py | sort -rn)."""
+    for name, ratio, text in (("local-ratio", 1000.0, "names locally unlikely to be of a type likely globally"),
+                              ("allowlist", 1e15, "names locally of a type although globally blocked")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("local", nargs="+", help="local lists (from 'local')")
+        p.add_argument("--nontype", required=True, help="the non-type table (from 'nontype')")
+        p.add_argument("--ratio", "-r", type=float, default=ratio, help="the odds ratio to exceed")
+        if name == "allowlist":
+            p.add_argument("--global_type_probability", "-g", type=float, default=0.3,
+                           help="the global type probability to exceed")
+        p.add_argument("--global_min_docs", "-m", type=int, default=10, help="globally blocked: documents at least")
+        p.add_argument("--global_threshold", "-t", type=float, default=0.5,
+                       help="globally blocked: non-type probability at least")
+        p.add_argument("--function", "-f", choices=("ratio", "diff"), default="ratio", help="the first column")
+        p.add_argument("--never_block", help="'name<TAB>type' pairs never globally blocked (default: insulin)")
+        add_output_flags(p)
+        p.set_defaults(run=run_ratio)
 
 
-def add_global_parser(commands: Any) -> None:
-    """Add the 'global' subcommand and its options."""
-    glob = commands.add_parser(
-        "global",
-        help="names usually wrong across documents",
-        description="Average the error probability (1 - 10**log10_probability) of each "
-        "(name, type) over the documents of the local lists and list the usual errors.",
-        epilog="Output columns: name, type, documents, mean_error_probability, expected_errors "
-        "(= mean x documents), largest expected_errors first.",
-    )
-    add = glob.add_argument
-    add("--local", action="append", required=True, metavar="FILE",
-        help="a local list (repeat for several)")
-    add("--threshold", type=probability, default=0.5,
-        help="least mean error probability (default 0.5)")
-    add("--min_docs", type=positive_int, default=2, help="least number of documents (default 2)")
-    add("--allowlist", metavar="FILE",
-        help="names never blocked, one a line ('#' comment lines allowed)")
-    add("--output", required=True, metavar="FILE", help="global list to write (TSV)")
-    glob.set_defaults(run=run_global)
+def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
+    """The 'pipeline' command (generate-blocklists.sh)."""
+    p = commands.add_parser("pipeline", help="every list of generate-blocklists.sh, auto_local.tsv and auto_global.tsv")
+    p.add_argument("--run_dir", required=True, help="holds TYPE-predictions/output_with_probabilities_*")
+    p.add_argument("--output_dir", help="where the lists go (default: --run_dir, as published)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
+    p.add_argument("--types", type=type_list, default=list(DEFAULT_TYPES), help="types, comma-separated")
+    p.add_argument("--local_threshold", type=float, default=1.01, help="local step threshold (1.01: every name)")
+    p.add_argument("--local_min_count", type=int, default=1, help="local step minimum count per document")
+    p.add_argument("--min_docs", type=int, default=2, help="global and non-type lists: documents at least")
+    p.add_argument("--global_threshold", type=float, default=0.5, help="global list threshold")
+    p.add_argument("--global_threshold_per_type", type=type_thresholds, default={"dis": 0.85},
+                   help="per-type global thresholds, e.g. dis:0.85")
+    p.add_argument("--local_list_types", type=type_list,
+                   help="types with a non-type table and local blocklists (default: ggp,che among --types)")
+    p.add_argument("--allowlist_types", type=type_list,
+                   help="types with local allowlists (default: ggp if among --local_list_types)")
+    p.add_argument("--block_ratio", type=float, default=1000.0, help="local blocklist odds ratio")
+    p.add_argument("--allow_ratio", type=float, default=1e15, help="local allowlist odds ratio")
+    p.add_argument("--allow_global_type_probability", type=float, default=0.3,
+                   help="local allowlist: global type probability to exceed")
+    p.add_argument("--ratio_global_min_docs", type=int, default=10, help="bw lists: globally blocked from this many docs")
+    p.add_argument("--ratio_global_threshold", type=float, default=0.5, help="bw lists: globally blocked threshold")
+    p.add_argument("--never_block", help="'name<TAB>type' pairs never blocked (default: insulin, INSULIN as ggp)")
+    p.add_argument("--compensated_sum", action="store_true", help="add floats as Python >= 3.12's sum() does")
+    p.set_defaults(run=run_pipeline_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m bert_tf.blocklists``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bert_tf.blocklists",
-        description="Build per-document (local) and corpus-wide (global) blocklists of "
-        "dictionary names from consensus-classifier predictions.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{local,global}")
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(prog="python -m bert_tf.blocklists", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
     add_local_parser(commands)
-    add_global_parser(commands)
+    add_global_parsers(commands)
+    add_ratio_parsers(commands)
+    add_pipeline_parser(commands)
     return parser
 
 
+def report(count: int, path: str) -> None:
+    """Say how many lines were written where."""
+    notice(f"{count} lines written", path)
+
+
+def run_local(args: argparse.Namespace) -> None:
+    """The 'local' command."""
+    types = read_name_types(args.source_types_file, args.lowercase_names) if args.source_types_file else None
+    options = LocalOptions(args.source_type, args.target_type or args.source_type, args.threshold, args.min_count,
+                           args.probability, args.all_rows, types, args.lowercase_names, args.compensated_sum)
+    report(write_output(args.output, local_lines(args.predictions, options), args.overwrite), args.output)
+
+
+def run_global(args: argparse.Namespace) -> None:
+    """The 'global' and 'nontype' commands."""
+    lines = global_lines(args.local, args.min_docs, args.threshold, read_never_block(args.never_block),
+                         args.compensated_sum)
+    report(write_output(args.output, lines, args.overwrite), args.output)
+
+
+def run_ratio(args: argparse.Namespace) -> None:
+    """The 'local-ratio' and 'allowlist' commands."""
+    options = RatioOptions(args.command == "local-ratio", args.ratio, getattr(args, "global_type_probability", None),
+                           args.global_min_docs, args.global_threshold, args.function,
+                           read_never_block(args.never_block))
+    lines = ratio_lines(read_nontype_table(args.nontype), args.local, options)
+    report(write_output(args.output, lines, args.overwrite), args.output)
+
+
+def run_pipeline_command(args: argparse.Namespace) -> None:
+    """The 'pipeline' command."""
+    local_types = args.local_list_types
+    if local_types is None:
+        local_types = [t for t in PUBLISHED_LOCAL_LIST_TYPES if t in args.types]
+    allow_types = args.allowlist_types
+    if allow_types is None:
+        allow_types = [t for t in PUBLISHED_ALLOWLIST_TYPES if t in local_types]
+    options = PipelineOptions(
+        args.types, args.local_threshold, args.local_min_count, args.min_docs, args.global_threshold,
+        args.global_threshold_per_type, local_types, allow_types, args.block_ratio,
+        args.allow_ratio, args.allow_global_type_probability, args.ratio_global_min_docs,
+        args.ratio_global_threshold, read_never_block(args.never_block), args.compensated_sum)
+    output_dir = run_pipeline(args.run_dir, args.output_dir, options, args.overwrite)
+    notice("auto_local.tsv, auto_global.tsv and every intermediate list written", output_dir)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point: parse arguments, run the subcommand, print InputError and return 2."""
+    """Run one command; 0 on success, 2 on bad input (one line on stderr)."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        return 2
+    return error_exit_status(lambda: args.run(args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,9 +1,10 @@
-"""Tests of bert_tf.blocklists on small hand-made prediction files; answers worked out by hand."""
+"""Tests of bert_tf.blocklists on small hand-made files; expected values worked out in the tests."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,29 +13,42 @@ from typing import List, Sequence
 import pytest
 
 from bert_tf import blocklists
-from bert_tf.blocklists import GlobalEntry, LocalOptions, global_entries, local_entries
+from bert_tf.blocklists import LocalOptions, RatioOptions, global_lines, local_lines
 from bert_tf.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("che", "dis", "ggp", "org", "out")
-HEADER = "doc_id\tannotation_id\tlabel\tleft_context\tmention\tright_context\tpredicted_label\t"
+HEADER = "doc_id\tannotation_id\tlabel\tleft_context\tmention\tright_context\tpredicted_label\t" + "\t".join(LABELS)
 
 
-def write_predictions(path: Path, rows: Sequence[tuple], labels: Sequence[str] = LABELS, prefix: str = "") -> str:
-    """Write a predictions file; each row is (doc_id, mention, probabilities in label order)."""
-    lines = [HEADER + "\t".join(prefix + label for label in labels)]
-    for number, (doc, mention, probs) in enumerate(rows):
-        predicted = labels[max(range(len(probs)), key=lambda i: probs[i])]
-        cells = [doc, f"T{number}", "ggp", "left ctx", mention, "right ctx", predicted]
-        lines.append("\t".join(cells + [repr(p) for p in probs]))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def row_cells(doc: str, mention: str, probs: Sequence[float], source: str, number: int) -> List[str]:
+    """The seven fixed cells of a prediction row."""
+    predicted = LABELS[max(range(len(probs)), key=probs.__getitem__)]
+    return [doc, f"T{number}", source, "left ctx", mention, "right ctx", predicted]
+
+
+def write_predictions(path: Path, rows: Sequence[tuple], published: bool = False, newline: str = "\n") -> str:
+    """A prediction file of rows (doc_id, mention, probabilities[, column 3]), ours or the published format."""
+    lines = [] if published else [HEADER]
+    for number, (doc, mention, probs, *source) in enumerate(rows):
+        cells = row_cells(doc, mention, probs, source[0] if source else "ggp", number)
+        if published:
+            lines.append("\t".join(cells + ["{" + ", ".join(f"'{l}': {p!r}" for l, p in zip(LABELS, probs)) + "}"]))
+        else:
+            lines.append("\t".join(cells + [repr(p) for p in probs]))
+    path.write_bytes((newline.join(lines) + newline).encode("utf-8"))
     return str(path)
 
 
 def write_lines(path: Path, lines: List[str]) -> str:
-    """Write lines of text to path and return it as a string."""
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """Write lines of text and return the path as a string."""
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return str(path)
+
+
+def ggp(**kwargs) -> LocalOptions:
+    """Local options for ggp rows scored as ggp (the pipeline's threshold 1.01 and min count 1 unless given)."""
+    return LocalOptions(source_type="ggp", target_type=kwargs.pop("target_type", "ggp"), **kwargs)
 
 
 #                  che  dis  ggp  org  out
@@ -43,233 +57,299 @@ ACE_ROWS = [
     ("100", "ACE", (0.1, 0.1, 0.2, 0.1, 0.5)),
     ("100", "ACE", (0.1, 0.1, 0.3, 0.1, 0.4)),
 ]
-# Products over the three occurrences: che = dis = org = 0.1**3 = 0.001,
-# ggp = 0.4*0.2*0.3 = 0.024, out = 0.3*0.5*0.4 = 0.06; total = 0.087.
-# Combined p(ggp) = 0.024 / 0.087 = 0.27586..., so log10 = log10(0.024 / 0.087) = -0.55930...
-ACE_LOG10 = math.log10(0.024 / 0.087)
+# Products over the three rows: che = dis = org = 0.001, ggp = 0.4*0.2*0.3 = 0.024, out = 0.06; total 0.087.
+ACE_P = 0.024 / 0.087  # 0.27586...
+UNIFORM = (0.1, 0.1, 0.1, 0.1, 0.1)  # every label log10 = -1: normalised 1/5 each
 
 
-def ggp_options(**kwargs) -> LocalOptions:
-    """Local options for ggp names tested as ggp, with the defaults of the command line."""
-    return LocalOptions(source_type="ggp", target_type=kwargs.pop("target_type", "ggp"), **kwargs)
+def cells_of(lines: List[str]) -> List[List[str]]:
+    """Split lines into tab-separated cells."""
+    return [line.split("\t") for line in lines]
 
 
-# ----------------------------------------------------------------------------- arithmetic
+# ----------------------------------------------------------------------------- arithmetic and sort
 
 
-def test_log10_sum_is_stable_for_very_small_values():
-    # log10(10**-400 + 10**-400) = -400 + log10(2), although 10**-400 underflows to 0.
-    assert blocklists.log10_sum([-400.0, -400.0]) == pytest.approx(-400 + math.log10(2))
+def test_float_sum_left_to_right_and_compensated():
+    values = [1.0, 1e100, 1.0, -1e100]
+    assert blocklists.float_sum(values) == 0.0  # Python 3.11 sum(): 1 + 1e100 loses the 1s
+    assert blocklists.float_sum(values, compensated=True) == 2.0  # Python 3.12 sum() keeps them
+    assert blocklists.float_sum([0.1] * 10) == 0.9999999999999999
 
 
-def test_clamped_log10_of_zero_is_finite():
-    assert blocklists.clamped_log10(0.0) == -300.0
+def test_gnu_numeric_value_reads_no_exponent():
+    value = blocklists.gnu_numeric_value
+    assert value("1e-05\tx") == 1
+    assert value("inf\tx") == 0 and value("nan") == 0 and value("") == 0
+    assert value("-1000\tx") == -1000 and value("-.5") == -0.5 and value("007.50") == 7.5
+    assert value("-0\tq") == value("0\tp")
+
+
+def test_sort_numeric_reverse_ties_compare_whole_lines_reversed():
+    lines = ["1\tb", "1\ta", "1e-05\tz", "2\tx", "inf\ty", "-0\tq", "0\tp", ".5\tk", "-1000\tm", "1.5e+16\tn", "01\tc"]
+    # GNU sort -rn (checked with coreutils 9.1, LC_ALL=C.UTF-8): the numbers 2, 1.5, 1 ... then ties in reverse.
+    expected = ["2\tx", "1.5e+16\tn", "1e-05\tz", "1\tb", "1\ta", "01\tc", ".5\tk", "inf\ty", "0\tp", "-0\tq",
+                "-1000\tm"]
+    assert blocklists.sort_numeric_reverse(lines) == expected
+
+
+@pytest.mark.skipif(shutil.which("sort") is None, reason="GNU sort is not installed")
+def test_sort_numeric_reverse_agrees_with_gnu_sort():
+    lines = ["3.87e-05\t16\tb", "0.00035\t8\ta", "7.2\t8\ttie2", "7.2\t8\ttie1", "7.20\t8\tx", "inf\tCAT\t6",
+             "inf\tCAT\t11", "-1.5\tq", "12\tz", "1.2e+2\tw", "é\t1", "e\t1"]
+    gnu = subprocess.run(["sort", "-rn"], input="".join(l + "\n" for l in lines), capture_output=True, text=True,
+                         env=dict(os.environ, LC_ALL="C.UTF-8"), check=True).stdout.splitlines()
+    assert blocklists.sort_numeric_reverse(lines) == gnu
+
+
+def test_read_lines_uses_universal_newlines(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"a\r\nb\rc\n\nd\r")
+    assert list(blocklists.read_lines(str(path))) == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
 
 
 # ----------------------------------------------------------------------------- local
 
 
-def test_three_occurrences_in_one_document_are_combined(tmp_path):
+def test_three_rows_of_a_name_are_combined(tmp_path):
     path = write_predictions(tmp_path / "p.tsv", ACE_ROWS)
-    [entry] = local_entries(path, ggp_options(threshold=0.5, min_count=2))
-    assert (entry.doc_id, entry.name, entry.type, entry.count) == ("100", "ACE", "ggp", 3)
-    assert entry.log10_probability == pytest.approx(ACE_LOG10)
-    assert entry.log10_probability == pytest.approx(-0.559308, abs=1e-6)
+    [line] = cells_of(list(local_lines([path], ggp())))
+    assert line[1:] == ["3", "100", "ACE", "ggp"]
+    assert float(line[0]) == pytest.approx(math.log10(ACE_P), abs=1e-12)
 
 
-def test_combined_probability_above_threshold_is_not_listed(tmp_path):
-    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS)
-    # 0.27586 < 0.25 is false, so nothing is listed at threshold 0.25.
-    assert local_entries(path, ggp_options(threshold=0.25)) == []
+def test_output_is_the_published_text(tmp_path):
+    path = write_predictions(tmp_path / "p.tsv", [("D1", "x", UNIFORM)])
+    # Five labels of equal probability: 1/5 each; printed as Python's str(float).
+    assert list(local_lines([path], ggp())) == [f"{math.log10(0.2)!r}\t1\tD1\tx\tggp"]
+    assert list(local_lines([path], ggp(probability_output=True))) == ["0.20000\t1\tD1\tx\tggp"]
 
 
-def test_p_prefix_on_label_columns_is_accepted(tmp_path):
-    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS, prefix="p_")
-    [entry] = local_entries(path, ggp_options())
-    assert entry.log10_probability == pytest.approx(ACE_LOG10)
+def test_threshold_is_a_strict_bound_and_above_one_lists_everything(tmp_path):
+    half = (1e-30, 1e-30, 0.5, 1e-30, 0.5)  # p(ggp) = 1 / (1 + 1 + 3e-30) = 0.5 exactly
+    path = write_predictions(tmp_path / "p.tsv", [("1", "X", half), ("1", "Y", (0.0, 0.0, 1.0, 0.0, 0.0))])
+    assert [c[3] for c in cells_of(list(local_lines([path], ggp(threshold=0.5))))] == []
+    assert [c[3] for c in cells_of(list(local_lines([path], ggp(threshold=0.5000001))))] == ["X"]
+    lines = list(local_lines([path], ggp(threshold=1.01)))
+    assert [c[3] for c in cells_of(lines)] == ["X", "Y"]
+    assert lines[1].startswith("0.0\t")  # p(ggp) = 1: log10 = 0.0
 
 
-def test_probability_zero_for_the_target_gives_a_finite_result(tmp_path):
-    rows = [
-        ("7", "p53", (0.0, 0.0, 0.0, 0.0, 1.0)),  # ggp underflowed to exactly 0
-        ("7", "p53", (0.0, 0.0, 0.9, 0.0, 0.1)),
-    ]
+def test_underflow_prints_log10_zero(tmp_path):
+    # p(ggp) = 10**-600 / (1 + 10**-600 ...) underflows to 0: the published -1000.
+    rows = [("1", "gone", (1e-300, 1e-300, 1e-300, 1e-300, 1.0))] * 2
     path = write_predictions(tmp_path / "p.tsv", rows)
-    [entry] = local_entries(path, ggp_options())
-    # Clamped logs summed: ggp = -300 + log10(0.9), out = 0 + log10(0.1) = -1,
-    # che = dis = org = -600. The normaliser is -1 (the rest is below 1e-298 of it), so
-    # log10 p(ggp) = -300 + log10(0.9) + 1 = -299.045757...
-    assert math.isfinite(entry.log10_probability)
-    assert entry.log10_probability == pytest.approx(-299 + math.log10(0.9))
-    assert entry.count == 2
+    assert list(local_lines([path], ggp())) == ["-1000\t2\t1\tgone\tggp"]
+    assert list(local_lines([path], ggp(probability_output=True))) == ["0.00000\t2\t1\tgone\tggp"]
 
 
-def test_min_count(tmp_path):
-    rows = [("5", "once", (0.0, 0.0, 0.1, 0.0, 0.9))]  # p(ggp) = 0.1 alone, one occurrence
+def test_zero_probability_counts_as_1e_300(tmp_path):
+    path = write_predictions(tmp_path / "p.tsv", [("1", "z", (0.0, 0.0, 0.1, 0.0, 0.9))])
+    [line] = cells_of(list(local_lines([path], ggp())))
+    assert float(line[0]) == pytest.approx(math.log10(0.1), abs=1e-12)  # the 1e-300s add nothing
+
+
+def test_only_rows_of_the_source_type_count(tmp_path):
+    rows = [("1", "A", (0.1, 0.1, 0.2, 0.1, 0.5), "ggp"), ("1", "A", UNIFORM, "che"), ("1", "B", UNIFORM, "che")]
     path = write_predictions(tmp_path / "p.tsv", rows)
-    assert local_entries(path, ggp_options(min_count=2)) == []
-    [entry] = local_entries(path, ggp_options(min_count=1))
-    assert entry.count == 1
-    assert entry.log10_probability == pytest.approx(-1.0)
+    [line] = cells_of(list(local_lines([path], ggp())))
+    # One ggp row of A: 0.2 / (0.1*3 + 0.2 + 0.5) = 0.2.
+    assert line[1:4] == ["1", "1", "A"] and float(line[0]) == pytest.approx(math.log10(0.2), abs=1e-12)
+    every = cells_of(list(local_lines([path], ggp(all_rows=True))))
+    assert [(c[3], c[1]) for c in every] == [("A", "2"), ("B", "1")]
+    by_file = cells_of(list(local_lines([path], ggp(source_types={"B": {"ggp"}}))))
+    assert [(c[3], c[1]) for c in by_file] == [("B", "1")]
 
 
-def test_threshold_boundary_is_not_below(tmp_path):
-    half = (0.0, 0.0, 0.5, 0.0, 0.5)
-    path = write_predictions(tmp_path / "p.tsv", [("1", "X", half), ("1", "X", half)])
-    # ggp = out = 0.25 after two occurrences, the rest ~1e-600: combined p(ggp) = 0.5 exactly,
-    # which is not below a threshold of 0.5 but is below 0.5001.
-    assert local_entries(path, ggp_options(threshold=0.5)) == []
-    [entry] = local_entries(path, ggp_options(threshold=0.5001))
-    assert 10**entry.log10_probability == pytest.approx(0.5)
-
-
-def test_target_type_differs_from_source_type(tmp_path):
-    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS)
-    [entry] = local_entries(path, ggp_options(target_type="out", threshold=0.9))
-    # p(out) = 0.06 / 0.087 = 0.68966 < 0.9; the type column is the target type.
-    assert entry.log10_probability == pytest.approx(math.log10(0.06 / 0.087))
-    assert entry.type == "out"
-
-
-def test_lowercase_names_groups_case_insensitively(tmp_path):
-    rows = [("1", "Ace", ACE_ROWS[0][2]), ("1", "ACE", ACE_ROWS[1][2]), ("1", "ace", ACE_ROWS[2][2])]
+def test_target_type_min_count_and_names_in_first_seen_order(tmp_path):
+    rows = [("9", "zeta", UNIFORM), ("9", "alpha", UNIFORM), ("9", "zeta", UNIFORM)]
     path = write_predictions(tmp_path / "p.tsv", rows)
-    assert local_entries(path, ggp_options()) == []  # three names seen once each
-    [entry] = local_entries(path, ggp_options(lowercase_names=True))
-    assert (entry.name, entry.count) == ("ace", 3)
-    assert entry.log10_probability == pytest.approx(ACE_LOG10)
+    assert [c[3] for c in cells_of(list(local_lines([path], ggp())))] == ["zeta", "alpha"]
+    assert [c[3] for c in cells_of(list(local_lines([path], ggp(min_count=2))))] == ["zeta"]
+    [line] = cells_of(list(local_lines([path], ggp(target_type="out", min_count=2))))
+    assert line[4] == "out" and float(line[0]) == pytest.approx(math.log10(0.2), abs=1e-12)
 
 
-def test_source_types_file_selects_rows(tmp_path):
-    rows = ACE_ROWS + [("100", "aspirin", (0.1, 0.1, 0.1, 0.1, 0.6))] * 2
+def test_documents_in_file_order_and_a_returning_document_starts_again(tmp_path):
+    rows = [("20", "a", UNIFORM), ("3", "a", UNIFORM), ("20", "a", UNIFORM)]
     path = write_predictions(tmp_path / "p.tsv", rows)
-    # Without the file both names count as ggp: aspirin p(ggp) = 0.01/(0.01*4+0.36) = 0.025.
-    names = [e.name for e in local_entries(path, ggp_options())]
-    assert names == ["aspirin", "ACE"]  # sorted by log probability: log10(0.025) < log10(0.276)
-    types = blocklists.read_source_types(write_lines(tmp_path / "types.tsv", ["ACE\tggp", "aspirin\tche"]), False)
-    assert [e.name for e in local_entries(path, ggp_options(source_types=types))] == ["ACE"]
+    # As the published script: a new document starts whenever doc_id changes.
+    assert [(c[2], c[1]) for c in cells_of(list(local_lines([path], ggp())))] == [("20", "1"), ("3", "1"), ("20", "1")]
 
 
-def test_documents_sorted_numerically_then_by_probability(tmp_path):
-    low = (0.0, 0.0, 0.01, 0.0, 0.99)
-    mid = (0.0, 0.0, 0.1, 0.0, 0.9)
-    rows = [("10", "b", mid), ("10", "b", mid), ("10", "a", low), ("10", "a", low),
-            ("9", "c", mid), ("9", "c", mid)]
-    path = write_predictions(tmp_path / "p.tsv", rows)
-    text = blocklists.format_local(local_entries(path, ggp_options()))
-    # Two occurrences: 0.1**2 / (0.1**2 + 0.9**2) = 0.01/0.82; 0.01**2 / (0.01**2 + 0.99**2) = 1e-4/0.9802.
-    lines = text.splitlines()
-    assert lines[0] == "log10_probability\tcount\tdoc_id\tname\ttype"
-    assert [line.split("\t")[2:] for line in lines[1:]] == [
-        ["9", "c", "ggp"], ["10", "a", "ggp"], ["10", "b", "ggp"]]
-    assert float(lines[1].split("\t")[0]) == pytest.approx(math.log10(0.01 / 0.82))
-    assert float(lines[2].split("\t")[0]) == pytest.approx(math.log10(1e-4 / 0.9802))
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_both_formats_give_identical_lists(tmp_path, newline):
+    rows = ACE_ROWS + [("7", "BRCA", (0.25, 0.125, 0.5, 1e-05, 0.125)), ("7", "BRCA", UNIFORM)]
+    ours = write_predictions(tmp_path / "ours.tsv", rows)
+    published = write_predictions(tmp_path / "published.tsv", rows, published=True, newline=newline)
+    assert list(local_lines([ours], ggp())) == list(local_lines([published], ggp()))
+    assert len(list(local_lines([ours], ggp()))) == 2
 
 
-@pytest.mark.parametrize(
-    "bad_row, problem",
-    [
-        ("1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\t0.4\t0.1", "expected 12 tab-separated columns, found 11"),
-        ("1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\tx\t0.1\t0.3", "probability of 'ggp' is not a number"),
-        ("1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\t1.5\t0.1\t0.3", "probability of 'ggp' is not in [0, 1]"),
-        ("1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\tnan\t0.1\t0.3", "probability of 'ggp' is not in [0, 1]"),
-    ],
-)
-def test_malformed_rows_name_file_and_line(tmp_path, bad_row, problem):
-    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS[:1])
+@pytest.mark.parametrize("published, bad, problem", [
+    (False, "1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\t0.4\t0.1", "expected 12 tab-separated columns, found 11"),
+    (False, "1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\tx\t0.1\t0.3", "probability of 'ggp' is not a number"),
+    (False, "1\tT9\tggp\tl\tACE\tr\tggp\t0.1\t0.1\t1.5\t0.1\t0.3", "probability of 'ggp' is not in [0, 1]"),
+    (True, "1\tT9\tggp\tl\tACE\tr\tggp", "expected 8 tab-separated columns, found 7"),
+    (True, "1\tT9\tggp\tl\tACE\tr\tggp\t{'che': 0.1, 'dis'", "not a probability dict"),
+    (True, "1\tT9\tggp\tl\tACE\tr\tggp\t{'che': 0.1}", "probability labels ['che'] differ from the first row's"),
+    (True, "1\tT9\tggp\tl\tACE\tr\tggp\t{'che': 0.1, 'dis': 0.1, 'ggp': -0.5, 'org': 0.1, 'out': 0.1}",
+     "probability of 'ggp' is not in [0, 1]"),
+])
+def test_bad_rows_name_file_and_line(tmp_path, published, bad, problem):
+    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS[:2], published=published)
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(bad_row + "\n")
+        handle.write(bad + "\n")
+    line = 3 if published else 4
     with pytest.raises(InputError) as info:
-        local_entries(path, ggp_options())
-    assert str(info.value).startswith(f"{path}:3: {problem}")
+        list(local_lines([path], ggp()))
+    assert str(info.value).startswith(f"{path}:{line}: {problem}")
 
 
-def test_unknown_target_label_and_bad_header(tmp_path):
-    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS)
-    with pytest.raises(InputError, match=r"p\.tsv:1: target type 'gene'"):
-        local_entries(path, ggp_options(target_type="gene"))
+def test_neither_format_and_unknown_target(tmp_path):
     bad = write_lines(tmp_path / "bad.tsv", ["doc\tmention\tggp"])
-    with pytest.raises(InputError, match=r"bad\.tsv:1: header must be"):
-        local_entries(bad, ggp_options())
+    with pytest.raises(InputError, match=r"bad\.tsv:1: neither our header"):
+        list(local_lines([bad], ggp()))
+    empty = write_lines(tmp_path / "empty.tsv", [])
+    with pytest.raises(InputError, match=r"empty\.tsv:1: neither"):
+        list(local_lines([empty], ggp()))
+    path = write_predictions(tmp_path / "p.tsv", ACE_ROWS, published=True)
+    with pytest.raises(InputError, match=r"p\.tsv:1: target type 'gene' is not one of the labels"):
+        list(local_lines([path], ggp(target_type="gene")))
 
 
-def test_documents_must_be_grouped(tmp_path):
-    p = (0.0, 0.0, 0.1, 0.0, 0.9)
-    path = write_predictions(tmp_path / "p.tsv", [("1", "a", p), ("2", "a", p), ("1", "a", p)])
-    with pytest.raises(InputError, match=r"p\.tsv:4: rows of document '1' are not together"):
-        local_entries(path, ggp_options())
+# ----------------------------------------------------------------------------- global and nontype
 
 
-def test_missing_file(tmp_path):
-    with pytest.raises(InputError, match="nope.tsv: no such file"):
-        local_entries(str(tmp_path / "nope.tsv"), ggp_options())
+def local_list(tmp_path: Path, name: str, lines: List[str]) -> str:
+    """A local list file."""
+    return write_lines(tmp_path / name, lines)
 
 
-# ----------------------------------------------------------------------------- global
-
-LOCAL_HEADER = "log10_probability\tcount\tdoc_id\tname\ttype"
-
-
-def write_local_lists(tmp_path: Path) -> List[str]:
-    """Two local lists; error probabilities 1 - 10**log10p noted per line."""
-    first = write_lines(tmp_path / "local1.tsv", [
-        LOCAL_HEADER,
-        "-2\t3\t1\tACE\tggp",   # 0.99
-        "-1\t2\t1\tBRCA\tggp",  # 0.9
-        "-1\t2\t1\tSOLO\tggp",  # 0.9, the only document of SOLO
-        "-2\t2\t2\tBRCA\tggp",  # 0.99
-        "-0.30102999566398120\t2\t2\tACE\tggp",  # 0.5
-        "-1\t2\t2\tACE\tche",   # 0.9, (ACE, che) is a different entry from (ACE, ggp)
-    ])
-    second = write_lines(tmp_path / "local2.tsv", ["-1\t4\t3\tBRCA\tggp"])  # 0.9, no header
-    return [first, second]
+def test_global_mean_error_and_published_columns(tmp_path):
+    first = local_list(tmp_path, "a.tsv", ["-1\t2\t1\tBRCA\tggp", "-2\t3\t1\tACE\tggp", "-1\t2\t1\tSOLO\tggp"])
+    second = local_list(tmp_path, "b.tsv", ["-2\t1\t2\tBRCA\tggp", "0.0\t4\t2\tACE\tggp"])
+    lines = global_lines([first, second], min_docs=2, threshold=0.5)
+    # BRCA: errors 1 - 0.1 = 0.9 and 1 - 0.01 = 0.99. ACE: 0.99 and 0 -> mean 0.495 < 0.5. SOLO: one document.
+    mean = (0.9 + 0.99) / 2
+    assert lines == [f"{mean * 2!r}\t2\t{mean!r}\tBRCA\tggp"]
+    assert [c[3] for c in cells_of(global_lines([first, second], 2, 0.495))] == ["BRCA", "ACE"]  # >= threshold
+    assert [c[3] for c in cells_of(global_lines([first, second], 1, 0.0))] == ["BRCA", "ACE", "SOLO"]
 
 
-def test_global_averages_error_probabilities(tmp_path):
-    entries = global_entries(write_local_lists(tmp_path), threshold=0.5, min_docs=2)
-    # BRCA: 3 documents, (0.9 + 0.99 + 0.9) / 3 = 0.93, expected 2.79.
-    # ACE ggp: 2 documents, (0.99 + 0.5) / 2 = 0.745, expected 1.49. SOLO and ACE che: one document.
-    assert [(e.name, e.type, e.documents) for e in entries] == [("BRCA", "ggp", 3), ("ACE", "ggp", 2)]
-    assert entries[0].mean_error_probability == pytest.approx(0.93)
-    assert entries[0].expected_errors == pytest.approx(2.79)
-    assert entries[1].mean_error_probability == pytest.approx(0.745)
-    assert entries[1].expected_errors == pytest.approx(1.49)
+def test_global_sorts_as_sort_rn(tmp_path):
+    # Mean errors 1e-05-ish print in e-notation, which sort -n reads by their mantissa only.
+    tiny = math.log10(1 - 2e-05)
+    lines = [f"{tiny!r}\t1\t{d}\tsure\tggp" for d in (1, 2)] + [f"{math.log10(0.5)!r}\t1\t{d}\thalf\tggp" for d in (1, 2)]
+    out = global_lines([local_list(tmp_path, "a.tsv", lines)], 2, 0.0)
+    assert [c[3] for c in cells_of(out)] == ["sure", "half"]  # '4.0...e-05' reads as 4 > '1.0'
+    assert "e-05" in out[0]
 
 
-def test_single_document_names_kept_with_min_docs_one(tmp_path):
-    entries = global_entries(write_local_lists(tmp_path), threshold=0.5, min_docs=1)
-    # Expected errors: BRCA 2.79, ACE ggp 1.49, then ACE che 0.9 and SOLO 0.9 tied, ordered by name.
-    assert [(e.name, e.type) for e in entries] == [("BRCA", "ggp"), ("ACE", "ggp"), ("ACE", "che"), ("SOLO", "ggp")]
+def test_never_block_pairs(tmp_path):
+    path = local_list(tmp_path, "a.tsv", [f"-2\t1\t{d}\t{n}\t{t}\t" for d in (1, 2)
+                                          for n, t in (("insulin", "ggp"), ("insulin", "che"), ("TNF", "ggp"))])
+    assert [(c[3], c[4]) for c in cells_of(global_lines([path]))] == [("insulin", "che"), ("TNF", "ggp")]
+    never = blocklists.read_never_block(write_lines(tmp_path / "never.tsv", ["TNF\tggp"]))
+    assert [(c[3], c[4]) for c in cells_of(global_lines([path], never_block=never))] == [
+        ("insulin", "ggp"), ("insulin", "che")]
 
 
-def test_global_threshold_boundary(tmp_path):
-    paths = write_local_lists(tmp_path)
-    assert [e.name for e in global_entries(paths, threshold=0.745)] == ["BRCA", "ACE"]  # 0.745 >= 0.745
-    assert [e.name for e in global_entries(paths, threshold=0.7451)] == ["BRCA"]
-    assert [e.name for e in global_entries(paths, threshold=0.93)] == ["BRCA"]
-    assert global_entries(paths, threshold=0.9301) == []
+@pytest.mark.parametrize("bad, problem", [
+    ("-1\t2\t1\tA", "expected 5 tab-separated columns"),
+    ("x\t2\t1\tA\tggp", "the log10 probability must be a number"),
+    ("0.5\t2\t1\tA\tggp", "log10 probability must be <= 0"),
+])
+def test_global_rejects_bad_local_lines(tmp_path, bad, problem):
+    path = local_list(tmp_path, "bad.tsv", ["-1\t2\t1\tA\tggp", bad])
+    with pytest.raises(InputError) as info:
+        global_lines([path])
+    assert str(info.value).startswith(f"{path}:2: {problem}")
 
 
-def test_allowlist(tmp_path):
-    allow = blocklists.read_allowlist(write_lines(tmp_path / "allow.txt", ["# keep these", "", "BRCA"]))
-    assert allow == {"BRCA"}
-    entries = global_entries(write_local_lists(tmp_path), allowlist=allow)
-    assert [e.name for e in entries] == ["ACE"]
+# ----------------------------------------------------------------------------- local block/allow lists
 
 
-def test_global_rejects_bad_local_lines(tmp_path):
-    bad = write_lines(tmp_path / "bad.tsv", [LOCAL_HEADER, "-1\t2\t1\tA\tggp", "0.5\t2\t1\tB\tggp"])
-    with pytest.raises(InputError, match=r"bad\.tsv:3: log10_probability must be <= 0"):
-        global_entries([bad])
-    twice = write_local_lists(tmp_path)[:1] * 2
-    with pytest.raises(InputError, match=r"local1\.tsv:2: document '1' lists 'ACE' again"):
-        global_entries(twice)
+def nontype_and_local(tmp_path: Path):
+    """A non-type table and a local list: CAT globally blocked (12 docs, 0.6), p53 not (5 docs)."""
+    table = blocklists.read_nontype_table(write_lines(tmp_path / "non.tsv", [
+        "7.2\t12\t0.6\tCAT\tggp", "1.0\t5\t0.2\tp53\tggp"]))
+    local = local_list(tmp_path, "local.tsv", [
+        "0.0\t3\t7\tCAT\tggp", "-1\t2\t8\tCAT\tggp", "-4\t3\t9\tp53\tggp", "-2\t1\t10\tp53\tggp",
+        "-4\t1\t11\tnew\tggp"])
+    return table, local
 
 
-def test_format_global():
-    text = blocklists.format_global([GlobalEntry("BRCA", "ggp", 3, 0.93)])
-    assert text == ("name\ttype\tdocuments\tmean_error_probability\texpected_errors\n"
-                    "BRCA\tggp\t3\t0.930000\t2.790000\n")
+def test_allowlist_keeps_globally_blocked_names_certain_here(tmp_path):
+    table, local = nontype_and_local(tmp_path)
+    lines = blocklists.ratio_lines(table, [local], RatioOptions(False, 1e15, 0.3))
+    # CAT in doc 7: l = 1, g = 1 - 0.6 = 0.4 > 0.3, l > 1 - g, ratio infinite. In doc 8 l = 0.1 < 0.6.
+    assert lines == ["inf\tCAT\t7\t3\t0.40000\t1.00000"]
+    assert blocklists.ratio_lines(table, [local], RatioOptions(False, 1e15, 0.45)) == []
+
+
+def test_local_ratio_blocks_names_unlikely_here(tmp_path):
+    table, local = nontype_and_local(tmp_path)
+    lines = blocklists.ratio_lines(table, [local], RatioOptions(True, 1000.0))
+    # p53, doc 9: g = 0.8, l = 1e-4; inverted: g' = 1 - g, l' = 1 - l; ratio = l'g' / ((1-l')(1-g')) ~ 2499.75.
+    g, l = 1 - 0.2, 10 ** -4.0
+    g2, l2 = 1 - g, 1 - l
+    ratio = (l2 * g2) / ((1 - l2) * (1 - g2))
+    assert ratio == pytest.approx(0.9999 * 0.2 / (1e-4 * 0.8), rel=1e-9)
+    assert lines == [f"{ratio!r}\tp53\t9\t3\t0.80000\t0.00010"]  # doc 10: ratio 24.75; CAT globally blocked
+    assert blocklists.ratio_lines(table, [local], RatioOptions(True, 2500.0)) == []
+    diff = blocklists.ratio_lines(table, [local], RatioOptions(True, 1000.0, function="diff"))
+    assert diff == ["0.19990\tp53\t9\t3\t0.80000\t0.00010"]  # l' - (1 - g') = 0.9999 - 0.8
+
+
+def test_nontype_table_rejects_duplicates(tmp_path):
+    path = write_lines(tmp_path / "non.tsv", ["1\t2\t0.5\tA\tggp", "1\t2\t0.5\tA\tggp"])
+    with pytest.raises(InputError, match=r"non\.tsv:2: A/ggp is listed twice"):
+        blocklists.read_nontype_table(path)
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def small_run_dir(root: Path) -> Path:
+    """A RUN_DIR with one prediction file a type; 'TNF' is ggp in one document and not in the other."""
+    for type_ in ("ggp", "che", "org", "dis"):
+        probs = tuple(0.2 if label == type_ else 0.8 if label == "out" else 1e-05 for label in LABELS)
+        sure = tuple(0.9 if label == type_ else 0.1 if label == "out" else 1e-05 for label in LABELS)
+        rows = [("1", "TNF", probs, type_), ("2", "TNF", sure, type_), ("3", "bad", probs, type_),
+                ("4", "bad", probs, type_)]
+        directory = root / f"{type_}-predictions"
+        directory.mkdir(parents=True)
+        write_predictions(directory / "output_with_probabilities_0.tsv", rows, published=type_ == "ggp")
+    return root
+
+
+def test_pipeline_global_list_sees_every_document(tmp_path):
+    run_dir = small_run_dir(tmp_path / "run")
+    out = tmp_path / "out"
+    blocklists.run_pipeline(str(run_dir), str(out), blocklists.PipelineOptions())
+    # TNF: p = 0.2 / (0.2 + 0.8 + 3e-05) and 0.9 / (1 + 3e-05): mean error ~0.45 < 0.5, so not blocked; a local
+    # step at threshold 0.5 would have kept only document 1 (error 0.8) and blocked it.
+    assert (out / "auto_global.tsv").read_text() == "bad\tt\n"
+    local = (out / "local_blacklists-01-ggp" / "output_with_probabilities_0.tsv").read_text().splitlines()
+    assert [c[2:4] for c in cells_of(local)] == [["1", "TNF"], ["2", "TNF"], ["3", "bad"], ["4", "bad"]]
+    assert (out / "dis_global_min_mentions_1_min_docs_2_threshold_0.85.tsv").read_text() == ""  # 0.8 < 0.85
+    assert sorted(p.name for p in out.iterdir()) == sorted(blocklists.output_names(blocklists.PipelineOptions()).values())
+
+
+def test_pipeline_refuses_existing_outputs_and_writes_nothing_on_bad_input(tmp_path):
+    run_dir = small_run_dir(tmp_path / "run")
+    blocklists.run_pipeline(str(run_dir), None, blocklists.PipelineOptions())  # into RUN_DIR, as published
+    assert (run_dir / "auto_local.tsv").exists()
+    with pytest.raises(InputError, match="auto_global.tsv exists already"):
+        blocklists.run_pipeline(str(run_dir), None, blocklists.PipelineOptions())
+    blocklists.run_pipeline(str(run_dir), None, blocklists.PipelineOptions(), overwrite=True)
+    with open(run_dir / "dis-predictions" / "output_with_probabilities_0.tsv", "a") as handle:
+        handle.write("5\tT9\tdis\tl\tx\tr\tdis\t0.1\n")
+    out = tmp_path / "new"
+    with pytest.raises(InputError, match=r"dis-predictions/output_with_probabilities_0.tsv:6: expected 12"):
+        blocklists.run_pipeline(str(run_dir), str(out), blocklists.PipelineOptions())
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- command line
@@ -284,40 +364,38 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_local_then_global(tmp_path):
     rows = ACE_ROWS + [("200", "ACE", (0.0, 0.0, 0.1, 0.0, 0.9))] * 2
-    predictions = write_predictions(tmp_path / "p.tsv", rows)
-    local = tmp_path / "out" / "local.tsv"
-    result = run_cli("local", "--predictions", predictions, "--source_type", "ggp", "--threshold", "0.5",
-                     "--min_count", "2", "--output", str(local))
+    predictions = write_predictions(tmp_path / "p.tsv", rows, published=True)
+    local = tmp_path / "local.tsv"
+    result = run_cli("local", "-s", "ggp", "-T", "ggp", predictions, "--output", str(local))
     assert result.returncode == 0, result.stderr
-    lines = local.read_text().splitlines()
-    # Document 200: 0.01 / (0.01 + 0.81) = 0.01/0.82, log10 = -1.913814...
-    assert [line.split("\t")[1:] for line in lines[1:]] == [["3", "100", "ACE", "ggp"], ["2", "200", "ACE", "ggp"]]
-    assert float(lines[1].split("\t")[0]) == pytest.approx(ACE_LOG10)
-    assert float(lines[2].split("\t")[0]) == pytest.approx(math.log10(0.01 / 0.82))
+    assert [c[1:] for c in cells_of(local.read_text().splitlines())] == [["3", "100", "ACE", "ggp"],
+                                                                         ["2", "200", "ACE", "ggp"]]
     out = tmp_path / "global.tsv"
-    result = run_cli("global", "--local", str(local), "--min_docs", "2", "--output", str(out))
+    result = run_cli("global", str(local), "--output", str(out))
     assert result.returncode == 0, result.stderr
-    # Error probabilities 1 - 0.27586 = 0.72414 and 1 - 0.012195 = 0.98780: mean 0.85597, x2 = 1.71194.
-    mean = ((1 - 0.024 / 0.087) + (1 - 0.01 / 0.82)) / 2
-    name, type_, docs, mean_text, expected = out.read_text().splitlines()[1].split("\t")
-    assert (name, type_, docs) == ("ACE", "ggp", "2")
-    assert float(mean_text) == pytest.approx(mean, abs=1e-6)
-    assert float(expected) == pytest.approx(2 * mean, abs=1e-6)
+    # Errors 1 - 0.024/0.087 and 1 - 0.01/0.82 (two rows of 0.1 vs 0.9): mean 0.85597.
+    [line] = cells_of(out.read_text().splitlines())
+    mean = ((1 - ACE_P) + (1 - 0.01 / 0.82)) / 2
+    assert (line[1], line[3], line[4]) == ("2", "ACE", "ggp")
+    assert float(line[2]) == pytest.approx(mean, abs=1e-12) and float(line[0]) == pytest.approx(2 * mean, abs=1e-12)
+    result = run_cli("global", str(local), "--output", str(out))
+    assert result.returncode == 2 and "exists already; use --overwrite" in result.stderr
 
 
-def test_cli_error_exits_2_with_file_and_line(tmp_path):
+def test_cli_error_exits_2_with_file_and_line_and_writes_nothing(tmp_path):
     predictions = write_predictions(tmp_path / "p.tsv", ACE_ROWS)
     with open(predictions, "a", encoding="utf-8") as handle:
         handle.write("100\tT9\tggp\tl\tACE\tr\tggp\t0.1\n")
     output = tmp_path / "local.tsv"
-    result = run_cli("local", "--predictions", predictions, "--source_type", "ggp", "--output", str(output))
+    result = run_cli("local", "-s", "ggp", predictions, "--output", str(output))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {predictions}:5: expected 12 tab-separated columns, found 8"
-    assert not output.exists()
-    assert list(tmp_path.iterdir()) == [Path(predictions)]  # no temporary file left behind
+    assert list(tmp_path.iterdir()) == [Path(predictions)]  # no output, no temporary file
 
 
-def test_cli_missing_file_exits_2(tmp_path):
-    result = run_cli("global", "--local", str(tmp_path / "none.tsv"), "--output", str(tmp_path / "g.tsv"))
+def test_cli_pipeline_missing_type_exits_2(tmp_path):
+    (tmp_path / "ggp-predictions").mkdir()
+    result = run_cli("pipeline", "--run_dir", str(tmp_path), "--types", "ggp")
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {tmp_path / 'none.tsv'}: no such file"
+    assert result.stderr.strip() == (f"error: {tmp_path / 'ggp-predictions'}: no prediction files "
+                                     "output_with_probabilities_* for type ggp")

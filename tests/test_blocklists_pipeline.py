@@ -1,0 +1,156 @@
+"""The blocklist pipeline against the published generate-blocklists.sh, byte for byte, on random predictions."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import pytest
+
+from bert_tf import blocklists
+from bert_tf.prediction_files import format_published_row, format_row, header_line
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRROR = Path("/work/.mirror/katnastou+BioBERT-based-entity-type-classifier/repo")
+PUBLISHED_FILES = ("generate-blocklists.sh", "make_local_blacklist.py", "global_blacklist_candidates.py",
+                   "make_local_bw_lists.py")
+LABELS = ("che", "dis", "ggp", "org", "out")
+TYPES = ("ggp", "che", "org", "dis")
+# Probabilities whose str(float32) exercises sort -n: exponents (1e-05 sorts as 1) and exact ties.
+TINY = (1e-05, 3e-08, 2.5e-06, 1e-05)
+
+
+def probabilities(type_: str, p_type: float, rng: random.Random) -> List[float]:
+    """A probability per label: p_type for the type, the rest spread over the other labels."""
+    rest = [rng.choice((rng.random(), rng.choice(TINY))) for _ in LABELS]
+    scale = (1.0 - p_type) / sum(rest)
+    return [p_type if label == type_ else value * scale for label, value in zip(LABELS, rest)]
+
+
+def name_profiles(type_: str) -> Dict[str, Tuple[float, ...]]:
+    """Names and the per-document probabilities of the type they draw from (repeats make ties)."""
+    profiles = {
+        "alpha": (0.02, 0.1), "Beta": (0.9, 0.95, 0.999), "beta": (0.4, 0.6), "é-ase": (0.3,), "αβ": (0.05, 0.7),
+        "two words": (0.5,), "Zeta": (0.999, 0.001), "rare": (0.01,),
+        # Almost surely of the type: mean error probabilities like 3e-12, which sort -n reads as 3.
+        "sure": (0.99999,), "sure2": (0.9999,),
+    }
+    if type_ == "ggp":
+        profiles.update({"insulin": (0.01,), "INSULIN": (0.02,)})
+    return profiles
+
+
+def documents(type_: str, rng: random.Random, first_doc: int, count: int) -> List[Tuple[str, str, str, List[float]]]:
+    """Rows (doc_id, column 3, name, probabilities) of `count` random documents."""
+    profiles = name_profiles(type_)
+    rows = []
+    for doc in range(first_doc, first_doc + count):
+        for name in rng.sample(sorted(profiles), rng.randint(2, 6)):
+            p_type = rng.choice(profiles[name])
+            for _ in range(rng.randint(1, 4)):
+                source = type_ if rng.random() < 0.9 else rng.choice(TYPES)
+                rows.append((str(doc), source, name, probabilities(type_, p_type, rng)))
+        rows += fixed_rows(type_, doc)
+    return rows
+
+
+def fixed_rows(type_: str, doc: int) -> List[Tuple[str, str, str, List[float]]]:
+    """Rows of names with fixed probabilities: the allowlist's case and exact ties."""
+    certain = [0.999999 if label == type_ else 2.5e-07 for label in LABELS]
+    unlikely = [0.02 if label == type_ else 0.97 if label == "out" else 0.0033 for label in LABELS]
+    # Globally not of the type (24 documents, mean 14/24 not) but certainly of it in 10 documents.
+    rows = [(str(doc), type_, "CAT", certain if doc % 5 < 2 else unlikely)] * 3
+    if doc % 2 == 0 or doc % 12 == 5:  # of the type but in two documents: the local blocklist's case
+        rows += [(str(doc), type_, "mostly", certain if doc % 2 == 0 else unlikely)] * 3
+    if doc % 3 == 0:  # two names with the same lines but the name: ties in every sort
+        tie = [0.25 if label == type_ else 0.75 if label == "out" else 1e-05 for label in LABELS]
+        rows += [(str(doc), type_, "tie1", tie)] * 2 + [(str(doc), type_, "tie2", tie)] * 2
+    return rows
+
+
+def write_prediction_file(path: Path, rows: Sequence[tuple], published: bool) -> None:
+    """Write rows in the published 8-column format or in ours."""
+    lines = [] if published else [header_line(LABELS)]
+    for number, (doc, source, name, probs) in enumerate(rows):
+        fields = [doc, f"T{number}", source, "left context", name, "right context"]
+        predicted = LABELS[max(range(len(probs)), key=probs.__getitem__)]
+        lines.append(format_published_row(fields, predicted, LABELS, probs) if published
+                     else format_row(fields, predicted, probs))
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def make_run_dir(root: Path, seed: int, published: bool = True) -> Path:
+    """A RUN_DIR with TYPE-predictions/output_with_probabilities_* of random predictions."""
+    rng = random.Random(seed)
+    for type_ in TYPES:
+        directory = root / f"{type_}-predictions"
+        directory.mkdir(parents=True)
+        for shard, name in enumerate(("output_with_probabilities_0.tsv", "output_with_probabilities_1.tsv")):
+            rows = documents(type_, rng, 1000 * shard + 1, 12)
+            write_prediction_file(directory / name, rows, published)
+    return root
+
+
+def published_dir(tmp_path: Path) -> Path:
+    """The published blocklist_generation scripts, taken from the mirror (skip when unavailable)."""
+    if not MIRROR.is_dir() or shutil.which("git") is None:
+        pytest.skip(f"the published repository is not mirrored at {MIRROR}")
+    for tool in ("bash", "sort", "awk", "diff"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    target = tmp_path / "published_scripts"
+    target.mkdir()
+    for name in PUBLISHED_FILES:
+        text = subprocess.run(["git", "--git-dir", str(MIRROR), "show", f"HEAD:blocklist_generation/{name}"],
+                              check=True, capture_output=True).stdout
+        (target / name).write_bytes(text)
+    return target
+
+
+def compare(run_dir: Path, scripts: Path) -> subprocess.CompletedProcess:
+    """Run scripts/compare_published_blocklists.sh."""
+    env = dict(os.environ, PYTHON=sys.executable, LC_ALL="C.UTF-8")
+    return subprocess.run(["bash", str(REPO_ROOT / "scripts" / "compare_published_blocklists.sh"), str(run_dir),
+                           str(scripts)], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pipeline_is_byte_identical_to_the_published_script(tmp_path, seed):
+    scripts = published_dir(tmp_path)
+    run_dir = make_run_dir(tmp_path / "run", seed)
+    result = compare(run_dir, scripts)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "identical: " in result.stdout
+    # The comparison is only worth something when every list has lines.
+    ours = tmp_path / "ours"
+    blocklists.run_pipeline(str(run_dir), str(ours), blocklists.PipelineOptions())
+    for name in ("auto_local.tsv", "auto_global.tsv", "local_whitelist_ggp_3col.tsv", "local_blacklist_che_3col.tsv",
+                 "dis_global_min_mentions_1_min_docs_2_threshold_0.85.tsv"):
+        assert (ours / name).read_text(encoding="utf-8").strip(), name
+
+
+def test_comparison_script_reports_a_difference(tmp_path):
+    scripts = published_dir(tmp_path)
+    run_dir = make_run_dir(tmp_path / "run", 3)
+    # A published script that writes one digit differently must be caught.
+    script = scripts / "global_blacklist_candidates.py"
+    script.write_text(script.read_text().replace("avg_prob = sum(probs)/count", "avg_prob = sum(probs)/count*0.999"))
+    result = compare(run_dir, scripts)
+    assert result.returncode == 1, result.stderr
+    assert "auto_global.tsv" in result.stdout or "_2col.tsv" in result.stdout or "global" in result.stdout
+
+
+def test_both_formats_give_the_same_lists(tmp_path):
+    published = make_run_dir(tmp_path / "published", 4, published=True)
+    ours = make_run_dir(tmp_path / "ours", 4, published=False)
+    # Same random draws; our format writes %.6g and the published str(float32): compare on values that agree.
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    blocklists.run_pipeline(str(published), str(out_a), blocklists.PipelineOptions())
+    blocklists.run_pipeline(str(ours), str(out_b), blocklists.PipelineOptions())
+    for name in ("auto_global.tsv", "auto_local.tsv"):
+        assert (out_a / name).read_text() == (out_b / name).read_text()
