@@ -163,3 +163,88 @@ def test_listing_shard_ids_and_groups(tmp_path):
         corpus.plan_shards([str(paths[0]), str(tmp_path / "other-000.tsv")], True, str(tmp_path), "last_field", False)
     with pytest.raises(InputError, match="must be in 0..1"):
         corpus.resolve_group(2, 2)
+
+
+def published_checkpoint(base: Path, rows: int = 6) -> tuple:
+    """A tiny BERT fine-tuned 'by the published TF1 code': bert_config.json, vocab.txt, model.ckpt-123 with the
+    BERT body, pooler, and output_weights [rows, hidden] / output_bias [rows]; also the same body as a Hugging
+    Face directory (for the independent computation) and the head."""
+    from safetensors.numpy import load_file
+
+    from checkpoint_factory import make_random_hf_checkpoint, tf1_tensors, write_tf1_checkpoint
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]"] + TINY_WORDS + [
+        "##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
+    hf = make_random_hf_checkpoint(str(base / "hf"), vocab, hidden=32, layers=2, heads=2, intermediate=64,
+                                   max_positions=128, seed=7, hidden_act="relu")
+    rng = np.random.default_rng(3)
+    head = (rng.standard_normal((rows, 32)).astype("float32"), rng.standard_normal(rows).astype("float32"))
+    tensors = tf1_tensors(load_file(os.path.join(hf, "model.safetensors")))
+    tensors.update(output_weights=head[0], output_bias=head[1], global_step=np.int64(123))
+    tf1 = base / "tf1"
+    write_tf1_checkpoint(str(tf1 / "model.ckpt-123"), tensors)
+    (tf1 / "bert_config.json").write_text((Path(hf) / "config.json").read_text())
+    (tf1 / "vocab.txt").write_text((Path(hf) / "vocab.txt").read_text())
+    labels_dir = base / "labels"
+    labels_dir.mkdir()
+    (labels_dir / "labels.txt").write_text("out\nche\ndis\nggp\norg\n")  # the published code sorts them
+    return hf, tf1, labels_dir, head
+
+
+def independent_probabilities(hf: str, rows: list, head: tuple) -> np.ndarray:
+    """softmax(pooled @ W.T + b) over every row of the head, from the Hugging Face copy of the body."""
+    from bert_tf import pretrained
+    from bert_tf.classifier_features import featurize_mentions
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    backbone = pretrained.load_pretrained_backbone(pretrained.find_checkpoint(hf))
+    tokenizer = WordPieceTokenizer.from_vocab(os.path.join(hf, "vocab.txt"), True)
+    fields = [line.rstrip("\n").split("\t") for line in rows]
+    features = featurize_mentions([f[3] for f in fields], [f[4] for f in fields], [f[5] for f in fields], tokenizer, 32)
+    pooled = np.asarray(backbone({"token_ids": features.token_ids.astype("int32"),
+                                  "padding_mask": features.padding_mask(tokenizer.pad_id),
+                                  "segment_ids": features.segment_ids()}, training=False)["pooled_output"], np.float64)
+    logits = pooled @ head[0].T.astype(np.float64) + head[1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path):
+    hf, tf1, labels_dir, head = published_checkpoint(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = demo_rows("test.tsv")[:24]
+    (data / "dev.tsv").write_text("".join(demo_rows("dev.tsv")[:24]))
+    (data / "test.tsv").write_text("".join(rows))
+    out = tmp_path / "out"
+    process = run_script(["run_classifier.py", "--do_eval", "--do_predict", f"--bert_config_file={tf1 / 'bert_config.json'}",
+                          f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
+                          f"--labels_dir={labels_dir}", f"--data_dir={data}", f"--output_dir={out}",
+                          "--max_seq_length=32", "--do_lower_case", "--seed_compatible_outputs", "--verbose=false"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    expected = independent_probabilities(hf, rows, head)
+    published = np.array([[float(v) for v in line.split("\t")] for line in (out / "test_results.tsv").read_text().splitlines()])
+    assert published.shape == (24, 6)  # every logit's probability, no header, as the published code wrote
+    np.testing.assert_allclose(published, expected, rtol=1e-4, atol=1e-6)
+    ours = np.loadtxt(out / "output_with_probabilities.tsv", delimiter="\t", skiprows=1, usecols=range(7, 12),
+                      comments=None, dtype=np.float64)
+    np.testing.assert_allclose(ours, expected[:, :5], rtol=1e-4, atol=1e-6)
+    predicted = [LABELS[i] for i in expected[:, :5].argmax(axis=1)]
+    assert (out / "test_output_labels.txt").read_text().splitlines() == predicted
+    published_rows = (out / "output_with_probabilities_dict.tsv").read_text().splitlines()
+    assert [r.split("\t")[6] for r in published_rows] == predicted
+    assert prediction_files.parse_published_dict(published_rows[0].split("\t")[7]).keys() == set(LABELS)
+    metrics = json.loads((out / "eval_results.json").read_text())
+    assert metrics["num_examples"] == 24 and set(metrics["per_class"]) == set(LABELS)
+
+
+def test_label_file_disagreeing_with_the_checkpoint_rows(tmp_path):
+    hf, tf1, labels_dir, head = published_checkpoint(tmp_path, rows=8)
+    out = tmp_path / "out"
+    process = run_script(["run_classifier.py", "--do_predict", f"--bert_config_file={tf1 / 'bert_config.json'}",
+                          f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
+                          f"--labels_dir={labels_dir}", f"--predict_file={DEMO / 'test.tsv'}", f"--output_dir={out}"])
+    assert process.returncode == 2
+    errors = error_lines(process)
+    assert len(errors) == 1 and str(labels_dir / "labels.txt") in errors[0] and "8 rows" in errors[0], errors
+    assert not out.exists()
