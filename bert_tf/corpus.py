@@ -144,3 +144,42 @@ def remove_stale_temporaries(shard: Shard) -> None:
                 os.remove(leftover)
             except OSError:
                 pass
+
+
+def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_compatible: bool = False) -> List[int]:
+    """The groups (0..num_groups-1) that still have a shard without all its outputs."""
+    inputs, is_corpus = list_inputs(spec)
+    shards = plan_shards(inputs, is_corpus, out_dir, id_mode, seed_compatible)
+    return sorted({s.position % num_groups for s in shards if not s.done()})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m bert_tf.corpus pending|count ...`: the pending shard groups of a corpus, or its shard count
+    (for scripts/predict_corpus.sh); bad input prints 'error: ...' and returns 2."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bert_tf.corpus", description=main.__doc__)
+    parser.add_argument("command", choices=("pending", "count"))
+    parser.add_argument("--predict_file", required=True)
+    parser.add_argument("--predict_output_dir", default=".")
+    parser.add_argument("--shard_id", default="stem", choices=SHARD_ID_MODES)
+    parser.add_argument("--num_shard_groups", type=int, default=1)
+    parser.add_argument("--seed_compatible_outputs", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "count":
+            print(len(list_inputs(args.predict_file)[0]))
+        else:
+            resolve_group(0, args.num_shard_groups)
+            groups = pending_groups(args.predict_file, args.predict_output_dir, args.shard_id, args.num_shard_groups,
+                                    args.seed_compatible_outputs)
+            print(" ".join(map(str, groups)))
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
