@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from absl import app, flags
 
+from bert_tf import corpus
 from bert_tf import flags as shared_flags
 from bert_tf.errors import InputError
 
@@ -25,6 +26,8 @@ flags.DEFINE_enum("task_name", "consensus", ["consensus"], "The data format (one
 flags.DEFINE_string("data_dir", None, "Folder with train.tsv, dev.tsv, test.tsv (six tab-separated columns).")
 flags.DEFINE_string("output_dir", None, "Output folder: model, reports, plots, predictions.")
 flags.DEFINE_string("labels_file", None, "Label set, one a line (default: the sorted labels of train.tsv).")
+flags.DEFINE_string("labels_dir", None, "Published-pipeline style: a folder holding labels.txt, whose labels are "
+                    "sorted as the published code sorts them (instead of --labels_file).")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length in sub-tokens; the mention starts at its middle.")
 flags.DEFINE_bool("do_train", False, "Train on train.tsv (validating on dev.tsv after every epoch).")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt/.json, confusion_matrix.png.")
@@ -38,11 +41,25 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled [CLS] output.")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
-flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv).")
+flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a corpus "
+                    "of shards: a folder (its *.tsv), a glob pattern (quoted), or @LIST (a file naming one input a "
+                    "line). A corpus is predicted in one process; shards whose outputs exist are skipped.")
+flags.DEFINE_string("predict_output_dir", None, "Where --do_predict writes (default: --output_dir).")
+flags.DEFINE_enum("shard_id", "stem", list(corpus.SHARD_ID_MODES), "How a corpus shard NAME.tsv names its outputs "
+                  "(output_with_probabilities_ID.tsv): stem (ID = NAME) or last_field (the text after NAME's last "
+                  "'-', e.g. 042 of ggp-contexts-w100-042.tsv, as the published pipeline).")
+flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this process's group, 0..N-1 (default: "
+                     "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.")
+flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
+                     "single-GPU jobs): shard j goes to group j % N.")
+flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
+                  "without header (every probability the model computes), test_output_labels.txt and "
+                  "output_with_probabilities_dict.tsv (for a corpus: with the shard id before the extension).")
 flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
+import bert_tf  # noqa: E402
 from bert_tf import (classifier, cli, distribution, feature_cache, models, optimization, pretrained,  # noqa: E402
                      reports, resume)
 from bert_tf.batch_format import LABELS  # noqa: E402
@@ -68,6 +85,22 @@ def check_flags() -> None:
         raise InputError(f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
     if (FLAGS.do_train or FLAGS.do_eval) and not FLAGS.data_dir:
         raise InputError("--data_dir is required for --do_train and --do_eval")
+    if FLAGS.labels_file and FLAGS.labels_dir:
+        raise InputError("give --labels_file or --labels_dir, not both")
+
+
+def given_labels() -> Optional[Tuple[list, str]]:
+    """The labels of --labels_dir (sorted) or --labels_file (file order) and their file; None when neither."""
+    if FLAGS.labels_dir:
+        return classifier.read_labels_dir(FLAGS.labels_dir)
+    if FLAGS.labels_file:
+        return classifier.resolve_labels(FLAGS.labels_file, None)
+    return None
+
+
+def predict_dir() -> str:
+    """Where --do_predict writes."""
+    return FLAGS.predict_output_dir or FLAGS.output_dir
 
 
 def cache_root() -> str:
@@ -138,17 +171,41 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
 
 
 def load_trained(run: distribution.RunContext) -> tuple:
-    """A saved classifier (from --output_dir/model, or --bert_model if that is a bert-tf model)."""
-    candidates = [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
+    """A trained classifier: a published TF1 one (--bert_config_file/--vocab_file/--init_checkpoint, or --bert_model
+    a TF1 checkpoint, with --labels_file or --labels_dir), else a saved one (--output_dir/model or --bert_model)."""
+    trio = FLAGS.bert_config_file or FLAGS.vocab_file or FLAGS.init_checkpoint
+    candidates = [] if trio else [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
     for path in candidates:
         if os.path.isfile(os.path.join(path, pretrained.SAVED_MODEL_META)):
             with run.strategy.scope():
                 task = models.load_saved_model(path)
             if task.head != "sequence":
                 raise InputError("this saved model is not a sequence classifier", path)
+            task.meta.setdefault("model_path", os.path.abspath(path))
             return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
-    raise InputError("no trained model: train with --do_train first, or point --bert_model at a saved model",
-                     candidates[0])
+    if trio or (FLAGS.bert_model and os.path.exists(FLAGS.bert_model)):
+        checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+                                                           FLAGS.init_checkpoint, FLAGS.do_lower_case)
+        if checkpoint.kind == "tf1":
+            return load_published(run, checkpoint, tokenizer)
+    raise InputError("no trained model: train with --do_train first, or point --bert_model at a saved model "
+                     "(or give a published TF1 classifier checkpoint with --labels_dir)", (candidates or [FLAGS.init_checkpoint])[0])
+
+
+def load_published(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer) -> tuple:
+    """A classifier fine-tuned by the published TF1 code, with the (sorted) labels it was trained on."""
+    found = given_labels()
+    if found is None:
+        raise InputError("a published TF1 classifier needs its labels: --labels_dir (or --labels_file)", checkpoint.path)
+    labels, source = found
+    if list(labels) != sorted(labels):
+        cli.notice("the published code sorts its labels; using them sorted: " + ", ".join(sorted(labels)), source)
+    with run.strategy.scope():
+        task = classifier.load_published_classifier(checkpoint, tokenizer, sorted(labels), source)
+    task.meta.update(max_seq_length=FLAGS.max_seq_length, replace_span=FLAGS.replace_span, model_path=checkpoint.path)
+    print(f"published TF1 classifier {checkpoint.path}: labels {', '.join(task.labels)} (+{task.meta['extra_logits']} "
+          f"unused logit); max_seq_length {FLAGS.max_seq_length}, replace_span {FLAGS.replace_span}")
+    return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
 
 
 def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
@@ -169,33 +226,75 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     print(report)
 
 
-def predict(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
-    """Write test_results.tsv and output_with_probabilities.tsv for the prediction file."""
-    path = FLAGS.predict_file or classifier.split_path(FLAGS.data_dir or "", "test")
-    info = classifier.build_features(path, task.labels, "the model's labels", task.tokenizer,
-                                     int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
-                                     task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
-                                     check_labels=False, chief=chief)
-    started = time.time()
-    # Every worker predicts (collective ops); only the chief writes.
-    results, full, count = classifier.write_prediction_files(
-        trainer, info, path, task.labels, FLAGS.predict_batch_size, FLAGS.output_dir, chief)
+def prediction_plan() -> Tuple[list, bool]:
+    """This process's shards of the prediction input (all of them unless --num_shard_groups) and whether the
+    input is a corpus."""
+    spec = FLAGS.predict_file or classifier.split_path(FLAGS.data_dir or "", "test")
+    inputs, is_corpus = corpus.list_inputs(spec)
+    shards = corpus.plan_shards(inputs, is_corpus, predict_dir(), FLAGS.shard_id, FLAGS.seed_compatible_outputs)
+    group = corpus.resolve_group(FLAGS.shard_index, FLAGS.num_shard_groups)
+    return corpus.group_shards(shards, group, FLAGS.num_shard_groups), is_corpus
+
+
+def prediction_info(task: models.TaskModel, shards: list) -> Dict:
+    """What prediction_info.json records beside the outputs."""
+    return {
+        "model": task.meta.get("model_path") or os.path.abspath(os.path.join(FLAGS.output_dir, "model")),
+        "labels": task.labels, "extra_logits": int(task.meta.get("extra_logits", 0)),
+        "max_seq_length": int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
+        "replace_span": task.meta.get("replace_span", FLAGS.replace_span),
+        "temperature": task.meta.get("temperature"), "predict_file": FLAGS.predict_file,
+        "shards_in_this_group": len(shards), "shard_index": FLAGS.shard_index, "num_shard_groups": FLAGS.num_shard_groups,
+        "bert_tf_version": bert_tf.__version__,
+    }
+
+
+def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list, is_corpus: bool) -> None:
+    """Predict every shard not done yet (all workers together; the chief writes): each shard's outputs appear,
+    complete, when it ends."""
+    todo = [s for s in shards if FLAGS.overwrite_output_dir or not s.done()]
+    out_dir = predict_dir()
     if chief:
-        seconds = time.time() - started
-        print(f"predicted {count} examples in {seconds:.1f} s ({count / max(seconds, 1e-9):.0f} examples/s); "
-              f"wrote {results} and {full}")
+        os.makedirs(out_dir, exist_ok=True)
+        write_json_atomic(os.path.join(out_dir, "prediction_info.json"), prediction_info(task, shards))
+    if is_corpus:
+        print(f"predicting {len(todo)} of {len(shards)} shard(s) into {out_dir} ({len(shards) - len(todo)} done before)")
+    max_seq_length = int(task.meta.get("max_seq_length", FLAGS.max_seq_length))
+    replace_span = task.meta.get("replace_span", FLAGS.replace_span)
+    total, started = 0, time.time()
+    for k, shard in enumerate(todo, start=1):
+        if chief:
+            corpus.remove_stale_temporaries(shard)
+        shard_started = time.time()
+        if is_corpus:
+            with classifier.scratch_features(shard.input, task.labels, task.tokenizer, max_seq_length,
+                                             replace_span) as info:
+                count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
+                                                          shard.outputs, chief, description=f"shard {k}/{len(todo)}")
+        else:
+            info = classifier.build_features(shard.input, task.labels, "the model's labels", task.tokenizer,
+                                             max_seq_length, replace_span, cache_root(), check_labels=False, chief=chief)
+            count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
+                                                      shard.outputs, chief)
+        total += info.num_examples
+        now = time.time()
+        print(f"shard {k}/{len(todo)} {os.path.basename(shard.input)}: {info.num_examples} examples in "
+              f"{now - shard_started:.1f} s ({info.num_examples / max(now - shard_started, 1e-9):.0f} examples/s); "
+              f"overall {total} examples, {total / max(now - started, 1e-9):.0f} examples/s"
+              + (f"; wrote {', '.join(os.path.basename(p) for p in shard.outputs.values())}" if chief and count else ""),
+              flush=True)
 
 
-def check_outputs(fingerprint: Optional[Dict]) -> Optional[resume.TrainingCheckpointer]:
-    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine); with
-    --do_train, the run's checkpointer."""
+def check_outputs(fingerprint: Optional[Dict], shards: list, is_corpus: bool) -> Optional[resume.TrainingCheckpointer]:
+    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine: a corpus's
+    finished shards are skipped); with --do_train, the run's checkpointer."""
     if FLAGS.do_train:
         return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
                                            fingerprint, distribution.chief_by_environment(FLAGS.distribution))
-    planned = (["eval_results.json", "eval_results.txt"] if FLAGS.do_eval else []) + (
-        ["test_results.tsv", "output_with_probabilities.tsv"] if FLAGS.do_predict else [])
-    for name in planned:
-        path = os.path.join(FLAGS.output_dir, name)
+    planned = [os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt")] if FLAGS.do_eval else []
+    if not is_corpus:
+        planned += [p for shard in shards for p in shard.outputs.values()]
+    for path in planned:
         if os.path.exists(path) and not FLAGS.overwrite_output_dir:
             raise InputError("exists; use --overwrite_output_dir to replace it", path)
     return None
@@ -210,10 +309,11 @@ def main(argv: Sequence[str]) -> None:
     labels, labels_source, fingerprint = None, None, None
     if FLAGS.do_train:
         train_path = classifier.split_path(FLAGS.data_dir, "train")
-        labels, labels_source = classifier.resolve_labels(FLAGS.labels_file, train_path)
+        labels, labels_source = given_labels() or classifier.resolve_labels(None, train_path)
         fingerprint = resume.run_fingerprint(cli.flag_values(flags),
                                               [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
-    checkpointer = check_outputs(fingerprint)
+    shards, is_corpus = prediction_plan() if FLAGS.do_predict else ([], False)
+    checkpointer = check_outputs(fingerprint, shards, is_corpus)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
     created = not os.path.exists(FLAGS.output_dir)
@@ -233,7 +333,9 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.do_eval:
         evaluate(task, trainer, run.chief)
     if FLAGS.do_predict:
-        predict(task, trainer, run.chief)
+        predict(task, trainer, run.chief, shards, is_corpus)
+    if checkpointer is not None:
+        resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
     print(f"outputs in {FLAGS.output_dir}")
 
 

@@ -191,6 +191,7 @@ def train(out_dir: str) -> None:
           f"at epoch {monitor.best_position:.2f}")
     monitor.restore_best(task.model, lambda: models.load_saved_model(model_dir).model.get_weights())
     test(trainer, test_set, labels, buckets, tokenizer.pad_id, monitor, out_dir, run.chief)
+    resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
 
 
 def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: List[int], pad_id: int,

@@ -8,12 +8,12 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import feature_cache, prediction_files
+from bert_tf import feature_cache, models, prediction_files, pretrained
 from bert_tf.batch_format import LABELS
 from bert_tf.data import consensus
 from bert_tf.errors import InputError
@@ -64,6 +64,52 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
     if info.mentions_truncated:
         print(f"  {path}: {info.mentions_truncated} mention(s) longer than the half window were truncated")
     return info
+
+
+@contextlib.contextmanager
+def scratch_features(path: str, labels: Sequence[str], tokenizer: WordPieceTokenizer, max_seq_length: int,
+                     replace_span: Optional[str]) -> Iterator[feature_cache.CacheInfo]:
+    """The features of one prediction input in a temporary cache (under $TMPDIR) removed when done: corpus
+    prediction reads each shard once, so it keeps no cache."""
+    root = tempfile.mkdtemp(prefix="bert_tf_predict_features_")
+    try:
+        yield build_features(path, labels, "the model's labels", tokenizer, max_seq_length, replace_span, root,
+                             check_labels=False, chief=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def read_labels_dir(directory: str) -> Tuple[List[str], str]:
+    """The labels of DIR/labels.txt sorted, as the published code reads --labels_dir, and that file's path."""
+    path = os.path.join(directory, "labels.txt")
+    if not os.path.isfile(path):
+        raise InputError("--labels_dir has no labels.txt", directory)
+    return sorted(consensus.read_labels_file(path)), path
+
+
+def load_published_classifier(checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+                              labels: Sequence[str], labels_source: str) -> models.TaskModel:
+    """A classifier fine-tuned by the published TF1 code (BERT body + pooler, output_weights/output_bias of
+    len(labels) or len(labels) + 1 rows), ready to predict: its model gives every row's logit."""
+    head = pretrained.read_tf1_classifier_head(pretrained.resolve_tf1_prefix(checkpoint.path))
+    if head is None:
+        raise InputError(f"no classifier head ({pretrained.TF1_CLASSIFIER_WEIGHTS}, {pretrained.TF1_CLASSIFIER_BIAS}): "
+                         "a pretrained checkpoint, not a fine-tuned classifier (train with --do_train)", checkpoint.path)
+    weights, bias = head
+    if weights.shape[0] not in (len(labels), len(labels) + 1):
+        raise InputError(f"{len(labels)} labels, but the checkpoint's {pretrained.TF1_CLASSIFIER_WEIGHTS} has "
+                         f"{weights.shape[0]} rows (expected {len(labels)} or {len(labels) + 1})", labels_source)
+    backbone = models.load_backbone(checkpoint)
+    models.check_vocab_matches(backbone, tokenizer)
+    if weights.shape[1] != backbone.hidden_dim:
+        raise InputError(f"{pretrained.TF1_CLASSIFIER_WEIGHTS} has {weights.shape[1]} columns, the model's hidden "
+                         f"size is {backbone.hidden_dim}", checkpoint.path)
+    model = models.HEADS["sequence"](backbone, int(weights.shape[0]), 0.1)
+    layer = model.get_layer("classifier")
+    layer.kernel.assign(np.transpose(weights))
+    layer.bias.assign(bias)
+    meta = {"published_tf1": True, "extra_logits": int(weights.shape[0]) - len(labels)}
+    return models.TaskModel(model, backbone, tokenizer, list(labels), "sequence", checkpoint.activation, 0.1, meta)
 
 
 _scratch_roots: List[str] = []
@@ -141,8 +187,9 @@ class InputOrder:
 
 def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: int,
                           on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
-                          keep: bool = True) -> Tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities and gold label ids (-1: none) of every example, in input order."""
+                          keep: bool = True, description: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (over every logit of the model) and gold label ids (-1: none) of every example,
+    in input order."""
     dataset = as_training_batches(feature_cache.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
     probs: List[np.ndarray] = []
     gold: List[np.ndarray] = []
@@ -163,7 +210,7 @@ def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: in
         p /= p.sum(axis=1, keepdims=True)
         order.add(out["index"], {"probs": p, "labels": out[LABELS]})
 
-    trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch)
+    trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch, description=description)
     order.finish()
     if not keep:
         return np.zeros((0, len(info.labels))), np.zeros(0, np.int32)
@@ -181,42 +228,63 @@ def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batc
     probs, gold = predict_probabilities(trainer, info, batch_size)
     if np.any(gold < 0):
         raise InputError("evaluation data has examples without a known label", info.cache_dir)
-    metrics = classification_metrics(gold, probs.argmax(axis=1), labels,
+    metrics = classification_metrics(gold, probs[:, :len(labels)].argmax(axis=1), labels,
                                      NEGATIVE_LABEL if NEGATIVE_LABEL in labels else None)
     return {"loss": cross_entropy(probs, gold), **metrics}
 
 
+class PredictionWriter:
+    """Streams one input's predictions into its output files (by role, see prediction_files.output_names).
+
+    `probs` rows may hold more columns than labels (a published TF1 classifier's extra logit): our files and
+    the published dict file get the first len(labels), the published test_results.tsv gets them all."""
+
+    def __init__(self, files: Dict[str, TextIO], labels: Sequence[str], examples: Iterator[consensus.ConsensusExample]):
+        self.files, self.labels, self.examples = files, list(labels), examples
+        self.written = 0
+        if prediction_files.LABELS_OUTPUT not in files:  # seed-compatible: the published test_results.tsv, no header
+            files[prediction_files.RESULTS_OUTPUT].write(prediction_files.results_header(labels))
+        files[prediction_files.PROBABILITIES_OUTPUT].write(prediction_files.header_line(labels))
+
+    def add(self, probs: np.ndarray, _gold: Optional[np.ndarray] = None) -> None:
+        """Write the rows of a batch of probabilities (input order)."""
+        n = len(self.labels)
+        published = prediction_files.LABELS_OUTPUT in self.files
+        for p in probs:
+            e = next(self.examples)
+            shown = p[:n]
+            predicted = self.labels[int(np.argmax(shown))]
+            fields = [e.doc_id, e.annotation_id, e.label, e.left, e.mention, e.right]
+            self.files[prediction_files.PROBABILITIES_OUTPUT].write(prediction_files.format_row(fields, predicted, shown))
+            if published:
+                self.files[prediction_files.RESULTS_OUTPUT].write(prediction_files.format_published_results_row(p))
+                self.files[prediction_files.LABELS_OUTPUT].write(predicted + "\n")
+                self.files[prediction_files.PUBLISHED_OUTPUT].write(
+                    prediction_files.format_published_row(fields, predicted, self.labels, shown))
+            else:
+                self.files[prediction_files.RESULTS_OUTPUT].write(prediction_files.format_results_row(shown))
+            self.written += 1
+
+
 def write_prediction_files(trainer, info: feature_cache.CacheInfo, input_path: str, labels: Sequence[str],
-                           batch_size: int, out_dir: str, chief: bool = True) -> Tuple[str, str, int]:
-    """Write test_results.tsv and output_with_probabilities.tsv (input order), streaming.
+                           batch_size: int, outputs: Mapping[str, str], chief: bool = True,
+                           description: Optional[str] = None) -> int:
+    """Predict an input and write its output files (`outputs`: role -> path, see prediction_files.output_names),
+    streaming, each renamed into place only when complete; returns the number of examples written.
 
     Every worker of a multi-worker run must call this (prediction runs collective ops); only the
-    chief writes, the others predict and return ("", "", 0)."""
+    chief writes, the others predict and return 0."""
     if not chief:
-        predict_probabilities(trainer, info, batch_size, keep=False)
-        return "", "", 0
-    results_path = os.path.join(out_dir, "test_results.tsv")
-    full_path = os.path.join(out_dir, "output_with_probabilities.tsv")
+        predict_probabilities(trainer, info, batch_size, keep=False, description=description)
+        return 0
     examples = consensus.iter_consensus_tsv(input_path, check_labels=False)
-    written = 0
     with contextlib.ExitStack() as stack:
-        tmp_results = stack.enter_context(atomic_path(results_path))
-        tmp_full = stack.enter_context(atomic_path(full_path))
-        results = stack.enter_context(open(tmp_results, "w", encoding="utf-8", newline="\n"))
-        full = stack.enter_context(open(tmp_full, "w", encoding="utf-8", newline="\n"))
-        results.write("\t".join(labels) + "\n")
-        full.write(prediction_files.header_line(labels))
-
-        def on_rows(probs: np.ndarray, _gold: np.ndarray) -> None:
-            nonlocal written
-            for p in probs:
-                e = next(examples)
-                results.write("\t".join(map(prediction_files.format_probability, p)) + "\n")
-                full.write(prediction_files.format_row([e.doc_id, e.annotation_id, e.label, e.left, e.mention,
-                                                        e.right], labels[int(np.argmax(p))], p))
-                written += 1
-
-        predict_probabilities(trainer, info, batch_size, on_rows, keep=False)
-        if next(examples, None) is not None or written != info.num_examples:
-            raise RuntimeError(f"{input_path}: {written} predictions for {info.num_examples} examples")
-    return results_path, full_path, written
+        files = {}
+        for role, path in outputs.items():
+            tmp = stack.enter_context(atomic_path(path))
+            files[role] = stack.enter_context(open(tmp, "w", encoding="utf-8", newline="\n"))
+        writer = PredictionWriter(files, labels, examples)
+        predict_probabilities(trainer, info, batch_size, writer.add, keep=False, description=description)
+        if next(examples, None) is not None or writer.written != info.num_examples:
+            raise RuntimeError(f"{input_path}: {writer.written} predictions for {info.num_examples} examples")
+    return writer.written

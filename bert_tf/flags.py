@@ -36,6 +36,8 @@ def define_shared_flags() -> None:
     flags.DEFINE_integer("save_checkpoints_steps", 1000,
                          "Save the full training state every N steps (and at every epoch's end); 0: only at "
                          "epoch ends. A killed run resumes when the same command is run again.")
+    flags.DEFINE_bool("keep_checkpoints", False, "Keep the resume checkpoints (<output>/checkpoints) of a training "
+                      "run that ended normally; by default they are deleted then (the saved model stays).")
     flags.DEFINE_bool("resume", True, "Resume from the training state in the output directory when there is one "
                       "(--noresume with --overwrite_output_dir starts over).")
     flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (bitwise reproducible on CPU; slower).")

@@ -78,3 +78,36 @@ def parse_published_dict(text: str) -> Dict[str, float]:
 def is_published_row(cells: Sequence[str]) -> bool:
     """Whether split cells look like a published 8-column row (dict in the last cell)."""
     return len(cells) == PUBLISHED_WIDTH and cells[-1].lstrip().startswith("{")
+
+
+LABELS_OUTPUT = "labels"  # roles of a shard's output files (keys of `output_names`)
+RESULTS_OUTPUT = "results"
+PROBABILITIES_OUTPUT = "probabilities"
+PUBLISHED_OUTPUT = "published"
+
+
+def output_names(shard_id: str = "", seed_compatible: bool = False) -> Dict[str, str]:
+    """The file names a prediction writes, by role: ``test_results.tsv`` and ``output_with_probabilities.tsv``
+    (``_<shard_id>`` before the extension for a corpus shard), with `seed_compatible` also the published
+    ``test_output_labels.txt`` and ``output_with_probabilities_dict.tsv``."""
+    suffix = f"_{shard_id}" if shard_id else ""
+    names = {RESULTS_OUTPUT: f"{RESULTS_NAME}{suffix}.tsv", PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}{suffix}.tsv"}
+    if seed_compatible:
+        names[LABELS_OUTPUT] = f"{PUBLISHED_LABELS_NAME}{suffix}.txt"
+        names[PUBLISHED_OUTPUT] = f"{PUBLISHED_PROBABILITIES_NAME}{suffix}.tsv"
+    return names
+
+
+def results_header(labels: Sequence[str]) -> str:
+    """The header line of our test_results file (with its newline)."""
+    return "\t".join(labels) + "\n"
+
+
+def format_results_row(probabilities: Sequence[float]) -> str:
+    """One row of our test_results file."""
+    return "\t".join(map(format_probability, probabilities)) + "\n"
+
+
+def format_published_results_row(probabilities: Sequence[float]) -> str:
+    """One row of the published test_results.tsv (no header; every probability the model computed)."""
+    return "\t".join(map(format_published_probability, probabilities)) + "\n"

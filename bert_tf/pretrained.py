@@ -399,6 +399,30 @@ def read_tf1(prefix: str, keys: Sequence[str]) -> WeightSource:
     return WeightSource(prefix, tensors, tf1_name, unused)
 
 
+TF1_CLASSIFIER_WEIGHTS = "output_weights"  # the published run_ner_consensus.py classifier head
+TF1_CLASSIFIER_BIAS = "output_bias"
+
+
+def read_tf1_classifier_head(prefix: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The classifier head of a checkpoint fine-tuned by the published TF1 code: output_weights [rows, hidden]
+    and output_bias [rows] (rows = labels + 1 there), or None when the checkpoint has no such head."""
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+    except Exception as e:  # tf.errors.* for missing or damaged bundles
+        raise InputError(f"cannot read the TensorFlow checkpoint ({_first_line(e)})", prefix + ".index") from None
+    if TF1_CLASSIFIER_WEIGHTS not in shapes and TF1_CLASSIFIER_BIAS not in shapes:
+        return None
+    weights_shape, bias_shape = shapes.get(TF1_CLASSIFIER_WEIGHTS), shapes.get(TF1_CLASSIFIER_BIAS)
+    if weights_shape is None or bias_shape is None or len(weights_shape) != 2 or list(bias_shape) != weights_shape[:1]:
+        raise InputError(f"classifier head {TF1_CLASSIFIER_WEIGHTS} {weights_shape} / {TF1_CLASSIFIER_BIAS} "
+                         f"{bias_shape}: expected [rows, hidden] and [rows]", prefix + ".index")
+    weights = np.asarray(reader.get_tensor(TF1_CLASSIFIER_WEIGHTS), dtype="float32")
+    return weights, np.asarray(reader.get_tensor(TF1_CLASSIFIER_BIAS), dtype="float32")
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -31,7 +31,8 @@ UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a
                         "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
 NOT_FINGERPRINTED = {"verbose", "log_every", "overwrite_output_dir", "resume", "num_workers", "save_checkpoints_steps",
                      "do_predict", "do_eval", "predict_file", "predict_output", "distribution", "use_xla",
-                     "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic"}
+                     "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic", "keep_checkpoints",
+                     "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs"}
 
 
 def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
@@ -152,6 +153,12 @@ def checkpoint_directory(out_dir: str, chief: bool) -> str:
     scratch = tempfile.mkdtemp(prefix="bert_tf_worker_ckpt_")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     return scratch
+
+
+def finish_training(checkpointer: TrainingCheckpointer, keep: bool) -> None:
+    """After a training run that ended normally: delete its resume checkpoints unless `keep` (--keep_checkpoints)."""
+    if not keep:
+        shutil.rmtree(checkpointer.directory, ignore_errors=True)  # non-chief workers: their scratch directory
 
 
 def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,

@@ -10,7 +10,7 @@ REPO_ROOT=$(dirname "$SCRIPT_DIR")
 
 # Settings: environment variables, variables of the --config file, or --lowercase options.
 SETTINGS=(MODELS BATCH_SIZES LEARNING_RATES EPOCHS SEEDS TASK_NAME DATA_DIR OUT_DIR CACHE_DIR
-          LAUNCHER PYTHON RUNNER EXTRA_FLAGS TEMPLATE MAX_QUEUED SQUEUE_CMD POLL_SECONDS SBATCH
+          LAUNCHER PYTHON RUNNER EXTRA_FLAGS REPLACE_SPAN GPU_FLAGS TEMPLATE MAX_QUEUED SQUEUE_CMD POLL_SECONDS SBATCH
           GPUS NODES CPUS_PER_TASK TIME_LIMIT PARTITION ACCOUNT JOB_PREFIX)
 PLACEHOLDERS=(JOB_NAME RUN_DIR COMMAND WORKDIR GPUS NODES CPUS_PER_TASK TIME PARTITION ACCOUNT)
 
@@ -41,6 +41,10 @@ Options (each also an environment variable / config variable, named in capitals)
   --python CMD           Python interpreter (default: REPO/.venv/bin/python, else python3)
   --runner FILE          script to run (default: REPO/run_classifier.py)
   --extra_flags "..."    more flags for every run, e.g. "--warmup_proportion=0.1"
+  --replace_span TOKEN   --replace_span of every run (default: [unused1], as the published grid;
+                         none: keep the mention's own tokens)
+  --gpu_flags "..."      flags for GPU runs (default auto: "--use_xla --use_amp" with the slurm
+                         launcher or when nvidia-smi lists a GPU, as the published grid ran; none: no flags)
   --template FILE        SLURM template (default: scripts/slurm/single_gpu.sbatch)
   --gpus N --nodes N --cpus_per_task N --time_limit HH:MM:SS --partition P --account A
                          SLURM resources (defaults: the template's ##DEFAULT lines;
@@ -102,6 +106,7 @@ apply_defaults() {
   : "${EPOCHS:=2 3 4}" "${SEEDS:=1 2 3}" "${TASK_NAME:=consensus}" "${DATA_DIR:=}"
   : "${OUT_DIR:=$REPO_ROOT/runs/grid}" "${CACHE_DIR:=}" "${LAUNCHER:=local}"
   : "${PYTHON:=$default_python}" "${RUNNER:=$REPO_ROOT/run_classifier.py}" "${EXTRA_FLAGS:=}"
+  : "${REPLACE_SPAN:=[unused1]}" "${GPU_FLAGS:=auto}"
   : "${TEMPLATE:=$SCRIPT_DIR/slurm/single_gpu.sbatch}" "${MAX_QUEUED:=0}" "${POLL_SECONDS:=60}"
   : "${SQUEUE_CMD:=$default_squeue}" "${SBATCH:=sbatch}"
   : "${GPUS:=}" "${NODES:=}" "${CPUS_PER_TASK:=}" "${TIME_LIMIT:=}" "${PARTITION:=}" "${ACCOUNT:=}"
@@ -176,7 +181,25 @@ finish_settings() {
   read -r -a PYTHON_CMD <<<"$PYTHON"
   read -r -a SBATCH_CMD <<<"$SBATCH"
   read -r -a EXTRA <<<"$EXTRA_FLAGS"
+  resolve_gpu_flags
   read -r -a SEED_LIST <<<"$SEEDS"
+}
+
+has_gpu() {  # whether this machine has a GPU nvidia-smi can see
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'
+}
+
+resolve_gpu_flags() {  # GPU_FLAGS -> GPU_FLAG_LIST
+  GPU_FLAG_LIST=()
+  case $GPU_FLAGS in
+    none) ;;
+    auto) if [[ $LAUNCHER == slurm ]] || has_gpu; then GPU_FLAG_LIST=(--use_xla --use_amp); fi ;;
+    *) read -r -a GPU_FLAG_LIST <<<"$GPU_FLAGS" ;;
+  esac
+  local value
+  for value in "${GPU_FLAG_LIST[@]}"; do
+    [[ $value == --* ]] || die "gpu flag '$value' does not start with --"
+  done
 }
 
 # ------------------------------------------------------------------------------ one run
@@ -197,6 +220,8 @@ write_flagfile() {  # run_dir model_path max_seq_length batch lr epochs seed
     echo "--seed=$7"
     echo "--do_train"
     echo "--do_eval"
+    if [[ -n $REPLACE_SPAN && $REPLACE_SPAN != none ]]; then echo "--replace_span=$REPLACE_SPAN"; fi
+    if ((${#GPU_FLAG_LIST[@]})); then printf '%s\n' "${GPU_FLAG_LIST[@]}"; fi
     echo "--cache_dir=$CACHE_DIR"
     if ((${#EXTRA[@]})); then printf '%s\n' "${EXTRA[@]}"; fi
   } >"$tmp"
@@ -288,7 +313,8 @@ do_run() {  # name path max_seq_length batch lr epochs rep seed
   if ((DRY_RUN)); then
     echo "[dry run] $LAUNCHER ($job_name): $(run_command "$run_dir")"
     echo "[dry run]   --bert_model=$2 --max_seq_length=$3 --train_batch_size=$4" \
-      "--learning_rate=$5 --num_train_epochs=$6 --seed=$8 ${EXTRA[*]}"
+      "--learning_rate=$5 --num_train_epochs=$6 --seed=$8 --replace_span=$REPLACE_SPAN" \
+      "${GPU_FLAG_LIST[*]} ${EXTRA[*]}"
     WOULD_RUN=$((WOULD_RUN + 1))
     return
   fi

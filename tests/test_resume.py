@@ -64,12 +64,12 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_chec
     killed = _ner(tiny_checkpoint, data, out, fault="kill_after_step=10")
     assert killed.returncode == -signal.SIGKILL
     assert not (out / "test_results.json").exists()
-    resumed = _ner(tiny_checkpoint, data, out)
+    resumed = _ner(tiny_checkpoint, data, out, extra=["--keep_checkpoints"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout and "step 8" in resumed.stdout
     _assert_same_run(ref_out, out)
     checkpoints = sorted(p.name for p in (out / "checkpoints").glob("*.state.json"))
-    assert len(checkpoints) == 2  # the last two are kept
+    assert len(checkpoints) == 2  # the last two are kept (with --keep_checkpoints)
 
 
 def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tiny_checkpoint, tmp_path):
@@ -83,6 +83,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(reference, tiny_checkpoint
     resumed = _ner(tiny_checkpoint, data, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_run(ref_out, out)
+    assert not (out / "checkpoints").exists()  # a run that ends normally deletes them
 
 
 def test_kill_while_saving_keeps_the_previous_checkpoint(reference, tiny_checkpoint, tmp_path):

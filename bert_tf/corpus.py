@@ -1,0 +1,185 @@
+"""Corpus prediction: the input shards a --predict_file names, their output files, which are done, and which
+shards a process of a group of independent jobs takes.
+
+A --predict_file is one of:
+  FILE          one input; outputs test_results.tsv, output_with_probabilities.tsv (no shard id)
+  DIR           every *.tsv directly in DIR, sorted by name
+  GLOB          every file matching a pattern with * ? or [...], sorted by name (quote it for the shell)
+  @LIST         the paths in the text file LIST, one a line, in that order; blank lines and lines
+                starting with # are skipped; relative paths are relative to LIST's folder
+For every input NAME.tsv of a corpus the outputs carry the shard id: test_results_ID.tsv,
+output_with_probabilities_ID.tsv, where ID is NAME (--shard_id=stem) or the text after the last '-'
+of NAME (--shard_id=last_field: ggp-contexts-w100-042.tsv -> 042, as the published pipeline names them).
+A shard is done when all its outputs exist: each is written under a temporary name and renamed when
+complete, so a killed run loses at most the shard in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from bert_tf import prediction_files
+from bert_tf.errors import InputError
+
+LIST_PREFIX = "@"
+GLOB_CHARACTERS = "*?["
+SHARD_ID_MODES = ("stem", "last_field")
+ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One input file of a prediction and the files it gets."""
+
+    position: int  # 0-based position in the corpus listing (decides its group)
+    input: str
+    shard_id: str  # "" for a single input file
+    outputs: Dict[str, str]  # role (prediction_files.*_OUTPUT) -> path
+
+    def done(self) -> bool:
+        """Whether every output file exists (each is renamed into place only when complete)."""
+        return all(os.path.isfile(path) for path in self.outputs.values())
+
+    def partial_outputs(self) -> List[str]:
+        """The outputs of an unfinished shard that already exist (a run killed between two renames)."""
+        return [path for path in self.outputs.values() if os.path.isfile(path)]
+
+
+def _read_list_file(path: str) -> List[str]:
+    """The paths listed in an @LIST file, each checked to be a file."""
+    if not os.path.isfile(path):
+        raise InputError("list file does not exist", path)
+    base = os.path.dirname(os.path.abspath(path))
+    paths = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            entry = line.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            full = entry if os.path.isabs(entry) else os.path.join(base, entry)
+            if not os.path.isfile(full):
+                raise InputError(f"listed input {entry!r} is not a file", path, number)
+            paths.append(full)
+    if not paths:
+        raise InputError("the list file names no inputs", path)
+    return paths
+
+
+def list_inputs(spec: str) -> Tuple[List[str], bool]:
+    """The input files of a --predict_file value and whether it names a corpus (anything but one plain file)."""
+    if spec.startswith(LIST_PREFIX):
+        return _read_list_file(spec[len(LIST_PREFIX):]), True
+    if os.path.isdir(spec):
+        found = sorted(p for p in glob.glob(os.path.join(glob.escape(spec), "*.tsv")) if os.path.isfile(p))
+        if not found:
+            raise InputError("the folder holds no *.tsv files", spec)
+        return found, True
+    if os.path.isfile(spec):
+        return [spec], False
+    if any(c in spec for c in GLOB_CHARACTERS):
+        found = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+        if not found:
+            raise InputError("no file matches this pattern", spec)
+        return found, True
+    raise InputError("prediction input does not exist (a file, a folder, a glob pattern or @LIST)", spec)
+
+
+def shard_id(path: str, mode: str) -> str:
+    """The id a corpus input's outputs carry: its name without extension, or (last_field) the text after
+    the name's last '-'."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if mode == "last_field":
+        return stem.rsplit("-", 1)[-1]
+    if mode != "stem":
+        raise InputError(f"--shard_id={mode}: must be one of {', '.join(SHARD_ID_MODES)}")
+    return stem
+
+
+def plan_shards(inputs: Sequence[str], corpus: bool, out_dir: str, id_mode: str,
+                seed_compatible: bool) -> List[Shard]:
+    """Every input with its output paths; InputError when two inputs would write the same files."""
+    shards: List[Shard] = []
+    seen: Dict[str, str] = {}
+    for position, path in enumerate(inputs):
+        sid = shard_id(path, id_mode) if corpus else ""
+        if sid in seen:
+            raise InputError(f"gives the same shard id {sid!r} as {seen[sid]}: their outputs would collide "
+                             "(try --shard_id=stem)", path)
+        seen[sid] = path
+        names = prediction_files.output_names(sid, seed_compatible)
+        shards.append(Shard(position, path, sid, {role: os.path.join(out_dir, n) for role, n in names.items()}))
+    return shards
+
+
+def resolve_group(shard_index: Optional[int], num_groups: int) -> int:
+    """This process's group: --shard_index, else $SLURM_ARRAY_TASK_ID when there are several groups."""
+    if num_groups < 1:
+        raise InputError(f"--num_shard_groups={num_groups}: must be at least 1")
+    if shard_index is None:
+        if num_groups == 1:
+            return 0
+        value = os.environ.get(ARRAY_TASK_ENV, "")
+        if not value.isdigit():
+            raise InputError(f"--num_shard_groups={num_groups} needs --shard_index (or {ARRAY_TASK_ENV})")
+        shard_index = int(value)
+    if not 0 <= shard_index < num_groups:
+        raise InputError(f"shard index {shard_index}: must be in 0..{num_groups - 1} (--num_shard_groups={num_groups})")
+    return shard_index
+
+
+def group_shards(shards: Sequence[Shard], group: int, num_groups: int) -> List[Shard]:
+    """The shards of one group: shard j goes to group j % num_groups, so no shard is in two groups."""
+    return [s for s in shards if s.position % num_groups == group]
+
+
+def remove_stale_temporaries(shard: Shard) -> None:
+    """Remove the temporary files a killed run left for this shard's outputs (names as io_utils.atomic_path)."""
+    for path in shard.outputs.values():
+        directory, name = os.path.split(path)
+        for leftover in glob.glob(os.path.join(glob.escape(directory), "." + glob.escape(name) + ".*.tmp")):
+            try:
+                os.remove(leftover)
+            except OSError:
+                pass
+
+
+def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_compatible: bool = False) -> List[int]:
+    """The groups (0..num_groups-1) that still have a shard without all its outputs."""
+    inputs, is_corpus = list_inputs(spec)
+    shards = plan_shards(inputs, is_corpus, out_dir, id_mode, seed_compatible)
+    return sorted({s.position % num_groups for s in shards if not s.done()})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m bert_tf.corpus pending|count ...`: the pending shard groups of a corpus, or its shard count
+    (for scripts/predict_corpus.sh); bad input prints 'error: ...' and returns 2."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bert_tf.corpus", description=main.__doc__)
+    parser.add_argument("command", choices=("pending", "count"))
+    parser.add_argument("--predict_file", required=True)
+    parser.add_argument("--predict_output_dir", default=".")
+    parser.add_argument("--shard_id", default="stem", choices=SHARD_ID_MODES)
+    parser.add_argument("--num_shard_groups", type=int, default=1)
+    parser.add_argument("--seed_compatible_outputs", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "count":
+            print(len(list_inputs(args.predict_file)[0]))
+        else:
+            resolve_group(0, args.num_shard_groups)
+            groups = pending_groups(args.predict_file, args.predict_output_dir, args.shard_id, args.num_shard_groups,
+                                    args.seed_compatible_outputs)
+            print(" ".join(map(str, groups)))
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""scripts/predict_corpus.sh with a fake sbatch/squeue/scontrol on PATH and a fake runner: which shard groups
+are submitted, throttling, the flags every job gets, SIGTERM forwarding and requeue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_grid import FAKE_SBATCH, FAKE_SCONTROL, FAKE_SQUEUE, write_script
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = REPO_ROOT / "scripts" / "predict_corpus.sh"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is needed")
+
+FAKE_RUNNER = '''
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[0]).parent
+(out / "runner_args").write_text("\\n".join(sys.argv[1:]))
+def on_term(*_):
+    sys.exit(143)
+signal.signal(signal.SIGTERM, on_term)
+(out / "started").write_text("")
+time.sleep(float(__import__("os").environ.get("FAKE_SLEEP", "0")))
+'''
+
+
+@pytest.fixture
+def setup(tmp_path):
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    write_script(bin_dir / "sbatch", FAKE_SBATCH)
+    write_script(bin_dir / "squeue", FAKE_SQUEUE)
+    write_script(bin_dir / "scontrol", FAKE_SCONTROL)
+    (state / "queued").write_text("0\n")
+    write_script(tmp_path / "runner.py", FAKE_RUNNER)
+    contexts = tmp_path / "contexts"
+    contexts.mkdir()
+    for i in range(3):
+        (contexts / f"ggp-contexts-w100-{i:03d}.tsv").write_text("1\tT1\tggp\ta \tb\t c\n")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state), USER="tester")
+    return tmp_path, env
+
+
+def launch(tmp_path: Path, env, *args: str) -> subprocess.CompletedProcess:
+    command = ["bash", str(LAUNCHER), f"--inputs={tmp_path / 'contexts'}", f"--run_dir={tmp_path / 'run'}",
+               "--type=ggp", f"--model={tmp_path / 'model'}", f"--python={sys.executable}",
+               f"--runner={tmp_path / 'runner.py'}", "--poll_seconds=0", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+def test_slurm_submits_one_job_per_pending_shard_throttled(setup):
+    tmp_path, env = setup
+    predictions = tmp_path / "run" / "ggp-predictions"
+    predictions.mkdir(parents=True)
+    for name in ("test_results_000.tsv", "output_with_probabilities_000.tsv"):  # shard 000 is done
+        (predictions / name).write_text("done\n")
+    state = Path(env["FAKE_STATE"])
+    (state / "queued").write_text("1\n")
+    env["FAKE_CAP"] = "2"
+    result = launch(tmp_path, env, "--launcher=slurm", "--max_queued=2", "--account=proj")
+    assert result.returncode == 0, result.stderr
+    assert "3 shard(s) in 3 group(s): 1 group(s) done, 2 submitted" in result.stdout
+    assert (state / "queued_at_submit").read_text().split() == ["1", "1"]  # waited for a free slot each time
+    jobs = tmp_path / "run" / "ggp-jobs"
+    assert sorted(p.name for p in jobs.glob("group-*.submitted")) == ["group-1.submitted", "group-2.submitted"]
+    flags = (jobs / "predict.flags").read_text().splitlines()
+    for expected in ["--do_predict", f"--bert_model={tmp_path / 'model'}", f"--predict_file={tmp_path / 'contexts'}",
+                     f"--predict_output_dir={predictions}", "--shard_id=last_field", "--max_seq_length=256",
+                     "--predict_batch_size=32", "--replace_span=[unused1]", "--use_xla", "--use_amp"]:
+        assert expected in flags
+    script = (state / "job_101.sbatch").read_text()
+    assert "--shard_index=2 --num_shard_groups=3" in script and "#SBATCH --account=proj" in script
+    assert "scontrol requeue" in script and "#SBATCH --requeue" in script
+
+    again = launch(tmp_path, env, "--launcher=slurm")
+    assert "0 submitted, 2 already submitted (skipped)" in again.stdout
+
+    # The job script forwards SIGTERM to the run and requeues the job when the run was cut short.
+    env.update(FAKE_SLEEP="30", SLURM_JOB_ID="4242")
+    job = subprocess.Popen(["bash", str(jobs / "group-1.sbatch")], env=env, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    while not (tmp_path / "started").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    job.send_signal(signal.SIGTERM)
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 143, output
+    assert (state / "scontrol_log").read_text().split() == ["requeue", "4242"]
+    args = (tmp_path / "runner_args").read_text().splitlines()
+    assert args == [f"--flagfile={jobs / 'predict.flags'}", "--shard_index=1", "--num_shard_groups=3"]
+
+
+def test_array_and_local_and_bad_options(setup):
+    tmp_path, env = setup
+    state = Path(env["FAKE_STATE"])
+    result = launch(tmp_path, env, "--launcher=slurm", "--array", "--groups=2", "--max_queued=5")
+    assert result.returncode == 0, result.stderr
+    script = (state / "job_100.sbatch").read_text()
+    assert "#SBATCH --array=0,1%5" in script and "--num_shard_groups=2" in script and "--shard_index" not in script
+    local = launch(tmp_path, env, "--gpu_flags=none")
+    assert local.returncode == 0, local.stderr
+    args = (tmp_path / "runner_args").read_text().splitlines()
+    flags = (tmp_path / "run" / "ggp-jobs" / "local" / "predict.flags").read_text()
+    assert args == [f"--flagfile={tmp_path / 'run' / 'ggp-jobs' / 'local' / 'predict.flags'}"]
+    assert "--use_xla" not in flags and f"--output_dir={tmp_path / 'run' / 'ggp-jobs' / 'local'}" in flags
+    missing = launch(tmp_path, env, "--launcher=slurm", f"--inputs={tmp_path / 'nothing-*.tsv'}")
+    assert missing.returncode == 2 and "no file matches this pattern" in missing.stderr
+    no_model = subprocess.run(["bash", str(LAUNCHER), "--inputs=x", "--run_dir=r", "--type=ggp"],
+                              capture_output=True, text=True, env=env)
+    assert no_model.returncode == 2 and "no model" in no_model.stderr
