@@ -281,6 +281,7 @@ def write_prediction_files(trainer, info: feature_cache.CacheInfo, input_path: s
     with contextlib.ExitStack() as stack:
         files = {}
         for role, path in outputs.items():
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             tmp = stack.enter_context(atomic_path(path))
             files[role] = stack.enter_context(open(tmp, "w", encoding="utf-8", newline="\n"))
         writer = PredictionWriter(files, labels, examples)

@@ -86,15 +86,28 @@ PROBABILITIES_OUTPUT = "probabilities"
 PUBLISHED_OUTPUT = "published"
 
 
+PUBLISHED_SUBDIR = "published"
+
+
 def output_names(shard_id: str = "", seed_compatible: bool = False) -> Dict[str, str]:
-    """The file names a prediction writes, by role: ``test_results.tsv`` and ``output_with_probabilities.tsv``
-    (``_<shard_id>`` before the extension for a corpus shard), with `seed_compatible` also the published
-    ``test_output_labels.txt`` and ``output_with_probabilities_dict.tsv``."""
-    suffix = f"_{shard_id}" if shard_id else ""
-    names = {RESULTS_OUTPUT: f"{RESULTS_NAME}{suffix}.tsv", PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}{suffix}.tsv"}
+    """The file names (relative to the prediction folder) a prediction writes, by role.
+
+    One input: ``test_results.tsv`` and ``output_with_probabilities.tsv``, with `seed_compatible` also the
+    published ``test_output_labels.txt`` and ``output_with_probabilities_dict.tsv``. A corpus shard: the same
+    with ``_<shard_id>`` before the extension, and the published files in ``published/`` under the names the
+    published pipeline gives them there (``output_with_probabilities_<id>.tsv``: the 8-column file, so that the
+    pattern ``output_with_probabilities_*`` of each folder finds one file per shard, never both formats)."""
+    if not shard_id:
+        names = {RESULTS_OUTPUT: f"{RESULTS_NAME}.tsv", PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}.tsv"}
+        if seed_compatible:
+            names[LABELS_OUTPUT] = f"{PUBLISHED_LABELS_NAME}.txt"
+            names[PUBLISHED_OUTPUT] = f"{PUBLISHED_PROBABILITIES_NAME}.tsv"
+        return names
+    names = {RESULTS_OUTPUT: f"{RESULTS_NAME}_{shard_id}.tsv",
+             PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}_{shard_id}.tsv"}
     if seed_compatible:
-        names[LABELS_OUTPUT] = f"{PUBLISHED_LABELS_NAME}{suffix}.txt"
-        names[PUBLISHED_OUTPUT] = f"{PUBLISHED_PROBABILITIES_NAME}{suffix}.tsv"
+        names[LABELS_OUTPUT] = f"{PUBLISHED_SUBDIR}/{PUBLISHED_LABELS_NAME}_{shard_id}.txt"
+        names[PUBLISHED_OUTPUT] = f"{PUBLISHED_SUBDIR}/{PROBABILITIES_NAME}_{shard_id}.tsv"
     return names
 
 

@@ -148,9 +148,9 @@ def test_listing_shard_ids_and_groups(tmp_path):
     assert corpus.shard_id(str(paths[4]), "last_field") == "004"
     assert corpus.shard_id(str(paths[4]), "stem") == "ggp-contexts-w100-004"
     shards = corpus.plan_shards([str(p) for p in paths], True, str(tmp_path), "last_field", True)
-    assert sorted(os.path.basename(p) for p in shards[0].outputs.values()) == [
-        "output_with_probabilities_000.tsv", "output_with_probabilities_dict_000.tsv", "test_output_labels_000.txt",
-        "test_results_000.tsv"]
+    assert sorted(os.path.relpath(p, tmp_path) for p in shards[0].outputs.values()) == [
+        "output_with_probabilities_000.tsv", "published/output_with_probabilities_000.tsv",
+        "published/test_output_labels_000.txt", "test_results_000.tsv"]
     groups = [corpus.group_shards(shards, g, 2) for g in range(2)]
     assert [s.shard_id for s in groups[0]] == ["000", "002", "004"] and [s.shard_id for s in groups[1]] == ["001", "003"]
     listing = tmp_path / "list.txt"
