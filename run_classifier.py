@@ -54,7 +54,8 @@ flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independen
                      "single-GPU jobs): shard j goes to group j % N.")
 flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
                   "without header (every probability the model computes), test_output_labels.txt and "
-                  "output_with_probabilities_dict.tsv (for a corpus: with the shard id before the extension).")
+                  "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
+                  "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).")
 flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
