@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,60 @@ def test_killed_corpus_run_resumes_and_matches_a_clean_run(trained, tmp_path):
         assert [line.split("\t")[:6] for line in full[1:]] == [line.split("\t") for line in inputs]
     info = json.loads((clean / "prediction_info.json").read_text())
     assert info["labels"] == LABELS and info["max_seq_length"] == 32 and info["model"].endswith("model")
+    check_blocklists_from(killed, tmp_path)
+
+
+GLOBAL_THRESHOLDS = {"che": 0.5, "dis": 0.85, "ggp": 0.5, "org": 0.5}
+NEVER_BLOCKED = {("insulin", "ggp"), ("INSULIN", "ggp")}
+
+
+def expected_global_names(predictions: Path) -> list:
+    """auto_global.tsv computed here from the prediction files, apart from bert_tf.blocklists: per type, per
+    document (a run of consecutive rows of one file) and name, the tagger-type rows' probabilities multiplied label by label and normalised; a name is
+    blocked everywhere when it is in at least 2 documents and its mean probability of not being the type reaches
+    the type's threshold."""
+    rows, group = [], 0
+    for path in sorted(predictions.glob("output_with_probabilities_*")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header, previous = lines[0].split("\t"), None
+        for line in lines[1:]:
+            row = dict(zip(header, line.split("\t")))
+            if row["doc_id"] != previous:  # a document is a run of consecutive rows of one file, as published
+                group, previous = group + 1, row["doc_id"]
+            rows.append((group, row))
+    blocked = set()
+    for type_, threshold in GLOBAL_THRESHOLDS.items():
+        per_doc = {}
+        for doc, row in rows:
+            if row["label"] == type_:
+                logs = np.log10([float(row[label]) for label in LABELS])
+                key = (doc, row["mention"])
+                per_doc[key] = per_doc.get(key, 0.0) + logs
+        errors = {}
+        for (doc, name), logs in per_doc.items():
+            p = 10 ** (logs - logs.max())
+            errors.setdefault(name, []).append(1.0 - p[LABELS.index(type_)] / p.sum())
+        blocked |= {name for name, e in errors.items()
+                    if len(e) >= 2 and np.mean(e) >= threshold and (name, type_) not in NEVER_BLOCKED}
+    return sorted(f"{name}\tt" for name in blocked)
+
+
+def check_blocklists_from(predictions: Path, tmp_path: Path) -> None:
+    """The last step of the published chain on these predictions: every type's folder, then the blocklists."""
+    run_dir = tmp_path / "run_dir"
+    for type_ in GLOBAL_THRESHOLDS:
+        shutil.copytree(predictions, run_dir / f"{type_}-predictions")
+    lists = tmp_path / "lists"
+    done = subprocess.run([sys.executable, "-m", "bert_tf.blocklists", "pipeline", "--run_dir", str(run_dir),
+                           "--output_dir", str(lists)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = expected_global_names(predictions)
+    assert expected, "the demo shards should give at least one name in two documents"
+    assert (lists / "auto_global.tsv").read_text(encoding="utf-8").splitlines() == expected
+    local = [line.split("\t") for line in (lists / "auto_local.tsv").read_text(encoding="utf-8").splitlines()]
+    pairs = {(r.split("\t")[4], r.split("\t")[0]) for p in predictions.glob("output_with_probabilities_*")
+             for r in p.read_text(encoding="utf-8").splitlines()[1:]}
+    assert all(len(r) == 3 and r[2] in ("t", "f") and (r[0], r[1]) in pairs for r in local)
 
 
 def test_bad_shard_stops_with_file_and_line_and_leaves_the_others(trained, tmp_path):
