@@ -44,7 +44,7 @@ flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 from bert_tf import (classifier, cli, distribution, feature_cache, models, optimization, pretrained,  # noqa: E402
-                     reports, resume)
+                     reports, resume, tensorboard)
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
@@ -119,12 +119,17 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
+    last_validation: Dict = {}
+
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
+        last_validation["confusion_matrix"] = metrics["confusion_matrix"]
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
     callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, FLAGS.output_dir, labels,
+                                         lambda: last_validation.get("confusion_matrix"))
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate, outputs=tracker, callbacks=callbacks,

@@ -52,7 +52,7 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import cli, distribution, models, ner, optimization, pretrained, resume  # noqa: E402
+from bert_tf import cli, distribution, models, ner, optimization, pretrained, resume, tensorboard  # noqa: E402
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -182,6 +182,7 @@ def train(out_dir: str) -> None:
     tracker = OutputTracker(["preds", ner.ROW_ID], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
     callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, out_dir)
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=FLAGS.epochs, validate=validate, outputs=tracker,

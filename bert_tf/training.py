@@ -349,10 +349,12 @@ class Trainer:
         if run.outputs is not None:
             for p in pending:
                 run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
+        examples = sum(int(p["preds"].shape[0]) for p in pending)
         pending.clear()
         loop.loss_total += float(np.sum(losses))
         loop.loss_steps += len(losses)
-        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps})
+        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps,
+                                         "recent_loss": float(np.mean(losses)), "examples": examples})
         if progbar is not None:
             progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
 
