@@ -43,8 +43,8 @@ flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
-from bert_tf import (classifier, cli, distribution, feature_cache, models, optimization, pretrained,  # noqa: E402
-                     reports, resume, tensorboard)
+from bert_tf import (classifier, cli, distribution, feature_cache, html_report, models, optimization,  # noqa: E402
+                     pretrained, reports, resume, tensorboard)
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
@@ -99,7 +99,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    cli.print_table("bert-tf consensus classifier", {
+    summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -113,7 +113,12 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         "optimizer": f"{FLAGS.optimizer}, peak learning rate {FLAGS.learning_rate:g}, weight decay "
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
         "precision": run.precision, "xla": FLAGS.use_xla,
-    })
+    }
+    cli.print_table("bert-tf consensus classifier", summary)
+    if run.chief:
+        html_report.write_run_summary(FLAGS.output_dir, "bert-tf consensus classifier",
+                                      {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples})
+
     def make_epoch_dataset(epoch: int, first_step: int):
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
@@ -239,6 +244,8 @@ def main(argv: Sequence[str]) -> None:
         evaluate(task, trainer, run.chief)
     if FLAGS.do_predict:
         predict(task, trainer, run.chief)
+    if run.chief:
+        html_report.write_run_report(FLAGS.output_dir)
     print(f"outputs in {FLAGS.output_dir}")
 
 

@@ -52,7 +52,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import cli, distribution, models, ner, optimization, pretrained, resume, tensorboard  # noqa: E402
+from bert_tf import (cli, distribution, html_report, models, ner, optimization, pretrained, resume,  # noqa: E402
+                     tensorboard)
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -139,7 +140,7 @@ def train(out_dir: str) -> None:
         optimizer = build_optimizer(task, steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    cli.print_table("bert-tf NER", {
+    summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -153,12 +154,17 @@ def train(out_dir: str) -> None:
         "precision": run.precision, "xla": FLAGS.use_xla,
         "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
                      + (f" (frozen: {', '.join(frozen)})" if frozen else ""),
-    })
+    }
+    cli.print_table("bert-tf NER", summary)
 
     os.makedirs(out_dir, exist_ok=True)
     if run.chief:
         cli.write_run_config(out_dir, cli.flag_values(flags),
                                  {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path})
+        html_report.write_run_summary(out_dir, "bert-tf NER", {
+            **summary, html_report.EXAMPLES_PER_EPOCH: len(train_docs),
+            "training tag counts": html_report.counts(t for e in train_docs for t in e.tags),
+            "windows": f"val {len(val_set.rows)}, test {len(test_set.rows)} windows of max_len={FLAGS.max_len}"})
         if was_split:
             for split, examples in datasets.items():
                 ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
@@ -204,9 +210,10 @@ def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: Li
     if chief:
         write_json_atomic(os.path.join(out_dir, "test_results.json"), metrics)
         write_text_atomic(os.path.join(out_dir, "test_report.txt"), report)
+        html_report.write_run_report(out_dir)
     print(report)
     print(f"outputs in {out_dir}: model/, history.csv, loss.png, accuracy.png, f1.png, "
-          f"test_results.json, test_report.txt")
+          f"test_results.json, test_report.txt, report.html")
 
 
 def predict(model_path: str) -> None:
