@@ -100,3 +100,25 @@ def test_headless_browser_renders_the_report(tmp_path: Path, width: int) -> None
     assert shot.is_file(), done.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == width
+
+
+def test_grid_report_writes_a_self_contained_page(tmp_path: Path) -> None:
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import grid_report
+
+    runs = tmp_path / "runs"
+    for lr, seed, f1 in (("1e-5", "1", 0.8), ("1e-5", "2", 0.82), ("2e-5", "1", 0.9), ("3e-5", "1", None)):
+        run = runs / "biobert" / "grid" / f"lr{lr}_s{seed}"
+        run.mkdir(parents=True)
+        (run / "run.flags").write_text(f"--max_seq_length=128\n--train_batch_size=32\n--learning_rate={lr}\n"
+                                       f"--num_train_epochs=2\n--seed={seed}\n")
+        if f1 is not None:
+            (run / "eval_results.json").write_text(json.dumps({"macro": {"f1": f1}, "accuracy": f1, "loss": 1 - f1}))
+    grid_report.report(str(runs))
+    text = (runs / "report.html").read_text(encoding="utf-8")
+    check_self_contained(text)
+    best_row = re.search(r"<tr class=best>(.*?)</tr>", text).group(1)
+    assert ">2e-5<" in best_row and ">0.900000<" in best_row
+    assert "lr3e-5_s1" in text and "no eval_results.json" in text  # the failed run is listed
+    assert '<section id="machine">' in text
