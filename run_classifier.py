@@ -10,6 +10,8 @@ NVIDIA run_classifier style:
 
 from __future__ import annotations
 
+from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
+
 import math
 import os
 import time

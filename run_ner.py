@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
+
 import json
 import os
 import time
