@@ -46,7 +46,9 @@ flags.DEFINE_bool("linear_scheduler", True, "Linear warm-up (20%% of one epoch) 
                   "--nolinear_scheduler: exponential decay by --gamma per epoch.")
 flags.DEFINE_float("val_test_size", 0.1, "Fraction for each of val and test when data_path holds a single file.")
 flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is given alone).")
-flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or plain text.")
+flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or raw text "
+                    "(a .txt file, one document a line, or a folder of .txt files, one document each: split into "
+                    "sentences and words here; entities also written with character offsets and as brat .ann).")
 flags.DEFINE_string("predict_output", None, "Predictions CSV (default: <save_model_path>/predictions.csv); "
                     ".conll and .jsonl files are written beside it.")
 FLAGS = flags.FLAGS
@@ -54,8 +56,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import (cli, distribution, html_report, models, ner, optimization, pretrained, resume,  # noqa: E402
-                     tensorboard)
+from bert_tf import (cli, distribution, html_report, models, ner, optimization, pretrained, raw_text,  # noqa: E402
+                     resume, tensorboard)
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -222,10 +224,11 @@ def predict(model_path: str) -> None:
     """Tag --predict_file with a saved model; write CSV, CoNLL and JSONL predictions."""
     if not FLAGS.predict_file:
         raise InputError("--do_predict needs --predict_file")
-    examples = ner_data.read_words_file(FLAGS.predict_file)
+    documents = raw_text.read_documents(FLAGS.predict_file) if raw_text.is_raw_text(FLAGS.predict_file) else None
+    examples = raw_text.as_examples(documents) if documents else ner_data.read_words_file(FLAGS.predict_file)
     output = FLAGS.predict_output or os.path.join(model_path, "predictions.csv")
     stem = os.path.splitext(output)[0]
-    outputs = [output, stem + ".conll", stem + ".jsonl"]
+    outputs = [output, stem + ".conll", stem + ".jsonl"] + ([stem + "_brat"] if documents else [])
     existing = [p for p in outputs if os.path.exists(p)]
     if existing and not FLAGS.overwrite_output_dir:
         raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
@@ -244,6 +247,8 @@ def predict(model_path: str) -> None:
     seconds = time.time() - started
     tags = [[task.labels[i] for i in doc] for doc in predictions.label_ids]
     write_predictions(examples, tags, predictions.confidence, outputs)
+    if documents:  # raw text: JSONL with character offsets, and brat .txt + .ann pairs
+        raw_text.write_predictions(documents, tags, predictions.confidence, outputs[2], outputs[3])
     words = sum(len(e.tokens) for e in examples)
     print(f"tagged {len(examples)} documents, {words} words in {seconds:.1f} s ({words / max(seconds, 1e-9):.0f} "
           f"words/s); wrote {', '.join(outputs)}")
