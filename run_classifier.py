@@ -119,7 +119,10 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
     cli.print_table("bert-tf consensus classifier", summary)
     if run.chief:
         html_report.write_run_summary(FLAGS.output_dir, "bert-tf consensus classifier",
-                                      {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples})
+                                      {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples,
+                                       "cut to max_seq_length (train)": f"{train_info.mentions_truncated} mentions, "
+                                       f"{train_info.left_truncated} left and {train_info.right_truncated} right "
+                                       "contexts"})
 
     def make_epoch_dataset(epoch: int, first_step: int):
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)

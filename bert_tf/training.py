@@ -338,7 +338,11 @@ class Trainer:
 
     def _flush(self, pending: List[Dict[str, tf.Tensor]], loop: "_LoopState", run: "_Epoch",
                progbar: Optional[ProgressBar], step: int) -> None:
-        """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`."""
+        """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`.
+
+        Callbacks get `on_train_batch_end` with the epoch's running loss, `recent_loss` (the mean over the pending
+        steps) and `examples` (how many examples those steps trained on).
+        """
         if not pending:
             return
         losses = np.array([float(p["loss"]) for p in pending])
