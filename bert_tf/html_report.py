@@ -143,9 +143,11 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A number with 4 significant decimals, anything else as text."""
+    """A number with 4 decimals (whole numbers as they are), anything else as text."""
+    if isinstance(value, str) and _is_number(value) and len(value) > 8 and "e" not in value.lower():
+        value = float(value)  # long decimals from a CSV
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.4g}"
     return str(value)
 
 
@@ -154,10 +156,16 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], highlight: Optio
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
-        cells = "".join(f'<td class="n">{esc(fmt(c))}</td>' if isinstance(c, (int, float)) or _number(c) is not None
-                        else f"<td>{esc(c)}</td>" for c in row)
+        cells = "".join(f'<td class="n">{esc(fmt(c))}</td>' if _is_number(c) else f"<td>{esc(c)}</td>" for c in row)
         body.append(f'<tr{" class=best" if i == highlight else ""}>{cells}</tr>')
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _is_number(value: Any) -> bool:
+    """A number or numeric text (booleans excluded), shown right-aligned."""
+    if isinstance(value, bool) or value is None:
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and _number(value) is not None)
 
 
 def key_value_table(values: Dict[str, Any]) -> str:
@@ -202,7 +210,10 @@ def flags_section(output_dir: str) -> str:
     if not isinstance(config, dict):
         return _none("run_config.json not found")
     extra = {k: v for k, v in config.items() if k != "flags"}
-    return key_value_table(config.get("flags", {})) + (key_value_table(extra) if extra else "")
+    items = list(config.get("flags", {}).items())
+    size = max(1, -(-len(items) // 3))
+    columns = "".join(key_value_table(dict(items[i:i + size])) for i in range(0, len(items), size))
+    return f'<div class="grid">{columns}</div>' + (key_value_table(extra) if extra else "")
 
 
 def data_section(summary: Optional[Dict]) -> str:
@@ -300,16 +311,28 @@ def build_run_report(output_dir: str) -> str:
     history = read_history(os.path.join(output_dir, "history.csv"))
     title = f"{(summary or {}).get('title', 'bert-tf run')}: {os.path.basename(os.path.abspath(output_dir))}"
     sections = [
-        ("flags", "Flags", flags_section(output_dir)),
-        ("data", "Data and devices", data_section(summary)),
         ("curves", "Curves", curves_section(output_dir, history)),
         ("results", "Results per class", results_section(output_dir)),
         ("confusion", "Confusion matrix", confusion_section(output_dir)),
+        ("data", "Data and devices", data_section(summary)),
         ("timings", "Timings and throughput", timings_section(history, summary)),
+        ("flags", "Flags", flags_section(output_dir)),
         ("machine", "Machine and versions", machine_section(summary)),
     ]
-    intro = f'<p class="muted">{esc(os.path.abspath(output_dir))}</p>'
+    intro = f'<p class="muted">{esc(os.path.abspath(output_dir))}</p>' + overview(output_dir)
     return page(title, sections, intro)
+
+
+def overview(output_dir: str) -> str:
+    """One line of headline figures from the results files."""
+    figures = []
+    for name in RESULT_FILES:
+        results = _read_json(os.path.join(output_dir, name))
+        if isinstance(results, dict):
+            headline = _headline(results)
+            shown = [f"{k} {fmt(float(headline[k]))}" for k in ("f1", "macro f1", "accuracy", "loss") if k in headline]
+            figures.append(f"{name[:-5].replace('_', ' ')}: " + ", ".join(shown))
+    return f'<p class="callout">{esc("; ".join(figures))}</p>' if figures else ""
 
 
 def write_run_report(output_dir: str) -> str:
