@@ -131,7 +131,8 @@ def _parse_entity(fields: List[str], text: str, path: str, line: int) -> Entity:
 def read_ann(path: str, text: str) -> Tuple[List[Entity], int]:
     """The text-bound annotations of an .ann file and the number of other annotation lines."""
     entities, ignored = [], 0
-    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+    for number, raw in enumerate(read_text(path).split("\n"), start=1):
+        raw = raw.rstrip("\r")
         if not raw.strip():
             continue
         fields = raw.split("\t")
