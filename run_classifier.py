@@ -10,6 +10,8 @@ NVIDIA run_classifier style:
 
 from __future__ import annotations
 
+from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
+
 import math
 import os
 import time
@@ -61,8 +63,8 @@ flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 import bert_tf  # noqa: E402
-from bert_tf import (classifier, cli, distribution, feature_cache, models, optimization, pretrained,  # noqa: E402
-                     reports, resume)
+from bert_tf import (classifier, cli, distribution, feature_cache, html_report, models, optimization,  # noqa: E402
+                     pretrained, reports, resume, tensorboard)
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
@@ -133,7 +135,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    cli.print_table("bert-tf consensus classifier", {
+    summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -147,18 +149,31 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         "optimizer": f"{FLAGS.optimizer}, peak learning rate {FLAGS.learning_rate:g}, weight decay "
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
         "precision": run.precision, "xla": FLAGS.use_xla,
-    })
+    }
+    cli.print_table("bert-tf consensus classifier", summary)
+    if run.chief:
+        html_report.write_run_summary(FLAGS.output_dir, "bert-tf consensus classifier",
+                                      {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples,
+                                       "cut to max_seq_length (train)": f"{train_info.mentions_truncated} mentions, "
+                                       f"{train_info.left_truncated} left and {train_info.right_truncated} right "
+                                       "contexts"})
+
     def make_epoch_dataset(epoch: int, first_step: int):
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
+    last_validation: Dict = {}
+
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
+        last_validation["confusion_matrix"] = metrics["confusion_matrix"]
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
     callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, FLAGS.output_dir, labels,
+                                         lambda: last_validation.get("confusion_matrix"))
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate, outputs=tracker, callbacks=callbacks,
@@ -337,6 +352,8 @@ def main(argv: Sequence[str]) -> None:
         predict(task, trainer, run.chief, shards, is_corpus)
     if checkpointer is not None:
         resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
+    if run.chief:
+        html_report.write_run_report(FLAGS.output_dir)
     print(f"outputs in {FLAGS.output_dir}")
 
 

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
+
 import json
 import os
 import time
@@ -44,7 +46,9 @@ flags.DEFINE_bool("linear_scheduler", True, "Linear warm-up (20%% of one epoch) 
                   "--nolinear_scheduler: exponential decay by --gamma per epoch.")
 flags.DEFINE_float("val_test_size", 0.1, "Fraction for each of val and test when data_path holds a single file.")
 flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is given alone).")
-flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or plain text.")
+flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or raw text "
+                    "(a .txt file, one document a line, or a folder of .txt files, one document each: split into "
+                    "sentences and words here; entities also written with character offsets and as brat .ann).")
 flags.DEFINE_string("predict_output", None, "Predictions CSV (default: <save_model_path>/predictions.csv); "
                     ".conll and .jsonl files are written beside it.")
 FLAGS = flags.FLAGS
@@ -52,7 +56,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import cli, distribution, models, ner, optimization, pretrained, resume  # noqa: E402
+from bert_tf import (cli, distribution, html_report, models, ner, optimization, pretrained, raw_text,  # noqa: E402
+                     resume, tensorboard)
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -139,7 +144,7 @@ def train(out_dir: str) -> None:
         optimizer = build_optimizer(task, steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
-    cli.print_table("bert-tf NER", {
+    summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
@@ -153,12 +158,17 @@ def train(out_dir: str) -> None:
         "precision": run.precision, "xla": FLAGS.use_xla,
         "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
                      + (f" (frozen: {', '.join(frozen)})" if frozen else ""),
-    })
+    }
+    cli.print_table("bert-tf NER", summary)
 
     os.makedirs(out_dir, exist_ok=True)
     if run.chief:
         cli.write_run_config(out_dir, cli.flag_values(flags),
                                  {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path})
+        html_report.write_run_summary(out_dir, "bert-tf NER", {
+            **summary, html_report.EXAMPLES_PER_EPOCH: len(train_docs),
+            "training tag counts": html_report.counts(t for e in train_docs for t in e.tags),
+            "windows": f"val {len(val_set.rows)}, test {len(test_set.rows)} windows of max_len={FLAGS.max_len}"})
         if was_split:
             for split, examples in datasets.items():
                 ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
@@ -182,6 +192,7 @@ def train(out_dir: str) -> None:
     tracker = OutputTracker(["preds", ner.ROW_ID], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
     callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, out_dir)
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=FLAGS.epochs, validate=validate, outputs=tracker,
@@ -204,19 +215,21 @@ def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: Li
     if chief:
         write_json_atomic(os.path.join(out_dir, "test_results.json"), metrics)
         write_text_atomic(os.path.join(out_dir, "test_report.txt"), report)
+        html_report.write_run_report(out_dir)
     print(report)
     print(f"outputs in {out_dir}: model/, history.csv, loss.png, accuracy.png, f1.png, "
-          f"test_results.json, test_report.txt")
+          f"test_results.json, test_report.txt, report.html")
 
 
 def predict(model_path: str) -> None:
     """Tag --predict_file with a saved model; write CSV, CoNLL and JSONL predictions."""
     if not FLAGS.predict_file:
         raise InputError("--do_predict needs --predict_file")
-    examples = ner_data.read_words_file(FLAGS.predict_file)
+    documents = raw_text.read_documents(FLAGS.predict_file) if raw_text.is_raw_text(FLAGS.predict_file) else None
+    examples = raw_text.as_examples(documents) if documents else ner_data.read_words_file(FLAGS.predict_file)
     output = FLAGS.predict_output or os.path.join(model_path, "predictions.csv")
     stem = os.path.splitext(output)[0]
-    outputs = [output, stem + ".conll", stem + ".jsonl"]
+    outputs = [output, stem + ".conll", stem + ".jsonl"] + ([stem + "_brat"] if documents else [])
     existing = [p for p in outputs if os.path.exists(p)]
     if existing and not FLAGS.overwrite_output_dir:
         raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
@@ -235,6 +248,8 @@ def predict(model_path: str) -> None:
     seconds = time.time() - started
     tags = [[task.labels[i] for i in doc] for doc in predictions.label_ids]
     write_predictions(examples, tags, predictions.confidence, outputs)
+    if documents:  # raw text: JSONL with character offsets, and brat .txt + .ann pairs
+        raw_text.write_predictions(documents, tags, predictions.confidence, outputs[2], outputs[3])
     words = sum(len(e.tokens) for e in examples)
     print(f"tagged {len(examples)} documents, {words} words in {seconds:.1f} s ({words / max(seconds, 1e-9):.0f} "
           f"words/s); wrote {', '.join(outputs)}")

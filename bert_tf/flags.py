@@ -43,3 +43,8 @@ def define_shared_flags() -> None:
     flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (bitwise reproducible on CPU; slower).")
     flags.DEFINE_integer("log_every", 10, "Update the progress bar (and check the loss) every N steps.")
     flags.DEFINE_bool("verbose", True, "Print progress bars and per-epoch figures.")
+    flags.DEFINE_bool("verbose_tf", False, "Show TensorFlow's own start-up and C++ log lines (hidden by default; "
+                      "read from the command line before TensorFlow starts, see bert_tf/quiet.py).")
+    flags.DEFINE_bool("tensorboard", True, "Write TensorBoard event files under <output>/tensorboard (training loss, "
+                      "learning rate, throughput every --log_every steps; validation metrics); view them with "
+                      "`tensorboard --logdir <output>/tensorboard`.")

@@ -338,7 +338,11 @@ class Trainer:
 
     def _flush(self, pending: List[Dict[str, tf.Tensor]], loop: "_LoopState", run: "_Epoch",
                progbar: Optional[ProgressBar], step: int) -> None:
-        """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`."""
+        """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`.
+
+        Callbacks get `on_train_batch_end` with the epoch's running loss, `recent_loss` (the mean over the pending
+        steps) and `examples` (how many examples those steps trained on).
+        """
         if not pending:
             return
         losses = np.array([float(p["loss"]) for p in pending])
@@ -349,10 +353,12 @@ class Trainer:
         if run.outputs is not None:
             for p in pending:
                 run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
+        examples = sum(int(p["preds"].shape[0]) for p in pending)
         pending.clear()
         loop.loss_total += float(np.sum(losses))
         loop.loss_steps += len(losses)
-        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps})
+        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps,
+                                         "recent_loss": float(np.mean(losses)), "examples": examples})
         if progbar is not None:
             progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
 

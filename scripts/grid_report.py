@@ -15,7 +15,8 @@ loss. Best configuration first (highest metric, lowest with --minimize).
 
 Writes PREFIX.csv, PREFIX.md (Markdown table, mean ± std and n, plus the failed runs) and
 PREFIX_heatmap.png (learning rate x epochs of the mean metric, one panel per model, maximum
-sequence length and batch size, the best cell of each panel outlined); PREFIX defaults to
+sequence length and batch size, the best cell of each panel outlined) and report.html beside them
+(the table, the heatmap and the failed runs on one self-contained page); PREFIX defaults to
 RUNS_DIR/grid_report. Prints the Markdown. Runs without a readable eval_results.json or
 run.flags are listed as failed. Bad input (no RUNS_DIR, no runs) prints 'error: ...', exit 2.
 """
@@ -35,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bert_tf import html_report  # noqa: E402
 from bert_tf.errors import InputError  # noqa: E402
 from bert_tf.io_utils import atomic_path, write_text_atomic  # noqa: E402
 
@@ -301,6 +303,9 @@ def report(runs_dir: str, metric: str = "accuracy", out: Optional[str] = None, m
     write_text_atomic(prefix + ".md", markdown)
     if summaries:
         write_heatmap(prefix + "_heatmap.png", summaries, metric, minimize)
+    html_report.write_grid_report(os.path.join(os.path.dirname(prefix + ".csv") or ".", html_report.REPORT_NAME),
+                                  prefix + ".csv", prefix + "_heatmap.png" if summaries else None,
+                                  [(run.path, run.failure) for run in runs if run.failure], metric)
     return markdown
 
 
