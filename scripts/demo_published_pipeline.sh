@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The published classifier pipeline end to end on the demo data (`make demo-pipeline`), timing each step:
+#   1. fine-tune the classifier (flags/demo_classifier.flags; the published run: flags/biobert_consensus_best.flags)
+#   2. predict a corpus of context shards, 3 per entity type, named as the tagger names them
+#      (TYPE-contexts-w100-NNN.tsv), with scripts/predict_corpus.sh into RUN_DIR/TYPE-predictions/
+#   3. build the tagger's blocklists from every shard: python -m bert_tf.blocklists pipeline
+# Usage: scripts/demo_published_pipeline.sh MODEL_DIR [OUT_DIR]   (MODEL_DIR: a pretrained BERT, e.g. MiniLM)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL_DIR=${1:?usage: $0 MODEL_DIR [OUT_DIR]}
+OUT=${2:-runs/demo_pipeline}
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+TYPES="ggp che org dis"
+rm -rf "$OUT"
+mkdir -p "$OUT/contexts"
+
+step() { echo; echo "== $1"; STEP_START=$SECONDS; }
+took() { echo "== $1 took $((SECONDS - STEP_START)) s" | tee -a "$OUT/timings.txt"; }
+
+step "1. fine-tune"
+"$PY" run_classifier.py --flagfile=flags/demo_classifier.flags --bert_model="$MODEL_DIR" \
+  --output_dir="$OUT/classifier" --nodo_predict
+took "1. fine-tune (train + dev evaluation)"
+
+# The demo test split as a tagger's output: column 3 is the type the tagger gave (rows the classifier should
+# call `out` are matches of some type too: spread over the four); 3 shards a type.
+awk -F'\t' -v OFS='\t' -v out="$OUT/contexts" -v types="$TYPES" '
+  BEGIN { n = split(types, t, " ") }
+  { if ($3 == "out") $3 = t[(NR % n) + 1]; count[$3]++
+    printf "%s\n", $0 > (out "/" $3 "-contexts-w100-" sprintf("%03d", count[$3] % 3) ".tsv") }' \
+  data/demo/consensus/test.tsv
+
+step "2. predict the corpus (3 shards x 4 types, one process a type)"
+for type in $TYPES; do
+  bash scripts/predict_corpus.sh --inputs "$OUT/contexts/$type-contexts-w100-*.tsv" --run_dir "$OUT/run" \
+    --type "$type" --model "$OUT/classifier/model" --max_seq_length 64 --batch_size 64
+done
+took "2. predict 12 shards"
+
+step "3. blocklists"
+"$PY" -m bert_tf.blocklists pipeline --run_dir "$OUT/run" --output_dir "$OUT/blocklists"
+took "3. blocklists pipeline"
+
+echo
+echo "auto_local.tsv: $(wc -l < "$OUT/blocklists/auto_local.tsv") lines; auto_global.tsv: $(wc -l < "$OUT/blocklists/auto_global.tsv") lines"
+cat "$OUT/timings.txt"
