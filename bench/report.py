@@ -10,7 +10,9 @@ from bench.common import FLOPS_FORMULA
 
 WORKERS_ENV = "BERT_TF_FEATURIZE_WORKERS"
 
-GPU_COMMAND = "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>"
+GPU_COMMAND = ("bash bench/gpu_check.sh   # the prepared check: XLA, float16/bfloat16, mirrored, prediction (~8 min)\n"
+               "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>")
+GPU_CHECK_BEGIN, GPU_CHECK_END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
 GEMM_OF_POLICY = {"mixed_float16": "tf_float16", "mixed_bfloat16": "tf_bfloat16"}
 EXTRA = "extra"  # the verdict of a figure the issue does not set a target for (a variant beyond its comparison)
 TARGETS = {
@@ -412,6 +414,11 @@ def write(results: Dict[str, Any], path: str, notes_path: Optional[str] = None) 
     notes_path = notes_path or os.path.join(os.path.dirname(path), "NOTES.md")
     notes = open(notes_path, encoding="utf-8").read() if os.path.isfile(notes_path) else ""
     text, _ = build(results, notes)
+    old = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
+    if GPU_CHECK_BEGIN in old and GPU_CHECK_END in old:  # bench/gpu_check.sh's section survives a CPU re-run
+        section = old[old.index(GPU_CHECK_BEGIN):old.index(GPU_CHECK_END) + len(GPU_CHECK_END)]
+        cut = text.find("## Notes")
+        text = (text[:cut] + section + "\n\n" + text[cut:]) if cut >= 0 else text.rstrip("\n") + "\n\n" + section + "\n"
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
