@@ -41,3 +41,6 @@ def define_shared_flags() -> None:
     flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism (bitwise reproducible on CPU; slower).")
     flags.DEFINE_integer("log_every", 10, "Update the progress bar (and check the loss) every N steps.")
     flags.DEFINE_bool("verbose", True, "Print progress bars and per-epoch figures.")
+    flags.DEFINE_string("class_weights", "none", "Loss weight per label: none; balanced (n / (k * count) from the "
+                        "training labels); or a file of label<TAB>weight lines (unnamed labels: 1). The loss is "
+                        "the weighted mean; evaluation is unweighted.")

@@ -144,6 +144,17 @@ def build_head(head: str, backbone: keras.Model, num_labels: int, dropout: float
     raise InputError(f"unknown head {head!r}: must be token or sequence")
 
 
+def fold_temperature(task: "TaskModel", temperature: float) -> None:
+    """Make the model's logits those divided by `temperature` (by scaling its classifier layer) and record the
+    temperature in the model's meta, so every probability computed from the model is the calibrated one."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    layer = task.model.get_layer("classifier")
+    layer.kernel.assign(layer.kernel / temperature)
+    layer.bias.assign(layer.bias / temperature)
+    task.meta["temperature"] = float(task.meta.get("temperature", 1.0)) * float(temperature)
+
+
 def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int) -> List[str]:
     """Freeze nothing (0), the embeddings (-1), or the embeddings and the first `freeze` encoder layers."""
     if freeze == 0:
