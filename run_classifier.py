@@ -131,7 +131,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
-    guard = CollapseGuard()
+    guard = probabilities.CollapseGuard()
 
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
@@ -156,41 +156,6 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
                            "flags": cli.flag_values(flags)})
     return task, trainer
-
-
-class CollapseGuard:
-    """Watches every validation for a model that learned nothing (one class for everything, or macro F1 no
-    better than always predicting the majority label) and remembers whether any validation beat that."""
-
-    def __init__(self) -> None:
-        self.validations = 0
-        self.beaten = False
-        self.best_f1: Optional[float] = None
-        self.baseline: Dict = {}
-
-    def check(self, metrics: Dict) -> None:
-        """Take one validation's metrics (classifier.evaluate); print a warning when it shows a collapse."""
-        self.validations += 1
-        self.baseline = metrics["majority_baseline"]
-        f1 = metrics["macro"]["f1"]
-        self.best_f1 = f1 if self.best_f1 is None else max(self.best_f1, f1)
-        if metrics["collapse_problem"] is None:
-            self.beaten = True
-            return
-        print(f"  WARNING: the model may have collapsed: {metrics['collapse_problem']} on dev "
-              f"(majority baseline: accuracy {self.baseline['accuracy']:.4f}, macro F1 "
-              f"{self.baseline['macro_f1']:.4f}); {probabilities.COLLAPSE_ADVICE}")
-
-    @property
-    def collapsed(self) -> bool:
-        """True when there were validations and none beat the majority baseline."""
-        return self.validations > 0 and not self.beaten
-
-    def summary(self) -> str:
-        """One line on a collapsed run."""
-        return (f"no validation beat the majority baseline (best macro F1 {self.best_f1:.4f} vs "
-                f"{self.baseline['macro_f1']:.4f} for always {self.baseline['label']!r}): the model collapsed; "
-                f"{probabilities.COLLAPSE_ADVICE}")
 
 
 def calibrate(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo) -> None:
