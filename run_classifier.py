@@ -15,7 +15,6 @@ import os
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 from absl import app, flags
 
 from bert_tf import flags as shared_flags
@@ -192,9 +191,7 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
                                      chief=chief)
     temperature = float(task.meta.get("temperature", 1.0))
-    logits, gold = classifier.predict_logits(trainer, info, FLAGS.eval_batch_size)
-    if np.any(gold < 0):
-        raise InputError("evaluation data has examples without a known label", dev_path)
+    logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
     metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
     metrics["collapsed"] = bool(task.meta.get("collapsed", False)) or not metrics["beats_majority_baseline"]
     report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")

@@ -205,13 +205,19 @@ def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[s
             "calibration": probabilities.calibration_report(logits * temperature, gold, temperature)}
 
 
+def evaluation_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """predict_logits for evaluation data: InputError if an example has no known label."""
+    logits, gold = predict_logits(trainer, info, batch_size)
+    if np.any(gold < 0):
+        raise InputError("evaluation data has examples without a known label", info.cache_dir)
+    return logits, gold
+
+
 def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batch_size: int,
              temperature: float = 1.0) -> Dict:
     """Loss and classification metrics (per class, averages, entity vs out, confusion matrix), the majority
     baseline and calibration (see metrics_from_logits)."""
-    logits, gold = predict_logits(trainer, info, batch_size)
-    if np.any(gold < 0):
-        raise InputError("evaluation data has examples without a known label", info.cache_dir)
+    logits, gold = evaluation_logits(trainer, info, batch_size)
     return metrics_from_logits(logits, gold, labels, temperature)
 
 
