@@ -35,7 +35,7 @@ flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs (a fraction trains 
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warm-up.")
 flags.DEFINE_string("replace_span", None, "Replace the mention with this single token (published runs: [unused1]).")
 flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
-flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled [CLS] output.")
+flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled vector (see --pooling).")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
 flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv).")
