@@ -124,10 +124,11 @@ def build_sequence_classifier(backbone: keras.Model, num_labels: int, dropout: f
     check_pooling(pooling)
     inputs = backbone_inputs()
     outputs = backbone(inputs)
+    # Set both ways: a backbone reused from a saved model keeps the flag its earlier head gave it.
+    backbone.get_layer("pooled_dense").trainable = pooling == "pooler"
     if pooling == "pooler":
         features = outputs["pooled_output"]
     else:
-        backbone.get_layer("pooled_dense").trainable = False
         features = TokenAt(_TOKEN_POSITIONS[pooling], name=f"{pooling}_pooling")(outputs["sequence_output"])
     logits = _classification_layers(features, num_labels, dropout)
     return keras.Model(inputs, logits, name="bert_sequence_classifier")
