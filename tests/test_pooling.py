@@ -120,3 +120,11 @@ def test_mention_pooled_hf_export(tiny_checkpoint, tmp_path: Path):
     tensors = load_file(str(out / "model.safetensors"))
     logits = hidden[:, LENGTH // 2] @ tensors["classifier.weight"].T + tensors["classifier.bias"]
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_fine_tuning_a_mention_pooled_model_with_the_pooler_trains_the_pooler(tiny_checkpoint, tmp_path: Path):
+    models.save_model(build(tiny_checkpoint, "mention"), str(tmp_path / "model"))
+    again = models.build_task_model(pretrained.find_checkpoint(str(tmp_path / "model")),
+                                    WordPieceTokenizer.from_model_dir(str(tmp_path / "model")), LABELS, "sequence",
+                                    0.1, pooling="pooler")
+    assert any("pooled_dense" in v.path for v in again.model.trainable_variables)
