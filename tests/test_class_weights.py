@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,17 @@ def test_trainer_applies_class_weights_in_the_loss(tiny_checkpoint) -> None:
     for got, expected in losses.values():
         assert got == pytest.approx(expected, rel=1e-4)
     assert abs(losses["plain"][0] - losses["weighted"][0]) > 1e-3
+
+
+def test_run_ner_trains_with_balanced_weights(tmp_path: Path, tiny_checkpoint: str) -> None:
+    from conftest import run_script
+    from test_run_ner import write_learnable_set
+
+    data = write_learnable_set(tmp_path / "data", sizes=(("train", 40), ("val", 8), ("test", 8)))
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={tmp_path / 'out'}", "--epochs=1", "--max_len=32", "--batch_size=8",
+                          "--class_weights=balanced", "--verbose=false"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    table_row = next(line for line in process.stdout.splitlines() if line.strip().startswith("class weights"))
+    weights = dict(re.findall(r"([BIO][-\w]*) ([0-9.e+-]+)", table_row.split("balanced: ", 1)[1]))
+    assert float(weights["O"]) < 1 < max(float(w) for w in weights.values())  # O is the common tag
