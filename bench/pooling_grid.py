@@ -105,7 +105,9 @@ def main() -> None:
     parser.add_argument("--report_only", action="store_true", help="rewrite the report from runs.jsonl, run nothing")
     args = parser.parse_args()
     base = Path(args.out_dir)
-    data = split_examples(Path(CONSENSUS_EXAMPLES), base / "data")
+    data = base / "data"
+    if not args.report_only:
+        split_examples(Path(CONSENSUS_EXAMPLES), data)
     log_path = base / "runs.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
     if args.report_only:
