@@ -40,7 +40,7 @@ flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs (a fraction trains 
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warm-up.")
 flags.DEFINE_string("replace_span", None, "Replace the mention with this single token (published runs: [unused1]).")
 flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
-flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled [CLS] output.")
+flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled vector (see --pooling).")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
 flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a corpus "
@@ -58,13 +58,19 @@ flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pi
                   "without header (every probability the model computes), test_output_labels.txt and "
                   "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
                   "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).")
+flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
+                  "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
+                  "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
+                  "position max_seq_length/2; the --replace_span marker when given). Saved with the model.")
+flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev.tsv (minimum NLL) and apply it "
+                  "to every probability the model gives; eval_results reports ECE and NLL before and after.")
 flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 import bert_tf  # noqa: E402
-from bert_tf import (classifier, cli, distribution, feature_cache, html_report, models, optimization,  # noqa: E402
-                     pretrained, reports, resume, tensorboard)
+from bert_tf import (class_weights, classifier, cli, distribution, feature_cache, html_report, models,  # noqa: E402
+                     optimization, pretrained, probabilities, reports, resume, tensorboard)
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report  # noqa: E402
@@ -128,13 +134,15 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
     steps_per_epoch = classifier.steps_for(train_info.num_examples, FLAGS.train_batch_size)
     total_steps = max(1, int(round(FLAGS.num_train_epochs * steps_per_epoch)))
     epochs = int(math.ceil(total_steps / steps_per_epoch))
+    weights = class_weights.resolve_class_weights(FLAGS.class_weights, labels, classifier.cache_label_ids(train_info))
     with run.strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout)
+        task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout,
+                                       pooling=FLAGS.pooling)
         schedule = optimization.WarmupLinearDecay(
             FLAGS.learning_rate, int(FLAGS.warmup_proportion * total_steps), total_steps)
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
-                      log_every=FLAGS.log_every, verbose=FLAGS.verbose)
+                      log_every=FLAGS.log_every, verbose=FLAGS.verbose, class_weights=weights)
     summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
@@ -148,6 +156,9 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                  f"warm-up {int(FLAGS.warmup_proportion * total_steps)}",
         "optimizer": f"{FLAGS.optimizer}, peak learning rate {FLAGS.learning_rate:g}, weight decay "
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
+        "head": f"pooling {FLAGS.pooling}; class weights "
+                f"{class_weights.describe_class_weights(FLAGS.class_weights, weights, labels)}; "
+                f"calibrate {FLAGS.calibrate}",
         "precision": run.precision, "xla": FLAGS.use_xla,
     }
     cli.print_table("bert-tf consensus classifier", summary)
@@ -164,10 +175,12 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
     last_validation: Dict = {}
+    guard = probabilities.CollapseGuard()
 
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
         last_validation["confusion_matrix"] = metrics["confusion_matrix"]
+        guard.check(metrics)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
@@ -179,11 +192,29 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
     trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate, outputs=tracker, callbacks=callbacks,
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
+    task.meta["collapsed"] = guard.collapsed
+    if guard.collapsed:
+        print(f"WARNING: {guard.summary()}")
+    task.meta["temperature"] = 1.0
+    if FLAGS.calibrate:
+        calibrate(task, trainer, dev_info)
     if run.chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
                            "flags": cli.flag_values(flags)})
     return task, trainer
+
+
+def calibrate(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo) -> None:
+    """Fit a temperature on the dev logits and fold it into the model (recorded in its meta as `temperature`)."""
+    logits, gold = classifier.predict_logits(trainer, dev_info, FLAGS.eval_batch_size)
+    temperature = probabilities.fit_temperature(logits, gold)
+    report = probabilities.calibration_report(logits, gold, temperature)
+    models.fold_temperature(task, temperature)
+    task.meta["calibration"] = {"fitted_on": dev_info.num_examples, **report}
+    print(f"calibration: temperature {temperature:.4f} fitted on dev ({dev_info.num_examples} examples): "
+          f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
+          f"NLL {report['before']['nll']:.4f} -> {report['after']['nll']:.4f}")
 
 
 def load_trained(run: distribution.RunContext) -> tuple:
@@ -231,15 +262,36 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
                                      chief=chief)
-    metrics = classifier.evaluate(trainer, info, task.labels, FLAGS.eval_batch_size)
+    temperature = float(task.meta.get("temperature", 1.0))
+    logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
+    metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
+    metrics["collapsed"] = bool(task.meta.get("collapsed", False)) or not metrics["beats_majority_baseline"]
     report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")
+    report += evaluation_notes(metrics)
     if chief:
         write_json_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), metrics)
         write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"), report)
         reports.plot_confusion_matrix(metrics["confusion_matrix"], task.labels,
                                       os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
                                       title="Confusion matrix (dev)")
+        probabilities.plot_reliability(
+            probabilities.softmax(logits * temperature), gold, os.path.join(FLAGS.output_dir, "reliability.png"),
+            title=f"Reliability on dev (temperature {temperature:.3g})",
+            calibrated=probabilities.softmax(logits) if temperature != 1.0 else None)
     print(report)
+
+
+def evaluation_notes(metrics: Dict) -> str:
+    """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
+    baseline, calibration = metrics["majority_baseline"], metrics["calibration"]
+    lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
+             f"macro F1 {baseline['macro_f1']:.4f}",
+             f"calibration (temperature {calibration['temperature']:.4f}, ECE over {calibration['ece_bins']} bins): "
+             f"ECE {calibration['before']['ece']:.4f} before, {calibration['after']['ece']:.4f} after; "
+             f"NLL {calibration['before']['nll']:.4f} before, {calibration['after']['nll']:.4f} after"]
+    if metrics["collapsed"]:
+        lines.append(f"COLLAPSED: the model does not beat the majority baseline; {probabilities.COLLAPSE_ADVICE}")
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def prediction_plan() -> Tuple[list, bool]:
@@ -355,6 +407,9 @@ def main(argv: Sequence[str]) -> None:
     if run.chief:
         html_report.write_run_report(FLAGS.output_dir)
     print(f"outputs in {FLAGS.output_dir}")
+    if task.meta.get("collapsed"):
+        print("WARNING: this run's model collapsed: no validation beat the majority baseline; "
+              f"{probabilities.COLLAPSE_ADVICE}")
 
 
 if __name__ == "__main__":

@@ -56,8 +56,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import (cli, distribution, html_report, models, ner, optimization, pretrained, raw_text,  # noqa: E402
-                     resume, tensorboard)
+from bert_tf import (class_weights, cli, distribution, html_report, models, ner, optimization,  # noqa: E402
+                     pretrained, raw_text, resume, tensorboard)
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -136,6 +136,8 @@ def train(out_dir: str) -> None:
     val_set, test_set = (ner.make_eval_set([e.tokens for e in datasets[s]], [e.tags for e in datasets[s]],
                                            label_to_id, tokenizer, FLAGS.max_len) for s in ("val", "test"))
     buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
+    weights = class_weights.resolve_class_weights(
+        FLAGS.class_weights, labels, np.array([label_to_id[t] for e in train_docs for t in e.tags], np.int64))
     steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
 
     with run.strategy.scope():
@@ -143,7 +145,8 @@ def train(out_dir: str) -> None:
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
         optimizer = build_optimizer(task, steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
-                      passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose)
+                      passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose,
+                      class_weights=weights)
     summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
                  f"activation {checkpoint.activation})",
@@ -155,6 +158,7 @@ def train(out_dir: str) -> None:
         "devices": distribution.describe_devices(run.strategy),
         "batch": run.describe_batch(FLAGS.batch_size),
         "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
+        "class weights": class_weights.describe_class_weights(FLAGS.class_weights, weights, labels),
         "precision": run.precision, "xla": FLAGS.use_xla,
         "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
                      + (f" (frozen: {', '.join(frozen)})" if frozen else ""),

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import feature_cache, models, prediction_files, pretrained
+from bert_tf import feature_cache, models, prediction_files, pretrained, probabilities
 from bert_tf.batch_format import LABELS
 from bert_tf.data import consensus
 from bert_tf.errors import InputError
@@ -133,6 +133,13 @@ def steps_for(num_examples: int, batch_size: int) -> int:
     return int(math.ceil(num_examples / batch_size))
 
 
+def cache_label_ids(info: feature_cache.CacheInfo) -> np.ndarray:
+    """The label id of every example of a feature cache (-1: none), read from the records' label slots."""
+    dtype = np.dtype(info.dtype).newbyteorder("<")
+    parts = [np.fromfile(path, dtype).reshape(-1, info.max_seq_length + 1)[:, -1] for path in info.shard_paths]
+    return np.concatenate(parts).astype(np.int64) - 1 if parts else np.zeros(0, np.int64)
+
+
 def training_metrics(parts: Dict[str, List[np.ndarray]]) -> Dict[str, float]:
     """Accuracy of the predictions made during an epoch's training steps."""
     preds, gold = np.concatenate(parts["preds"]), np.concatenate(parts[LABELS])
@@ -185,52 +192,81 @@ class InputOrder:
                                f"(position {self.next} is missing)")
 
 
-def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: int,
-                          on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
-                          keep: bool = True, description: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (over every logit of the model) and gold label ids (-1: none) of every example,
-    in input order."""
+def _predict_rows(trainer, info: feature_cache.CacheInfo, batch_size: int,
+                  convert: Callable[[np.ndarray], np.ndarray],
+                  on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]], keep: bool,
+                  description: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """convert(logits) and gold label ids of every example in input order, handed to `on_rows` and kept if `keep`."""
     dataset = as_training_batches(feature_cache.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
-    probs: List[np.ndarray] = []
+    rows_out: List[np.ndarray] = []
     gold: List[np.ndarray] = []
 
     def emit(rows: Dict[str, np.ndarray]) -> None:
         if on_rows is not None:
             on_rows(rows["probs"], rows["labels"])
         if keep:
-            probs.append(rows["probs"])
+            rows_out.append(rows["probs"])
             gold.append(rows["labels"])
 
     order = InputOrder(info.num_examples, emit)
 
     def on_batch(out: Dict[str, np.ndarray]) -> None:
-        logits = out["logits"].astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(shifted)
-        p /= p.sum(axis=1, keepdims=True)
-        order.add(out["index"], {"probs": p, "labels": out[LABELS]})
+        order.add(out["index"], {"probs": convert(out["logits"]), "labels": out[LABELS]})
 
     trainer.predict(dataset, steps_for(info.num_examples, batch_size), on_batch, description=description)
     order.finish()
     if not keep:
         return np.zeros((0, len(info.labels))), np.zeros(0, np.int32)
-    return np.concatenate(probs), np.concatenate(gold).astype(np.int32)
+    return np.concatenate(rows_out), np.concatenate(gold).astype(np.int32)
 
 
-def cross_entropy(probs: np.ndarray, gold: np.ndarray) -> float:
-    """Mean negative log-likelihood of the gold labels."""
-    picked = probs[np.arange(len(gold)), gold]
-    return float(-np.mean(np.log(np.maximum(picked, 1e-300)))) if len(gold) else 0.0
+def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: int,
+                          on_rows: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
+                          keep: bool = True, description: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (over every logit of the model) and gold label ids (-1: none) of every example,
+    in input order.
+
+    A calibrated model's classifier weights already include its temperature (models.fold_temperature), so
+    these are the calibrated probabilities."""
+    return _predict_rows(trainer, info, batch_size, probabilities.softmax, on_rows, keep, description)
 
 
-def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batch_size: int) -> Dict:
-    """Loss and classification metrics (per class, averages, entity vs out, confusion matrix)."""
-    probs, gold = predict_probabilities(trainer, info, batch_size)
+def predict_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The model's logits (float64) and gold label ids (-1: none) of every example, in input order."""
+    return _predict_rows(trainer, info, batch_size, lambda logits: logits.astype(np.float64), None, True)
+
+
+def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[str], temperature: float = 1.0) -> Dict:
+    """Loss, classification metrics, the majority baseline, whether the model collapsed, and calibration (ECE and
+    NLL before and after temperature scaling) of a model's logits on labelled data.
+
+    `temperature`: the one already folded into the model (1.0 for none); `logits * temperature` are the
+    uncalibrated logits."""
+    if np.any(gold < 0):
+        raise ValueError("evaluation data has examples without a known label")
+    pred = logits[:, :len(labels)].argmax(axis=1)  # a published TF1 head has one logit more than labels
+    metrics = classification_metrics(gold, pred, labels, NEGATIVE_LABEL if NEGATIVE_LABEL in labels else None)
+    baseline = probabilities.majority_baseline(gold, labels)
+    problem = probabilities.collapse_problem(pred, metrics["macro"]["f1"], baseline, labels)
+    return {"loss": probabilities.nll(logits, gold), **metrics, "majority_baseline": baseline,
+            "beats_majority_baseline": problem is None, "collapse_problem": problem,
+            "calibration": probabilities.calibration_report(logits * temperature, gold, temperature)}
+
+
+def evaluation_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """predict_logits for evaluation data: InputError if an example has no known label."""
+    logits, gold = predict_logits(trainer, info, batch_size)
     if np.any(gold < 0):
         raise InputError("evaluation data has examples without a known label", info.cache_dir)
-    metrics = classification_metrics(gold, probs[:, :len(labels)].argmax(axis=1), labels,
-                                     NEGATIVE_LABEL if NEGATIVE_LABEL in labels else None)
-    return {"loss": cross_entropy(probs, gold), **metrics}
+    return logits, gold
+
+
+def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batch_size: int,
+             temperature: float = 1.0) -> Dict:
+    """Loss and classification metrics (per class, averages, entity vs out, confusion matrix), the majority
+    baseline and calibration (see metrics_from_logits)."""
+    logits, gold = evaluation_logits(trainer, info, batch_size)
+    return metrics_from_logits(logits, gold, labels, temperature)
 
 
 class PredictionWriter:

@@ -5,7 +5,10 @@
 
 hf: config.json, model.safetensors (BertForTokenClassification or BertForSequenceClassification names and
 layouts), vocab.txt and tokenizer_config.json, loadable by transformers and by bert-tf itself
-(`load_hf_task_model`). savedmodel: a SavedModel whose `serving_default` signature takes int32 token_ids,
+(`load_hf_task_model`). A sequence classifier that does not read the pooler (--pooling=cls or mention) has no
+transformers class: it is exported as a BertModel (architectures ["BertModel"]) with the same classifier.weight
+and classifier.bias tensors beside it and `bert_tf_pooling` / `bert_tf_pooling_position` in config.json, saying
+which hidden state the classifier reads. savedmodel: a SavedModel whose `serving_default` signature takes int32 token_ids,
 padding_mask and segment_ids of shape [batch, length] and returns logits and probabilities, with
 labels.txt beside it.
 """
@@ -28,6 +31,9 @@ from bert_tf.tokenization import TOKENIZER_CONFIG, WordPieceTokenizer
 
 FORMATS = ("hf", "savedmodel")
 HF_ARCHITECTURES = {"token": "BertForTokenClassification", "sequence": "BertForSequenceClassification"}
+HF_ENCODER_ONLY = "BertModel"  # the architecture of a sequence classifier that does not read the pooler
+# Which hidden state a non-pooler sequence classifier reads, in words for config.json.
+HF_POOLING_POSITIONS = {"cls": "0 ([CLS])", "mention": "sequence_length // 2 (the mention's first token)"}
 HF_HIDDEN_ACT = {"gelu_exact": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
 LABELS_FILE = "labels.txt"
 
@@ -38,8 +44,12 @@ LABELS_FILE = "labels.txt"
 def hf_config(task: models.TaskModel) -> Dict[str, Any]:
     """The transformers config.json of a task model."""
     backbone = task.backbone
+    pooled_by_us = task.head == "sequence" and task.pooling != "pooler"
+    pooling = {"bert_tf_pooling": task.pooling, "bert_tf_pooling_position": HF_POOLING_POSITIONS[task.pooling]} \
+        if pooled_by_us else {}
     return {
-        "architectures": [HF_ARCHITECTURES[task.head]],
+        "architectures": [HF_ENCODER_ONLY if pooled_by_us else HF_ARCHITECTURES[task.head]],
+        **pooling,
         "model_type": "bert",
         "vocab_size": backbone.vocabulary_size,
         "hidden_size": backbone.hidden_dim,
@@ -153,14 +163,19 @@ def load_hf_task_model(directory: str, do_lower_case: Optional[bool] = None,
         raise InputError("not a Hugging Face directory (config.json + weights)", directory)
     architecture = (checkpoint.config.get("architectures") or [""])[0]
     heads = {arch: head for head, arch in HF_ARCHITECTURES.items()}
+    pooling = str(checkpoint.config.get("bert_tf_pooling", "pooler"))
+    if architecture == HF_ENCODER_ONLY and pooling in HF_POOLING_POSITIONS:
+        heads[HF_ENCODER_ONLY] = "sequence"
     if architecture not in heads:
-        raise InputError(f"architectures is {architecture!r}; expected one of {', '.join(heads)}", config_path)
+        raise InputError(f"architectures is {architecture!r}; expected one of {', '.join(heads)} (or {HF_ENCODER_ONLY} "
+                         "with bert_tf_pooling)", config_path)
     labels = _hf_labels(checkpoint.config, config_path)
     tokenizer = WordPieceTokenizer.from_model_dir(directory, do_lower_case)
     if dropout is None:
         config = checkpoint.config
         dropout = float(config.get("classifier_dropout") or config.get("hidden_dropout_prob", 0.1))
-    task = models.build_task_model(checkpoint, tokenizer, labels, heads[architecture], dropout)
+    task = models.build_task_model(checkpoint, tokenizer, labels, heads[architecture], dropout,
+                                   pooling=pooling if heads[architecture] == "sequence" else "pooler")
     load_hf_task_weights(task, directory)
     return task
 

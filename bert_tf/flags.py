@@ -48,3 +48,6 @@ def define_shared_flags() -> None:
     flags.DEFINE_bool("tensorboard", True, "Write TensorBoard event files under <output>/tensorboard (training loss, "
                       "learning rate, throughput every --log_every steps; validation metrics); view them with "
                       "`tensorboard --logdir <output>/tensorboard`.")
+    flags.DEFINE_string("class_weights", "none", "Loss weight per label: none; balanced (n / (k * count) from the "
+                        "training labels); or a file of label<TAB>weight lines (unnamed labels: 1). The loss is "
+                        "the weighted mean; evaluation is unweighted.")

@@ -78,14 +78,82 @@ def build_token_classifier(backbone: keras.Model, num_labels: int, dropout: floa
     return keras.Model(inputs, logits, name="bert_token_classifier")
 
 
-def build_sequence_classifier(backbone: keras.Model, num_labels: int, dropout: float) -> keras.Model:
-    """BERT pooled [CLS] output + dropout + a dense layer with exactly one logit per label."""
+@keras.saving.register_keras_serializable(package="bert_tf")
+class TokenAt(keras.layers.Layer):
+    """The hidden state at one position of every sequence: the first ("first") or the middle ("middle",
+    index length // 2, where the consensus layout puts the mention's first token)."""
+
+    def __init__(self, position: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        if position not in ("first", "middle"):
+            raise ValueError(f"position must be 'first' or 'middle', got {position!r}")
+        self.position = position
+
+    def call(self, sequence: Any) -> Any:
+        """[batch, length, hidden] -> [batch, hidden]."""
+        index = 0 if self.position == "first" else keras.ops.shape(sequence)[1] // 2
+        return keras.ops.take(sequence, index, axis=1)
+
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]) -> tuple:
+        """Drops the length axis."""
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self) -> Dict[str, Any]:
+        """The layer's config (with its position)."""
+        return {**super().get_config(), "position": self.position}
+
+
+# How a sequence classifier pools the backbone's output into one vector: the trained tanh pooler over [CLS]
+# (BERT's and the published classifier's choice), the raw [CLS] state, or the mention's first token.
+POOLINGS = ("pooler", "cls", "mention")
+_TOKEN_POSITIONS = {"cls": "first", "mention": "middle"}
+
+
+def check_pooling(pooling: str) -> str:
+    """`pooling` if it is one of POOLINGS, else InputError."""
+    if pooling not in POOLINGS:
+        raise InputError(f"pooling {pooling!r}: must be one of {', '.join(POOLINGS)}")
+    return pooling
+
+
+def build_sequence_classifier(backbone: keras.Model, num_labels: int, dropout: float,
+                              pooling: str = "pooler") -> keras.Model:
+    """BERT pooled into one vector per sequence (see POOLINGS) + dropout + a dense layer with one logit per label.
+
+    With any pooling but "pooler" the unused pooler weights are frozen, so the optimizer never sees them."""
+    check_pooling(pooling)
     inputs = backbone_inputs()
-    logits = _classification_layers(backbone(inputs)["pooled_output"], num_labels, dropout)
+    outputs = backbone(inputs)
+    # Set both ways: a backbone reused from a saved model keeps the flag its earlier head gave it.
+    backbone.get_layer("pooled_dense").trainable = pooling == "pooler"
+    if pooling == "pooler":
+        features = outputs["pooled_output"]
+    else:
+        features = TokenAt(_TOKEN_POSITIONS[pooling], name=f"{pooling}_pooling")(outputs["sequence_output"])
+    logits = _classification_layers(features, num_labels, dropout)
     return keras.Model(inputs, logits, name="bert_sequence_classifier")
 
 
-HEADS = {"token": build_token_classifier, "sequence": build_sequence_classifier}
+def build_head(head: str, backbone: keras.Model, num_labels: int, dropout: float, pooling: str = "pooler") -> keras.Model:
+    """The task model of kind `head` ("token" or "sequence"; only a sequence classifier pools)."""
+    if head == "token":
+        if pooling != "pooler":
+            raise InputError(f"pooling {pooling!r} applies to sequence classifiers only")
+        return build_token_classifier(backbone, num_labels, dropout)
+    if head == "sequence":
+        return build_sequence_classifier(backbone, num_labels, dropout, pooling)
+    raise InputError(f"unknown head {head!r}: must be token or sequence")
+
+
+def fold_temperature(task: "TaskModel", temperature: float) -> None:
+    """Make the model's logits those divided by `temperature` (by scaling its classifier layer) and record the
+    temperature in the model's meta, so every probability computed from the model is the calibrated one."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    layer = task.model.get_layer("classifier")
+    layer.kernel.assign(layer.kernel / temperature)
+    layer.bias.assign(layer.bias / temperature)
+    task.meta["temperature"] = float(task.meta.get("temperature", 1.0)) * float(temperature)
 
 
 def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int) -> List[str]:
@@ -117,6 +185,7 @@ class TaskModel:
     activation: str
     dropout: float
     meta: Dict[str, Any]
+    pooling: str = "pooler"
 
 
 def build_task_model(
@@ -126,6 +195,7 @@ def build_task_model(
     head: str,
     dropout: float,
     encoder_dropout: Optional[float] = None,
+    pooling: str = "pooler",
 ) -> TaskModel:
     """A new task model on top of a pretrained checkpoint (or a bert-tf model's backbone)."""
     if checkpoint.kind == "bert_tf":
@@ -134,8 +204,8 @@ def build_task_model(
     else:
         backbone = load_backbone(checkpoint, encoder_dropout)
     check_vocab_matches(backbone, tokenizer)
-    model = HEADS[head](backbone, len(labels), dropout)
-    return TaskModel(model, backbone, tokenizer, list(labels), head, checkpoint.activation, dropout, {})
+    model = build_head(head, backbone, len(labels), dropout, pooling)
+    return TaskModel(model, backbone, tokenizer, list(labels), head, checkpoint.activation, dropout, {}, pooling)
 
 
 def save_model(task: TaskModel, directory: str, extra: Optional[Dict[str, Any]] = None) -> None:
@@ -146,6 +216,7 @@ def save_model(task: TaskModel, directory: str, extra: Optional[Dict[str, Any]] 
         "labels": task.labels,
         "activation": task.activation,
         "dropout": task.dropout,
+        "pooling": task.pooling,
         "backbone": task.backbone.get_config(),
         "do_lower_case": task.tokenizer.lowercase,
         **task.meta,
@@ -173,7 +244,8 @@ def load_saved_model(path: str) -> TaskModel:
     try:
         backbone = _backbone_from_config(meta["backbone"], meta["activation"])
         labels = list(meta["labels"])
-        model = HEADS[meta["head"]](backbone, len(labels), float(meta["dropout"]))
+        pooling = str(meta.get("pooling", "pooler"))  # models saved before pooling was a choice used the pooler
+        model = build_head(meta["head"], backbone, len(labels), float(meta["dropout"]), pooling)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{SAVED_MODEL_META} is incomplete or invalid ({e})", directory) from None
     weights = os.path.join(directory, SAVED_MODEL_WEIGHTS)
@@ -184,7 +256,8 @@ def load_saved_model(path: str) -> TaskModel:
     except Exception as e:  # h5py/keras raise many types for damaged files
         raise InputError(f"cannot read the weights ({type(e).__name__}: {str(e).splitlines()[0]})", weights) from None
     tokenizer = WordPieceTokenizer.from_model_dir(directory, meta.get("do_lower_case"))
-    return TaskModel(model, backbone, tokenizer, labels, meta["head"], meta["activation"], float(meta["dropout"]), meta)
+    return TaskModel(model, backbone, tokenizer, labels, meta["head"], meta["activation"], float(meta["dropout"]), meta,
+                     pooling)
 
 
 def describe_backbone(backbone: keras_hub.models.BertBackbone) -> str:

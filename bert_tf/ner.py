@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from bert_tf import probabilities
 from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from bert_tf.metrics import ner_metrics
 from bert_tf.tokenization import WordPieceTokenizer
@@ -243,8 +244,7 @@ class WindowCollector:
         first = np.ones(len(docs), bool)
         first[1:] = (docs[1:] != docs[:-1]) | (words[1:] != words[:-1])
         docs, words, logits = docs[first], words[first], logits[first]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = probabilities.log_softmax(logits)
         result = WordPredictions([], [], [])
         bounds = np.searchsorted(docs, np.arange(self.num_docs + 1))
         for d in range(self.num_docs):

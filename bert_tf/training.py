@@ -49,18 +49,25 @@ class TrainingOutputs(Protocol):
         """Restore what get_state returned."""
 
 
-def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Sum of cross-entropies over positions whose label is not IGNORE_LABEL."""
+def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor, class_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Sum of cross-entropies over positions whose label is not IGNORE_LABEL (each times its label's weight)."""
     logits = tf.cast(logits, tf.float32)
     mask = tf.not_equal(labels, IGNORE_LABEL)
     safe_labels = tf.where(mask, labels, tf.zeros_like(labels))
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+    if class_weights is not None:
+        ce = ce * tf.gather(class_weights, safe_labels)
     return tf.reduce_sum(tf.where(mask, ce, tf.zeros_like(ce)))
 
 
-def count_labelled(labels: tf.Tensor) -> tf.Tensor:
-    """Number of positions that carry a label (float32)."""
-    return tf.reduce_sum(tf.cast(tf.not_equal(labels, IGNORE_LABEL), tf.float32))
+def count_labelled(labels: tf.Tensor, class_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Number of positions that carry a label (float32), or the sum of their labels' weights: the loss's
+    denominator, so a weighted loss is the weighted mean and equal weights give the plain mean."""
+    mask = tf.not_equal(labels, IGNORE_LABEL)
+    if class_weights is None:
+        return tf.reduce_sum(tf.cast(mask, tf.float32))
+    weights = tf.gather(class_weights, tf.where(mask, labels, tf.zeros_like(labels)))
+    return tf.reduce_sum(tf.where(mask, weights, tf.zeros_like(weights)))
 
 
 class Trainer:
@@ -77,8 +84,11 @@ class Trainer:
         passthrough_keys: Sequence[str] = (LABELS,),
         log_every: int = 10,
         verbose: bool = True,
+        class_weights: Optional[Sequence[float]] = None,
     ):
         self.model = model
+        # Per-label loss weights (None: all 1); the loss is the weighted mean over labelled positions.
+        self.class_weights = None if class_weights is None else tf.constant(np.asarray(class_weights), tf.float32)
         self.strategy = strategy
         self.use_xla = use_xla
         self.clip_norm = clip_norm
@@ -108,7 +118,7 @@ class Trainer:
     def _forward_backward_fn(self, features, labels, multiplier):
         with tf.GradientTape() as tape:
             logits = self.model(features, training=True)
-            loss_sum = masked_sparse_ce_sum(labels, logits)
+            loss_sum = masked_sparse_ce_sum(labels, logits, self.class_weights)
             objective = loss_sum * multiplier
         # Dense gradients: Keras' Adam mis-handles embedding IndexedSlices with repeated ids
         # (it sums squares of the duplicates), and all-reduce needs dense tensors anyway.
@@ -123,7 +133,7 @@ class Trainer:
         ctx = tf.distribute.get_replica_context()
         features = {k: batch[k] for k in FEATURE_KEYS}
         labels = batch[LABELS]
-        global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels)), 1.0)
+        global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels, self.class_weights)), 1.0)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
         loss_sum, grads, preds = self._forward_backward(features, labels, scale / global_count)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])

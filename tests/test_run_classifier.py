@@ -65,6 +65,22 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
     assert "Epoch 5/5" in process.stdout and "validation at epoch" in process.stdout
 
 
+def test_trained_run_is_calibrated_and_beats_the_baseline(trained):
+    _, out, process = trained
+    results = json.loads((out / "eval_results.json").read_text())
+    baseline, calibration = results["majority_baseline"], results["calibration"]
+    assert baseline["label"] == "out" and results["macro"]["f1"] > baseline["macro_f1"]
+    assert results["collapsed"] is False and "collapsed" not in process.stdout.splitlines()[-1]
+    meta = json.loads((out / "model" / "bert_tf_model.json").read_text())
+    assert meta["pooling"] == "pooler" and meta["temperature"] == calibration["temperature"] > 0
+    # Fitted on dev, the temperature cannot make the dev NLL worse; the model's probabilities are the calibrated ones.
+    assert calibration["after"]["nll"] <= calibration["before"]["nll"] + 1e-9
+    assert results["loss"] == pytest.approx(calibration["after"]["nll"])
+    assert 0 <= calibration["after"]["ece"] <= 1 and calibration["ece_bins"] == 15
+    assert (out / "reliability.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "calibration: temperature" in process.stdout and "majority baseline" in (out / "eval_results.txt").read_text()
+
+
 def test_saved_model_predicts_identically_without_training(trained, tmp_path):
     data, out, _ = trained
     before = (out / "test_results.tsv").read_text()
