@@ -43,7 +43,7 @@ def save_model(directory: str, tiny: bool) -> str:
         config = dict(checkpoint.config, num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
                       intermediate_size=128)
         backbone = pretrained.backbone_from_config(config, 0.1)
-        model = models.HEADS["sequence"](backbone, len(labels), 0.1)
+        model = models.build_sequence_classifier(backbone, len(labels), 0.1)
         task = models.TaskModel(model, backbone, tokenizer, labels, "sequence", checkpoint.activation, 0.1, {})
     else:
         task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)

@@ -104,7 +104,7 @@ def load_published_classifier(checkpoint: pretrained.Checkpoint, tokenizer: Word
     if weights.shape[1] != backbone.hidden_dim:
         raise InputError(f"{pretrained.TF1_CLASSIFIER_WEIGHTS} has {weights.shape[1]} columns, the model's hidden "
                          f"size is {backbone.hidden_dim}", checkpoint.path)
-    model = models.HEADS["sequence"](backbone, int(weights.shape[0]), 0.1)
+    model = models.build_sequence_classifier(backbone, int(weights.shape[0]), 0.1, "pooler")
     layer = model.get_layer("classifier")
     layer.kernel.assign(np.transpose(weights))
     layer.bias.assign(bias)
