@@ -213,7 +213,9 @@ def test_check_known_tags_lists_every_unknown_tag_with_first_line() -> None:
     ]
     check_known_tags(examples[:1], ["O", "B-X"], "val.csv")
     message = expect_error(lambda: check_known_tags(examples, ["O", "B-X"], "val.csv"), "val.csv", 5)
-    assert message.endswith("'B-ALSO' (line 9), 'B-NEW' (line 5), 'I-NEW' (line 5)")
+    assert message.endswith("'B-ALSO' (line 9), 'B-NEW' (line 5), 'I-NEW' (line 5); list every tag with --labels_file")
+    message = expect_error(lambda: check_known_tags(examples, ["O", "B-X"], "val.csv", "tags.txt"), "val.csv", 5)
+    assert "not in --labels_file tags.txt: 'B-ALSO' (line 9)" in message
 
 
 # ----------------------------------------------------------------------------- writing
