@@ -360,9 +360,9 @@ CONLL = (
 def test_read_conll_hand_made(tmp_path: Path) -> None:
     path = write(tmp_path, CONLL, "a.conll")
     assert read_conll(path, bare_tag_type="Chemical") == [
-        NerExample(("Lithium", "carbonate", "toxicity"), ("B-Chemical", "I-Chemical", "O"), 3, path),
-        NerExample(("New York",), ("B-LOC",), 8, path),
-        NerExample(("x",), ("O",), 10, path),
+        NerExample(("Lithium", "carbonate", "toxicity"), ("B-Chemical", "I-Chemical", "O"), 3, path, "doc1"),
+        NerExample(("New York",), ("B-LOC",), 8, path, "doc1"),
+        NerExample(("x",), ("O",), 10, path, "doc2"),
     ]
 
 
