@@ -431,3 +431,19 @@ def entities_of(words: Sequence[str], tags: Sequence[str], confidence: Sequence[
             entity["probability"] = round(decoding.entity_probability(log_probs, start, end + 1), 6)
         out.append(entity)
     return out
+
+
+def format_decoding_report(metrics: Dict) -> str:
+    """Lines saying how words were decided and decoded, what Viterbi repaired, and the F1 of the alternatives."""
+    info = metrics.get("decoding", {})
+    lines = ["", f"decoding: {info.get('decode')}; each word decided by the {info.get('vote')} window"]
+    lines.append(f"argmax: {info.get('invalid_argmax_tags', 0)} tags break IOB2 (I-X not after B-X/I-X); "
+                 f"{info.get('argmax_entities', 0)} entities")
+    if info.get("decode") == "viterbi":
+        lines.append(f"viterbi: {info.get('words_changed', 0)} words changed; {info.get('decoded_entities', 0)} "
+                     f"entities, {info.get('entities_only_in_argmax', 0)} of the argmax's broken or dropped, "
+                     f"{info.get('entities_only_in_decoded', 0)} new")
+    comparison = metrics.get("comparison", {})
+    if comparison:
+        lines.append("F1 by vote+decoding: " + ", ".join(f"{k} {v['f1']:.4f}" for k, v in comparison.items()))
+    return "\n".join(lines) + "\n"
