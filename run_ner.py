@@ -273,8 +273,9 @@ def predict(model_path: str) -> None:
     vote, decode = (FLAGS[name].value if FLAGS[name].present else task.meta.get(name, FLAGS[name].value)
                     for name in ("context_vote", "decode"))
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
-    print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}; "
-          f"precision {run.precision}; context {context}, {vote} window, decoding {decode}")
+    print(f"predicting with {distribution.describe_devices(run.strategy)}; "
+          f"batch {run.describe_batch(FLAGS.batch_size)}; precision {run.precision}; "
+          f"context {context}, {vote} window, decoding {decode}")
     eval_set = eval_set_of(examples, None, task.tokenizer, max_len, context)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     started = time.time()

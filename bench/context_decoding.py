@@ -110,7 +110,8 @@ def report(results: Dict[str, Any]) -> str:
              f"{a['seed']}; test: BC5CDR-chem devel, Turku NER dev (whole). F1: conlleval (seqeval default mode), "
              "per word. Every column of one row comes from the same trained model.", "",
              "| data | --context | central+argmax | central+viterbi | majority+argmax | majority+viterbi | "
-             "argmax invalid tags | training s | process s | training windows |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "argmax invalid tags | training s | process s | training windows |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in results["sets"].items():
         for context, run in runs.items():
             c = run["comparison"]

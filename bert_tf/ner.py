@@ -385,7 +385,8 @@ def argmax_repairs(argmax_ids: Sequence[np.ndarray], decoded_ids: Sequence[np.nd
     }
 
 
-def score(predictions: WordPredictions, eval_set: EvalSet, labels: Sequence[str], mode: str) -> Tuple[Dict, WordPredictions]:
+def score(predictions: WordPredictions, eval_set: EvalSet, labels: Sequence[str],
+          mode: str) -> Tuple[Dict, WordPredictions]:
     """Loss and word-level metrics of predictions decoded by `mode`, with what decoding changed."""
     decoded = decode(predictions, labels, mode)
     metrics = ner_metrics(_tags(eval_set.gold_ids, labels), _tags(decoded.label_ids, labels))

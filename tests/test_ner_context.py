@@ -1,4 +1,4 @@
-"""Windows over documents: every word a target once, neighbours as context out of the loss, votes, documents in files."""
+"""Windows over documents: every word a target once, neighbours as context out of the loss, votes, files."""
 
 from __future__ import annotations
 
