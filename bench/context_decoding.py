@@ -65,7 +65,8 @@ def train_once(data: str, out: str, context: str, args: argparse.Namespace) -> D
     results = json.loads(open(os.path.join(out, "test_results.json")).read())
     training = re.search(r"training took ([\d.]+) s", process.stdout)
     windows = re.search(r"windows\s+(\d+) training windows .*?(\d+) training words cut", process.stdout)
-    return {"comparison": results["comparison"], "decoding": results["decoding"], "process_seconds": seconds,
+    return {"settings": {k: getattr(args, k) for k in ("train_sentences", "epochs", "max_len", "learning_rate", "seed")},
+            "comparison": results["comparison"], "decoding": results["decoding"], "process_seconds": seconds,
             "training_seconds": float(training.group(1)) if training else None,
             "training_windows": int(windows.group(1)) if windows else None,
             "words_cut": int(windows.group(2)) if windows else None}
@@ -103,24 +104,25 @@ def memory_case(max_len: int) -> List[Dict[str, Any]]:
 
 def report(results: Dict[str, Any]) -> str:
     """The markdown table of the results."""
-    a = results["args"]
     lines = ["# Cross-sentence context and Viterbi decoding (bench/context_decoding.py)", "",
-             f"all-MiniLM-L6-v2; first {a['train_sentences']} training sentences train, the next 500 validate; "
-             f"{a['epochs']} epoch(s), max_len {a['max_len']}, batch 16, learning rate {a['learning_rate']}, seed "
-             f"{a['seed']}; test: BC5CDR-chem devel, Turku NER dev (whole). F1: conlleval (seqeval default mode), "
-             "per word. Every column of one row comes from the same trained model.", "",
-             "| data | --context | central+argmax | central+viterbi | majority+argmax | majority+viterbi | "
-             "argmax invalid tags | training s | process s | training windows |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "all-MiniLM-L6-v2; the first N training sentences train, the next 500 validate; batch 16, "
+             "test: BC5CDR-chem devel, Turku NER dev (whole). F1: conlleval (seqeval default mode), per word. "
+             "Every F1 of one row comes from the same trained model (run_ner.py's test comparison). Times: "
+             "run_ner.py's 'training took' (training and validation) and the whole process; on a 2-core machine "
+             "shared with other jobs (load average 6 to 12), so only ratios within a row pair mean much.", "",
+             "| data | N, epochs, max_len, lr | --context | central+argmax | central+viterbi | majority+argmax | "
+             "majority+viterbi | argmax invalid tags | training s | process s | training windows |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in results["sets"].items():
         for context, run in runs.items():
-            c = run["comparison"]
-            lines.append(f"| {name} | {context} | " + " | ".join(f"{c[k]['f1']:.4f}" for k in (
+            c, a = run["comparison"], run.get("settings", results.get("args", {}))
+            setting = f"{a.get('train_sentences')}, {a.get('epochs')}, {a.get('max_len')}, {a.get('learning_rate')}"
+            lines.append(f"| {name} | {setting} | {context} | " + " | ".join(f"{c[k]['f1']:.4f}" for k in (
                 "central+argmax", "central+viterbi", "majority+argmax", "majority+viterbi"))
                 + f" | {run['decoding']['invalid_argmax_tags']} | {run['training_seconds']:.0f} | "
                 f"{run['process_seconds']:.0f} | {run['training_windows']} |")
-    lines += ["", "Document-per-row memory (400,000 words, max_len "
-              f"{a['max_len']}; windows built and every batch padded):", "",
+    lines += ["", "Document-per-row memory (400,000 words, max_len 128; windows built and every batch padded, "
+              "peak RSS of the whole process, TensorFlow imported):", "",
               "| words a document | documents | windows | words cut | peak RSS MiB |", "|---|---|---|---|---|"]
     for m in results.get("memory", []):
         lines.append(f"| {m['doc_words']} | {m['documents']} | {m['windows']} | {m['words_cut']} | "
@@ -138,22 +140,31 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--work_dir", default="/tmp/bert_tf_context_bench")
+    p.add_argument("--tag", default="", help="appended to the data set's name in the results (a second setting)")
+    p.add_argument("--no_memory", action="store_true", help="skip the memory case")
     args = p.parse_args()
-    results: Dict[str, Any] = {"args": vars(args), "sets": {}}
+    path = os.path.join(ROOT, "bench", "context_results.json")
+    results: Dict[str, Any] = json.load(open(path)) if os.path.exists(path) else {"sets": {}}
     for name in args.sets.split(","):
         data = prepare(name, args.work_dir, args.train_sentences)
-        results["sets"][name] = {}
+        runs = results["sets"].setdefault(name + args.tag, {})
         for context in ("none", "document"):
             print(f"{name} --context={context}", flush=True)
-            results["sets"][name][context] = train_once(data, os.path.join(args.work_dir, f"{name}_{context}"),
-                                                        context, args)
-            print(json.dumps(results["sets"][name][context]["comparison"]), flush=True)
-    results["memory"] = memory_case(args.max_len)
-    with open(os.path.join(ROOT, "bench", "context_results.json"), "w") as f:
+            runs[context] = train_once(data, os.path.join(args.work_dir, f"{name}_{context}"), context, args)
+            print(json.dumps(runs[context]), flush=True)
+            save(results, path)
+    if not args.no_memory:
+        results["memory"] = memory_case(args.max_len)
+    save(results, path)
+    print(report(results))
+
+
+def save(results: Dict[str, Any], path: str) -> None:
+    """Write the JSON and the markdown table."""
+    with open(path, "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(ROOT, "bench", "CONTEXT_RESULTS.md"), "w") as f:
         f.write(report(results))
-    print(report(results))
 
 
 if __name__ == "__main__":
