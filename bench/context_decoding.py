@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,7 +36,21 @@ SETS = {
 }
 
 
-def prepare(name: str, work: str, train_sentences: int) -> str:
+def pick_documents(examples: List, sentences: int, rng) -> Tuple[List, List]:
+    """Whole documents picked at random until `sentences` sentences, then until 500 more (train, val)."""
+    from bert_tf.data import ner_data
+
+    groups = ner_data.document_groups(examples)
+    picked: List[List[int]] = [[], []]
+    for g in rng.permutation(len(groups)):
+        part = 0 if len(picked[0]) < sentences else 1
+        if part == 1 and len(picked[1]) >= 500:
+            break
+        picked[part].extend(groups[int(g)])
+    return tuple([examples[i] for i in sorted(part)] for part in picked)
+
+
+def prepare(name: str, work: str, train_sentences: int, sample: str, seed: int) -> str:
     """train/val/test CSVs (with doc ids) of one data set; the folder."""
     from bert_tf.data import ner_data
 
@@ -45,7 +59,13 @@ def prepare(name: str, work: str, train_sentences: int) -> str:
     test = ner_data.read_conll(os.path.join(DATA_DIR, test_file), bare_tag_type=bare)
     folder = os.path.join(work, name)
     os.makedirs(folder, exist_ok=True)
-    parts = {"train": train[:train_sentences], "val": train[train_sentences:train_sentences + 500], "test": test}
+    if sample == "documents":
+        import numpy as np
+
+        chosen, held = pick_documents(train, train_sentences, np.random.default_rng(seed))
+        parts = {"train": chosen, "val": held, "test": test}
+    else:
+        parts = {"train": train[:train_sentences], "val": train[train_sentences:train_sentences + 500], "test": test}
     for split, examples in parts.items():
         ner_data.write_ner_csv(os.path.join(folder, f"{split}.csv"), examples)
     return folder
@@ -65,7 +85,8 @@ def train_once(data: str, out: str, context: str, args: argparse.Namespace) -> D
     results = json.loads(open(os.path.join(out, "test_results.json")).read())
     training = re.search(r"training took ([\d.]+) s", process.stdout)
     windows = re.search(r"windows\s+(\d+) training windows .*?(\d+) training words cut", process.stdout)
-    return {"settings": {k: getattr(args, k) for k in ("train_sentences", "epochs", "max_len", "learning_rate", "seed")},
+    return {"settings": {k: getattr(args, k) for k in ("train_sentences", "sample", "epochs", "max_len",
+                                                         "learning_rate", "seed")},
             "comparison": results["comparison"], "decoding": results["decoding"], "process_seconds": seconds,
             "training_seconds": float(training.group(1)) if training else None,
             "training_windows": int(windows.group(1)) if windows else None,
@@ -116,7 +137,8 @@ def report(results: Dict[str, Any]) -> str:
     for name, runs in results["sets"].items():
         for context, run in runs.items():
             c, a = run["comparison"], run.get("settings", results.get("args", {}))
-            setting = f"{a.get('train_sentences')}, {a.get('epochs')}, {a.get('max_len')}, {a.get('learning_rate')}"
+            setting = (f"{a.get('train_sentences')} ({a.get('sample', 'first')}), {a.get('epochs')}, "
+                       f"{a.get('max_len')}, {a.get('learning_rate')}")
             lines.append(f"| {name} | {setting} | {context} | " + " | ".join(f"{c[k]['f1']:.4f}" for k in (
                 "central+argmax", "central+viterbi", "majority+argmax", "majority+viterbi"))
                 + f" | {run['decoding']['invalid_argmax_tags']} | {run['training_seconds']:.0f} | "
@@ -140,13 +162,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--work_dir", default="/tmp/bert_tf_context_bench")
+    p.add_argument("--sample", choices=("first", "documents"), default="first",
+                   help="first: the first N training sentences train and the next 500 validate; documents: whole "
+                        "documents drawn at random (seeded) up to N sentences, then up to 500 to validate")
     p.add_argument("--tag", default="", help="appended to the data set's name in the results (a second setting)")
     p.add_argument("--no_memory", action="store_true", help="skip the memory case")
     args = p.parse_args()
     path = os.path.join(ROOT, "bench", "context_results.json")
     results: Dict[str, Any] = json.load(open(path)) if os.path.exists(path) else {"sets": {}}
     for name in args.sets.split(","):
-        data = prepare(name, args.work_dir, args.train_sentences)
+        data = prepare(name, args.work_dir, args.train_sentences, args.sample, args.seed)
         runs = results["sets"].setdefault(name + args.tag, {})
         for context in ("none", "document"):
             print(f"{name} --context={context}", flush=True)
