@@ -13,7 +13,7 @@ from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up 
 import json
 import os
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app, flags
 
@@ -49,6 +49,20 @@ flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is g
 flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or raw text "
                     "(a .txt file, one document a line, or a folder of .txt files, one document each: split into "
                     "sentences and words here; entities also written with character offsets and as brat .ann).")
+flags.DEFINE_enum("context", "auto", ["auto", "none", "document"],
+                  "Cross-sentence context: document fills each sentence's window with the preceding and following "
+                  "sentences of its document (doc_id column, -DOCSTART- lines); none: each row alone; auto: "
+                  "none for training, the saved model's setting for prediction (document context did not beat "
+                  "sentence-only on both BC5CDR and Turku NER in bench/CONTEXT_RESULTS.md, so it is not the default).")
+flags.DEFINE_enum("context_vote", "majority", ["central", "majority"],
+                  "Which window decides a word seen in several: a majority over all of them (ties: the most "
+                  "central), or the one where it is most central (bench/CONTEXT_RESULTS.md: majority is as good or "
+                  "better on both BC5CDR and Turku NER).")
+flags.DEFINE_enum("decode", "viterbi", ["viterbi", "argmax"],
+                  "viterbi: the most probable IOB2-valid tag sequence of each sentence; argmax: each word's most "
+                  "probable tag.")
+flags.DEFINE_string("labels_file", None, "The tags, one a line, 'O' first, in the model's order (default: 'O' "
+                    "then the training data's tags, sorted). Tags of val/test must be in it.")
 flags.DEFINE_string("predict_output", None, "Predictions CSV (default: <save_model_path>/predictions.csv); "
                     ".conll and .jsonl files are written beside it.")
 FLAGS = flags.FLAGS
@@ -56,8 +70,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import (class_weights, cli, distribution, html_report, models, ner, optimization,  # noqa: E402
-                     pretrained, raw_text, resume, tensorboard)
+from bert_tf import (class_weights, cli, decoding, distribution, html_report, models, ner,  # noqa: E402
+                     optimization, pretrained, raw_text, resume, tensorboard)
 from bert_tf.data import ner_data  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -113,14 +127,40 @@ def build_optimizer(task: models.TaskModel, steps_per_epoch: int):
     return optimization.make_optimizer("adamw", schedule, FLAGS.weight_decay, multiplier_of=multiplier)
 
 
+def choose_labels(datasets: Dict[str, List[ner_data.NerExample]]) -> List[str]:
+    """The model's labels (--labels_file, or the training tags), every split's tags checked against them."""
+    labels = (ner_data.read_labels_file(FLAGS.labels_file) if FLAGS.labels_file
+              else ner_data.label_list_from_examples(datasets["train"]))
+    for split in (("train", "val", "test") if FLAGS.labels_file else ("val", "test")):
+        source = datasets[split][0].source if datasets[split] else FLAGS.data_path
+        ner_data.check_known_tags(datasets[split], labels, source, FLAGS.labels_file)
+    return labels
+
+
+def choose_context(has_documents: bool, saved: str = "none") -> str:
+    """--context, with auto resolved: the saved model's setting when predicting with one, else none (document
+    context did not beat sentence-only context on both BC5CDR and Turku NER in bench/CONTEXT_RESULTS.md, so it
+    is asked for with --context=document; `has_documents` says whether it could be)."""
+    if FLAGS.context != "auto":
+        return FLAGS.context
+    return "document" if saved == "document" else "none"
+
+
+def eval_set_of(examples: Sequence[ner_data.NerExample], labels: Optional[List[str]], tokenizer: WordPieceTokenizer,
+                max_len: int, context: str) -> ner.EvalSet:
+    """Windows of the examples, with gold labels when `labels` is given."""
+    tags = None if labels is None else [e.tags for e in examples]
+    label_to_id = {} if labels is None else {label: i for i, label in enumerate(labels)}
+    return ner.make_eval_set([e.tokens for e in examples], tags, label_to_id, tokenizer, max_len,
+                             [e.doc_id for e in examples], context)
+
+
 def train(out_dir: str) -> None:
     """Fine-tune, keep the best model by validation F1, then test it and write the reports."""
     datasets, was_split = read_datasets()
     checkpoint, tokenizer = load_checkpoint(FLAGS.max_len)
-    labels = ner_data.label_list_from_examples(datasets["train"])
-    for split in ("val", "test"):
-        source = datasets[split][0].source if datasets[split] else FLAGS.data_path
-        ner_data.check_known_tags(datasets[split], labels, source)
+    labels = choose_labels(datasets)
+    context = choose_context(ner_data.has_documents(datasets["train"]))
     data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
     fingerprint = resume.run_fingerprint(cli.flag_values(flags), data_files)
     checkpointer = resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path",
@@ -131,10 +171,10 @@ def train(out_dir: str) -> None:
     label_to_id = {label: i for i, label in enumerate(labels)}
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
-    train_rows, words_cut, docs_cut = ner.training_rows(
-        pieces, [[label_to_id[t] for t in e.tags] for e in train_docs], FLAGS.max_len, tokenizer)
-    val_set, test_set = (ner.make_eval_set([e.tokens for e in datasets[s]], [e.tags for e in datasets[s]],
-                                           label_to_id, tokenizer, FLAGS.max_len) for s in ("val", "test"))
+    train_rows, words_cut, shortened = ner.training_rows(
+        pieces, [[label_to_id[t] for t in e.tags] for e in train_docs], FLAGS.max_len, tokenizer,
+        [e.doc_id for e in train_docs], context)
+    val_set, test_set = (eval_set_of(datasets[s], labels, tokenizer, FLAGS.max_len, context) for s in ("val", "test"))
     buckets = ner.bucket_lengths(FLAGS.max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     weights = class_weights.resolve_class_weights(
         FLAGS.class_weights, labels, np.array([label_to_id[t] for e in train_docs for t in e.tags], np.int64))
@@ -154,7 +194,12 @@ def train(out_dir: str) -> None:
         "labels": f"{len(labels)}: {', '.join(labels)}",
         "data": f"train {len(train_docs)}, val {val_set.num_docs}, test {test_set.num_docs} documents"
                 + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if was_split else ""),
-        "truncation": f"{words_cut} training words in {docs_cut} documents cut at max_len={FLAGS.max_len}",
+        "windows": f"{len(train_rows)} training windows of at most max_len={FLAGS.max_len} for {len(train_docs)} rows; "
+                   f"{words_cut} training words cut" + (f" ({shortened} over-long words keep their first "
+                                                        f"{FLAGS.max_len - 2} sub-tokens)" if shortened else ""),
+        "context": f"{context}" + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
+                                   if context == "document" else "")
+                   + f"; words decided by the {FLAGS.context_vote} window; decoding {FLAGS.decode}",
         "devices": distribution.describe_devices(run.strategy),
         "batch": run.describe_batch(FLAGS.batch_size),
         "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
@@ -168,7 +213,8 @@ def train(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     if run.chief:
         cli.write_run_config(out_dir, cli.flag_values(flags),
-                                 {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path})
+                                 {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path,
+                                  "context": context})
         html_report.write_run_summary(out_dir, "bert-tf NER", {
             **summary, html_report.EXAMPLES_PER_EPOCH: len(train_docs),
             "training tag counts": html_report.counts(t for e in train_docs for t in e.tags),
@@ -186,12 +232,14 @@ def train(out_dir: str) -> None:
 
     def validate() -> Dict[str, float]:
         metrics, _ = ner.evaluate(trainer, val_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
-                                  FLAGS.num_workers)
+                                  FLAGS.num_workers, FLAGS.context_vote, FLAGS.decode)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["f1"]}
 
     def save() -> None:
         if run.chief:
-            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags)})
+            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags),
+                                                "context": context, "context_vote": FLAGS.context_vote,
+                                                "decode": FLAGS.decode})
 
     tracker = OutputTracker(["preds", ner.ROW_ID], lambda parts: ner.training_metrics(parts, train_rows, labels))
     monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
@@ -212,10 +260,12 @@ def train(out_dir: str) -> None:
 def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: List[int], pad_id: int,
          monitor: BestModelMonitor, out_dir: str, chief: bool) -> None:
     """Evaluate the best model on the test set; write and print the report."""
-    metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, pad_id, FLAGS.num_workers)
+    metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, pad_id, FLAGS.num_workers,
+                              FLAGS.context_vote, FLAGS.decode, compare=True)
     metrics["best_validation_f1"] = monitor.best
     metrics["best_validation_epoch"] = monitor.best_position
     report = format_ner_report(metrics, metrics["loss"], title="Test set (best validation model)")
+    report += ner.format_decoding_report(metrics)
     if chief:
         write_json_atomic(os.path.join(out_dir, "test_results.json"), metrics)
         write_text_atomic(os.path.join(out_dir, "test_report.txt"), report)
@@ -241,33 +291,41 @@ def predict(model_path: str) -> None:
     with run.strategy.scope():
         task = models.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
+    context = choose_context(ner_data.has_documents(examples), task.meta.get("context", "none"))
+    vote, decode = (FLAGS[name].value if FLAGS[name].present else task.meta.get(name, FLAGS[name].value)
+                    for name in ("context_vote", "decode"))
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
-    print(f"predicting with {distribution.describe_devices(run.strategy)}; batch {run.describe_batch(FLAGS.batch_size)}; "
-          f"precision {run.precision}")
-    eval_set = ner.make_eval_set([e.tokens for e in examples], None, {}, task.tokenizer, max_len)
+    print(f"predicting with {distribution.describe_devices(run.strategy)}; "
+          f"batch {run.describe_batch(FLAGS.batch_size)}; precision {run.precision}; "
+          f"context {context}, {vote} window, decoding {decode}")
+    eval_set = eval_set_of(examples, None, task.tokenizer, max_len, context)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     started = time.time()
-    predictions = ner.predict_words(trainer, eval_set, FLAGS.batch_size, buckets, task.tokenizer.pad_id,
-                                    FLAGS.num_workers)
+    predictions = ner.decode(ner.predict_words(trainer, eval_set, FLAGS.batch_size, buckets, task.tokenizer.pad_id,
+                                               FLAGS.num_workers, vote), task.labels, decode)
     seconds = time.time() - started
     tags = [[task.labels[i] for i in doc] for doc in predictions.label_ids]
-    write_predictions(examples, tags, predictions.confidence, outputs)
+    write_predictions(examples, tags, predictions, outputs)
     if documents:  # raw text: JSONL with character offsets, and brat .txt + .ann pairs
-        raw_text.write_predictions(documents, tags, predictions.confidence, outputs[2], outputs[3])
+        chosen = [decoding.chosen_log_probs(lp, ids) for lp, ids in zip(predictions.log_probs, predictions.label_ids)]
+        raw_text.write_predictions(documents, tags, predictions.confidence, outputs[2], outputs[3], chosen)
     words = sum(len(e.tokens) for e in examples)
     print(f"tagged {len(examples)} documents, {words} words in {seconds:.1f} s ({words / max(seconds, 1e-9):.0f} "
           f"words/s); wrote {', '.join(outputs)}")
 
 
-def write_predictions(examples: Sequence[ner_data.NerExample], tags: List[List[str]], confidence,
-                      paths: List[str]) -> None:
-    """Write predicted tags as CSV (tokens, tags), CoNLL (word TAB tag) and JSONL (entities)."""
-    predicted = [ner_data.NerExample(tuple(e.tokens), tuple(t), e.line) for e, t in zip(examples, tags)]
+def write_predictions(examples: Sequence[ner_data.NerExample], tags: List[List[str]],
+                      predictions: ner.WordPredictions, paths: List[str]) -> None:
+    """Write predicted tags as CSV (tokens, tags), CoNLL (word TAB tag) and JSONL (entities with probabilities)."""
+    predicted = [ner_data.NerExample(tuple(e.tokens), tuple(t), e.line, doc_id=e.doc_id)
+                 for e, t in zip(examples, tags)]
     ner_data.write_ner_csv(paths[0], predicted)
     conll = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(e.tokens, tg)) for e, tg in zip(examples, tags))
     write_text_atomic(paths[1], conll + "\n")
-    lines = [json.dumps({"document": i, "line": e.line, "entities": ner.entities_of(e.tokens, tg, c)},
-                        ensure_ascii=False) for i, (e, tg, c) in enumerate(zip(examples, tags, confidence))]
+    chosen = [decoding.chosen_log_probs(lp, ids) for lp, ids in zip(predictions.log_probs, predictions.label_ids)]
+    lines = [json.dumps({"document": i, "line": e.line, **({"doc_id": e.doc_id} if e.doc_id is not None else {}),
+                         "entities": ner.entities_of(e.tokens, tg, c, lp)}, ensure_ascii=False)
+             for i, (e, tg, c, lp) in enumerate(zip(examples, tags, predictions.confidence, chosen))]
     write_text_atomic(paths[2], "\n".join(lines) + ("\n" if lines else ""))
 
 

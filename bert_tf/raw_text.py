@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -73,23 +73,27 @@ def as_examples(docs: Sequence[RawDocument]) -> List[NerExample]:
     return [NerExample(tuple(t.text for t in doc.tokens), None, doc.line, doc.source) for doc in docs]
 
 
-def entities_with_offsets(doc: RawDocument, tags: Sequence[str], confidence: Sequence[float]) -> List[Dict]:
-    """The predicted entities of a document with `start`/`end` character offsets into its text."""
+def entities_with_offsets(doc: RawDocument, tags: Sequence[str], confidence: Sequence[float],
+                          log_probs: Optional[np.ndarray] = None) -> List[Dict]:
+    """The predicted entities of a document with `start`/`end` character offsets into its text (and, given the
+    chosen tags' log-probabilities, each entity's probability: see ner.entities_of)."""
     tokens = doc.tokens
     out = []
-    for entity in entities_of([t.text for t in tokens], tags, confidence):
+    for entity in entities_of([t.text for t in tokens], tags, confidence, log_probs):
         start, end = tokens[entity["start_word"]].start, tokens[entity["end_word"] - 1].end
         out.append({**entity, "start": start, "end": end, "text": doc.text[start:end]})
     return out
 
 
 def write_predictions(docs: Sequence[RawDocument], tags: Sequence[Sequence[str]],
-                      confidence: Sequence[np.ndarray], jsonl_path: str, brat_dir: str) -> None:
+                      confidence: Sequence[np.ndarray], jsonl_path: str, brat_dir: str,
+                      log_probs: Optional[Sequence[np.ndarray]] = None) -> None:
     """Write the entities as JSONL (one document a line, character offsets) and a brat folder of .txt + .ann."""
     lines = []
     with atomic_directory(brat_dir) as tmp:
         for i, (doc, doc_tags, doc_confidence) in enumerate(zip(docs, tags, confidence)):
-            entities = entities_with_offsets(doc, doc_tags, doc_confidence)
+            doc_log_probs = log_probs[i] if log_probs is not None else None
+            entities = entities_with_offsets(doc, doc_tags, doc_confidence, doc_log_probs)
             lines.append(json.dumps({"document": i, "doc_id": doc.doc_id, "source": doc.source, "line": doc.line,
                                      "entities": entities}, ensure_ascii=False))
             with open(os.path.join(tmp, doc.doc_id + TEXT_EXTENSION), "w", encoding="utf-8", newline="") as f:

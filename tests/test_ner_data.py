@@ -213,7 +213,9 @@ def test_check_known_tags_lists_every_unknown_tag_with_first_line() -> None:
     ]
     check_known_tags(examples[:1], ["O", "B-X"], "val.csv")
     message = expect_error(lambda: check_known_tags(examples, ["O", "B-X"], "val.csv"), "val.csv", 5)
-    assert message.endswith("'B-ALSO' (line 9), 'B-NEW' (line 5), 'I-NEW' (line 5)")
+    assert message.endswith("'B-ALSO' (line 9), 'B-NEW' (line 5), 'I-NEW' (line 5); list every tag with --labels_file")
+    message = expect_error(lambda: check_known_tags(examples, ["O", "B-X"], "val.csv", "tags.txt"), "val.csv", 5)
+    assert "not in --labels_file tags.txt: 'B-ALSO' (line 9)" in message
 
 
 # ----------------------------------------------------------------------------- writing
@@ -358,9 +360,9 @@ CONLL = (
 def test_read_conll_hand_made(tmp_path: Path) -> None:
     path = write(tmp_path, CONLL, "a.conll")
     assert read_conll(path, bare_tag_type="Chemical") == [
-        NerExample(("Lithium", "carbonate", "toxicity"), ("B-Chemical", "I-Chemical", "O"), 3, path),
-        NerExample(("New York",), ("B-LOC",), 8, path),
-        NerExample(("x",), ("O",), 10, path),
+        NerExample(("Lithium", "carbonate", "toxicity"), ("B-Chemical", "I-Chemical", "O"), 3, path, "doc1"),
+        NerExample(("New York",), ("B-LOC",), 8, path, "doc1"),
+        NerExample(("x",), ("O",), 10, path, "doc2"),
     ]
 
 

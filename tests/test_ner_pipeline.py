@@ -25,7 +25,7 @@ def test_first_sub_token_carries_the_label(tokenizer):
     rows, cut, docs_cut = ner.training_rows(pieces, [[1, 0, 2]], max_len=16, tokenizer=tokenizer)
     assert rows.token_ids[0].tolist() == [2, 4, 5, 6, 7, 8, 9, 3]
     assert rows.labels[0].tolist() == [-1, 1, -1, 0, 2, -1, -1, -1]
-    assert rows.word_index[0].tolist() == [-1, 0, -1, 1, 2, -1, -1, -1]
+    assert rows.row(0).word_index.tolist() == [-1, 0, -1, 1, 2, -1, -1, -1]
     assert (cut, docs_cut) == (0, 0)
 
 
@@ -35,13 +35,17 @@ def test_word_without_pieces_becomes_unk(tokenizer):
     assert pieces[0][2] == [tokenizer.unk_id]
 
 
-def test_training_truncation_counts_cut_words(tokenizer):
+def test_long_training_rows_become_windows_that_label_every_word_once(tokenizer):
     pieces = ner.encode_documents([["hello"] * 5, ["world"] * 2], tokenizer)
-    rows, cut, docs_cut = ner.training_rows(pieces, [[0] * 5, [0] * 2], max_len=7, tokenizer=tokenizer)
-    # budget 5 sub-tokens: two "hello" (2 pieces each) fit, the third would need 6
+    rows, cut, shortened = ner.training_rows(pieces, [[1, 2, 3, 4, 5], [6, 7]], max_len=7, tokenizer=tokenizer)
+    # budget 5 sub-tokens: two "hello" (2 pieces each) a window, windows one word apart
+    assert rows.windows.tolist() == [[0, 2, 0, 2], [1, 3, 2, 3], [2, 4, 3, 4], [3, 5, 4, 5], [5, 7, 5, 7]]
     assert rows.token_ids[0].tolist() == [2, 4, 5, 4, 5, 3]
-    assert (cut, docs_cut) == (3, 1)
-    assert len(rows.token_ids[1]) == 4
+    labelled = [label for row in rows.labels for label in row.tolist() if label >= 0]
+    assert sorted(labelled) == [1, 2, 3, 4, 5, 6, 7]  # each word's label counted exactly once
+    assert rows.labels[3].tolist() == [-1, -1, -1, 5, -1, -1]  # ties go to the earlier window
+    assert (cut, shortened) == (0, 0)
+    assert max(rows.lengths()) <= 7
 
 
 @pytest.mark.parametrize("lengths,budget", [([1] * 10, 4), ([2, 1, 3, 1, 1, 2, 2, 1], 4), ([5, 1, 1], 3),
@@ -79,7 +83,7 @@ def test_stitching_uses_the_most_central_window(tokenizer):
     docs = [["a"] * 20, ["world"] * 3]
     pieces = ner.encode_documents(docs, tokenizer)
     rows = ner.window_rows(pieces, max_len=10, tokenizer=tokenizer)  # budget 8: windows (0,8) (4,12) (8,16) (12,20)
-    assert rows.doc_index.tolist() == [0, 0, 0, 0, 1]
+    assert rows.windows[:, :2].tolist() == [[0, 8], [4, 12], [8, 16], [12, 20], [20, 23]]
     collector = ner.WindowCollector(rows, 2, [20, 3])
     for out in _fake_outputs(rows, num_labels=5):
         collector(out)

@@ -195,7 +195,9 @@ def test_tags_unseen_in_training_are_listed(tmp_path, tiny_checkpoint):
     test.loc[0, "tags"] = str(["B-DATE"] * len(eval_list(test.loc[0, "tokens"])))
     test.to_csv(data / "test.csv", index=False)
     process, out = _bad_run(tmp_path, tiny_checkpoint, data)
-    assert process.returncode == 2 and "B-DATE" in error_lines(process)[0]
+    message = error_lines(process)[0]
+    assert process.returncode == 2 and "B-DATE" in message and "--labels_file" in message
+    assert f"{data / 'test.csv'}:2:" in message
     assert not out.exists()
 
 
@@ -254,3 +256,53 @@ def test_bc5cdr_real_data_smoke(tmp_path, shared_data, minilm):
     val_loss = history[history.split == "val"].loss.tolist()
     assert len(val_loss) == 2 and val_loss[1] < val_loss[0]
     assert results["accuracy"] > 0.8  # well above chance on real text after one short epoch
+
+
+def write_document_conll(path: Path, documents: int, seed: int) -> None:
+    """A CoNLL file of the learnable pattern, sentences grouped into -DOCSTART- documents."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(documents):
+        lines += ["-DOCSTART-\tO", ""]
+        for _ in range(rng.randint(2, 6)):
+            tokens, tags = _sentence(rng)
+            lines += [f"{w}\t{t}" for w, t in zip(tokens, tags)] + [""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_checkpoint):
+    """Doc-marked CoNLL (converted with its doc ids) trains with document context and learns; a labels file
+    fixes the label order; predictions carry entity probabilities and doc ids."""
+    from bert_tf.data import ner_data
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, documents, seed in (("train", 40, 0), ("val", 10, 1), ("test", 10, 2)):
+        write_document_conll(tmp_path / f"{split}.conll", documents, seed)
+        ner_data.write_ner_csv(str(data / f"{split}.csv"), ner_data.read_conll(str(tmp_path / f"{split}.conll")))
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("O\nB-PER\nB-LOC\nB-ORG\nI-ORG\nB-DATE\nI-DATE\n", encoding="utf-8")
+    out = tmp_path / "out"
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={out}", f"--labels_file={labels_file}", "--max_len=24", "--epochs=6",
+                          "--batch_size=8", "--learning_rate=5e-3", "--seed=3", "--context=document", "--context_vote=majority"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "0 training words cut" in process.stdout
+    assert re.search(r"context\s+document \(documents: 40 in training\); words decided by the majority window; "
+                     r"decoding viterbi", process.stdout)
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["labels"] == ["O", "B-PER", "B-LOC", "B-ORG", "I-ORG", "B-DATE", "I-DATE"]
+    results = json.loads((out / "test_results.json").read_text())
+    assert results["f1"] > 0.9, results
+    assert results["decoding"]["decode"] == "viterbi" and results["decoding"]["vote"] == "majority"
+    assert set(results["comparison"]) == {"central+viterbi", "central+argmax", "majority+viterbi", "majority+argmax"}
+    assert "F1 by vote+decoding" in (out / "test_report.txt").read_text()
+    predictions = tmp_path / "preds" / "p.csv"
+    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+                          f"--predict_file={tmp_path / 'test.conll'}", f"--predict_output={predictions}"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "context document, majority window, decoding viterbi" in process.stdout
+    lines = [json.loads(line) for line in (tmp_path / "preds" / "p.jsonl").read_text().splitlines()]
+    entities = [e for line in lines for e in line["entities"]]
+    assert lines[0]["doc_id"] == "doc1" and entities
+    assert all(0 < e["probability"] <= 1 and e["probability"] <= e["confidence"] + 1e-6 for e in entities)
