@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import math
 import os
 import re
@@ -706,6 +707,30 @@ def check_pipeline_options(options: PipelineOptions) -> None:
             raise InputError(f"{flag} {','.join(subset)} must be among {','.join(superset)}")
 
 
+PREDICTION_INFO = "prediction_info.json"
+
+
+def temperature_note(directory: str) -> str:
+    """Which temperature the predictions in a folder carry, from run_classifier.py's prediction_info.json."""
+    path = os.path.join(directory, PREDICTION_INFO)
+    if not os.path.isfile(path):
+        return f"no {PREDICTION_INFO}: the temperature of these predictions is unknown (published files carry none)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            temperature = json.load(f).get("temperature")
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read: {err}", path) from None
+    if temperature is None or float(temperature) == 1.0:
+        return "predictions at temperature 1 (not calibrated)"
+    return f"predictions calibrated at temperature {float(temperature):.4g} (--calibrate)"
+
+
+def note_temperatures(paths: Sequence[str]) -> None:
+    """Say, once per folder, which temperature the prediction files carry."""
+    for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        notice(temperature_note(directory), directory)
+
+
 def prediction_files(run_dir: str, type_: str) -> List[str]:
     """``RUN_DIR/TYPE-predictions/output_with_probabilities_*`` in the order bash globs them (C locale)."""
     pattern = os.path.join(glob.escape(os.path.join(run_dir, f"{type_}-predictions")), PREDICTIONS_GLOB)
@@ -754,7 +779,9 @@ class PipelineRun:
                                compensated_sum=self.options.compensated_sum)
         os.makedirs(self.path(f"local:{type_}"), exist_ok=True)
         paths = []
-        for source in prediction_files(self.run_dir, type_):
+        sources = prediction_files(self.run_dir, type_)
+        note_temperatures(sources)
+        for source in sources:
             paths.append(self.path(f"local:{type_}", os.path.basename(source)))
             write_text_lines(paths[-1], local_file_lines(source, options))
         return paths
@@ -975,6 +1002,7 @@ def run_local(args: argparse.Namespace) -> None:
     types = read_name_types(args.source_types_file, args.lowercase_names) if args.source_types_file else None
     options = LocalOptions(args.source_type, args.target_type or args.source_type, args.threshold, args.min_count,
                            args.probability, args.all_rows, types, args.lowercase_names, args.compensated_sum)
+    note_temperatures(args.predictions)
     report(write_output(args.output, local_lines(args.predictions, options), args.overwrite), args.output)
 
 

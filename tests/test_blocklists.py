@@ -399,3 +399,14 @@ def test_cli_pipeline_missing_type_exits_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: {tmp_path / 'ggp-predictions'}: no prediction files "
                                      "output_with_probabilities_* for type ggp")
+
+
+def test_temperature_note_reads_prediction_info(tmp_path):
+    assert "unknown" in blocklists.temperature_note(str(tmp_path))
+    (tmp_path / "prediction_info.json").write_text('{"temperature": 1.7321}')
+    assert blocklists.temperature_note(str(tmp_path)) == "predictions calibrated at temperature 1.732 (--calibrate)"
+    (tmp_path / "prediction_info.json").write_text('{"temperature": null}')
+    assert "not calibrated" in blocklists.temperature_note(str(tmp_path))
+    (tmp_path / "prediction_info.json").write_text("{broken")
+    with pytest.raises(InputError, match="prediction_info.json"):
+        blocklists.temperature_note(str(tmp_path))

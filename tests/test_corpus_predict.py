@@ -167,6 +167,8 @@ def check_blocklists_from(predictions: Path, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bert_tf.blocklists", "pipeline", "--run_dir", str(run_dir),
                            "--output_dir", str(lists)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    temperature = json.loads((predictions / "prediction_info.json").read_text())["temperature"]
+    assert "temperature" in done.stderr and (temperature in (None, 1.0) or f"{temperature:.4g}" in done.stderr)
     expected = expected_global_names(predictions)
     assert expected, "the demo shards should give at least one name in two documents"
     assert (lists / "auto_global.tsv").read_text(encoding="utf-8").splitlines() == expected
