@@ -36,7 +36,7 @@ def trained(tmp_path_factory, shared_data, minilm):
                           f"--output_dir={out}", "--do_train", "--do_eval", "--do_predict",
                           f"--labels_file={shared_data / 'consensus_example' / 'labels.txt'}",
                           "--max_seq_length=64", "--train_batch_size=16", "--learning_rate=3e-4",
-                          "--num_train_epochs=5", "--seed=1", "--log_every=5"])
+                          "--num_train_epochs=4", "--seed=1", "--log_every=5"])
     assert process.returncode == 0, process.stderr[-3000:]
     return data, out, process
 
@@ -62,7 +62,7 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
                        dtype=str)
     assert full.annotation_id.tolist() == [line.split("\t")[1] for line in test]  # input order
     assert (full.predicted_label == probs.idxmax(axis=1)).all()
-    assert "Epoch 5/5" in process.stdout and "validation at epoch" in process.stdout
+    assert "Epoch 4/4" in process.stdout and "validation at epoch" in process.stdout
 
 
 def test_trained_run_is_calibrated_and_beats_the_baseline(trained):
