@@ -389,7 +389,9 @@ def test_cli_error_exits_2_with_file_and_line_and_writes_nothing(tmp_path):
     output = tmp_path / "local.tsv"
     result = run_cli("local", "-s", "ggp", predictions, "--output", str(output))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {predictions}:5: expected 12 tab-separated columns, found 8"
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"error: {predictions}:5: expected 12 tab-separated columns, found 8"
+    assert all(line.startswith("note: ") for line in lines[:-1])  # e.g. which temperature the predictions carry
     assert list(tmp_path.iterdir()) == [Path(predictions)]  # no output, no temporary file
 
 
