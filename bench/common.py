@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from bert_tf.html_report import cpu_model_name  # light: no TensorFlow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(ROOT, "..", "shared", "data")
 BC5CDR_TRAIN = os.path.join(DATA_DIR, "bc5cdr_chem", "train.tsv")
@@ -106,14 +108,7 @@ def load_average() -> List[float]:
 
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_model_name() or platform.processor() or "unknown"
 
 
 def memory_gib() -> float:

@@ -57,7 +57,7 @@ nav a{margin-right:.8rem;color:var(--accent);text-decoration:none}
 
 def machine_info() -> Dict[str, str]:
     """This machine: platform, CPU, Python and the versions of the numerical packages."""
-    info = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu cores": str(os.cpu_count()),
+    info = {"platform": platform.platform(), "cpu": cpu_model_name() or platform.processor() or platform.machine(), "cpu cores": str(os.cpu_count()),
             "python": platform.python_version()}
     for package in PACKAGES:
         try:
@@ -67,8 +67,8 @@ def machine_info() -> Dict[str, str]:
     return info
 
 
-def _cpu_model() -> str:
-    """The CPU model name (from /proc/cpuinfo on Linux), else platform.processor()."""
+def cpu_model_name() -> Optional[str]:
+    """The CPU model name from /proc/cpuinfo (Linux), or None where it cannot be read."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -76,7 +76,7 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
 
 
 def counts(items: Iterable[str]) -> str:

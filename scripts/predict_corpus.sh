@@ -5,6 +5,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(dirname "$SCRIPT_DIR")
+# shellcheck source=scripts/slurm_queue.sh
+source "$SCRIPT_DIR/slurm_queue.sh"  # queued_jobs, wait_for_queue_slot (--max_queued)
 
 usage() {
   cat <<'EOF'
@@ -145,24 +147,6 @@ write_flagfile() {  # output_dir: the flags shared by every group, in OUTPUT_DIR
     for extra in $EXTRA_FLAGS; do echo "$extra"; done
   } >"$1/predict.flags.tmp"
   mv -f "$1/predict.flags.tmp" "$1/predict.flags"
-}
-
-queued_jobs() {
-  local listing
-  listing=$(eval "$SQUEUE_CMD") || die "queue listing failed: $SQUEUE_CMD"
-  [[ -z $listing ]] && { echo 0; return; }
-  printf '%s\n' "$listing" | wc -l
-}
-
-wait_for_queue_slot() {
-  ((MAX_QUEUED > 0)) || return 0
-  local queued
-  while true; do
-    queued=$(queued_jobs) || exit 2
-    ((queued < MAX_QUEUED)) && return 0
-    echo "$queued jobs queued (cap $MAX_QUEUED); waiting ${POLL_SECONDS}s"
-    sleep "$POLL_SECONDS"
-  done
 }
 
 job_script() {  # group_flags...: a batch script that predicts, forwards SIGTERM and requeues when cut short

@@ -7,6 +7,8 @@ shopt -u patsub_replacement 2>/dev/null || true  # bash 5.2: keep '&' literal in
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(dirname "$SCRIPT_DIR")
+# shellcheck source=scripts/slurm_queue.sh
+source "$SCRIPT_DIR/slurm_queue.sh"  # queued_jobs, wait_for_queue_slot (--max_queued)
 
 # Settings: environment variables, variables of the --config file, or --lowercase options.
 SETTINGS=(MODELS BATCH_SIZES LEARNING_RATES EPOCHS SEEDS TASK_NAME DATA_DIR OUT_DIR CACHE_DIR
@@ -271,24 +273,6 @@ render_template() {  # run_dir job_name: print the job script
     done
     printf '%s\n' "$line"
   done <"$TEMPLATE"
-}
-
-queued_jobs() {
-  local listing
-  listing=$(eval "$SQUEUE_CMD") || die "queue listing failed: $SQUEUE_CMD"
-  [[ -z $listing ]] && { echo 0; return; }
-  printf '%s\n' "$listing" | wc -l
-}
-
-wait_for_queue_slot() {
-  ((MAX_QUEUED > 0)) || return 0
-  local queued
-  while true; do
-    queued=$(queued_jobs) || exit 2
-    ((queued < MAX_QUEUED)) && return 0
-    echo "$queued jobs queued (cap $MAX_QUEUED); waiting ${POLL_SECONDS}s"
-    sleep "$POLL_SECONDS"
-  done
 }
 
 submit_slurm() {  # run_dir job_name
