@@ -261,7 +261,7 @@ class WindowCollector:
         from the most central window among those whose argmax is the word's majority label."""
         total = int(sum(self.doc_lengths))
         words, central = np.concatenate(self._words), np.concatenate(self._central)
-        rows, log_probs = np.concatenate(self._rows), probabilities.log_softmax(np.concatenate(self._logits).astype(np.float64))
+        rows, log_probs = np.concatenate(self._rows), probabilities.log_softmax(np.concatenate(self._logits))
         eligible = np.ones(len(words), bool)
         if vote == "majority":
             predicted = log_probs.argmax(axis=1)
