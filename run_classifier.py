@@ -19,8 +19,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from absl import app, flags
 
-from bert_tf import corpus
 from bert_tf import flags as shared_flags
+from bert_tf.classifier import corpus
 from bert_tf.errors import InputError
 
 shared_flags.define_shared_flags()
@@ -69,11 +69,12 @@ flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 import bert_tf  # noqa: E402
-from bert_tf import (class_weights, classifier, cli, distribution, feature_cache, html_report, models,  # noqa: E402
-                     optimization, pretrained, probabilities, reports, resume, tensorboard)
+from bert_tf import (class_weights, cli, distribution, html_report, models, optimization, pretrained,  # noqa: E402
+                     reports, resume, tensorboard)
+from bert_tf.classifier import calibration, feature_cache, task as classifier  # noqa: E402
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
-from bert_tf.metrics import format_classification_report  # noqa: E402
+from bert_tf.metrics import format_classification_report, softmax  # noqa: E402
 from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
@@ -175,7 +176,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
     last_validation: Dict = {}
-    guard = probabilities.CollapseGuard()
+    guard = calibration.CollapseGuard()
 
     def validate() -> Dict[str, float]:
         metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
@@ -208,8 +209,8 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
 def calibrate(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo) -> None:
     """Fit a temperature on the dev logits and fold it into the model (recorded in its meta as `temperature`)."""
     logits, gold = classifier.predict_logits(trainer, dev_info, FLAGS.eval_batch_size)
-    temperature = probabilities.fit_temperature(logits, gold)
-    report = probabilities.calibration_report(logits, gold, temperature)
+    temperature = calibration.fit_temperature(logits, gold)
+    report = calibration.calibration_report(logits, gold, temperature)
     models.fold_temperature(task, temperature)
     task.meta["calibration"] = {"fitted_on": dev_info.num_examples, **report}
     print(f"calibration: temperature {temperature:.4f} fitted on dev ({dev_info.num_examples} examples): "
@@ -274,10 +275,10 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
         reports.plot_confusion_matrix(metrics["confusion_matrix"], task.labels,
                                       os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
                                       title="Confusion matrix (dev)")
-        probabilities.plot_reliability(
-            probabilities.softmax(logits * temperature), gold, os.path.join(FLAGS.output_dir, "reliability.png"),
+        calibration.plot_reliability(
+            softmax(logits * temperature), gold, os.path.join(FLAGS.output_dir, "reliability.png"),
             title=f"Reliability on dev (temperature {temperature:.3g})",
-            calibrated=probabilities.softmax(logits) if temperature != 1.0 else None)
+            calibrated=softmax(logits) if temperature != 1.0 else None)
     print(report)
 
 
@@ -290,7 +291,7 @@ def evaluation_notes(metrics: Dict) -> str:
              f"ECE {calibration['before']['ece']:.4f} before, {calibration['after']['ece']:.4f} after; "
              f"NLL {calibration['before']['nll']:.4f} before, {calibration['after']['nll']:.4f} after"]
     if metrics["collapsed"]:
-        lines.append(f"COLLAPSED: the model does not beat the majority baseline; {probabilities.COLLAPSE_ADVICE}")
+        lines.append(f"COLLAPSED: the model does not beat the majority baseline; {calibration.COLLAPSE_ADVICE}")
     return "\n" + "\n".join(lines) + "\n"
 
 
@@ -409,7 +410,7 @@ def main(argv: Sequence[str]) -> None:
     print(f"outputs in {FLAGS.output_dir}")
     if task.meta.get("collapsed"):
         print("WARNING: this run's model collapsed: no validation beat the majority baseline; "
-              f"{probabilities.COLLAPSE_ADVICE}")
+              f"{calibration.COLLAPSE_ADVICE}")
 
 
 if __name__ == "__main__":

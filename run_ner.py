@@ -70,9 +70,9 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import (class_weights, cli, decoding, distribution, html_report, models, ner,  # noqa: E402
-                     optimization, pretrained, raw_text, resume, tensorboard)
-from bert_tf.data import ner_data  # noqa: E402
+from bert_tf import (class_weights, cli, distribution, html_report, models, optimization, pretrained,  # noqa: E402
+                     resume, tensorboard)
+from bert_tf.ner import data as ner_data, decoding, raw_text, task as ner  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
 from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402

@@ -38,7 +38,7 @@ SETS = {
 
 def pick_documents(examples: List, sentences: int, rng) -> Tuple[List, List]:
     """Whole documents picked at random until `sentences` sentences, then until 500 more (train, val)."""
-    from bert_tf.data import ner_data
+    from bert_tf.ner import data as ner_data
 
     groups = ner_data.document_groups(examples)
     picked: List[List[int]] = [[], []]
@@ -52,7 +52,7 @@ def pick_documents(examples: List, sentences: int, rng) -> Tuple[List, List]:
 
 def prepare(name: str, work: str, train_sentences: int, sample: str, seed: int) -> str:
     """train/val/test CSVs (with doc ids) of one data set; the folder."""
-    from bert_tf.data import ner_data
+    from bert_tf.ner import data as ner_data
 
     train_file, test_file, bare = SETS[name]
     train = ner_data.read_conll(os.path.join(DATA_DIR, train_file), bare_tag_type=bare)
@@ -96,7 +96,8 @@ def train_once(data: str, out: str, context: str, args: argparse.Namespace) -> D
 MEMORY_WORKER = r"""
 import json, resource, sys
 import numpy as np
-from bert_tf import ner, pretrained
+from bert_tf import pretrained
+from bert_tf.ner import task as ner
 doc_words, total, max_len = (int(x) for x in sys.argv[1:4])
 _, tokenizer = pretrained.load_pretrained(sys.argv[4])
 rng = np.random.default_rng(0)

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bert_tf import probabilities  # noqa: E402
-from bert_tf.metrics import classification_metrics  # noqa: E402
+from bert_tf.classifier import calibration  # noqa: E402
+from bert_tf.metrics import classification_metrics, softmax  # noqa: E402
 from bert_tf.pretrained import SAVED_MODEL_META  # noqa: E402
 from bench.common import CONSENSUS_EXAMPLES, CONSENSUS_LABELS, minilm_dir  # noqa: E402
 from test_run_classifier import split_examples  # noqa: E402
@@ -64,14 +64,14 @@ def test_figures(test_path: Path, out: Path, meta: Dict) -> Dict:
     calibrated = np.array([[float(x) for x in line.split("\t")] for line in lines])
     gold = np.array([LABELS.index(line.split("\t")[2]) for line in test_path.read_text().splitlines()])
     log_p = np.log(np.maximum(calibrated, 1e-300))
-    raw = probabilities.softmax(log_p * temperature)  # softmax(T * log softmax(z / T)) = softmax(z)
+    raw = softmax(log_p * temperature)  # softmax(T * log softmax(z / T)) = softmax(z)
     pred = calibrated.argmax(axis=1)
     metrics = classification_metrics(gold, pred, LABELS, "out")
     return {"temperature": temperature, "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro"]["f1"],
-            "test_ece_before": probabilities.expected_calibration_error(raw, gold),
-            "test_ece_after": probabilities.expected_calibration_error(calibrated, gold),
-            "test_nll_before": probabilities.nll(np.log(np.maximum(raw, 1e-300)), gold),
-            "test_nll_after": probabilities.nll(log_p, gold),
+            "test_ece_before": calibration.expected_calibration_error(raw, gold),
+            "test_ece_after": calibration.expected_calibration_error(calibrated, gold),
+            "test_nll_before": calibration.nll(np.log(np.maximum(raw, 1e-300)), gold),
+            "test_nll_after": calibration.nll(log_p, gold),
             "predicted_classes": int(np.unique(pred).size)}
 
 

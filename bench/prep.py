@@ -107,7 +107,7 @@ def generate_consensus_tsv(path: str, rows: int, seed: int, source: str = CONSEN
 
 def cf_workers() -> int:
     """How many featurizing processes a cache build uses here."""
-    from bert_tf import feature_cache
+    from bert_tf.classifier import feature_cache
 
     return feature_cache.default_workers()
 
@@ -127,8 +127,8 @@ def count_distinct_words(path: str, max_rows: int) -> int:
 
 def verify_parallel(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Check that a cache built by several processes equals the one built by one (small chunks)."""
-    from bert_tf import feature_cache
-    from bert_tf.data import consensus
+    from bert_tf.classifier import feature_cache
+    from bert_tf.classifier import data as consensus
     from bert_tf.tokenization import WordPieceTokenizer
 
     labels = consensus.read_labels_file(cfg["labels_file"])
@@ -152,8 +152,8 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
         return verify_parallel(cfg)
     import resource
 
-    from bert_tf import classifier
-    from bert_tf.data import consensus
+    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import data as consensus
     from bert_tf.tokenization import WordPieceTokenizer
 
     load_before = load_average()

@@ -25,7 +25,7 @@ from bench.common import BC5CDR_TAG_TYPE, load_average, log, require_files, run_
 
 def read_data(cfg: Dict[str, Any]):
     """(train examples, devel examples) with the configured subsampling (random, seeded)."""
-    from bert_tf.data import ner_data
+    from bert_tf.ner import data as ner_data
 
     require_files(cfg["train_path"], cfg["devel_path"])
     train = ner_data.read_conll(cfg["train_path"], bare_tag_type=BC5CDR_TAG_TYPE)
@@ -43,7 +43,7 @@ def _subsample(examples: List, count, seed: int) -> List:
 
 def padded_fraction(lengths: np.ndarray, batches: Sequence[np.ndarray], buckets: Sequence[int]) -> float:
     """Fraction of the positions fed to the model that are padding, for bucketed batches."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
 
     positions = sum(ner.padded_length(int(lengths[b].max()), buckets) * len(b) for b in batches)
     return 1.0 - float(lengths.sum()) / positions
@@ -51,7 +51,7 @@ def padded_fraction(lengths: np.ndarray, batches: Sequence[np.ndarray], buckets:
 
 def pipeline_rate(rows, batches, buckets, pad_id: int, workers: int) -> Dict[str, float]:
     """Batches/s of the NER tf.data pipeline alone (padding, conversion, prefetch; no model)."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
 
     dataset = ner.batches_dataset(rows, batches, buckets, pad_id, workers)
     started = time.perf_counter()
@@ -62,7 +62,7 @@ def pipeline_rate(rows, batches, buckets, pad_id: int, workers: int) -> Dict[str
 
 def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict[str, float]:
     """Padded fractions of other batching schemes on the same rows (no training; for the report)."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
 
     rng = np.random.default_rng(seed)
     powers_of_two = [16, 32, 64, 128]
@@ -94,7 +94,7 @@ def build_trainer(cfg: Dict[str, Any], run, checkpoint, tokenizer, labels: List[
 
 def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict[str, Any]:
     """One (or cfg["epochs"]) training epoch(s) with length buckets; wall time and padding."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
 
     from bench.tf_util import EpochTimer
 
@@ -145,7 +145,7 @@ def run_reference(cfg: Dict[str, Any], rows, eval_set, num_labels: int, pad_id: 
 
 def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -> Dict[str, float]:
     """Our stitching and metrics applied to per-window logits computed elsewhere."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
     from bert_tf.metrics import ner_metrics
 
     collector = ner.WindowCollector(eval_set.rows, eval_set.num_docs, [len(w) for w in eval_set.words])
@@ -161,7 +161,8 @@ def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -
 def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str], rows, eval_set,
                     buckets: List[int], steps_per_epoch: int, use_amp: bool) -> Dict[str, Any]:
     """Our epoch(s) from the pretrained weights, then devel metrics; with use_amp, --use_amp's precision."""
-    from bert_tf import distribution, ner
+    from bert_tf import distribution
+    from bert_tf.ner import task as ner
 
     from bench.tf_util import amp_unavailable
 
@@ -186,8 +187,9 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Prepare the rows, time the input pipeline, train ours, evaluate, then the reference."""
-    from bert_tf import models, ner, pretrained
-    from bert_tf.data import ner_data
+    from bert_tf import models, pretrained
+    from bert_tf.ner import task as ner
+    from bert_tf.ner import data as ner_data
 
     load_before = load_average()
     train, devel = read_data(cfg)

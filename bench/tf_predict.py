@@ -24,8 +24,9 @@ def _trainer(task, use_xla: bool):
 
 def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Words/s of ner.predict_words on BC5CDR devel (eval-set preparation timed apart)."""
-    from bert_tf import models, ner, pretrained
-    from bert_tf.data import ner_data
+    from bert_tf import models, pretrained
+    from bert_tf.ner import task as ner
+    from bert_tf.ner import data as ner_data
 
     require_files(cfg["devel_path"])
     docs = [e.tokens for e in ner_data.read_conll(cfg["devel_path"], bare_tag_type=BC5CDR_TAG_TYPE)]
@@ -63,8 +64,10 @@ def _first_lines(path: str, count, work_dir: str) -> str:
 
 def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Examples/s of classifier.predict_probabilities over a cache of the real consensus examples."""
-    from bert_tf import classifier, feature_cache, models, pretrained
-    from bert_tf.data import consensus
+    from bert_tf import models, pretrained
+    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import feature_cache
+    from bert_tf.classifier import data as consensus
 
     require_files(CONSENSUS_EXAMPLES, CONSENSUS_LABELS)
     labels = consensus.read_labels_file(CONSENSUS_LABELS)

@@ -1,4 +1,5 @@
-"""Atomic file output: every file is written to a temporary name and renamed into place."""
+"""File input and output: atomic writes (every file is written to a temporary name and renamed into place),
+readable-file checks and excerpts for error messages."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from typing import Any, Iterator
+
+from bert_tf.errors import InputError
 
 
 @contextlib.contextmanager
@@ -58,3 +62,24 @@ def atomic_directory(path: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+EXCERPT_CHARS = 40
+
+
+def excerpt(text: str) -> str:
+    """A short quoted excerpt of `text` for error messages."""
+    if len(text) <= EXCERPT_CHARS:
+        return repr(text)
+    return repr(text[:EXCERPT_CHARS]) + "..."
+
+
+def check_readable_file(path: str) -> None:
+    """Raise InputError unless `path` names an existing file that is not a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory, expected a file", path)

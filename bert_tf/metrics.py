@@ -312,3 +312,15 @@ def format_classification_report(metrics: dict, loss: Optional[float] = None, ti
     lines.append("")
     lines.extend(_confusion_table(metrics.get("confusion_matrix", []), metrics.get("labels", [])))
     return "\n".join(lines) + "\n"
+
+
+def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """log softmax(logits / temperature) over the last axis, in float64, stable for any logit size."""
+    scaled = np.asarray(logits, np.float64) / float(temperature)
+    shifted = scaled - scaled.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / temperature) over the last axis, in float64."""
+    return np.exp(log_softmax(logits, temperature))

@@ -2,7 +2,7 @@
 
 Usage: python scripts/brat_to_csv.py FOLDER OUTPUT.csv [--force]
 
-Each .txt is split into sentences and words (bert_tf.text_split; words are also cut at annotation
+Each .txt is split into sentences and words (bert_tf.ner.sentences; words are also cut at annotation
 boundaries), tagged IOB2 from the .ann, and written one sentence a row with its document id (the file
 name without .txt) in a `doc_id` column. Discontinuous annotations are skipped and overlapping ones keep
 the longest; both are reported (count and first cases, FILE:LINE) on stderr.
@@ -17,7 +17,7 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bert_tf.brat import folder_to_csv  # noqa: E402
+from bert_tf.ner.brat import folder_to_csv  # noqa: E402
 from bert_tf.errors import InputError  # noqa: E402
 
 

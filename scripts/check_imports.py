@@ -1,10 +1,13 @@
-"""List the import edges between the modules of bert_tf and fail on a cycle.
+"""List the import edges between the modules of bert_tf; fail on a cycle or on a job package importing
+another job package.
 
     python scripts/check_imports.py [--edges]
 
-Every `import bert_tf.x` / `from bert_tf... import ...` counts, wherever it stands (module level or inside a
-function), so an import moved into a function cannot hide a cycle. Exit status 1 and the cycle on stderr when
-there is one; --edges prints every edge.
+bert_tf is a flat core with one sub-package per job (ner/, classifier/, pretraining/): a job package uses
+the core, never another job package, and the core never imports a job package. Every `import bert_tf.x` /
+`from bert_tf... import ...` counts, wherever it stands (module level or inside a function), so an import moved
+into a function cannot hide a cycle. Exit status 1 and the cycle or the crossing edges on stderr; --edges
+prints every edge.
 """
 
 from __future__ import annotations
@@ -82,6 +85,18 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
     return None
 
 
+def job_of(module: str) -> Optional[str]:
+    """The job package a module belongs to (`bert_tf.ner.task` -> `ner`), or None for the core."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (ROOT / PACKAGE / parts[1]).is_dir()) else None
+
+
+def crossing_edges(graph: Dict[str, Set[str]]) -> List[str]:
+    """Edges from a module into a job package other than its own (core -> job, or job -> another job)."""
+    return [f"{source} -> {target}" for source in sorted(graph) for target in sorted(graph[source])
+            if job_of(target) is not None and job_of(target) != job_of(source)]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Print the edges if asked; 1 and the cycle when there is one, else 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,7 +111,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if cycle:
         print("import cycle: " + " -> ".join(cycle), file=sys.stderr)
         return 1
-    print(f"no import cycle among {len(graph)} modules ({sum(map(len, graph.values()))} edges)")
+    crossing = crossing_edges(graph)
+    if crossing:
+        print("imports across job packages (a job package uses only the core):\n  " + "\n  ".join(crossing),
+              file=sys.stderr)
+        return 1
+    jobs = sorted({job_of(m) for m in graph} - {None})
+    print(f"no import cycle among {len(graph)} modules ({sum(map(len, graph.values()))} edges); "
+          f"job packages {', '.join(jobs)} import only the core")
     return 0
 
 

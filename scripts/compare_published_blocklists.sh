@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the published generate-blocklists.sh and `python -m bert_tf.blocklists pipeline` on the same
+# Run the published generate-blocklists.sh and `python -m bert_tf.classifier.blocklists pipeline` on the same
 # predictions and compare every file they write, byte for byte.
 #
 #   scripts/compare_published_blocklists.sh RUN_DIR PUBLISHED_DIR [-- PIPELINE_FLAGS...]
@@ -9,7 +9,7 @@
 # folder of BioBERT-based-entity-type-classifier (generate-blocklists.sh and its three .py scripts).
 # Neither is changed: both runs work on copies in a temporary directory. The published script runs
 # unmodified under LC_ALL=C.UTF-8 with `python3` = $PYTHON (default python3; `module` is a no-op).
-# If $PYTHON is 3.12 or newer, --compensated_sum is passed to our pipeline (see bert_tf/blocklists.py).
+# If $PYTHON is 3.12 or newer, --compensated_sum is passed to our pipeline (see bert_tf/classifier/blocklists.py).
 # Exit status: 0 identical, 1 different (diff on stdout), 2 bad arguments or a failed run.
 set -euo pipefail
 
@@ -46,7 +46,7 @@ fi
 
 extra=()
 if "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then extra=(--compensated_sum); fi
-if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m bert_tf.blocklists pipeline \
+if ! PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m bert_tf.classifier.blocklists pipeline \
         --run_dir "$RUN_DIR" --output_dir "$work/ours" ${extra[@]+"${extra[@]}"} "$@" 2> "$work/ours.log"; then
     cat "$work/ours.log" >&2
     exit 2

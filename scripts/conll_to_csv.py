@@ -12,7 +12,7 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bert_tf.data.ner_data import read_conll, write_ner_csv  # noqa: E402
+from bert_tf.ner.data import read_conll, write_ner_csv  # noqa: E402
 from bert_tf.errors import InputError  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 #   1. fine-tune the classifier (flags/demo_classifier.flags; the published run: flags/biobert_consensus_best.flags)
 #   2. predict a corpus of context shards, 3 per entity type, named as the tagger names them
 #      (TYPE-contexts-w100-NNN.tsv), with scripts/predict_corpus.sh into RUN_DIR/TYPE-predictions/
-#   3. build the tagger's blocklists from every shard: python -m bert_tf.blocklists pipeline
+#   3. build the tagger's blocklists from every shard: python -m bert_tf.classifier.blocklists pipeline
 # Usage: scripts/demo_published_pipeline.sh MODEL_DIR [OUT_DIR]   (MODEL_DIR: a pretrained BERT, e.g. MiniLM)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +39,7 @@ done
 took "2. predict 12 shards"
 
 step "3. blocklists"
-"$PY" -m bert_tf.blocklists pipeline --run_dir "$OUT/run" --output_dir "$OUT/blocklists"
+"$PY" -m bert_tf.classifier.blocklists pipeline --run_dir "$OUT/run" --output_dir "$OUT/blocklists"
 took "3. blocklists pipeline"
 
 echo

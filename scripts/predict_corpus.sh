@@ -113,8 +113,8 @@ resolve_paths() {
   esac
 }
 
-corpus_tool() {  # command [args]: python -m bert_tf.corpus
-  PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON_CMD[@]}" -m bert_tf.corpus "$@" \
+corpus_tool() {  # command [args]: python -m bert_tf.classifier.corpus
+  PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON_CMD[@]}" -m bert_tf.classifier.corpus "$@" \
     --predict_file="$INPUTS" --predict_output_dir="$PRED_DIR" --shard_id=last_field
 }
 

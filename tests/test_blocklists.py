@@ -1,4 +1,4 @@
-"""Tests of bert_tf.blocklists on small hand-made files; expected values worked out in the tests."""
+"""Tests of bert_tf.classifier.blocklists on small hand-made files; expected values worked out in the tests."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import List, Sequence
 
 import pytest
 
-from bert_tf import blocklists
-from bert_tf.blocklists import LocalOptions, RatioOptions, global_lines, local_lines
+from bert_tf.classifier import blocklists
+from bert_tf.classifier.blocklists import LocalOptions, RatioOptions, global_lines, local_lines
 from bert_tf.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -356,9 +356,9 @@ def test_pipeline_refuses_existing_outputs_and_writes_nothing_on_bad_input(tmp_p
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run python -m bert_tf.blocklists from the repository root."""
+    """Run python -m bert_tf.classifier.blocklists from the repository root."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "bert_tf.blocklists", *args], cwd=REPO_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "bert_tf.classifier.blocklists", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -12,8 +12,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from bert_tf import blocklists
-from bert_tf.prediction_files import format_published_row, format_row, header_line
+from bert_tf.classifier import blocklists
+from bert_tf.classifier.prediction_files import format_published_row, format_row, header_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path("/work/.mirror/katnastou+BioBERT-based-entity-type-classifier/repo")

@@ -10,8 +10,8 @@ from typing import Dict, List, Set, Tuple
 
 import pytest
 
-from bert_tf import brat
-from bert_tf.data.ner_data import read_conll
+from bert_tf.ner import brat
+from bert_tf.ner.data import read_conll
 from bert_tf.errors import InputError
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Tests for bert_tf.classifier_features (mention featurization) and bert_tf.feature_cache (the on-disk cache)."""
+"""Tests for bert_tf.classifier.features (mention featurization) and bert_tf.classifier.feature_cache (the on-disk cache)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
-from bert_tf import feature_cache, tokenization
-from bert_tf.classifier_features import featurize_mentions, token_dtype
-from bert_tf.feature_cache import (
+from bert_tf import tokenization
+
+from bert_tf.classifier import feature_cache
+from bert_tf.classifier.features import featurize_mentions, token_dtype
+from bert_tf.classifier.feature_cache import (
     CacheInfo,
     CacheSettings,
     build_feature_cache,
@@ -427,7 +429,7 @@ def test_bad_line_found_by_a_featurizing_process_names_file_and_line(tmp_path, t
     no cache is left behind."""
     import pickle
 
-    from bert_tf.data.consensus import TsvLineChunks
+    from bert_tf.classifier.data import TsvLineChunks
 
     path = tmp_path / "train.tsv"
     lines = [f"d{i}\ta{i}\t{LABELS[i % len(LABELS)]}\tleft words {i}\tmention\tright words" for i in range(40)]
@@ -445,7 +447,7 @@ def test_bad_line_found_by_a_featurizing_process_names_file_and_line(tmp_path, t
 
 
 def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):
-    from bert_tf.data.consensus import TsvLineChunks, iter_consensus_tsv
+    from bert_tf.classifier.data import TsvLineChunks, iter_consensus_tsv
 
     path = tmp_path / "train.tsv"
     lines = [f"d{i}\ta{i}\t{LABELS[i % len(LABELS)]}\tleft context {i} with words\tmention {i}\tright {i}"

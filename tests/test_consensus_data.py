@@ -1,4 +1,4 @@
-"""Tests for bert_tf.data.consensus: the streamed consensus TSV reader and writer."""
+"""Tests for bert_tf.classifier.data: the streamed consensus TSV reader and writer."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Callable, Optional, Union
 
 import pytest
 
-from bert_tf.data import consensus
-from bert_tf.data.consensus import (
+from bert_tf.classifier import data as consensus
+from bert_tf.classifier.data import (
     ConsensusExample,
     collect_labels,
     count_examples,

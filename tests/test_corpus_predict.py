@@ -15,7 +15,9 @@ import pytest
 
 from conftest import ROOT, TINY_WORDS, error_lines, run_script
 
-from bert_tf import corpus, prediction_files
+from bert_tf.classifier import corpus
+
+from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
 
 DEMO = ROOT / "data" / "demo" / "consensus"
@@ -27,7 +29,7 @@ BATCH = 8  # 5 batches a shard
 KILLER = """
 import os, runpy, signal, sys
 sys.path.insert(0, {root!r})
-from bert_tf import classifier
+from bert_tf.classifier import task as classifier
 calls = [0]
 original = classifier.PredictionWriter.add
 def add(self, probs, gold=None):
@@ -128,7 +130,7 @@ NEVER_BLOCKED = {("insulin", "ggp"), ("INSULIN", "ggp")}
 
 
 def expected_global_names(predictions: Path) -> list:
-    """auto_global.tsv computed here from the prediction files, apart from bert_tf.blocklists: per type, per
+    """auto_global.tsv computed here from the prediction files, apart from bert_tf.classifier.blocklists: per type, per
     document (a run of consecutive rows of one file) and name, the tagger-type rows' probabilities multiplied label by label and normalised; a name is
     blocked everywhere when it is in at least 2 documents and its mean probability of not being the type reaches
     the type's threshold."""
@@ -164,7 +166,7 @@ def check_blocklists_from(predictions: Path, tmp_path: Path) -> None:
     for type_ in GLOBAL_THRESHOLDS:
         shutil.copytree(predictions, run_dir / f"{type_}-predictions")
     lists = tmp_path / "lists"
-    done = subprocess.run([sys.executable, "-m", "bert_tf.blocklists", "pipeline", "--run_dir", str(run_dir),
+    done = subprocess.run([sys.executable, "-m", "bert_tf.classifier.blocklists", "pipeline", "--run_dir", str(run_dir),
                            "--output_dir", str(lists)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     temperature = json.loads((predictions / "prediction_info.json").read_text())["temperature"]
@@ -251,7 +253,7 @@ def published_checkpoint(base: Path, rows: int = 6) -> tuple:
 def independent_probabilities(hf: str, rows: list, head: tuple) -> np.ndarray:
     """softmax(pooled @ W.T + b) over every row of the head, from the Hugging Face copy of the body."""
     from bert_tf import pretrained
-    from bert_tf.classifier_features import featurize_mentions
+    from bert_tf.classifier.features import featurize_mentions
     from bert_tf.tokenization import WordPieceTokenizer
 
     backbone = pretrained.load_pretrained_backbone(pretrained.find_checkpoint(hf))

@@ -127,7 +127,7 @@ def _pipelines_autotuned(distributed) -> List[int]:
 
 def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
     """Evaluate overlapping windows (an odd number): rows seen, word predictions and metrics."""
-    from bert_tf import ner
+    from bert_tf.ner import task as ner
 
     rng = random.Random(2)
     docs = [[rng.choice(TINY_WORDS) for _ in range(n)] for n in NER_DOC_LENGTHS]
@@ -149,7 +149,9 @@ def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
 
 def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out: Dict[str, np.ndarray]) -> None:
     """Probabilities of a 13-example cache with batches of 5 and 4, and the gathered input positions."""
-    from bert_tf import classifier, feature_cache, models, pretrained
+    from bert_tf import models, pretrained
+    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import feature_cache
     from bert_tf.training import Trainer
 
     rng = random.Random(3)
@@ -470,7 +472,7 @@ def test_describe_batch_gives_the_rows_per_replica(batch, replicas, expected):
 
 
 def test_input_order_puts_rows_back_in_order_once():
-    from bert_tf.classifier import InputOrder
+    from bert_tf.classifier.task import InputOrder
 
     emitted: List[np.ndarray] = []
     order = InputOrder(6, lambda rows: emitted.append(rows["value"]))
@@ -482,7 +484,7 @@ def test_input_order_puts_rows_back_in_order_once():
 
 
 def test_input_order_reports_a_missing_row():
-    from bert_tf.classifier import InputOrder
+    from bert_tf.classifier.task import InputOrder
 
     order = InputOrder(3, lambda rows: None)
     order.add(np.array([0, 2]), {"value": np.zeros(2)})

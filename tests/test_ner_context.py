@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import ner, ner_context
-from bert_tf.data import ner_data
+from bert_tf.ner import task as ner
+
+from bert_tf.ner import windowing
+from bert_tf.ner import data as ner_data
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -33,8 +35,8 @@ def test_windows_cover_every_word_once_within_budget_and_document(context):
         capped = np.minimum(word_lengths, budget)
         starts = np.concatenate([[0], np.cumsum(example_lengths)])
         doc_ids = [str(x) for x in np.sort(rng.integers(0, 3, examples))]
-        ranges = ner_context.document_ranges(doc_ids, "document")
-        windows = ner_context.plan_document_windows(capped, starts, ranges, budget, context)
+        ranges = windowing.document_ranges(doc_ids, "document")
+        windows = windowing.plan_document_windows(capped, starts, ranges, budget, context)
         targeted = np.zeros(len(capped), int)
         for start, end, first, last in windows:
             assert start <= first <= last <= end
@@ -70,10 +72,10 @@ def test_context_window_holds_neighbours_and_masks_them_out_of_the_loss(tokenize
 
 def test_context_fills_both_sides_about_equally():
     prefix = np.arange(101)  # 100 one-piece words
-    start, end = ner_context.context_window(prefix, 50, 54, 0, 100, 24)
+    start, end = windowing.context_window(prefix, 50, 54, 0, 100, 24)
     assert (start, end) == (40, 64)
-    assert ner_context.context_window(prefix, 2, 4, 0, 100, 10) == (0, 10)  # left runs out: the rest goes right
-    assert ner_context.context_window(prefix, 97, 99, 90, 100, 10) == (90, 100)
+    assert windowing.context_window(prefix, 2, 4, 0, 100, 10) == (0, 10)  # left runs out: the rest goes right
+    assert windowing.context_window(prefix, 97, 99, 90, 100, 10) == (90, 100)
 
 
 def _outputs_from_table(rows: ner.Rows, table):

@@ -1,4 +1,4 @@
-"""Tests for bert_tf.data.ner_data and scripts/conll_to_csv.py."""
+"""Tests for bert_tf.ner.data and scripts/conll_to_csv.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Callable, Union
 import pandas as pd
 import pytest
 
-from bert_tf.data.ner_data import (
+from bert_tf.ner.data import (
     NerExample,
     check_known_tags,
     entity_types,

@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bert_tf import decoding, ner
+from bert_tf.ner import decoding
+
+from bert_tf.ner import task as ner
 
 LABELS = ["O", "B-A", "I-A", "B-B", "I-B"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bert_tf import ner
+from bert_tf.ner import task as ner, windowing
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import IGNORE_LABEL
 
@@ -51,7 +51,7 @@ def test_long_training_rows_become_windows_that_label_every_word_once(tokenizer)
 @pytest.mark.parametrize("lengths,budget", [([1] * 10, 4), ([2, 1, 3, 1, 1, 2, 2, 1], 4), ([5, 1, 1], 3),
                                             ([1] * 3, 10), ([3, 3, 3, 3], 6)])
 def test_windows_cover_every_word_within_budget(lengths, budget):
-    windows = ner.plan_windows(lengths, budget)
+    windows = windowing.plan_windows(lengths, budget)
     covered = set()
     for start, end in windows:
         assert end > start
@@ -63,7 +63,7 @@ def test_windows_cover_every_word_within_budget(lengths, budget):
 
 
 def test_windows_overlap_by_about_half():
-    windows = ner.plan_windows([1] * 20, 8)
+    windows = windowing.plan_windows([1] * 20, 8)
     assert windows[:3] == [(0, 8), (4, 12), (8, 16)]
     assert windows[-1] == (12, 20)
 

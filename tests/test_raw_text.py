@@ -10,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import brat, models, pretrained, raw_text
+from bert_tf import models, pretrained
+
+from bert_tf.ner import brat
+
+from bert_tf.ner import raw_text
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 from conftest import run_script

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bert_tf.data.consensus import (
+from bert_tf.classifier.data import (
     ConsensusExample,
     TsvLineChunks,
     count_examples,
     iter_consensus_tsv,
     write_consensus_tsv,
 )
-from bert_tf.data.ner_data import (
+from bert_tf.ner.data import (
     NerExample,
     read_conll,
     read_ner_csv,

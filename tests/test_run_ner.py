@@ -238,7 +238,7 @@ def test_bad_bucket_lengths_are_refused(tmp_path, tiny_checkpoint):
 
 def test_bc5cdr_real_data_smoke(tmp_path, shared_data, minilm):
     """BC5CDR (chemicals) converted to the CSV layout trains with MiniLM and is evaluated per class."""
-    from bert_tf.data import ner_data
+    from bert_tf.ner import data as ner_data
 
     sentences = ner_data.read_conll(str(shared_data / "bc5cdr_chem" / "train.tsv"), bare_tag_type="Chemical")
     data = tmp_path / "bc5cdr"
@@ -273,7 +273,7 @@ def write_document_conll(path: Path, documents: int, seed: int) -> None:
 def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_checkpoint):
     """Doc-marked CoNLL (converted with its doc ids) trains with document context and learns; a labels file
     fixes the label order; predictions carry entity probabilities and doc ids."""
-    from bert_tf.data import ner_data
+    from bert_tf.ner import data as ner_data
 
     data = tmp_path / "data"
     data.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bert_tf.text_split import Token, align_tokens, split_at, split_sentences, tokenize
+from bert_tf.ner.sentences import Token, align_tokens, split_at, split_sentences, tokenize
 
 
 def words(text: str):

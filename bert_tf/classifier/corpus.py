@@ -21,7 +21,7 @@ import glob
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from bert_tf import prediction_files
+from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
 
 LIST_PREFIX = "@"
@@ -154,12 +154,12 @@ def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m bert_tf.corpus pending|count ...`: the pending shard groups of a corpus, or its shard count
+    """`python -m bert_tf.classifier.corpus pending|count ...`: the pending shard groups of a corpus, or its shard count
     (for scripts/predict_corpus.sh); bad input prints 'error: ...' and returns 2."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m bert_tf.corpus", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bert_tf.classifier.corpus", description=main.__doc__)
     parser.add_argument("command", choices=("pending", "count"))
     parser.add_argument("--predict_file", required=True)
     parser.add_argument("--predict_output_dir", default=".")

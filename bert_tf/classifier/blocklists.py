@@ -4,17 +4,17 @@ The published pipeline (BioBERT-based-entity-type-classifier, ``blocklist_genera
 ``generate-blocklists.sh`` calling ``make_local_blacklist.py``, ``global_blacklist_candidates.py`` and
 ``make_local_bw_lists.py``, each piped through ``sort -rn``) is reproduced byte for byte::
 
-    python -m bert_tf.blocklists pipeline --run_dir RUN_DIR [--output_dir OUT] [--types ggp,che,org,dis]
+    python -m bert_tf.classifier.blocklists pipeline --run_dir RUN_DIR [--output_dir OUT] [--types ggp,che,org,dis]
 
 reads ``RUN_DIR/TYPE-predictions/output_with_probabilities_*`` and writes every file the published
 script writes, under the same names (``auto_local.tsv`` and ``auto_global.tsv`` are the lists the
 dictionary tagger uses). Each step is also a command of its own::
 
-    python -m bert_tf.blocklists local -s ggp -T ggp PREDICTIONS... --output local.tsv
-    python -m bert_tf.blocklists global LOCAL... --output global.tsv            # -m 2 -t 0.5
-    python -m bert_tf.blocklists nontype LOCAL... --output nontype.tsv          # -m 2 -t 0.0
-    python -m bert_tf.blocklists local-ratio --nontype nontype.tsv LOCAL... --output blocked.tsv
-    python -m bert_tf.blocklists allowlist --nontype nontype.tsv LOCAL... --output allowed.tsv
+    python -m bert_tf.classifier.blocklists local -s ggp -T ggp PREDICTIONS... --output local.tsv
+    python -m bert_tf.classifier.blocklists global LOCAL... --output global.tsv            # -m 2 -t 0.5
+    python -m bert_tf.classifier.blocklists nontype LOCAL... --output nontype.tsv          # -m 2 -t 0.0
+    python -m bert_tf.classifier.blocklists local-ratio --nontype nontype.tsv LOCAL... --output blocked.tsv
+    python -m bert_tf.classifier.blocklists allowlist --nontype nontype.tsv LOCAL... --output allowed.tsv
 
 Prediction files may be ours (a header line ``doc_id annotation_id label left_context mention
 right_context predicted_label <label>...``) or the published 8-column ones (no header; the six input
@@ -97,7 +97,7 @@ from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optiona
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
+from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
                                       parse_published_dict)
 
 LOG10_ZERO = -1000  # the published log10 of a probability that underflowed to 0
@@ -983,7 +983,7 @@ def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m bert_tf.blocklists", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert_tf.classifier.blocklists", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add_local_parser(commands)
     add_global_parsers(commands)

@@ -14,10 +14,10 @@ import os
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from bert_tf.data.ner_data import read_ner_csv
+from bert_tf.ner.data import read_ner_csv
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.text_split import Sentence, Token, align_tokens, split_at, split_sentences
+from bert_tf.ner.sentences import Sentence, Token, align_tokens, split_at, split_sentences
 
 DOC_ID_COLUMN = "doc_id"
 MAX_EXAMPLES = 5

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Collection, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from bert_tf.data.common import check_readable_file, excerpt
+from bert_tf.io_utils import check_readable_file, excerpt
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 

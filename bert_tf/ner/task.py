@@ -2,7 +2,7 @@
 
 Each word is split into WordPiece sub-tokens; the word's first sub-token carries its label and
 its prediction, the other sub-tokens are ignored by the loss (label -1). Training, evaluation and
-prediction use the same windows (`bert_tf.ner_context`): an example longer than `max_len` becomes
+prediction use the same windows (`bert_tf.ner.windowing`): an example longer than `max_len` becomes
 overlapping windows and every word is the target (loss) of the one where it is most central;
 with document context each example's window is filled with its neighbours. At evaluation each
 word is decided by the window where it is most central, or by a majority over its windows.
@@ -17,15 +17,14 @@ import numpy as np
 import tensorflow as tf
 from seqeval.metrics.sequence_labeling import get_entities
 
-from bert_tf import decoding, ner_context, probabilities
 from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from bert_tf.metrics import ner_metrics
+from bert_tf.metrics import log_softmax, ner_metrics
+from bert_tf.ner import decoding, windowing
 from bert_tf.tokenization import WordPieceTokenizer
 
 # Padded lengths of length-bucketed batches: steps of at most 25% above 32 (13.9% padding on BC5CDR
 # against 31% with powers of two) while XLA still compiles at most 15 programs per step function.
 DEFAULT_BUCKETS = (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
-plan_windows = ner_context.plan_windows  # the window planner (kept under its old name)
 
 
 @dataclasses.dataclass
@@ -43,7 +42,7 @@ class Rows:
     """Windows over the words of a set of examples, materialized one row at a time (memory flat in length).
 
     Words are numbered globally (every example's words in order); `windows` holds (start, end,
-    target_start, target_end) per row, see `bert_tf.ner_context`.
+    target_start, target_end) per row, see `bert_tf.ner.windowing`.
     """
 
     piece_ids: np.ndarray  # int32: every word's sub-tokens, one after the other (each capped at the budget)
@@ -104,7 +103,7 @@ def encode_documents(docs: Sequence[Sequence[str]], tokenizer: WordPieceTokenize
 def build_rows(pieces: Sequence[Sequence[Sequence[int]]], max_len: int, tokenizer: WordPieceTokenizer,
                label_ids: Optional[Sequence[Sequence[int]]] = None, doc_ids: Optional[Sequence[Optional[str]]] = None,
                context: str = "none", training: bool = False) -> Rows:
-    """Windows of at most `max_len` sub-tokens over the examples (see `bert_tf.ner_context`).
+    """Windows of at most `max_len` sub-tokens over the examples (see `bert_tf.ner.windowing`).
 
     With `context="document"`, consecutive examples of one doc_id form a document whose words
     fill each example's window. With `training`, windows without target words are left out.
@@ -115,8 +114,8 @@ def build_rows(pieces: Sequence[Sequence[Sequence[int]]], max_len: int, tokenize
     offsets = np.concatenate([[0], np.cumsum(word_lengths)]).astype(np.int64)
     piece_ids = np.fromiter((i for p in flat for i in p), np.int32, count=int(offsets[-1]))
     example_starts = np.concatenate([[0], np.cumsum([len(e) for e in pieces])]).astype(np.int64)
-    ranges = ner_context.document_ranges(doc_ids if doc_ids is not None else [None] * len(pieces), context)
-    windows = ner_context.plan_document_windows(word_lengths, example_starts, ranges, budget, context == "document")
+    ranges = windowing.document_ranges(doc_ids if doc_ids is not None else [None] * len(pieces), context)
+    windows = windowing.plan_document_windows(word_lengths, example_starts, ranges, budget, context == "document")
     if training:
         windows = [w for w in windows if w[3] > w[2]]
     labels = None
@@ -261,7 +260,7 @@ class WindowCollector:
         from the most central window among those whose argmax is the word's majority label."""
         total = int(sum(self.doc_lengths))
         words, central = np.concatenate(self._words), np.concatenate(self._central)
-        rows, log_probs = np.concatenate(self._rows), probabilities.log_softmax(np.concatenate(self._logits))
+        rows, log_probs = np.concatenate(self._rows), log_softmax(np.concatenate(self._logits))
         eligible = np.ones(len(words), bool)
         if vote == "majority":
             predicted = log_probs.argmax(axis=1)
@@ -401,7 +400,7 @@ def evaluate(trainer, eval_set: EvalSet, labels: Sequence[str], batch_size: int,
     metrics["decoding"]["vote"] = vote
     if compare:
         metrics["comparison"] = {}
-        for other_vote in ner_context.VOTES:
+        for other_vote in windowing.VOTES:
             predictions = collector.result(other_vote)
             for mode in decoding.DECODE_MODES:
                 figures, _ = score(predictions, eval_set, labels, mode)

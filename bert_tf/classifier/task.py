@@ -13,12 +13,13 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import feature_cache, models, prediction_files, pretrained, probabilities
+from bert_tf import models, pretrained
 from bert_tf.batch_format import LABELS
-from bert_tf.data import consensus
+from bert_tf.classifier import calibration, feature_cache, prediction_files
+from bert_tf.classifier import data as consensus
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.metrics import classification_metrics
+from bert_tf.metrics import classification_metrics, softmax
 from bert_tf.tokenization import WordPieceTokenizer
 
 NEGATIVE_LABEL = "out"
@@ -228,7 +229,7 @@ def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: in
 
     A calibrated model's classifier weights already include its temperature (models.fold_temperature), so
     these are the calibrated probabilities."""
-    return _predict_rows(trainer, info, batch_size, probabilities.softmax, on_rows, keep, description)
+    return _predict_rows(trainer, info, batch_size, softmax, on_rows, keep, description)
 
 
 def predict_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -246,11 +247,11 @@ def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[s
         raise ValueError("evaluation data has examples without a known label")
     pred = logits[:, :len(labels)].argmax(axis=1)  # a published TF1 head has one logit more than labels
     metrics = classification_metrics(gold, pred, labels, NEGATIVE_LABEL if NEGATIVE_LABEL in labels else None)
-    baseline = probabilities.majority_baseline(gold, labels)
-    problem = probabilities.collapse_problem(pred, metrics["macro"]["f1"], baseline, labels)
-    return {"loss": probabilities.nll(logits, gold), **metrics, "majority_baseline": baseline,
+    baseline = calibration.majority_baseline(gold, labels)
+    problem = calibration.collapse_problem(pred, metrics["macro"]["f1"], baseline, labels)
+    return {"loss": calibration.nll(logits, gold), **metrics, "majority_baseline": baseline,
             "beats_majority_baseline": problem is None, "collapse_problem": problem,
-            "calibration": probabilities.calibration_report(logits * temperature, gold, temperature)}
+            "calibration": calibration.calibration_report(logits * temperature, gold, temperature)}
 
 
 def evaluation_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:

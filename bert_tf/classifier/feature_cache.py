@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from bert_tf.batch_format import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from bert_tf.classifier_features import MentionFeatures, check_seq_length, featurize_mentions, token_dtype
+from bert_tf.classifier.features import MentionFeatures, check_seq_length, featurize_mentions, token_dtype
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_directory
 from bert_tf.tokenization import WordPieceTokenizer

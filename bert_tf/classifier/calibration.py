@@ -1,4 +1,4 @@
-"""Probabilities from logits and how far to trust them: softmax, temperature scaling, calibration error,
+"""How far to trust a classifier's probabilities: temperature scaling, calibration error,
 negative log-likelihood, reliability diagrams, and the majority-class baseline a model must beat."""
 
 from __future__ import annotations
@@ -11,24 +11,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bert_tf.io_utils import atomic_path
-from bert_tf.metrics import classification_metrics
+from bert_tf.metrics import classification_metrics, log_softmax, softmax
 
 ECE_BINS = 15
 # Temperatures searched when fitting (log-uniform bounds): wide enough for any fine-tuned classifier.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-
-
-def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """log softmax(logits / temperature) over the last axis, in float64, stable for any logit size."""
-    scaled = np.asarray(logits, np.float64) / float(temperature)
-    shifted = scaled - scaled.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """softmax(logits / temperature) over the last axis, in float64."""
-    return np.exp(log_softmax(logits, temperature))
 
 
 def nll(logits: np.ndarray, gold: np.ndarray, temperature: float = 1.0) -> float:

@@ -1,5 +1,5 @@
 """Raw text for NER prediction: documents read from a .txt file (one a line) or a folder (one a .txt file),
-split into sentences and words with character offsets (bert_tf.text_split), and the predictions written
+split into sentences and words with character offsets (bert_tf.ner.sentences), and the predictions written
 back at character positions: JSONL entities with `start`/`end` into the document's text, and brat `.txt` +
 `.ann` pairs.
 """
@@ -14,12 +14,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert_tf import brat
-from bert_tf.data.ner_data import NerExample
+from bert_tf.ner import brat
+from bert_tf.ner.data import NerExample
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_directory, write_text_atomic
-from bert_tf.ner import entities_of
-from bert_tf.text_split import Sentence, Token, split_sentences
+from bert_tf.ner.task import entities_of
+from bert_tf.ner.sentences import Sentence, Token, split_sentences
 
 TEXT_EXTENSION = ".txt"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

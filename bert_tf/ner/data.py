@@ -17,7 +17,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_tf.data.common import check_readable_file, excerpt
+from bert_tf.io_utils import check_readable_file, excerpt
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 

@@ -1,1 +1,0 @@
-"""Readers and writers for the data formats the scripts accept."""
