@@ -54,14 +54,15 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
         assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
     text = (out / "eval_results.txt").read_text()
     assert "macro avg" in text and "gold \\ pred" in text
-    probs = pd.read_csv(out / "test_results.tsv", sep="\t")
+    probs = pd.read_csv(out / "test_results.tsv", sep="\t", header=None, names=LABELS)  # Google's layout: no header
     test = (data / "test.tsv").read_text().splitlines()
-    assert list(probs.columns) == LABELS and len(probs) == len(test)
+    assert len(probs) == len(test)
     assert ((probs.sum(axis=1) - 1).abs() < 1e-4).all()
     full = pd.read_csv(out / "output_with_probabilities.tsv", sep="\t", quoting=3, keep_default_na=False,
                        dtype=str)
     assert full.annotation_id.tolist() == [line.split("\t")[1] for line in test]  # input order
     assert (full.predicted_label == probs.idxmax(axis=1)).all()
+    assert (out / "test_output_labels.txt").read_text().splitlines() == full.predicted_label.tolist()
     assert "Epoch 4/4" in process.stdout and "validation at epoch" in process.stdout
 
 

@@ -92,15 +92,17 @@ PUBLISHED_SUBDIR = "published"
 def output_names(shard_id: str = "", seed_compatible: bool = False) -> Dict[str, str]:
     """The file names (relative to the prediction folder) a prediction writes, by role.
 
-    One input: ``test_results.tsv`` and ``output_with_probabilities.tsv``, with `seed_compatible` also the
-    published ``test_output_labels.txt`` and ``output_with_probabilities_dict.tsv``. A corpus shard: the same
-    with ``_<shard_id>`` before the extension, and the published files in ``published/`` under the names the
-    published pipeline gives them there (``output_with_probabilities_<id>.tsv``: the 8-column file, so that the
-    pattern ``output_with_probabilities_*`` of each folder finds one file per shard, never both formats)."""
+    One input: ``test_results.tsv`` (Google's/NVIDIA's layout: no header, a row of probabilities per example),
+    ``test_output_labels.txt`` (the predicted label a line) and our ``output_with_probabilities.tsv``; with
+    `seed_compatible` also the published ``output_with_probabilities_dict.tsv``. A corpus shard: the same with
+    ``_<shard_id>`` before the extension, and with `seed_compatible` the labels and the 8-column file in
+    ``published/`` under the names the published pipeline gives them there (``output_with_probabilities_<id>.tsv``,
+    so that the pattern ``output_with_probabilities_*`` of each folder finds one file per shard, never both
+    formats)."""
     if not shard_id:
-        names = {RESULTS_OUTPUT: f"{RESULTS_NAME}.tsv", PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}.tsv"}
+        names = {RESULTS_OUTPUT: f"{RESULTS_NAME}.tsv", PROBABILITIES_OUTPUT: f"{PROBABILITIES_NAME}.tsv",
+                 LABELS_OUTPUT: f"{PUBLISHED_LABELS_NAME}.txt"}
         if seed_compatible:
-            names[LABELS_OUTPUT] = f"{PUBLISHED_LABELS_NAME}.txt"
             names[PUBLISHED_OUTPUT] = f"{PUBLISHED_PROBABILITIES_NAME}.tsv"
         return names
     names = {RESULTS_OUTPUT: f"{RESULTS_NAME}_{shard_id}.tsv",
@@ -111,16 +113,7 @@ def output_names(shard_id: str = "", seed_compatible: bool = False) -> Dict[str,
     return names
 
 
-def results_header(labels: Sequence[str]) -> str:
-    """The header line of our test_results file (with its newline)."""
-    return "\t".join(labels) + "\n"
-
-
 def format_results_row(probabilities: Sequence[float]) -> str:
-    """One row of our test_results file."""
-    return "\t".join(map(format_probability, probabilities)) + "\n"
-
-
-def format_published_results_row(probabilities: Sequence[float]) -> str:
-    """One row of the published test_results.tsv (no header; every probability the model computed)."""
+    """One row of test_results.tsv as Google's and NVIDIA's run_classifier.py write it (no header; every
+    probability the model computed, as float32 text)."""
     return "\t".join(map(format_published_probability, probabilities)) + "\n"

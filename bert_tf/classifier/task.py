@@ -273,33 +273,29 @@ def evaluate(trainer, info: feature_cache.CacheInfo, labels: Sequence[str], batc
 class PredictionWriter:
     """Streams one input's predictions into its output files (by role, see prediction_files.output_names).
 
-    `probs` rows may hold more columns than labels (a published TF1 classifier's extra logit): our files and
-    the published dict file get the first len(labels), the published test_results.tsv gets them all."""
+    `probs` rows may hold more columns than labels (a published TF1 classifier's extra logit): our file and
+    the published dict file get the first len(labels), test_results.tsv gets them all (as the published code)."""
 
     def __init__(self, files: Dict[str, TextIO], labels: Sequence[str], examples: Iterator[consensus.ConsensusExample]):
         self.files, self.labels, self.examples = files, list(labels), examples
         self.written = 0
-        if prediction_files.LABELS_OUTPUT not in files:  # seed-compatible: the published test_results.tsv, no header
-            files[prediction_files.RESULTS_OUTPUT].write(prediction_files.results_header(labels))
         files[prediction_files.PROBABILITIES_OUTPUT].write(prediction_files.header_line(labels))
 
     def add(self, probs: np.ndarray, _gold: Optional[np.ndarray] = None) -> None:
         """Write the rows of a batch of probabilities (input order)."""
         n = len(self.labels)
-        published = prediction_files.LABELS_OUTPUT in self.files
         for p in probs:
             e = next(self.examples)
             shown = p[:n]
             predicted = self.labels[int(np.argmax(shown))]
             fields = [e.doc_id, e.annotation_id, e.label, e.left, e.mention, e.right]
             self.files[prediction_files.PROBABILITIES_OUTPUT].write(prediction_files.format_row(fields, predicted, shown))
-            if published:
-                self.files[prediction_files.RESULTS_OUTPUT].write(prediction_files.format_published_results_row(p))
+            self.files[prediction_files.RESULTS_OUTPUT].write(prediction_files.format_results_row(p))
+            if prediction_files.LABELS_OUTPUT in self.files:
                 self.files[prediction_files.LABELS_OUTPUT].write(predicted + "\n")
+            if prediction_files.PUBLISHED_OUTPUT in self.files:
                 self.files[prediction_files.PUBLISHED_OUTPUT].write(
                     prediction_files.format_published_row(fields, predicted, self.labels, shown))
-            else:
-                self.files[prediction_files.RESULTS_OUTPUT].write(prediction_files.format_results_row(shown))
             self.written += 1
 
 
