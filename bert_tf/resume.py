@@ -32,7 +32,8 @@ UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a
 NOT_FINGERPRINTED = {"verbose", "log_every", "overwrite_output_dir", "resume", "num_workers", "save_checkpoints_steps",
                      "do_predict", "do_eval", "predict_file", "predict_output", "distribution", "use_xla",
                      "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic", "keep_checkpoints",
-                     "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs"}
+                     "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs",
+                     "horovod", "do_prepare", "cased", "master", "iterations_per_loop"}  # --horovod's batch is fingerprinted
 
 
 def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
