@@ -83,6 +83,14 @@ class Checkpoint:
     path: str  # a directory; for "tf1" a directory or a checkpoint prefix
     activation: str  # key of ACTIVATIONS
     config: Dict[str, Any]
+    hub: Optional[Dict[str, str]] = None  # a Hub id's resolution (bert_tf.hub.HubModel.record), else None
+
+    def source_rows(self) -> Dict[str, str]:
+        """Run-table rows saying where a Hub id was resolved to (none for a local path)."""
+        if not self.hub:
+            return {}
+        return {"hub": f"{self.hub['hub_id']} revision {self.hub['revision']} = commit {self.hub['commit']} "
+                       f"({self.hub['snapshot']})"}
 
 
 def load_json(path: str) -> Dict[str, Any]:
@@ -714,6 +722,20 @@ def resolve_model_dir(path: str) -> str:
     raise InputError(f"no saved bert-tf model here (no {SAVED_MODEL_META})", path)
 
 
+def saved_model_under(path: Optional[str]) -> Optional[str]:
+    """The saved bert-tf model at `path`: the folder itself, its `model/` (a run's output folder), or the run
+    folder of a `model.ckpt-N`-style prefix inside one; None when there is none."""
+    if not path:
+        return None
+    candidates = [path, os.path.join(path, "model")]
+    if os.path.basename(path).startswith("model.ckpt"):
+        candidates.append(os.path.join(os.path.dirname(path), "model"))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, SAVED_MODEL_META)):
+            return candidate
+    return None
+
+
 def find_checkpoint(path: str) -> Checkpoint:
     """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
     preset, or a bert-tf model."""
@@ -762,8 +784,11 @@ def tokenizer_dir(checkpoint: Checkpoint) -> str:
 
 def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] = None,
                     vocab_file: Optional[str] = None, init_checkpoint: Optional[str] = None,
-                    do_lower_case: Optional[bool] = None) -> Tuple[Checkpoint, WordPieceTokenizer]:
-    """The checkpoint named by --bert_model (any format) or by NVIDIA's trio, with its tokenizer."""
+                    do_lower_case: Optional[bool] = None, revision: Optional[str] = None,
+                    chief: bool = True) -> Tuple[Checkpoint, WordPieceTokenizer]:
+    """The checkpoint named by --bert_model (a path in any format, a Hugging Face Hub id at `revision`, a
+    keras-hub preset handle) or by NVIDIA's trio, with its tokenizer. `chief`: whether this process may
+    download (under a multi-worker run the others wait for it)."""
     trio = (bert_config_file, vocab_file, init_checkpoint)
     if any(trio):
         if bert_model:
@@ -774,8 +799,26 @@ def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] =
         return checkpoint, trio_tokenizer(vocab_file, do_lower_case)
     if not bert_model:
         raise InputError("--bert_model (or --bert_config_file, --vocab_file and --init_checkpoint) is required")
-    checkpoint = find_checkpoint(bert_model)
+    path, record = locate_model(bert_model, revision, chief)
+    checkpoint = find_checkpoint(path)
+    checkpoint.hub = record
     return checkpoint, WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
+
+
+def locate_model(bert_model: str, revision: Optional[str] = None, chief: bool = True,
+                 ) -> Tuple[str, Optional[Dict[str, str]]]:
+    """The local folder of --bert_model: a path as it is; a keras-hub preset handle fetched by keras-hub; a
+    Hugging Face Hub id resolved in the Hub cache (downloaded by the chief when missing), with its record."""
+    from bert_tf import hub
+
+    if hub.is_preset_handle(bert_model):
+        return hub.resolve_preset(bert_model), None
+    if hub.is_hub_id(bert_model):
+        found = hub.resolve_hub_model(hub.hub_id_of(bert_model), revision, chief)
+        return found.path, found.record()
+    if revision:
+        raise InputError(f"--revision={revision} pins a Hugging Face Hub id; --bert_model is a local path", bert_model)
+    return bert_model, None
 
 
 def max_positions(checkpoint: Checkpoint) -> Optional[int]:
