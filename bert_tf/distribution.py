@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
-from typing import Optional, Sequence, Tuple
+import zlib
+from typing import Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -32,6 +34,123 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(None if gpus else _local_cpus())
     device = gpus[0].name if gpus else "/cpu:0"
     return tf.distribute.OneDeviceStrategy(device)
+
+
+# Launcher variables: (rank, size, local rank, local size) of Open MPI's mpiexec/mpirun, then MPICH's/Intel MPI's Hydra.
+MPI_ENVIRONMENTS = (
+    ("Open MPI", ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                  "OMPI_COMM_WORLD_LOCAL_SIZE")),
+    ("MPICH/Hydra", ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS")),
+)
+# Where the ports of a one-node MPI launch start unless BERT_TF_MPI_PORT says: each rank r listens on base + r,
+# the base taken from the launch's job id so that two launches on one node rarely collide.
+MPI_PORT_RANGE = (20000, 40000)
+MPI_JOB_VARIABLES = ("BERT_TF_MPI_PORT", "OMPI_MCA_orte_hnp_uri", "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE",
+                     "PMI_ID", "SLURM_JOB_ID")
+
+
+@dataclasses.dataclass(frozen=True)
+class MpiLaunch:
+    """This process's place in an MPI launch (mpiexec/mpirun), read from the launcher's environment."""
+
+    launcher: str
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+
+
+def mpi_launch(environ: Optional[Mapping[str, str]] = None) -> Optional[MpiLaunch]:
+    """The MPI launch this process belongs to, or None when it was not started by mpiexec/mpirun."""
+    environ = os.environ if environ is None else environ
+    for launcher, names in MPI_ENVIRONMENTS:
+        if names[0] in environ and names[1] in environ:
+            try:
+                rank, size = int(environ[names[0]]), int(environ[names[1]])
+                local_rank = int(environ.get(names[2], rank))
+                local_size = int(environ.get(names[3], size))
+            except ValueError:
+                raise InputError(f"{launcher} launch variables are not whole numbers: "
+                                 + ", ".join(f"{n}={environ.get(n)}" for n in names)) from None
+            return MpiLaunch(launcher, rank, size, local_rank, local_size)
+    return None
+
+
+def mpi_base_port(environ: Mapping[str, str]) -> int:
+    """The first port of a one-node MPI launch: BERT_TF_MPI_PORT, else derived from the launch's job id (the
+    same in every rank)."""
+    if environ.get("BERT_TF_MPI_PORT"):
+        try:
+            return int(environ["BERT_TF_MPI_PORT"])
+        except ValueError:
+            raise InputError(f"BERT_TF_MPI_PORT={environ['BERT_TF_MPI_PORT']}: expected a port number") from None
+    job = next((environ[name] for name in MPI_JOB_VARIABLES if environ.get(name)), "")
+    low, high = MPI_PORT_RANGE
+    return low + zlib.crc32(job.encode("utf-8")) % (high - low)
+
+
+def horovod_tf_config(launch: MpiLaunch, environ: Mapping[str, str]) -> str:
+    """TF_CONFIG for one rank of a one-node MPI launch: every rank a worker on 127.0.0.1, ports base + rank.
+    InputError for a launch over several nodes (not supported: one task per node under srun is)."""
+    if launch.local_size != launch.size:
+        raise InputError(f"--horovod under {launch.launcher} across nodes ({launch.size} ranks, {launch.local_size} "
+                         "on this node) is not supported: launch one task per node with `srun --nodes=N "
+                         "--ntasks-per-node=1 python ... --distribution=multi_worker` (global batch) instead")
+    base = mpi_base_port(environ)
+    workers = [f"127.0.0.1:{base + r}" for r in range(launch.size)]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": launch.rank}})
+
+
+def apply_horovod_launch(horovod: bool, distribution: str, environ: Optional[Mapping[str, str]] = None,
+                         ) -> Tuple[str, int]:
+    """With --horovod, turn an MPI launch into a tf.distribute multi-worker run (TF_CONFIG set for this rank);
+    returns (the distribution to use, the number of ranks: 1 outside MPI, as Horovod with one rank)."""
+    environ = os.environ if environ is None else environ
+    launch = mpi_launch(environ) if horovod else None
+    if launch is None or launch.size == 1:
+        return ("one_device" if horovod and distribution == "auto" else distribution), 1
+    if distribution not in ("auto", "multi_worker"):
+        raise InputError(f"--horovod under {launch.launcher} makes every rank a worker of a multi-worker run; "
+                         f"--distribution={distribution} contradicts it (leave it out)")
+    if environ.get("TF_CONFIG"):
+        raise InputError(f"--horovod under {launch.launcher} builds the cluster itself; TF_CONFIG is set too "
+                         "(unset it, or drop --horovod and launch without mpiexec)")
+    os.environ["TF_CONFIG"] = horovod_tf_config(launch, environ)
+    os.environ[LOCAL_RANK_VARIABLE] = str(launch.local_rank)
+    return "multi_worker", launch.size
+
+
+LOCAL_RANK_VARIABLE = "BERT_TF_LOCAL_RANK"  # set by apply_horovod_launch: the GPU this rank is pinned to
+
+
+def apply_horovod_flags(values, batch_flag: str) -> None:
+    """--horovod as Horovod meant it, on the parsed flags: under mpiexec/mpirun every rank a multi-worker
+    worker (--distribution set to multi_worker), alone one process on one device, and `batch_flag` per rank
+    (set to the global batch: per-rank batch x ranks). Prints what it did; nothing without --horovod."""
+    if not values.horovod:
+        return
+    values.distribution, ranks = apply_horovod_launch(True, values.distribution)
+    per_rank = values[batch_flag].value
+    values[batch_flag].value = per_rank * ranks
+    where = f"{ranks} MPI ranks" if ranks > 1 else "no MPI launch: one process"
+    print(f"--horovod: {where}, --distribution={values.distribution}; --{batch_flag}={per_rank} is per rank "
+          f"(as Horovod's): global batch {per_rank * ranks}", flush=True)
+
+
+def pin_local_gpu() -> Optional[str]:
+    """Under an MPI launch (apply_horovod_launch), make only the GPU of this rank's local rank visible (as
+    Horovod's `visible_device_list = local_rank`); returns its name, None without GPUs or a launch."""
+    if LOCAL_RANK_VARIABLE not in os.environ:
+        return None
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    local_rank = int(os.environ[LOCAL_RANK_VARIABLE])
+    if local_rank >= len(gpus):
+        raise InputError(f"rank with local rank {local_rank} has no GPU of its own: {len(gpus)} visible on "
+                         "this node (start at most one rank per GPU)")
+    tf.config.set_visible_devices(gpus[local_rank], "GPU")
+    return gpus[local_rank].name
 
 
 def untuned_options() -> tf.data.Options:
@@ -263,6 +382,7 @@ def set_seeds(seed: int) -> None:
 def setup_run(seed: int, use_amp: bool, distribution: str, deterministic: bool = False,
               amp_dtype: str = "auto") -> RunContext:
     """Seed everything, set the precision policy and create the strategy."""
+    pin_local_gpu()  # first: before anything initialises the GPUs
     set_seeds(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
