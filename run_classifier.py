@@ -19,11 +19,12 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from absl import app, flags
 
-from bert_tf import flags as shared_flags
+from bert_tf import flags as shared_flags, published_flags
 from bert_tf.classifier import corpus
 from bert_tf.errors import InputError
 
 shared_flags.define_shared_flags()
+published_flags.define_published_flags()
 flags.DEFINE_enum("task_name", "consensus", ["consensus"], "The data format (one DataProcessor per format).")
 flags.DEFINE_string("data_dir", None, "Folder with train.tsv, dev.tsv, test.tsv (six tab-separated columns).")
 flags.DEFINE_string("output_dir", None, "Output folder: model, reports, plots, predictions.")
@@ -33,7 +34,8 @@ flags.DEFINE_string("labels_dir", None, "Published-pipeline style: a folder hold
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length in sub-tokens; the mention starts at its middle.")
 flags.DEFINE_bool("do_train", False, "Train on train.tsv (validating on dev.tsv after every epoch).")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt/.json, confusion_matrix.png.")
-flags.DEFINE_integer("train_batch_size", 32, "Global training batch size (split across replicas).")
+flags.DEFINE_integer("train_batch_size", 64, "Global training batch size (split across replicas; per rank under "
+                     "--horovod). The default is the published script's.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 64, "Prediction batch size.")
 flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs (a fraction trains part of the last epoch).")
@@ -54,10 +56,10 @@ flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this proce
                      "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.")
 flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
                      "single-GPU jobs): shard j goes to group j % N.")
-flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
-                  "without header (every probability the model computes), test_output_labels.txt and "
+flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's 8-column "
                   "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
-                  "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).")
+                  "published/output_with_probabilities_ID.tsv, the 8-column file under its published name). "
+                  "test_results.tsv (no header) and test_output_labels.txt are written for one input anyway.")
 flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
                   "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
@@ -122,7 +124,10 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
           checkpointer: resume.TrainingCheckpointer) -> Tuple[models.TaskModel, Trainer]:
     """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
     checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
+                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case, FLAGS.revision,
+                                                       run.chief)
+    if run.chief and checkpoint.hub:
+        cli.write_run_config(FLAGS.output_dir, cli.flag_values(flags), {"hub": checkpoint.hub})
     positions = pretrained.max_positions(checkpoint)
     if positions is not None and FLAGS.max_seq_length > positions:
         raise InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds the model's {positions} position "
@@ -149,6 +154,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                  f"activation {checkpoint.activation})",
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
         "labels": f"{', '.join(labels)} (from {labels_source})",
+        **checkpoint.source_rows(),
         "data": f"train {train_info.num_examples}, dev {dev_info.num_examples} examples; "
                 f"max_seq_length {FLAGS.max_seq_length}; replace_span {FLAGS.replace_span}",
         "devices": distribution.describe_devices(run.strategy),
@@ -223,6 +229,11 @@ def load_trained(run: distribution.RunContext) -> tuple:
     a TF1 checkpoint, with --labels_file or --labels_dir), else a saved one (--output_dir/model or --bert_model)."""
     trio = FLAGS.bert_config_file or FLAGS.vocab_file or FLAGS.init_checkpoint
     candidates = [] if trio else [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
+    fine_tuned = pretrained.saved_model_under(FLAGS.init_checkpoint)
+    if fine_tuned:  # the published prediction command: --init_checkpoint names the fine-tuning run's output
+        cli.notice("--init_checkpoint is a model fine-tuned by bert-tf: its own config and vocabulary are used "
+                   "(--bert_config_file and --vocab_file are not needed)", fine_tuned)
+        candidates, trio = [fine_tuned], None
     for path in candidates:
         if os.path.isfile(os.path.join(path, pretrained.SAVED_MODEL_META)):
             with run.strategy.scope():
@@ -375,6 +386,8 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
+    published_flags.note_ignored_flags(FLAGS)
+    distribution.apply_horovod_flags(FLAGS, "train_batch_size")
     labels, labels_source, fingerprint = None, None, None
     if FLAGS.do_train:
         train_path = classifier.split_path(FLAGS.data_dir, "train")

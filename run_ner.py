@@ -21,6 +21,7 @@ from bert_tf import flags as shared_flags
 from bert_tf.errors import InputError
 
 shared_flags.define_shared_flags()
+shared_flags.set_published_ner_model()
 flags.DEFINE_string("data_path", None, "Folder with train.csv, val.csv, test.csv (or only train.csv / data.csv "
                     "to be split with --val_test_size). Columns: tokens, tags (Python list literals).")
 flags.DEFINE_string("save_model_path", None, "Output folder: model, plots, history, test report.")
@@ -108,8 +109,9 @@ def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
 
 def load_checkpoint(max_len: int) -> Tuple[pretrained.Checkpoint, WordPieceTokenizer]:
     """The pretrained checkpoint and its tokenizer, checked against --max_len."""
-    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
+    checkpoint, tokenizer = pretrained.load_pretrained(shared_flags.bert_model_or_trio(FLAGS), FLAGS.bert_config_file,
+                                                       FLAGS.vocab_file, FLAGS.init_checkpoint, FLAGS.do_lower_case,
+                                                       FLAGS.revision, distribution.chief_by_environment(FLAGS.distribution))
     positions = pretrained.max_positions(checkpoint)
     if positions is not None and max_len > positions:
         raise InputError(f"--max_len={max_len} exceeds the model's {positions} position embeddings", checkpoint.path)
@@ -200,6 +202,7 @@ def train(out_dir: str) -> None:
         "context": f"{context}" + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
                                    if context == "document" else "")
                    + f"; words decided by the {FLAGS.context_vote} window; decoding {FLAGS.decode}",
+        **checkpoint.source_rows(),
         "devices": distribution.describe_devices(run.strategy),
         "batch": run.describe_batch(FLAGS.batch_size),
         "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
@@ -214,7 +217,7 @@ def train(out_dir: str) -> None:
     if run.chief:
         cli.write_run_config(out_dir, cli.flag_values(flags),
                                  {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path,
-                                  "context": context})
+                                  "context": context, "hub": checkpoint.hub})
         html_report.write_run_summary(out_dir, "bert-tf NER", {
             **summary, html_report.EXAMPLES_PER_EPOCH: len(train_docs),
             "training tag counts": html_report.counts(t for e in train_docs for t in e.tags),
@@ -335,6 +338,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
+    distribution.apply_horovod_flags(FLAGS, "batch_size")
     if not FLAGS.save_model_path:
         raise InputError("--save_model_path is required")
     do_train = FLAGS.do_train if (FLAGS["do_train"].present or not FLAGS.do_predict) else False

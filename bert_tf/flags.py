@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from absl import flags
 
 from bert_tf.distribution import AMP_DTYPES, DISTRIBUTIONS
@@ -10,8 +12,12 @@ from bert_tf.distribution import AMP_DTYPES, DISTRIBUTIONS
 def define_shared_flags() -> None:
     """Define the flags both scripts accept."""
     flags.DEFINE_string("bert_model", None,
-                        "Pretrained BERT: a Hugging Face directory (config.json, model.safetensors, vocab.txt or "
-                        "tokenizer.json), a keras-hub preset directory, or a model saved by bert-tf.")
+                        "Pretrained BERT: a Hugging Face Hub id (owner/name, resolved in the Hub cache, downloaded "
+                        "when missing and online), a Hugging Face directory (config.json, model.safetensors, vocab.txt "
+                        "or tokenizer.json), a TF1 checkpoint directory, a keras-hub preset (directory, name or "
+                        "kaggle:// handle), or a model saved by bert-tf.")
+    flags.DEFINE_string("revision", None, "With a Hub id in --bert_model: the branch, tag or commit to use "
+                        "(default: main); run_config.json records the commit it resolved to.")
     flags.DEFINE_string("bert_config_file", None, "NVIDIA/Google style: bert_config.json of a TF1 checkpoint "
                         "(with --vocab_file and --init_checkpoint, instead of --bert_model).")
     flags.DEFINE_string("vocab_file", None, "NVIDIA/Google style: the checkpoint's vocab.txt.")
@@ -51,3 +57,21 @@ def define_shared_flags() -> None:
     flags.DEFINE_string("class_weights", "none", "Loss weight per label: none; balanced (n / (k * count) from the "
                         "training labels); or a file of label<TAB>weight lines (unnamed labels: 1). The loss is "
                         "the weighted mean; evaluation is unweighted.")
+    flags.DEFINE_bool("horovod", False, "The published Horovod launch: under mpiexec/mpirun (Open MPI or MPICH "
+                      "variables) every rank becomes a worker of a multi-worker run on this node, pinned to the GPU of "
+                      "its local rank; the batch size is per rank (global = batch x ranks). Alone: one process.")
+
+
+PUBLISHED_NER_MODEL = "TurkuNLP/bert-base-finnish-cased-v1"  # the default of the published train_bert_ner.py
+
+
+def set_published_ner_model() -> None:
+    """run_ner.py: --bert_model defaults to the published script's model, a Hugging Face Hub id."""
+    flags.FLAGS.set_default("bert_model", PUBLISHED_NER_MODEL)
+
+
+def bert_model_or_trio(values) -> Optional[str]:
+    """--bert_model, unless only its default is set and the NVIDIA trio (--bert_config_file, --vocab_file,
+    --init_checkpoint) names the checkpoint instead."""
+    trio = values.bert_config_file or values.vocab_file or values.init_checkpoint
+    return None if trio and not values["bert_model"].present else values.bert_model

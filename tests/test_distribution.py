@@ -618,8 +618,8 @@ def test_run_classifier_on_two_workers_matches_one_process(classifier_script_run
         assert got[key] == pytest.approx(want[key], abs=OUTPUT_ATOL), key
     assert got["confusion_matrix"] == want["confusion_matrix"]
     _assert_histories_match(base / "worker0" / "history.csv", base / "single" / "history.csv", ("loss", "accuracy"))
-    got_probs = np.loadtxt(base / "worker0" / "test_results.tsv", skiprows=1, ndmin=2)
-    want_probs = np.loadtxt(base / "single" / "test_results.tsv", skiprows=1, ndmin=2)
+    got_probs = np.loadtxt(base / "worker0" / "test_results.tsv", ndmin=2)
+    want_probs = np.loadtxt(base / "single" / "test_results.tsv", ndmin=2)
     assert got_probs.shape == want_probs.shape == (11, 3)
     np.testing.assert_allclose(got_probs, want_probs, rtol=0, atol=OUTPUT_ATOL)
     got_lines = (base / "worker0" / "output_with_probabilities.tsv").read_text().splitlines()
@@ -628,3 +628,72 @@ def test_run_classifier_on_two_workers_matches_one_process(classifier_script_run
 
 if __name__ == "__main__":
     _subprocess_main(*sys.argv[1:4])
+
+
+# ----- --horovod under an MPI launch (Open MPI's variables, set here as mpiexec would) --------------------------
+
+def _consecutive_free_ports(count: int) -> int:
+    """A port p with p .. p+count-1 all free on 127.0.0.1."""
+    for _ in range(50):
+        base = _free_ports(1)[0]
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for offset, s in enumerate(sockets):
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no consecutive free ports")
+
+
+@pytest.fixture(scope="module")
+def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, str]], List[Tuple[int, str]]]:
+    """run_classifier.py --horovod as `mpiexec -np 2` starts it (the same command, one output folder, per-rank batch
+    3) and the same training on 2 workers launched with TF_CONFIG (global batch 6)."""
+    base = tmp_path_factory.mktemp("horovod")
+    data = _write_classifier_data(base / "data")
+    args = [sys.executable, "run_classifier.py", f"--bert_model={checkpoint}", f"--data_dir={data}", "--do_train",
+            "--max_seq_length=16", "--eval_batch_size=3", "--learning_rate=5e-3", "--num_train_epochs=2", "--seed=1",
+            "--classifier_dropout=0", "--noverbose", "--nocalibrate", "--notensorboard"]
+    scratch = base / "tmp"
+    scratch.mkdir()
+    (base / "logs_mpi").mkdir()
+    (base / "logs_tf").mkdir()
+    port = _consecutive_free_ports(2)
+    mpi_env = [_clean_env(TMPDIR=str(scratch), BERT_TF_MPI_PORT=str(port), OMPI_COMM_WORLD_RANK=str(i),
+                          OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_LOCAL_RANK=str(i), OMPI_COMM_WORLD_LOCAL_SIZE="2")
+               for i in range(2)]
+    mpi = run_processes([args + ["--horovod", "--train_batch_size=3", f"--output_dir={base / 'horovod'}"]] * 2,
+                        mpi_env, base / "logs_mpi")
+    ports = _free_ports(2)
+    tf_env = [_clean_env(TMPDIR=str(scratch), TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
+    tf_config = run_processes([args + ["--distribution=multi_worker", "--train_batch_size=6",
+                                       f"--output_dir={base / f'worker{i}'}"] for i in range(2)], tf_env, base / "logs_tf")
+    return base, mpi, tf_config
+
+
+def _h5_arrays(path: Path) -> Dict[str, np.ndarray]:
+    import h5py
+
+    arrays: Dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_horovod_ranks_train_as_the_same_two_workers_launched_with_tf_config(horovod_runs):
+    base, mpi, tf_config = horovod_runs
+    _assert_ok(mpi + tf_config)
+    for rank, (_, output) in enumerate(mpi):
+        assert "--horovod: 2 MPI ranks, --distribution=multi_worker; --train_batch_size=3 is per rank" in output
+        assert f"over 2 worker(s) (this is worker {rank}" in output
+        assert "global 6 = 2 replica(s) x 3" in output
+    got = _h5_arrays(base / "horovod" / "model" / "model.weights.h5")
+    want = _h5_arrays(base / "worker0" / "model" / "model.weights.h5")
+    assert got.keys() == want.keys() and len(got) > 10
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6, err_msg=name)
+    assert _without_event_ids(_files_under(base / "horovod")) == _without_event_ids(_files_under(base / "worker0"))
