@@ -34,7 +34,7 @@ awk -F'\t' -v OFS='\t' -v out="$OUT/contexts" -v types="$TYPES" '
 step "2. predict the corpus (3 shards x 4 types, one process a type)"
 for type in $TYPES; do
   bash scripts/predict_corpus.sh --inputs "$OUT/contexts/$type-contexts-w100-*.tsv" --run_dir "$OUT/run" \
-    --type "$type" --model "$OUT/classifier/model" --max_seq_length 64 --batch_size 64
+    --type "$type" --model "$OUT/classifier/model" --max_seq_length 32 --batch_size 64
 done
 took "2. predict 12 shards"
 

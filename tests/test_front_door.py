@@ -49,7 +49,7 @@ def offline_cache(tmp_path, minilm, monkeypatch) -> Path:
     return cache
 
 
-def run_in(cwd: Path, args, env_extra=None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_in(cwd: Path, args, env_extra=None, timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run a command line (a list) in `cwd` with this environment (CPU only)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **(env_extra or {}))
     return subprocess.run(list(map(str, args)), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
