@@ -317,3 +317,14 @@ def test_published_prediction_and_post_processing_give_the_dict_file(published_r
                                "--run_dir", base / "run", "--types", "ggp"])
     assert blocklists.returncode == 0, blocklists.stderr[-3000:]
     assert (base / "run" / "auto_local.tsv").is_file() and (base / "run" / "auto_global.tsv").is_file()
+
+
+def test_dict_cells_from_mawk_are_read():
+    """The published awk line writes `\\{'che': ...}` under mawk (Debian's awk), `{'che': ...}` under gawk."""
+    from bert_tf.classifier import prediction_files
+
+    for cell in ("{'che': 0.25, 'out': 0.75}", "\\{'che': 0.25, 'out': 0.75}"):
+        assert prediction_files.parse_published_dict(cell) == {"che": 0.25, "out": 0.75}
+        assert prediction_files.is_published_row(["x"] * 7 + [cell])
+    with pytest.raises(ValueError):
+        prediction_files.parse_published_dict("\\\\{'che': 0.25}")

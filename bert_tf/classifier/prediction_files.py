@@ -56,9 +56,16 @@ def format_published_row(fields: Sequence[str], predicted: str, labels: Sequence
     return "\t".join([*fields, predicted, format_published_dict(labels, probabilities)]) + "\n"
 
 
+def _dict_text(text: str) -> str:
+    """A probability cell without surrounding space and without the backslash before `{` that the published
+    `awk` line leaves under mawk (Debian's and Ubuntu's awk; gawk writes the brace alone)."""
+    stripped = text.strip()
+    return stripped[1:] if stripped.startswith("\\{") else stripped
+
+
 def parse_published_dict(text: str) -> Dict[str, float]:
     """The label -> probability mapping of a published probability cell; ValueError if it is not one."""
-    stripped = text.strip()
+    stripped = _dict_text(text)
     if not (stripped.startswith("{") and stripped.endswith("}")):
         raise ValueError(f"not a probability dict: {text[:60]!r}")
     try:
@@ -77,7 +84,7 @@ def parse_published_dict(text: str) -> Dict[str, float]:
 
 def is_published_row(cells: Sequence[str]) -> bool:
     """Whether split cells look like a published 8-column row (dict in the last cell)."""
-    return len(cells) == PUBLISHED_WIDTH and cells[-1].lstrip().startswith("{")
+    return len(cells) == PUBLISHED_WIDTH and _dict_text(cells[-1]).startswith("{")
 
 
 LABELS_OUTPUT = "labels"  # roles of a shard's output files (keys of `output_names`)
