@@ -137,6 +137,8 @@ def test_seed_one_readme_command_trains_the_default_hub_model_offline(tmp_path, 
 
 
 def test_unknown_hub_model_writes_nothing(tmp_path, offline_cache):
+    (tmp_path / "data").mkdir()
+    shutil.copy(DEMO / "ner" / "train.csv", tmp_path / "data" / "train.csv")  # the data is read before the model
     process = run_in(tmp_path, [sys.executable, ROOT / "run_ner.py", "--bert_model=TurkuNLP/missing",
                                 "--data_path=data", "--save_model_path=out"])
     assert process.returncode == 2 and len(error_lines(process)) == 1, process.stderr[-2000:]
