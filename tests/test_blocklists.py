@@ -102,12 +102,6 @@ def test_sort_numeric_reverse_agrees_with_gnu_sort():
     assert blocklists.sort_numeric_reverse(lines) == gnu
 
 
-def test_read_lines_uses_universal_newlines(tmp_path):
-    path = tmp_path / "x.txt"
-    path.write_bytes(b"a\r\nb\rc\n\nd\r")
-    assert list(blocklists.read_lines(str(path))) == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
-
-
 # ----------------------------------------------------------------------------- local
 
 

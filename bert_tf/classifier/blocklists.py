@@ -72,8 +72,11 @@ shell's file-name globs order by code point: what GNU sort and bash do in the C,
 locales (other locales collate differently; run the published script with LC_ALL=C.UTF-8 to compare).
 The published ``make_local_bw_lists.py`` caches its "globally blocked" decision under the key
 ``(name, type)`` where ``type`` is Python's builtin, so the cache never hits and nothing is cached
-between names: every line is decided on its own, as here. The published script reads files with
-Python's universal newlines (``\\r``, ``\\r\\n`` and ``\\n`` end a line), as here.
+between names: every line is decided on its own, as here. The published scripts read files with
+Python's universal newlines (``\\r``, ``\\r\\n`` and ``\\n`` end a line), as bert_tf.io_utils reads every
+line-based file. Two differences, on input the published scripts fail on or misread: a blank line
+of a prediction file or list is skipped (the published scripts stop with an error), and a byte
+order mark at the start of a file is dropped (the published scripts keep it in the first doc_id).
 
 Bad input raises InputError naming the file and line; the command line prints ``error: <message>``
 and exits with status 2, leaving no output file behind.
@@ -96,7 +99,7 @@ from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optiona
 
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_path
+from bert_tf.io_utils import atomic_path, iter_lines
 from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
                                       parse_published_dict)
 
@@ -184,34 +187,6 @@ def sort_numeric_reverse(lines: Iterable[str]) -> List[str]:
 # ----------------------------------------------------------------------------- reading
 
 
-def _open_binary(path: str):
-    """Open a file for reading in binary, turning the usual failures into InputError."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", path) from None
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", path) from None
-
-
-def read_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """Yield (line number, line) of a UTF-8 file split as Python's universal newlines split it (\\n, \\r\\n, \\r)."""
-    number = 0
-    with _open_binary(path) as handle:
-        for raw in handle:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputError(f"not valid UTF-8 ({err.reason})", path, number + 1) from None
-            text = text[:-1] if text.endswith("\n") else text
-            text = text[:-1] if text.endswith("\r") else text
-            for part in text.split("\r"):
-                number += 1
-                yield number, part
-
-
 def check_probability(value: float, label: str, path: str, line: int) -> float:
     """A probability read from a file, unchanged; InputError when it is not in [0, 1]."""
     if not (0.0 <= value <= 1.0 + PROBABILITY_SLACK):  # also rejects NaN
@@ -278,7 +253,7 @@ def _published_log_probabilities(cells: List[str], labels: List[str], path: str,
 
 def read_predictions(path: str) -> Tuple[List[str], Iterator[Tuple[int, Prediction]]]:
     """The labels of a prediction file (either format) and an iterator over its (line number, row)."""
-    lines = read_lines(path)
+    lines = iter_lines(path, skip_blank=True)
     first = next(lines, None)
     cells = first[1].split("\t") if first else []
     if first and tuple(cells[: len(FIXED_COLUMNS)]) == FIXED_COLUMNS:
@@ -299,10 +274,8 @@ def _chain(first: Tuple[int, str], rest: Iterator[Tuple[int, str]]) -> Iterator[
 
 def _rows(lines: Iterable[Tuple[int, str]], labels: List[str],
           parse: Callable[[List[str], List[str], str, int], List[float]], path: str) -> Iterator[Tuple[int, Prediction]]:
-    """Parse the data lines of a prediction file (blank lines are skipped)."""
+    """Parse the (non-blank) data lines of a prediction file."""
     for number, line in lines:
-        if not line.strip():
-            continue
         cells = line.split("\t")
         logs = parse(cells, labels, path, number)
         yield number, Prediction(cells[0], cells[2], cells[4], logs)
@@ -311,9 +284,7 @@ def _rows(lines: Iterable[Tuple[int, str]], labels: List[str],
 def read_name_types(path: str, lowercase: bool = False) -> Dict[str, Set[str]]:
     """Map each name of a 'name <tab> type' file to its set of types."""
     types: Dict[str, Set[str]] = {}
-    for number, line in read_lines(path):
-        if not line.strip():
-            continue
+    for number, line in iter_lines(path, skip_blank=True):
         cells = line.split("\t")
         if len(cells) != 2 or not cells[0] or not cells[1]:
             raise InputError("expected two tab-separated columns: name, type", path, number)
@@ -441,7 +412,7 @@ def parse_local_line(line: str, path: str, number: int) -> LocalEntry:
 
 def read_local_list(path: str) -> Iterator[LocalEntry]:
     """The entries of a local list, streamed."""
-    for number, line in read_lines(path):
+    for number, line in iter_lines(path, skip_blank=True):
         yield parse_local_line(line, path, number)
 
 
@@ -500,7 +471,7 @@ class GlobalProbability:
 def read_nontype_table(path: str) -> Dict[Key, GlobalProbability]:
     """The (name, type) -> GlobalProbability map of a ``nontype`` (global) list."""
     table: Dict[Key, GlobalProbability] = {}
-    for number, line in read_lines(path):
+    for number, line in iter_lines(path, skip_blank=True):
         cells = line.split("\t")
         if len(cells) != 5:
             raise InputError(f"expected 5 tab-separated columns, found {len(cells)}", path, number)
@@ -629,7 +600,7 @@ def write_text_lines(path: str, lines: Iterable[str]) -> int:
 def concatenate(paths: Sequence[str]) -> Iterator[str]:
     """The lines of files one after the other (``cat``)."""
     for path in paths:
-        for _, line in read_lines(path):
+        for _, line in iter_lines(path):
             yield line
 
 
