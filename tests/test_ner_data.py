@@ -15,7 +15,6 @@ import pytest
 from bert_tf.ner.data import (
     NerExample,
     check_known_tags,
-    entity_types,
     find_ner_files,
     label_list_from_examples,
     read_conll,
@@ -197,8 +196,7 @@ def test_validate_tag() -> None:
     assert not any(validate_tag(tag) for tag in ["", "B", "I", "B-", "E-X", "S-X", "B-a b", "o", " O", "B-X\n"])
 
 
-def test_entity_types_and_label_list() -> None:
-    assert entity_types(["O", "B-DIS", "I-CHEM", "B-CHEM", "bad"]) == ["CHEM", "DIS"]
+def test_label_list() -> None:
     examples = [NerExample(("a", "b"), ("I-Z", "B-A"), 1), NerExample(("c",), ("O",), 2), NerExample(("d",), None, 3)]
     assert label_list_from_examples(examples) == ["O", "B-A", "I-Z"]
     assert label_list_from_examples([]) == ["O"]

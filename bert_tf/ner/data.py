@@ -51,16 +51,6 @@ def validate_tag(tag: str) -> bool:
     return isinstance(tag, str) and (tag == OUTSIDE_TAG or _ENTITY_TAG.fullmatch(tag) is not None)
 
 
-def entity_types(tags: Iterable[str]) -> List[str]:
-    """The sorted entity types X named by the 'B-X' / 'I-X' tags in `tags` (other tags are ignored)."""
-    types = set()
-    for tag in tags:
-        match = _ENTITY_TAG.fullmatch(tag) if isinstance(tag, str) else None
-        if match:
-            types.add(match.group(2))
-    return sorted(types)
-
-
 def label_list_from_examples(examples: Iterable[NerExample]) -> List[str]:
     """The label list for a model: 'O' first, then every other tag found in `examples`, sorted."""
     tags = {tag for example in examples for tag in (example.tags or ())}
