@@ -85,6 +85,7 @@ and exits with status 2, leaving no output file behind.
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
 import json
 import math
@@ -94,7 +95,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
                     Tuple)
 
 from bert_tf.cli import error_exit_status, notice
@@ -934,34 +935,33 @@ def add_ratio_parsers(commands: argparse._SubParsersAction) -> None:
         p.set_defaults(run=run_ratio)
 
 
+PIPELINE_FLAGS: Tuple[Tuple[str, Callable[[str], Any], str], ...] = (  # (PipelineOptions field, type, help)
+    ("types", type_list, "types, comma-separated"),
+    ("local_threshold", float, "local step threshold (1.01: every name)"),
+    ("local_min_count", int, "local step minimum count per document"),
+    ("min_docs", int, "global and non-type lists: documents at least"),
+    ("global_threshold", float, "global list threshold"),
+    ("global_threshold_per_type", type_thresholds, "per-type global thresholds, e.g. dis:0.85"),
+    ("block_ratio", float, "local blocklist odds ratio"),
+    ("allow_ratio", float, "local allowlist odds ratio"),
+    ("allow_global_type_probability", float, "local allowlist: global type probability to exceed"),
+    ("ratio_global_min_docs", int, "bw lists: globally blocked from this many docs"),
+    ("ratio_global_threshold", float, "bw lists: globally blocked threshold"),
+)
+
+
 def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
     """The 'pipeline' command (generate-blocklists.sh)."""
     p = commands.add_parser("pipeline", help="every list of generate-blocklists.sh, auto_local.tsv and auto_global.tsv")
     p.add_argument("--run_dir", required=True, help="holds TYPE-predictions/output_with_probabilities_*")
     p.add_argument("--output_dir", help="where the lists go (default: --run_dir, as published)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
-    p.add_argument("--types", type=type_list, default=list(PUBLISHED.types), help="types, comma-separated")
-    p.add_argument("--local_threshold", type=float, default=PUBLISHED.local_threshold,
-                   help="local step threshold (1.01: every name)")
-    p.add_argument("--local_min_count", type=int, default=PUBLISHED.local_min_count,
-                   help="local step minimum count per document")
-    p.add_argument("--min_docs", type=int, default=PUBLISHED.min_docs,
-                   help="global and non-type lists: documents at least")
-    p.add_argument("--global_threshold", type=float, default=PUBLISHED.global_threshold, help="global list threshold")
-    p.add_argument("--global_threshold_per_type", type=type_thresholds, default=dict(PUBLISHED.global_threshold_per_type),
-                   help="per-type global thresholds, e.g. dis:0.85")
+    for name, kind, text in PIPELINE_FLAGS:
+        p.add_argument("--" + name, type=kind, default=copy.copy(getattr(PUBLISHED, name)), help=text)
     p.add_argument("--local_list_types", type=type_list,
                    help="types with a non-type table and local blocklists (default: ggp,che among --types)")
     p.add_argument("--allowlist_types", type=type_list,
                    help="types with local allowlists (default: ggp if among --local_list_types)")
-    p.add_argument("--block_ratio", type=float, default=PUBLISHED.block_ratio, help="local blocklist odds ratio")
-    p.add_argument("--allow_ratio", type=float, default=PUBLISHED.allow_ratio, help="local allowlist odds ratio")
-    p.add_argument("--allow_global_type_probability", type=float, default=PUBLISHED.allow_global_type_probability,
-                   help="local allowlist: global type probability to exceed")
-    p.add_argument("--ratio_global_min_docs", type=int, default=PUBLISHED.ratio_global_min_docs,
-                   help="bw lists: globally blocked from this many docs")
-    p.add_argument("--ratio_global_threshold", type=float, default=PUBLISHED.ratio_global_threshold,
-                   help="bw lists: globally blocked threshold")
     p.add_argument("--never_block", help="'name<TAB>type' pairs never blocked (default: insulin, INSULIN as ggp)")
     p.add_argument("--compensated_sum", action="store_true", help="add floats as Python >= 3.12's sum() does")
     p.set_defaults(run=run_pipeline_command)
