@@ -43,21 +43,7 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled vector (see --pooling).")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
-flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a corpus "
-                    "of shards: a folder (its *.tsv), a glob pattern (quoted), or @LIST (a file naming one input a "
-                    "line). A corpus is predicted in one process; shards whose outputs exist are skipped.")
-flags.DEFINE_string("predict_output_dir", None, "Where --do_predict writes (default: --output_dir).")
-flags.DEFINE_enum("shard_id", "stem", list(corpus.SHARD_ID_MODES), "How a corpus shard NAME.tsv names its outputs "
-                  "(output_with_probabilities_ID.tsv): stem (ID = NAME) or last_field (the text after NAME's last "
-                  "'-', e.g. 042 of ggp-contexts-w100-042.tsv, as the published pipeline).")
-flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this process's group, 0..N-1 (default: "
-                     "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.")
-flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
-                     "single-GPU jobs): shard j goes to group j % N.")
-flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
-                  "without header (every probability the model computes), test_output_labels.txt and "
-                  "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
-                  "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).")
+corpus.define_flags()
 flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
                   "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
