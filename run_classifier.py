@@ -43,6 +43,8 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled vector (see --pooling).")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
+flags.DEFINE_integer("featurize_workers", None, "Processes that featurize a data file into the feature cache "
+                     "(default: the usable cores, at most 8; 1: in this process).", lower_bound=1)
 corpus.define_flags()
 flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
@@ -116,7 +118,8 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
     train_path = classifier.split_path(FLAGS.data_dir, "train")
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     make = lambda path: classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
-                                                  FLAGS.replace_span, cache_root(), chief=run.chief)
+                                                  FLAGS.replace_span, cache_root(), chief=run.chief,
+                                                  workers=FLAGS.featurize_workers)
     train_info, dev_info = make(train_path), make(dev_path)
     steps_per_epoch = classifier.steps_for(train_info.num_examples, FLAGS.train_batch_size)
     total_steps = max(1, int(round(FLAGS.num_train_epochs * steps_per_epoch)))
@@ -248,7 +251,7 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
-                                     chief=chief)
+                                     chief=chief, workers=FLAGS.featurize_workers)
     temperature = float(task.meta.get("temperature", 1.0))
     logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
     metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
@@ -323,12 +326,13 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
         shard_started = time.time()
         if is_corpus:
             with classifier.scratch_features(shard.input, task.labels, task.tokenizer, max_seq_length,
-                                             replace_span) as info:
+                                             replace_span, FLAGS.featurize_workers) as info:
                 count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
                                                           shard.outputs, chief, description=f"shard {k}/{len(todo)}")
         else:
             info = classifier.build_features(shard.input, task.labels, "the model's labels", task.tokenizer,
-                                             max_seq_length, replace_span, cache_root(), check_labels=False, chief=chief)
+                                             max_seq_length, replace_span, cache_root(), check_labels=False, chief=chief,
+                                             workers=FLAGS.featurize_workers)
             count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
                                                       shard.outputs, chief)
         total += info.num_examples
