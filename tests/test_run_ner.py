@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_script
+from conftest import check_png, error_lines, run_script
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES, PLACES, ORGS = ["alice", "bob", "carol", "dave"], ["paris", "rome", "oslo", "lima"], ["acme"]
 
 
@@ -71,7 +70,7 @@ def trained(tmp_path_factory, tiny_checkpoint):
 def test_training_learns_and_writes_every_output(trained):
     data, out, process = trained
     for name in ("loss.png", "accuracy.png", "f1.png"):
-        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+        check_png(out / name)
     for name in ("history.csv", "test_results.json", "test_report.txt", "run_config.json",
                  "model/bert_tf_model.json", "model/model.weights.h5", "model/vocab.txt"):
         assert (out / name).is_file(), name
@@ -95,9 +94,11 @@ def test_reloaded_model_predicts_what_was_reported(trained):
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"
-    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}", "--context=document",
                           f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
     assert process.returncode == 0, process.stderr[-3000:]
+    said = "context none (document context asked for, but the data has no document ids"
+    assert f"warning: {said}" in process.stderr and said in process.stdout  # what really runs
     gold = pd.read_csv(data / "test.csv")
     pred = pd.read_csv(predictions)
     parse = lambda col: [eval_list(x) for x in col]  # noqa: E731
