@@ -30,7 +30,7 @@ from bert_tf.classifier.feature_cache import (
 )
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
-from conftest import SHARED_DATA, minilm_path
+from conftest import SHARED_DATA, make_tokenizer as make_vocab_tokenizer, minilm_path
 
 EXAMPLES_TSV = SHARED_DATA / "consensus_example" / "examples.tsv"
 MINILM_DIR = minilm_path()  # found through the installed package, in any environment
@@ -52,9 +52,7 @@ LABELS = ["che", "dis", "ggp"]
 
 def make_tokenizer(tmp_path: Path, lowercase: bool = True, vocab: Sequence[str] = VOCAB) -> WordPieceTokenizer:
     """A WordPiece tokenizer over `vocab`, written to tmp_path/vocab.txt."""
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return WordPieceTokenizer.from_vocab(str(path), lowercase=lowercase)
+    return make_vocab_tokenizer(tmp_path, vocab, lowercase)
 
 
 @pytest.fixture

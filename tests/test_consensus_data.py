@@ -8,7 +8,6 @@ import threading
 import tracemalloc
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 import pytest
 
@@ -20,9 +19,8 @@ from bert_tf.classifier.data import (
     read_labels_file,
     write_consensus_tsv,
 )
-from bert_tf.errors import InputError
+from conftest import SHARED_DATA, expect_error, write
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 EXAMPLES_TSV = SHARED_DATA / "consensus_example" / "examples.tsv"
 LABELS_TXT = SHARED_DATA / "consensus_example" / "labels.txt"
 needs_consensus = pytest.mark.skipif(not EXAMPLES_TSV.is_file(), reason=f"shared data set not found: {EXAMPLES_TSV}")
@@ -30,24 +28,6 @@ needs_consensus = pytest.mark.skipif(not EXAMPLES_TSV.is_file(), reason=f"shared
 LABELS = ["che", "dis", "ggp", "org", "out"]
 LINE_1 = "101\tT1\tche\tDOCSTART Aspirin and \taspirin\t reduced pain. DOCEND\n"
 LINE_2 = "102\tT7\tdis\tThe  patient had \tfever\t, then  \n"
-
-
-def write(tmp_path: Path, content: Union[str, bytes], name: str = "data.tsv") -> str:
-    """Write `content` to tmp_path/name (bytes as is, text as UTF-8 without newline translation)."""
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    return str(path)
-
-
-def expect_error(call: Callable[[], object], path: str, line: Optional[int], *fragments: str) -> str:
-    """Assert `call` raises InputError 'path:line: ...' containing every fragment; return the message."""
-    with pytest.raises(InputError) as info:
-        call()
-    message = str(info.value)
-    assert message.startswith(f"{path}:{line}: " if line is not None else f"{path}: "), message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def read_all(path: str, **options: object) -> list:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import check_png
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,4 +57,4 @@ def test_real_grid_trains_every_run_and_reports(tmp_path, tiny_checkpoint):
                                                             abs=5e-7)
     means = [float(r["accuracy_mean"]) for r in rows]
     assert means == sorted(means, reverse=True)
-    assert (tmp_path / "report_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    check_png(tmp_path / "report_heatmap.png")

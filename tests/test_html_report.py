@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bert_tf import html_report, reports
+from conftest import check_png
 
 HISTORY = [
     {"epoch": 0.5, "step": 5, "split": "val", "end_of_epoch": False, "loss": 0.9, "accuracy": 0.6, "f1": 0.41},
@@ -98,8 +99,7 @@ def test_headless_browser_renders_the_report(tmp_path: Path, width: int) -> None
                            f"--window-size={width},2400", f"--screenshot={shot}", f"file://{report}"],
                           capture_output=True, text=True, timeout=120)
     assert shot.is_file(), done.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == width
+    assert check_png(shot)[0] == width
 
 
 def test_grid_report_writes_a_self_contained_page(tmp_path: Path) -> None:

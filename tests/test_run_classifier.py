@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_script
+from conftest import check_png, error_lines, run_script
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABELS = ["che", "dis", "ggp", "org", "out"]
 
 
@@ -51,7 +50,7 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
     assert set(results["per_class"]) == set(LABELS)
     assert {"detection", "typing"} <= set(results["entity_vs_out"])
     for name in ("confusion_matrix.png", "loss.png", "accuracy.png"):
-        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+        check_png(out / name)
     text = (out / "eval_results.txt").read_text()
     assert "macro avg" in text and "gold \\ pred" in text
     probs = pd.read_csv(out / "test_results.tsv", sep="\t")
@@ -77,7 +76,7 @@ def test_trained_run_is_calibrated_and_beats_the_baseline(trained):
     assert calibration["after"]["nll"] <= calibration["before"]["nll"] + 1e-9
     assert results["loss"] == pytest.approx(calibration["after"]["nll"])
     assert 0 <= calibration["after"]["ece"] <= 1 and calibration["ece_bins"] == 15
-    assert (out / "reliability.png").read_bytes()[:8] == PNG_SIGNATURE
+    check_png(out / "reliability.png")
     assert "calibration: temperature" in process.stdout and "majority baseline" in (out / "eval_results.txt").read_text()
 
 
