@@ -346,12 +346,12 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
 
 def evaluation_notes(metrics: Dict) -> str:
     """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
-    baseline, calibration = metrics["majority_baseline"], metrics["calibration"]
+    baseline, fit = metrics["majority_baseline"], metrics["calibration"]
     lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
              f"macro F1 {baseline['macro_f1']:.4f}",
-             f"calibration (temperature {calibration['temperature']:.4f}, ECE over {calibration['ece_bins']} bins): "
-             f"ECE {calibration['before']['ece']:.4f} before, {calibration['after']['ece']:.4f} after; "
-             f"NLL {calibration['before']['nll']:.4f} before, {calibration['after']['nll']:.4f} after"]
+             f"calibration (temperature {fit['temperature']:.4f}, ECE over {fit['ece_bins']} bins): "
+             f"ECE {fit['before']['ece']:.4f} before, {fit['after']['ece']:.4f} after; "
+             f"NLL {fit['before']['nll']:.4f} before, {fit['after']['nll']:.4f} after"]
     if metrics["collapsed"]:
         lines.append(f"COLLAPSED: the model does not beat the majority baseline; {calibration.COLLAPSE_ADVICE}")
     return "\n" + "\n".join(lines) + "\n"
