@@ -69,6 +69,7 @@ flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 import bert_tf  # noqa: E402
+import keras  # noqa: E402
 from bert_tf import (class_weights, cli, distribution, html_report, models, optimization, pretrained,  # noqa: E402
                      reports, resume, tensorboard)
 from bert_tf.classifier import calibration, feature_cache, task as classifier  # noqa: E402
@@ -318,9 +319,20 @@ def prediction_info(task: models.TaskModel, shards: list) -> Dict:
     }
 
 
+def shard_provenance(task: models.TaskModel) -> Dict:
+    """What decides this run's probabilities, as each shard's record stores it (see corpus.provenance)."""
+    return corpus.provenance(models.weights_digest(task.model), task.labels, int(task.meta.get("extra_logits", 0)),
+                             int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
+                             task.meta.get("replace_span", FLAGS.replace_span), task.pooling,
+                             float(task.meta.get("temperature") or 1.0), keras.mixed_precision.global_policy().name)
+
+
 def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list, is_corpus: bool) -> None:
     """Predict every shard not done yet (all workers together; the chief writes): each shard's outputs appear,
     complete, when it ends."""
+    record = shard_provenance(task)
+    if not FLAGS.overwrite_output_dir:
+        corpus.check_done_shards(shards, record)
     todo = [s for s in shards if FLAGS.overwrite_output_dir or not s.done()]
     out_dir = predict_dir()
     if chief:
@@ -334,6 +346,7 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
     for k, shard in enumerate(todo, start=1):
         if chief:
             corpus.remove_stale_temporaries(shard)
+            corpus.write_record(shard, record, prediction_info(task, shards)["model"])
         shard_started = time.time()
         if is_corpus:
             with classifier.scratch_features(shard.input, task.labels, task.tokenizer, max_seq_length,

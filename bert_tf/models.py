@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -154,6 +155,17 @@ def fold_temperature(task: "TaskModel", temperature: float) -> None:
     layer.kernel.assign(layer.kernel / temperature)
     layer.bias.assign(layer.bias / temperature)
     task.meta["temperature"] = float(task.meta.get("temperature", 1.0)) * float(temperature)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """The SHA-256 (hex) of every weight of a model, backbone and head, by variable path, shape and float32 value:
+    the same weights give the same digest whatever file they were read from."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        value = keras.ops.convert_to_numpy(variable.value).astype("float32")
+        digest.update(f"{variable.path}:{value.shape};".encode("utf-8"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int) -> List[str]:

@@ -94,11 +94,12 @@ from decimal import Decimal
 from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
                     Tuple)
 
+from bert_tf.classifier import corpus
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
-                                      parse_published_dict)
+from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_SUBDIR, PUBLISHED_WIDTH,
+                                                 is_published_row, parse_published_dict)
 
 LOG10_ZERO = -1000  # the published log10 of a probability that underflowed to 0
 MIN_PROBABILITY = 1e-300  # a probability of exactly 0 is read as this (the published script fails on it)
@@ -726,8 +727,12 @@ def temperature_note(directory: str) -> str:
 
 
 def note_temperatures(paths: Sequence[str]) -> None:
-    """Say, once per folder, which temperature the prediction files carry."""
+    """Refuse a folder whose shards two settings made (their shard_info_*.json records disagree); say, once per
+    folder, which temperature the prediction files carry."""
     for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        corpus.check_folder_consistent(directory)
+        if os.path.basename(directory) == PUBLISHED_SUBDIR:  # seed-compatible files; the records are one up
+            corpus.check_folder_consistent(os.path.dirname(directory))
         notice(temperature_note(directory), directory)
 
 

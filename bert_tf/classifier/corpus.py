@@ -12,22 +12,34 @@ output_with_probabilities_ID.tsv, where ID is NAME (--shard_id=stem) or the text
 of NAME (--shard_id=last_field: ggp-contexts-w100-042.tsv -> 042, as the published pipeline names them).
 A shard is done when all its outputs exist: each is written under a temporary name and renamed when
 complete, so a killed run loses at most the shard in flight.
+
+Each shard's outputs have a record of what produced them, shard_info_ID.json (shard_info.json for one input),
+written before its outputs: the digest of the model's weights (backbone and head), the labels, the length,
+the replacement token, the pooling, the temperature folded into the probabilities and the precision. A rerun
+skips a done shard only when its record is the run's; otherwise it stops, naming the shard and the difference,
+unless --overwrite_output_dir.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
+from bert_tf.io_utils import write_json_atomic
 
 LIST_PREFIX = "@"
 GLOB_CHARACTERS = "*?["
 SHARD_ID_MODES = ("stem", "last_field")
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
+RECORD_PREFIX = "shard_info"
+# What decides a shard's probabilities, in the order a difference is reported.
+PROVENANCE_KEYS = ("model_digest", "labels", "extra_logits", "max_seq_length", "replace_span", "pooling",
+                   "temperature", "precision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Shard:
     input: str
     shard_id: str  # "" for a single input file
     outputs: Dict[str, str]  # role (prediction_files.*_OUTPUT) -> path
+    record: str = ""  # shard_info_ID.json: what produced the outputs
 
     def done(self) -> bool:
         """Whether every output file exists (each is renamed into place only when complete)."""
@@ -110,8 +123,92 @@ def plan_shards(inputs: Sequence[str], corpus: bool, out_dir: str, id_mode: str,
                              "(try --shard_id=stem)", path)
         seen[sid] = path
         names = prediction_files.output_names(sid, seed_compatible)
-        shards.append(Shard(position, path, sid, {role: os.path.join(out_dir, n) for role, n in names.items()}))
+        shards.append(Shard(position, path, sid, {role: os.path.join(out_dir, n) for role, n in names.items()},
+                            os.path.join(out_dir, record_name(sid))))
     return shards
+
+
+def record_name(sid: str) -> str:
+    """The file name of a shard's record (shard_info_ID.json; shard_info.json for one input)."""
+    return f"{RECORD_PREFIX}_{sid}.json" if sid else f"{RECORD_PREFIX}.json"
+
+
+def provenance(model_digest: str, labels: Sequence[str], extra_logits: int, max_seq_length: int,
+               replace_span: Optional[str], pooling: str, temperature: float, precision: str) -> Dict[str, Any]:
+    """What decides a shard's probabilities (PROVENANCE_KEYS), as its record stores it."""
+    return {"model_digest": model_digest, "labels": list(labels), "extra_logits": int(extra_logits),
+            "max_seq_length": int(max_seq_length), "replace_span": replace_span, "pooling": pooling,
+            "temperature": float(temperature), "precision": precision}
+
+
+def read_record(path: str) -> Optional[Dict[str, Any]]:
+    """A shard record's contents; None when there is none; InputError when it is not a JSON object."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        raise InputError(f"unreadable shard record ({err})", path) from None
+    if not isinstance(record, dict):
+        raise InputError("a shard record must be a JSON object", path)
+    return record
+
+
+def write_record(shard: Shard, record: Dict[str, Any], model: str) -> None:
+    """Record what produces a shard's outputs (before they are written), with the model's path for people."""
+    write_json_atomic(shard.record, {**record, "model": model, "input": os.path.abspath(shard.input)})
+
+
+def record_difference(recorded: Dict[str, Any], current: Dict[str, Any]) -> Optional[str]:
+    """The first setting in which two records differ, in words ("model_digest 1a2b3c4d5e6f (recorded) vs ...");
+    None when they agree."""
+    for key in PROVENANCE_KEYS:
+        if recorded.get(key) != current.get(key):
+            return f"{key} {_short(recorded.get(key))} vs {_short(current.get(key))}"
+    return None
+
+
+def _short(value: Any) -> str:
+    """A setting as an error message shows it (digests cut to 12 characters)."""
+    if isinstance(value, str) and len(value) == 64:
+        return value[:12]
+    return json.dumps(value)
+
+
+def check_done_shards(shards: Sequence[Shard], current: Dict[str, Any]) -> None:
+    """InputError naming the first done shard that this run's settings did not make (another model, length,
+    temperature, precision, ...) or that has no record."""
+    for shard in shards:
+        if not shard.done():
+            continue
+        output = shard.outputs[prediction_files.PROBABILITIES_OUTPUT]
+        recorded = read_record(shard.record)
+        if recorded is None:
+            raise InputError(f"shard {shard.shard_id or shard.input} has outputs but no {os.path.basename(shard.record)}: "
+                             "nothing says which model made them; use --overwrite_output_dir to predict every shard "
+                             "again", output)
+        difference = record_difference(recorded, current)
+        if difference is not None:
+            raise InputError(f"shard {shard.shard_id or shard.input} was predicted by another setting "
+                             f"({difference}, recorded vs this run); use --overwrite_output_dir to predict every "
+                             "shard again with this one, or another --predict_output_dir", output)
+
+
+def check_folder_consistent(directory: str) -> None:
+    """InputError naming two shards of a predictions folder whose records disagree (two models mixed)."""
+    records = sorted(glob.glob(os.path.join(glob.escape(directory), f"{RECORD_PREFIX}*.json")))
+    first: Optional[Tuple[str, Dict[str, Any]]] = None
+    for path in records:
+        record = read_record(path)
+        if first is None:
+            first = (path, record)
+            continue
+        difference = record_difference(first[1], record)
+        if difference is not None:
+            raise InputError(f"the shards of this folder were predicted by different settings: "
+                             f"{os.path.basename(first[0])} and {os.path.basename(path)} differ in {difference}; "
+                             "predict them again with one model (--overwrite_output_dir)", directory)
 
 
 def resolve_group(shard_index: Optional[int], num_groups: int) -> int:
