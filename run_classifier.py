@@ -32,7 +32,8 @@ flags.DEFINE_string("labels_dir", None, "Published-pipeline style: a folder hold
                     "sorted as the published code sorts them (instead of --labels_file).")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length in sub-tokens; the mention starts at its middle.")
 flags.DEFINE_bool("do_train", False, "Train on train.tsv (validating on dev.tsv after every epoch).")
-flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt/.json, confusion_matrix.png.")
+flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt (key = value, as Google's and NVIDIA's "
+                  "run_classifier.py), eval_report.txt, eval_results.json, confusion_matrix.png.")
 flags.DEFINE_integer("train_batch_size", 32, "Global training batch size (split across replicas).")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 64, "Prediction batch size.")
@@ -62,11 +63,16 @@ flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
                   "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
                   "position max_seq_length/2; the --replace_span marker when given). Saved with the model.")
-flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev.tsv (minimum NLL) and apply it "
-                  "to every probability the model gives; eval_results reports ECE and NLL before and after.")
+flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev.tsv (minimum NLL) and record it "
+                  "with the model (eval_results reports ECE and NLL before and after); the probabilities stay the raw "
+                  "softmax, which the published blocklist thresholds were set on, unless --apply_temperature.")
+flags.DEFINE_bool("apply_temperature", False, "Calibrated probabilities: fold the temperature fitted by --calibrate "
+                  "into the classifier (with --do_train: into the saved model; with a saved model: into this run's "
+                  "evaluation and predictions). Off: raw softmax, as the published pipeline.")
 flags.DEFINE_alias("use_fp16", "use_amp")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
+EVAL_REPORT = "eval_report.txt"  # the formatted report; eval_results.txt is the published key = value form
 
 import bert_tf  # noqa: E402
 import keras  # noqa: E402
@@ -195,11 +201,14 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
     task.meta["collapsed"] = guard.collapsed
+    task.meta["global_step"] = trainer.global_step
     if guard.collapsed:
         print(f"WARNING: {guard.summary()}")
     task.meta["temperature"] = 1.0
     if FLAGS.calibrate:
         calibrate(task, trainer, dev_info)
+    if FLAGS.apply_temperature:
+        calibration.apply_fitted_temperature(task, "the model just trained")
     if run.chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
@@ -208,15 +217,18 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
 
 
 def calibrate(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo) -> None:
-    """Fit a temperature on the dev logits and fold it into the model (recorded in its meta as `temperature`)."""
+    """Fit a temperature on the dev logits and record it in the model's meta (`fitted_temperature`); applied to
+    the probabilities only with --apply_temperature."""
     logits, gold = classifier.predict_logits(trainer, dev_info, FLAGS.eval_batch_size)
     temperature = calibration.fit_temperature(logits, gold)
     report = calibration.calibration_report(logits, gold, temperature)
-    models.fold_temperature(task, temperature)
+    task.meta["fitted_temperature"] = temperature
     task.meta["calibration"] = {"fitted_on": dev_info.num_examples, **report}
     print(f"calibration: temperature {temperature:.4f} fitted on dev ({dev_info.num_examples} examples): "
           f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
-          f"NLL {report['before']['nll']:.4f} -> {report['after']['nll']:.4f}")
+          f"NLL {report['before']['nll']:.4f} -> {report['after']['nll']:.4f}; "
+          + ("applied (--apply_temperature)" if FLAGS.apply_temperature
+             else "recorded, not applied: the probabilities are the raw softmax (--apply_temperature applies it)"))
 
 
 def load_trained(run: distribution.RunContext) -> tuple:
@@ -231,6 +243,8 @@ def load_trained(run: distribution.RunContext) -> tuple:
             if task.head != "sequence":
                 raise InputError("this saved model is not a sequence classifier", path)
             task.meta.setdefault("model_path", os.path.abspath(path))
+            if FLAGS.apply_temperature:
+                calibration.apply_fitted_temperature(task, path)
             return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     if trio or (FLAGS.bert_model and os.path.exists(FLAGS.bert_model)):
         checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
@@ -264,33 +278,37 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
                                      chief=chief)
-    temperature = float(task.meta.get("temperature", 1.0))
+    temperature = float(task.meta.get("temperature") or 1.0)
+    fitted = task.meta.get("fitted_temperature")
     logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
-    metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
+    metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature, fitted)
     metrics["collapsed"] = bool(task.meta.get("collapsed", False)) or not metrics["beats_majority_baseline"]
     report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")
     report += evaluation_notes(metrics)
     if chief:
         write_json_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), metrics)
-        write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"), report)
+        write_text_atomic(os.path.join(FLAGS.output_dir, EVAL_REPORT), report)
+        reports.write_published_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"),
+                                             reports.published_eval_results(metrics, task.meta.get("global_step", 0)))
         reports.plot_confusion_matrix(metrics["confusion_matrix"], task.labels,
                                       os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
                                       title="Confusion matrix (dev)")
+        after = metrics["calibration"]["temperature"]
         calibration.plot_reliability(
             softmax(logits * temperature), gold, os.path.join(FLAGS.output_dir, "reliability.png"),
-            title=f"Reliability on dev (temperature {temperature:.3g})",
-            calibrated=softmax(logits) if temperature != 1.0 else None)
+            title=f"Reliability on dev (temperature {after:.3g}{'' if temperature != 1.0 else ', not applied'})",
+            calibrated=softmax(logits * temperature, after) if after != 1.0 else None)
     print(report)
 
 
 def evaluation_notes(metrics: Dict) -> str:
-    """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
-    baseline, calibration = metrics["majority_baseline"], metrics["calibration"]
+    """Text lines on the majority baseline, collapse and calibration, for eval_report.txt."""
+    baseline, fit = metrics["majority_baseline"], metrics["calibration"]
     lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
              f"macro F1 {baseline['macro_f1']:.4f}",
-             f"calibration (temperature {calibration['temperature']:.4f}, ECE over {calibration['ece_bins']} bins): "
-             f"ECE {calibration['before']['ece']:.4f} before, {calibration['after']['ece']:.4f} after; "
-             f"NLL {calibration['before']['nll']:.4f} before, {calibration['after']['nll']:.4f} after"]
+             f"calibration (temperature {fit['temperature']:.4f}, ECE over {fit['ece_bins']} bins): "
+             f"ECE {fit['before']['ece']:.4f} before, {fit['after']['ece']:.4f} after; "
+             f"NLL {fit['before']['nll']:.4f} before, {fit['after']['nll']:.4f} after"]
     if metrics["collapsed"]:
         lines.append(f"COLLAPSED: the model does not beat the majority baseline; {calibration.COLLAPSE_ADVICE}")
     return "\n" + "\n".join(lines) + "\n"
@@ -373,7 +391,8 @@ def check_outputs(fingerprint: Optional[Dict], shards: list, is_corpus: bool) ->
     if FLAGS.do_train:
         return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
                                            fingerprint, distribution.chief_by_environment(FLAGS.distribution))
-    planned = [os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt")] if FLAGS.do_eval else []
+    planned = ([os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt", EVAL_REPORT)]
+               if FLAGS.do_eval else [])
     if not is_corpus:
         planned += [p for shard in shards for p in shard.outputs.values()]
     for path in planned:

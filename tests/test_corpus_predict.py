@@ -218,19 +218,30 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     record = json.loads((predictions / "shard_info_001.json").read_text())
     assert record["labels"] == LABELS and record["precision"] == "float32" and len(record["model_digest"]) == 64
+    raw = np.loadtxt(predictions / "test_results_000.tsv", skiprows=1)
+    temperature = json.loads((out / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
+    calibrated = run_script(predict_args(out, folder, predictions, "--apply_temperature"))
+    assert calibrated.returncode == 2
+    assert error_lines(calibrated) == [
+        f"error: {predictions / 'output_with_probabilities_000.tsv'}: shard 000 was predicted by another setting "
+        f"(temperature 1.0 vs {json.dumps(temperature)}, recorded vs this run); use --overwrite_output_dir to "
+        "predict every shard again with this one, or another --predict_output_dir"]
     model_b = other_model(out / "model", tmp_path / "model_b")
-    args = predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}")
-    second = run_script(args)
+    second = run_script(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"))
     assert second.returncode == 2
     errors = error_lines(second)
     assert len(errors) == 1 and "shard 000 was predicted by another setting (model_digest" in errors[0], errors
-    assert str(predictions / "output_with_probabilities_000.tsv") in errors[0]
-    assert json.loads((predictions / "shard_info_000.json").read_text()) == record | {"input": str(shards[0])}
-    forced = run_script(args + ["--overwrite_output_dir"])
+    assert json.loads((predictions / "shard_info_000.json").read_text()) == {
+        **record, "input": str(shards[0])}  # untouched
+    # --overwrite_output_dir redoes every shard; --apply_temperature gives softmax(log p / T) of the raw ones
+    forced = run_script(predict_args(out, folder, predictions, "--apply_temperature", "--overwrite_output_dir"))
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "predicting 3 of 3 shard(s)" in forced.stdout
-    digests = {json.loads(p.read_text())["model_digest"] for p in predictions.glob("shard_info_*.json")}
-    assert digests != {record["model_digest"]} and len(digests) == 1
+    expected = np.exp(np.log(raw) / temperature)
+    np.testing.assert_allclose(np.loadtxt(predictions / "test_results_000.tsv", skiprows=1),
+                               expected / expected.sum(axis=1, keepdims=True), atol=2e-5)
+    records = [json.loads(p.read_text()) for p in predictions.glob("shard_info_*.json")]
+    assert {r["temperature"] for r in records} == {temperature} and len({r["model_digest"] for r in records}) == 1
     # one shard of model A among model B's: the blocklists refuse the folder, naming two shards
     (predictions / "shard_info_002.json").write_text(json.dumps(record))
     lists = subprocess.run([sys.executable, "-m", "bert_tf.classifier.blocklists", "pipeline", "--run_dir", str(tmp_path),
@@ -238,9 +249,9 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
                            text=True, timeout=300)
     assert lists.returncode == 2 and not (tmp_path / "lists").exists()
     assert error_lines(lists) == [f"error: {predictions}: the shards of this folder were predicted by different "
-                                  "settings: shard_info_000.json and shard_info_002.json differ in model_digest "
-                                  f"{next(iter(digests))[:12]} vs {record['model_digest'][:12]}; predict them again "
-                                  "with one model (--overwrite_output_dir)"], lists.stderr
+                                  f"settings: shard_info_000.json and shard_info_002.json differ in temperature "
+                                  f"{json.dumps(temperature)} vs 1.0; predict them again with one model "
+                                  "(--overwrite_output_dir)"], lists.stderr
 
 
 def test_shard_records(tmp_path):

@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bert_tf import models
+from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 from bert_tf.metrics import classification_metrics, log_softmax, softmax
 
@@ -88,6 +90,18 @@ def calibration_report(logits: np.ndarray, gold: np.ndarray, temperature: float)
         "after": {"ece": expected_calibration_error(softmax(logits, temperature), gold),
                   "nll": nll(logits, gold, temperature)},
     }
+
+
+def apply_fitted_temperature(task: models.TaskModel, source: str) -> None:
+    """Fold the temperature --calibrate fitted (meta `fitted_temperature`) into the classifier, once: its
+    probabilities become the calibrated ones and meta `temperature` says so; InputError when none was fitted."""
+    fitted = task.meta.get("fitted_temperature")
+    if float(task.meta.get("temperature") or 1.0) != 1.0:
+        return  # folded already (a model trained with --apply_temperature, or before temperatures were recorded)
+    if fitted is None:
+        raise InputError("--apply_temperature: this model has no fitted temperature (train it with --calibrate)",
+                         source)
+    models.fold_temperature(task, float(fitted))
 
 
 def majority_baseline(gold: np.ndarray, labels: Sequence[str]) -> Dict[str, Any]:

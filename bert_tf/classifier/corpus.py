@@ -37,9 +37,10 @@ GLOB_CHARACTERS = "*?["
 SHARD_ID_MODES = ("stem", "last_field")
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 RECORD_PREFIX = "shard_info"
-# What decides a shard's probabilities, in the order a difference is reported.
-PROVENANCE_KEYS = ("model_digest", "labels", "extra_logits", "max_seq_length", "replace_span", "pooling",
-                   "temperature", "precision")
+# What decides a shard's probabilities, in the order a difference is reported (the weights digest last: a
+# folded temperature changes the weights too, and is named as such).
+PROVENANCE_KEYS = ("labels", "extra_logits", "max_seq_length", "replace_span", "pooling", "temperature",
+                   "precision", "model_digest")
 
 
 @dataclasses.dataclass(frozen=True)
