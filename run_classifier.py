@@ -69,7 +69,9 @@ flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev
 flags.DEFINE_bool("apply_temperature", False, "Calibrated probabilities: fold the temperature fitted by --calibrate "
                   "into the classifier (with --do_train: into the saved model; with a saved model: into this run's "
                   "evaluation and predictions). Off: raw softmax, as the published pipeline.")
-flags.DEFINE_alias("use_fp16", "use_amp")
+flags.DEFINE_bool("use_fp16", False, "Accepted from published command lines; changes nothing: the published "
+                  "--use_fp16 only wrapped the optimizer in loss scaling while the model stayed float32 (its automatic "
+                  "mixed precision switch is commented out). --use_amp is mixed precision.")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 EVAL_REPORT = "eval_report.txt"  # the formatted report; eval_results.txt is the published key = value form
@@ -407,6 +409,9 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
+    if FLAGS.use_fp16 and not FLAGS.use_amp:
+        cli.notice("--use_fp16 as published: the model stays float32 (the published code's model did); "
+                   "--use_amp computes in mixed precision")
     labels, labels_source, fingerprint = None, None, None
     if FLAGS.do_train:
         train_path = classifier.split_path(FLAGS.data_dir, "train")

@@ -75,9 +75,11 @@ def test_slurm_submits_one_job_per_pending_shard_throttled(setup):
     flags = (jobs / "predict.flags").read_text().splitlines()
     for expected in ["--do_predict", f"--bert_model={tmp_path / 'model'}", f"--predict_file={tmp_path / 'contexts'}",
                      f"--predict_output_dir={predictions}", "--shard_id=last_field", "--max_seq_length=256",
-                     "--predict_batch_size=32", "--replace_span=[unused1]", "--use_xla", "--use_amp"]:
+                     "--predict_batch_size=32", "--replace_span=[unused1]", "--use_xla"]:
         assert expected in flags
+    assert "--use_amp" not in flags  # the published setting: the model in float32
     script = (state / "job_101.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:1\n" in script and "#SBATCH --job-name=predict_ggp\n" in script
     assert "--shard_index=2 --num_shard_groups=3" in script and "#SBATCH --account=proj" in script
     assert "scontrol requeue" in script and "#SBATCH --requeue" in script
 
@@ -117,3 +119,15 @@ def test_array_and_local_and_bad_options(setup):
     no_model = subprocess.run(["bash", str(LAUNCHER), "--inputs=x", "--run_dir=r", "--type=ggp"],
                               capture_output=True, text=True, env=env)
     assert no_model.returncode == 2 and "no model" in no_model.stderr
+
+
+def test_published_sbatch_options(setup):
+    """The published prediction jobs' resources and name: GPU type, memory, excluded nodes, `predict`."""
+    tmp_path, env = setup
+    result = launch(tmp_path, env, "--launcher=slurm", "--groups=1", "--gres=gpu:v100:1", "--mem=160G",
+                    "--exclude=r04g05,r04g01", "--job_name=predict", "--sbatch_options=--constraint=v100 --qos=q1")
+    assert result.returncode == 0, result.stderr
+    lines = (Path(env["FAKE_STATE"]) / "job_100.sbatch").read_text().splitlines()
+    for expected in ["#SBATCH --job-name=predict", "#SBATCH --gres=gpu:v100:1", "#SBATCH --mem=160G",
+                     "#SBATCH --exclude=r04g05,r04g01", "#SBATCH --constraint=v100", "#SBATCH --qos=q1"]:
+        assert expected in lines
