@@ -200,7 +200,10 @@ def check_report(runs: Path, prefix: Path) -> None:
     markdown = prefix.with_suffix(".md").read_text()
     assert result.stdout == markdown
     assert markdown.splitlines()[2] == "| 1 | tiny | 128 | 16 | 1e-5 | 3 | 0.8515 ± 0.0007 | 0.9015 | 0.8515 | 0.2150 | 2 |"
-    assert "Failed runs" not in markdown
+    assert "Failed runs" not in markdown and "± is the sample standard deviation (n - 1)" in markdown
+    published = run_report(str(runs), "--out", str(prefix) + "_population", "--metric=macro.f1", "--std=population")
+    rows = list(csv.DictReader(Path(str(prefix) + "_population.csv").open()))
+    assert rows[0]["macro.f1_std"] == "0.000500" and "as the published get_stat.py (np.std)" in published.stdout
     png = Path(str(prefix) + "_heatmap.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
