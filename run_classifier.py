@@ -70,8 +70,9 @@ flags.DEFINE_bool("apply_temperature", False, "Calibrated probabilities: fold th
                   "into the classifier (with --do_train: into the saved model; with a saved model: into this run's "
                   "evaluation and predictions). Off: raw softmax, as the published pipeline.")
 flags.DEFINE_bool("use_fp16", False, "Accepted from published command lines; changes nothing: the published "
-                  "--use_fp16 only wrapped the optimizer in loss scaling while the model stayed float32 (its automatic "
-                  "mixed precision switch is commented out). --use_amp is mixed precision.")
+                  "--use_fp16 only changed the optimizer (loss scaling, float16 compression of Horovod's "
+                  "gradient all-reduce) while the model stayed float32 (its automatic mixed precision switch is "
+                  "commented out). --use_amp is mixed precision.")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 EVAL_REPORT = "eval_report.txt"  # the formatted report; eval_results.txt is the published key = value form

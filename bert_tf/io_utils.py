@@ -39,6 +39,18 @@ def write_text_atomic(path: str, text: str) -> None:
             os.fsync(f.fileno())
 
 
+def load_json(path: str) -> Any:
+    """A JSON object read from `path`; InputError when it is not valid JSON or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e})", path) from None
+    if not isinstance(value, dict):
+        raise InputError("expected a JSON object", path)
+    return value
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

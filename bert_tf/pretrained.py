@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import glob
 import importlib.util
-import json
 import os
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -33,6 +32,7 @@ import numpy as np
 
 from bert_tf.cli import notice
 from bert_tf.errors import InputError
+from bert_tf.io_utils import load_json  # noqa: F401  (models and export read JSON through here)
 from bert_tf.tokenization import WordPieceTokenizer, _read_vocab, _vocab_looks_cased
 
 Shape = Tuple[int, ...]
@@ -83,18 +83,6 @@ class Checkpoint:
     path: str  # a directory; for "tf1" a directory or a checkpoint prefix
     activation: str  # key of ACTIVATIONS
     config: Dict[str, Any]
-
-
-def load_json(path: str) -> Dict[str, Any]:
-    """A JSON object read from `path`; InputError when it is not valid JSON or not an object."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path) from None
-    if not isinstance(value, dict):
-        raise InputError("expected a JSON object", path)
-    return value
 
 
 def set_feedforward_activation(backbone: Any, activation: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
-from bert_tf.io_utils import write_json_atomic
+from bert_tf.io_utils import load_json, write_json_atomic
 
 LIST_PREFIX = "@"
 GLOB_CHARACTERS = "*?["
@@ -146,14 +146,7 @@ def read_record(path: str) -> Optional[Dict[str, Any]]:
     """A shard record's contents; None when there is none; InputError when it is not a JSON object."""
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError) as err:
-        raise InputError(f"unreadable shard record ({err})", path) from None
-    if not isinstance(record, dict):
-        raise InputError("a shard record must be a JSON object", path)
-    return record
+    return load_json(path)
 
 
 def write_record(shard: Shard, record: Dict[str, Any], model: str) -> None:
