@@ -46,6 +46,8 @@ Options:
                                 orchestration polls with squeue -n predict)
   --python CMD --runner FILE --sbatch CMD --squeue_cmd CMD --poll_seconds S
   --resubmit                    submit groups that have a .submitted marker again
+                                (--extra_flags --overwrite_output_dir: every group, markers or not; without
+                                it, shards whose shard_info_ID.json names another model stop the launch)
   --dry_run                     print what would run
 EOF
 }
@@ -127,6 +129,10 @@ resolve_paths() {
 corpus_tool() {  # command [args]: python -m bert_tf.classifier.corpus
   PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON_CMD[@]}" -m bert_tf.classifier.corpus "$@" \
     --predict_file="$INPUTS" --predict_output_dir="$PRED_DIR" --shard_id=last_field
+}
+
+model_path() {  # the path the shard records name (run_classifier.py's prediction_info "model")
+  if [[ -n $MODEL ]]; then abspath "$MODEL"; else abspath "$INIT_CKPT"; fi
 }
 
 model_flags() {
@@ -218,7 +224,9 @@ run_slurm() {
   local shards pending group marker
   shards=$(corpus_tool count) || exit 2
   : "${GROUPS_N:=$shards}"
-  pending=$(corpus_tool pending --num_shard_groups="$GROUPS_N") || exit 2
+  local overwrite=""
+  if [[ " $EXTRA_FLAGS " == *" --overwrite_output_dir "* ]]; then overwrite=--overwrite RESUBMIT=1; fi
+  pending=$(corpus_tool pending --num_shard_groups="$GROUPS_N" --model="$(model_path)" $overwrite) || exit 2
   SUBMITTED=0 SKIPPED=0
   mkdir -p "$JOBS_DIR"
   write_flagfile "$JOBS_DIR"

@@ -214,8 +214,9 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
     out, shards = trained
     folder = shards[0].parent
     predictions = tmp_path / "ggp-predictions"
-    first = run_script(predict_args(out, folder, predictions))
+    first = run_script(predict_args(out, folder, predictions, "--use_fp16"))  # as published: a float32 model
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "--use_fp16 as published: the model stays float32" in first.stderr
     record = json.loads((predictions / "shard_info_001.json").read_text())
     assert record["labels"] == LABELS and record["precision"] == "float32" and len(record["model_digest"]) == 64
     raw = np.loadtxt(predictions / "test_results_000.tsv", skiprows=1)

@@ -3,6 +3,7 @@ are submitted, throttling, the flags every job gets, SIGTERM forwarding and requ
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -63,6 +64,7 @@ def test_slurm_submits_one_job_per_pending_shard_throttled(setup):
     predictions.mkdir(parents=True)
     for name in ("test_results_000.tsv", "output_with_probabilities_000.tsv"):  # shard 000 is done
         (predictions / name).write_text("done\n")
+    (predictions / "shard_info_000.json").write_text(json.dumps({"model": str(tmp_path / "model")}))
     state = Path(env["FAKE_STATE"])
     (state / "queued").write_text("1\n")
     env["FAKE_CAP"] = "2"
@@ -131,3 +133,21 @@ def test_published_sbatch_options(setup):
     for expected in ["#SBATCH --job-name=predict", "#SBATCH --gres=gpu:v100:1", "#SBATCH --mem=160G",
                      "#SBATCH --exclude=r04g05,r04g01", "#SBATCH --constraint=v100", "#SBATCH --qos=q1"]:
         assert expected in lines
+
+
+def test_slurm_refuses_shards_of_another_model(setup):
+    """Done shards that another model made are never taken as done: the launch stops naming one."""
+    tmp_path, env = setup
+    predictions = tmp_path / "run" / "ggp-predictions"
+    predictions.mkdir(parents=True)
+    for name in ("test_results_001.tsv", "output_with_probabilities_001.tsv"):
+        (predictions / name).write_text("done\n")
+    (predictions / "shard_info_001.json").write_text(json.dumps({"model": "/models/last_release"}))
+    refused = launch(tmp_path, env, "--launcher=slurm")
+    assert refused.returncode == 2 and not list(Path(env["FAKE_STATE"]).glob("job_*.sbatch"))
+    assert refused.stderr.strip() == (f"error: {predictions / 'output_with_probabilities_001.tsv'}: shard 001 was "
+                                      f"predicted by another model (model /models/last_release, not {tmp_path / 'model'}"
+                                      "); pass --overwrite_output_dir to predict every shard again")
+    forced = launch(tmp_path, env, "--launcher=slurm", "--extra_flags=--overwrite_output_dir")
+    assert forced.returncode == 0, forced.stderr
+    assert "3 shard(s) in 3 group(s): 0 group(s) done, 3 submitted" in forced.stdout

@@ -237,10 +237,32 @@ def remove_stale_temporaries(shard: Shard) -> None:
                 pass
 
 
-def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_compatible: bool = False) -> List[int]:
-    """The groups (0..num_groups-1) that still have a shard without all its outputs."""
+def check_recorded_model(shards: Sequence[Shard], model: str) -> None:
+    """InputError naming the first done shard whose record is missing or names another model path: what a
+    launcher, which does not load the model, can check before it decides that nothing is left to submit."""
+    model = os.path.abspath(model)
+    for shard in shards:
+        if not shard.done():
+            continue
+        recorded = read_record(shard.record)
+        path = str((recorded or {}).get("model"))
+        if recorded is None or not (path == model or path.startswith(model + os.sep)):  # a folder's TF1 prefix
+            found = "no record" if recorded is None else f"model {recorded.get('model')}"
+            raise InputError(f"shard {shard.shard_id or shard.input} was predicted by another model ({found}, not "
+                             f"{model}); pass --overwrite_output_dir to predict every shard again",
+                             shard.outputs[prediction_files.PROBABILITIES_OUTPUT])
+
+
+def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_compatible: bool = False,
+                   model: Optional[str] = None, overwrite: bool = False) -> List[int]:
+    """The groups (0..num_groups-1) that still have a shard without all its outputs (every group with
+    `overwrite`); with `model`, InputError when a done shard was made by another one (check_recorded_model)."""
     inputs, is_corpus = list_inputs(spec)
     shards = plan_shards(inputs, is_corpus, out_dir, id_mode, seed_compatible)
+    if overwrite:
+        return sorted({s.position % num_groups for s in shards})
+    if model:
+        check_recorded_model(shards, model)
     return sorted({s.position % num_groups for s in shards if not s.done()})
 
 
@@ -257,6 +279,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--shard_id", default="stem", choices=SHARD_ID_MODES)
     parser.add_argument("--num_shard_groups", type=int, default=1)
     parser.add_argument("--seed_compatible_outputs", action="store_true")
+    parser.add_argument("--model", help="pending: the model path the done shards' records must name")
+    parser.add_argument("--overwrite", action="store_true", help="pending: every group (--overwrite_output_dir)")
     args = parser.parse_args(argv)
     try:
         if args.command == "count":
@@ -264,7 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             resolve_group(0, args.num_shard_groups)
             groups = pending_groups(args.predict_file, args.predict_output_dir, args.shard_id, args.num_shard_groups,
-                                    args.seed_compatible_outputs)
+                                    args.seed_compatible_outputs, args.model, args.overwrite)
             print(" ".join(map(str, groups)))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
