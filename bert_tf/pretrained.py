@@ -714,6 +714,12 @@ def resolve_model_dir(path: str) -> str:
     raise InputError(f"no saved bert-tf model here (no {SAVED_MODEL_META})", path)
 
 
+def _holds_model(directory: str) -> bool:
+    """True when `directory` holds a model's config (Hugging Face, TF1 or bert-tf)."""
+    return any(os.path.isfile(os.path.join(directory, name))
+               for name in ("config.json", "bert_config.json", SAVED_MODEL_META))
+
+
 def find_checkpoint(path: str) -> Checkpoint:
     """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
     preset, or a bert-tf model."""
@@ -725,6 +731,8 @@ def find_checkpoint(path: str) -> Checkpoint:
         raise InputError("model directory does not exist", path)
     if not os.path.isdir(path):
         raise InputError("model path is not a directory", path)
+    if not _holds_model(path) and _holds_model(os.path.join(path, "model")):
+        return find_checkpoint(os.path.join(path, "model"))  # a run's output folder: its model/ (any format)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_META)):
         meta = load_json(os.path.join(path, SAVED_MODEL_META))
         return Checkpoint("bert_tf", path, meta.get("activation", "gelu_tanh"), meta)
