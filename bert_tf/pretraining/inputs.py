@@ -141,12 +141,12 @@ def _conll_documents(text: str, path: str) -> List[Document]:
     words: List[str] = []
     for line in text.split("\n") + [""]:
         columns = line.split("\t") if "\t" in line else line.split()
-        if not line.strip():
+        if not line.strip() or columns[0] == "-DOCSTART-":
             if words:
                 documents[-1].append(" ".join(words))
             words = []
-        elif columns[0] == "-DOCSTART-":
-            documents.append([])
+            if line.strip():
+                documents.append([])
         else:
             starts_document = not words and len(columns) == 4 and columns[1] not in ("-", "")
             if starts_document and documents[-1]:  # BC5CDR layout: a document id on its first word
