@@ -78,10 +78,7 @@ def check_flags() -> None:
         raise InputError(f"--max_seq_length={FLAGS.max_seq_length}: must be at least 8")
     if not 0.0 < FLAGS.masked_lm_prob < 1.0:
         raise InputError(f"--masked_lm_prob={FLAGS.masked_lm_prob}: must be between 0 and 1")
-    wanted = int(round(FLAGS.max_seq_length * FLAGS.masked_lm_prob))
-    if wanted > FLAGS.max_predictions_per_seq:
-        raise InputError(f"--max_predictions_per_seq={FLAGS.max_predictions_per_seq} is too small: a full block of "
-                         f"{FLAGS.max_seq_length} tokens masks {wanted} at --masked_lm_prob={FLAGS.masked_lm_prob}")
+    masking.check_max_predictions(FLAGS.max_seq_length, FLAGS.masked_lm_prob, FLAGS.max_predictions_per_seq)
     if not (FLAGS.input_files or FLAGS.input_files_dir):
         raise InputError("--input_files (or --input_files_dir) is required")
     if FLAGS.num_warmup_steps is not None and FLAGS.num_warmup_steps < 0:

@@ -308,3 +308,120 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer):
         weights.append([v.numpy() for v in mlm.model.trainable_variables])
     assert max(float(np.abs(a - b).max()) for a, b in zip(initial, weights[0])) > 1e-4  # it did train
     assert max(float(np.abs(a - b).max()) for a, b in zip(*weights)) < 1e-5
+
+
+# --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
+
+
+def _write_records(path, count, max_seq_length=16, max_predictions=4, drop=None):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=list(map(int, v))))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(count):
+            features = {"input_ids": ints(rng.integers(5, 50, max_seq_length)), "input_mask": ints([1] * max_seq_length),
+                        "segment_ids": ints([0] * max_seq_length), "masked_lm_positions": ints([1, 2, 3, 0]),
+                        "masked_lm_ids": ints([7, 8, 9, 0]), "next_sentence_labels": ints([i % 2]),
+                        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1, 1, 1, 0]))}
+            features.pop(drop, None)
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+
+
+def test_nvidia_tfrecords_read(tmp_path):
+    from bert_tf.pretraining import tfrecords
+    from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS
+
+    _write_records(tmp_path / "a.tfrecord", 5)
+    _write_records(tmp_path / "b.tfrecord", 3)
+    files = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")]
+    assert tfrecords.are_tfrecords(files)
+    data = tfrecords.TFRecordData(files, 16, 4, 2, seed=1)
+    assert data.num_records == 8 and data.steps_per_epoch == 4
+    batches = list(data.dataset(data.epoch_batches(0), 0).as_numpy_iterator())
+    assert len(batches) == 4 and batches[0][TOKEN_IDS].shape == (2, 16)
+    assert batches[0][LABELS].tolist() == [[7, 8, 9, IGNORE_LABEL]] * 2  # weight 0: no label
+    assert batches[0][MASKED_POSITIONS].tolist() == [[1, 2, 3, 0]] * 2
+    again = list(data.dataset(data.epoch_batches(0)[2:], 0).as_numpy_iterator())  # resuming at step 2
+    assert all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
+    assert len(list(data.dataset(data.eval_batches(2), EVAL_STREAM).as_numpy_iterator())) == 4
+    _write_records(tmp_path / "bad.tfrecord", 2, drop="masked_lm_weights")
+    with pytest.raises(InputError, match="record 1 has no feature 'masked_lm_weights'"):
+        tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
+    with pytest.raises(InputError, match="holds 16 values, expected 32"):
+        tfrecords.TFRecordData(files, 32, 4, 2)
+
+
+# --- the script ------------------------------------------------------------------------------------------------
+
+
+def _text_corpus(directory, seed=0):
+    """Two text files of 40 documents: sentences that repeat a few patterns (learnable in a few steps)."""
+    import random
+
+    r = random.Random(seed)
+    directory.mkdir()
+    patterns = [["alice", "met", "bob", "in", "paris"], ["carol", "visited", "rome", "and", "oslo"],
+                ["dave", "went", "to", "lima", "at", "acme", "corp"]]
+    for f in range(2):
+        lines = [" ".join(w for _ in range(r.randint(1, 4)) for w in r.choice(patterns) + ["."]) for _ in range(40)]
+        (directory / f"part{f}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(directory / "*.txt")
+
+
+def _command(checkpoint, text, out, *extra):
+    return ["run_pretraining.py", f"--bert_model={checkpoint}", f"--input_files={text}", f"--output_dir={out}",
+            "--max_seq_length=32", "--max_predictions_per_seq=5", "--train_batch_size=8", "--learning_rate=3e-3",
+            "--optimizer_type=adamw", "--num_train_steps=16", "--num_warmup_steps=2", "--seed=42", "--eval_fraction=0.1",
+            "--save_checkpoints_steps=4", "--deterministic", "--log_every=4", "--notensorboard", *extra]
+
+
+def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpoint, tmp_path):
+    from bert_tf import models, pretrained
+
+    text = _text_corpus(tmp_path / "text")
+    reference = run_script(_command(tiny_checkpoint, text, tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    results = json.loads((tmp_path / "ref" / "eval_results.json").read_text())
+    assert results["after"]["perplexity"] < 0.8 * results["before"]["perplexity"], results
+    assert "masked-LM head  random" in reference.stdout
+    assert not (tmp_path / "ref" / "checkpoints").exists()
+    assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
+
+    killed = run_script([FAULT_INJECTION, "kill_after_step=6", *_command(tiny_checkpoint, text, tmp_path / "run")])
+    assert killed.returncode != 0
+    resumed = run_script(_command(tiny_checkpoint, text, tmp_path / "run"))
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-2000:]
+    weights = lambda d: (d / "model" / "model.safetensors").read_bytes()
+    assert weights(tmp_path / "run") == weights(tmp_path / "ref")
+    assert json.loads((tmp_path / "run" / "eval_results.json").read_text()) == results
+
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
+    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
+    assert checkpoint.kind == "hf" and task.backbone.num_layers == 2
+
+
+def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
+    (tmp_path / "in.txt").write_text("", encoding="utf-8")
+    process = run_script(_command(tiny_checkpoint, tmp_path / "in.txt", tmp_path / "out"))
+    assert process.returncode == 2, process.stderr[-1000:]
+    assert error_lines(process) == [f"error: {tmp_path / 'in.txt'}: empty file: no text to pretrain on"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_predictions_for_the_masking_rate():
+    masking.check_max_predictions(128, 0.15, 20)  # NVIDIA's phase 1 (19 wanted)
+    masking.check_max_predictions(512, 0.15, 80)  # phase 2 (77)
+    with pytest.raises(InputError, match="--max_predictions_per_seq=10 is too small: a full block of 128 tokens "
+                                         "masks 19"):
+        masking.check_max_predictions(128, 0.15, 10)
+
+
+def test_checkpoint_without_vocabulary(tiny_checkpoint, tmp_path):
+    from bert_tf import pretrained
+
+    for name in os.listdir(tiny_checkpoint):
+        if name != "vocab.txt":
+            shutil.copy(os.path.join(tiny_checkpoint, name), tmp_path)
+    with pytest.raises(InputError, match="no vocabulary"):
+        pretrained.load_pretrained(str(tmp_path))
