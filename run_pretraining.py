@@ -248,6 +248,9 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
+    if not FLAGS.do_train:
+        raise InputError("--nodo_train: evaluation of a checkpoint alone is not supported yet; --do_eval evaluates "
+                         "before and during training")
     if FLAGS.horovod:
         cli.notice("--horovod: bert-tf distributes with tf.distribute (--distribution); Horovod is not used")
     train(FLAGS.output_dir)
