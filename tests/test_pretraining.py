@@ -130,12 +130,14 @@ def test_input_formats(tmp_path):
                                       '"[\'c\']","[\'O\']",d1\n"[\'d\']","[\'O\']",d2\n', encoding="utf-8")
     (tmp_path / "ner.conll").write_text("-DOCSTART-\tO\n\nw1\tO\nw2\tB-X\n\nw3\tO\n-DOCSTART-\tO\n\nw4\tO\n",
                                         encoding="utf-8")
+    (tmp_path / "bc5cdr.tsv").write_text("A\t11\t0\tB\nb\t-\t2\tO\n\nC\t11\t4\tO\n\nD\t12\t0\tO\n", encoding="utf-8")
     (tmp_path / "consensus.tsv").write_text("d\ta\tche\tDOCSTART left \tmention\t right DOCEND\n", encoding="utf-8")
     read = lambda name: inputs.read_documents(str(tmp_path / name))
     assert read("lines.txt") == [["one document."], ["another one."]]
     assert read("paras.txt") == [["s1 of d1.", "s2 of d1."], ["s1 of d2."]]
     assert read("ner.csv") == [["a b", "c"], ["d"]]
     assert read("ner.conll") == [["w1 w2", "w3"], ["w4"]]
+    assert read("bc5cdr.tsv") == [["A b", "C"], ["D"]]
     assert read("consensus.tsv") == [["left mention right"]]
     (tmp_path / "list").write_text(f"{tmp_path / 'lines.txt'}\n{tmp_path / 'paras.txt'}\n", encoding="utf-8")
     assert inputs.expand_input_files(f"@{tmp_path / 'list'}") == [str(tmp_path / "lines.txt"),

@@ -3,7 +3,8 @@
 Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when the file has blank
 lines, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens` column of Python list
 literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first column the word,
-a blank line ends a sentence, `-DOCSTART-` starts a document) and consensus TSV (six columns: the left context,
+a blank line ends a sentence, `-DOCSTART-` or a new
+BC5CDR document id starts a document) and consensus TSV (six columns: the left context,
 mention and right context of a row form one document). Only the words are read, never the tags.
 """
 
@@ -139,6 +140,7 @@ def _csv_documents(text: str, path: str) -> List[Document]:
 def _conll_documents(text: str, path: str) -> List[Document]:
     documents: List[Document] = [[]]
     words: List[str] = []
+    doc_id = None
     for line in text.split("\n") + [""]:
         columns = line.split("\t") if "\t" in line else line.split()
         if not line.strip() or columns[0] == "-DOCSTART-":
@@ -148,9 +150,10 @@ def _conll_documents(text: str, path: str) -> List[Document]:
             if line.strip():
                 documents.append([])
         else:
-            starts_document = not words and len(columns) == 4 and columns[1] not in ("-", "")
-            if starts_document and documents[-1]:  # BC5CDR layout: a document id on its first word
-                documents.append([])
+            if not words and len(columns) == 4 and columns[1] not in ("-", doc_id):
+                doc_id = columns[1]  # BC5CDR layout: the document id on each sentence's first word
+                if documents[-1]:
+                    documents.append([])
             words.append(columns[0])
     return documents
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -13,7 +13,7 @@ import tensorflow as tf
 from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
 from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS, Blocks, MaskingConfig, masked_batch
 
-BatchFn = Callable[[Sequence[int], int], Dict[str, np.ndarray]]
+LENGTH_GROUP = 50  # batches whose blocks are grouped by length
 
 
 def batch_signature(max_predictions: int) -> Dict[str, tf.TensorSpec]:
@@ -53,9 +53,17 @@ class MaskedLMData:
         return len(self.blocks) // self.batch_size
 
     def epoch_batches(self, epoch: int) -> np.ndarray:
-        """The block indices of the epoch's batches, [steps, batch_size]."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.blocks))
-        return order[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
+        """The block indices of the epoch's batches, [steps, batch_size]: a seeded random order, then within each
+        run of LENGTH_GROUP batches the blocks grouped by length (so the short last blocks of documents share
+        batches and little is padding), then the batches shuffled."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.blocks))[: self.steps_per_epoch * self.batch_size]
+        group = LENGTH_GROUP * self.batch_size
+        for start in range(0, len(order), group):
+            part = order[start: start + group]
+            order[start: start + group] = part[np.argsort(self.blocks.lengths[part], kind="stable")]
+        batches = order.reshape(self.steps_per_epoch, self.batch_size)
+        return batches[rng.permutation(len(batches))]
 
     def batch(self, indices: Sequence[int], epoch: int) -> Dict[str, np.ndarray]:
         """One masked batch of the given blocks, with the epoch's masks."""
