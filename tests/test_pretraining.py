@@ -404,8 +404,11 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
 
 
 def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
+    """An empty text file; the command also carries the published recipe's own flags (they parse)."""
     (tmp_path / "in.txt").write_text("", encoding="utf-8")
-    process = run_script(_command(tiny_checkpoint, tmp_path / "in.txt", tmp_path / "out"))
+    published = ["--do_train=True", "--do_eval=True", "--eval_batch_size=8", "--report_loss", "--horovod",
+                 "--use_fp16", "--use_xla", "--num_accumulation_steps=2"]
+    process = run_script(_command(tiny_checkpoint, tmp_path / "in.txt", tmp_path / "out", *published))
     assert process.returncode == 2, process.stderr[-1000:]
     assert error_lines(process) == [f"error: {tmp_path / 'in.txt'}: empty file: no text to pretrain on"]
     assert not (tmp_path / "out").exists()
