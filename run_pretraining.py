@@ -57,7 +57,8 @@ flags.DEFINE_bool("use_fp16", False, "NVIDIA's name for --use_amp.")
 FLAGS = flags.FLAGS
 
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
-from bert_tf import cli, distribution, html_report, optimization, pretrained, resume, tensorboard  # noqa: E402
+from bert_tf import (cli, distribution, fine_tuning, html_report, optimization, pretrained, resume,  # noqa: E402
+                     tensorboard)
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.pretraining import inputs, masking, model as mlm_model, task, tfrecords  # noqa: E402
@@ -96,10 +97,7 @@ def load_checkpoint() -> Tuple[pretrained.Checkpoint, object]:
         vocab_file = beside
     checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, vocab_file,
                                                        FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    positions = pretrained.max_positions(checkpoint)
-    if positions is not None and FLAGS.max_seq_length > positions:
-        raise InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds the model's {positions} position "
-                         "embeddings", checkpoint.path)
+    fine_tuning.check_positions(checkpoint, FLAGS.max_seq_length, "max_seq_length")
     tokenizer.token_to_id("[MASK]")
     return checkpoint, tokenizer
 
