@@ -147,7 +147,7 @@ def test_input_formats(tmp_path):
 
 @pytest.mark.parametrize("content, problem, line", [
     (b"", "empty file", None), (b"  \n\n", "empty file", None),
-    (b"text\nmore\x00binary", "binary file", 2), (b"ok\n\xff\xfe bad", "not UTF-8", 2)])
+    (b"text\nmore\x00binary", "binary file", 2), (b"ok\n\xff\xfe bad", "not valid UTF-8", 2)])
 def test_bad_text_files(tmp_path, content, problem, line):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)

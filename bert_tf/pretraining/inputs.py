@@ -17,6 +17,7 @@ import os
 from typing import Iterator, List, Sequence
 
 from bert_tf.errors import InputError
+from bert_tf import io_utils
 from bert_tf.io_utils import check_readable_file
 
 Document = List[str]  # its sentences (or lines), in order
@@ -53,19 +54,11 @@ def expand_input_files(spec: str) -> List[str]:
 
 
 def read_text(path: str) -> str:
-    """The file's text; InputError (with the line) for an unreadable, binary or non-UTF-8 file."""
-    check_readable_file(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read the file: {e.strerror}", path) from None
-    if b"\x00" in data:
-        raise InputError("binary file (NUL bytes), expected text", path, data[:data.index(b"\x00")].count(b"\n") + 1)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {data[e.start]:#04x})", path, data[:e.start].count(b"\n") + 1) from None
+    """The file's text with \\n line ends (io_utils.read_text: UTF-8, line of the first bad byte); InputError also for
+    a binary file (NUL bytes) and for one without text."""
+    text = io_utils.read_text(path)
+    if "\x00" in text:
+        raise InputError("binary file (NUL bytes), expected text", path, text[:text.index("\x00")].count("\n") + 1)
     if not text.strip():
         raise InputError("empty file: no text to pretrain on", path)
     return text.replace("\r\n", "\n").replace("\r", "\n")
