@@ -12,9 +12,12 @@ read from sys.argv here; it is defined for absl in bert_tf.flags.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from typing import Optional, Sequence
+
+from bert_tf.errors import EXIT_INTERRUPTED
 
 FLAG = "verbose_tf"
 captured = ""
@@ -73,4 +76,12 @@ def quiet_start(argv: Optional[Sequence[str]] = None) -> None:
         captured = import_tensorflow_quietly()
 
 
+def interrupted_at_start_up(signum: int, frame) -> None:
+    """SIGTERM before the run has written anything (until cli.error_exit_status takes over): exit 75."""
+    print("interrupted: stopped by SIGTERM during start-up; run the same command again to finish the job",
+          file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+signal.signal(signal.SIGTERM, interrupted_at_start_up)
 quiet_start()
