@@ -185,7 +185,7 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
-    callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else []
+    callbacks = [guard] + ([HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
     callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, FLAGS.output_dir, labels,
                                          lambda: last_validation.get("confusion_matrix"))
     checkpointer.attach(task.model, trainer.optimizer)
@@ -258,6 +258,7 @@ def load_published(run: distribution.RunContext, checkpoint: pretrained.Checkpoi
 
 def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     """Evaluate on dev.tsv and write eval_results.txt/.json and confusion_matrix.png."""
+    cli.enter_phase("evaluation")
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
@@ -284,12 +285,12 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
 
 def evaluation_notes(metrics: Dict) -> str:
     """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
-    baseline, calibration = metrics["majority_baseline"], metrics["calibration"]
+    baseline, fitted = metrics["majority_baseline"], metrics["calibration"]
     lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
              f"macro F1 {baseline['macro_f1']:.4f}",
-             f"calibration (temperature {calibration['temperature']:.4f}, ECE over {calibration['ece_bins']} bins): "
-             f"ECE {calibration['before']['ece']:.4f} before, {calibration['after']['ece']:.4f} after; "
-             f"NLL {calibration['before']['nll']:.4f} before, {calibration['after']['nll']:.4f} after"]
+             f"calibration (temperature {fitted['temperature']:.4f}, ECE over {fitted['ece_bins']} bins): "
+             f"ECE {fitted['before']['ece']:.4f} before, {fitted['after']['ece']:.4f} after; "
+             f"NLL {fitted['before']['nll']:.4f} before, {fitted['after']['nll']:.4f} after"]
     if metrics["collapsed"]:
         lines.append(f"COLLAPSED: the model does not beat the majority baseline; {calibration.COLLAPSE_ADVICE}")
     return "\n" + "\n".join(lines) + "\n"
@@ -355,17 +356,27 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
 
 
 def check_outputs(fingerprint: Optional[Dict], shards: list, is_corpus: bool) -> Optional[resume.TrainingCheckpointer]:
-    """Refuse to overwrite earlier results unless --overwrite_output_dir is given (resuming is fine: a corpus's
-    finished shards are skipped); with --do_train, the run's checkpointer."""
+    """Claim the output folder: refuse to overwrite earlier results unless --overwrite_output_dir is given (the
+    same command continuing its own unfinished run is fine, and so is a corpus's, whose finished shards are
+    skipped); with --do_train, the run's checkpointer."""
+    chief = distribution.chief_by_environment(FLAGS.distribution)
+    inputs = ([classifier.split_path(FLAGS.data_dir, "dev")] if FLAGS.do_eval else []) + [
+        shard.input for shard in shards if not is_corpus]
+    identity = cli.run_identity(flags, inputs)
     if FLAGS.do_train:
         return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                           fingerprint, distribution.chief_by_environment(FLAGS.distribution))
+                                           fingerprint, chief, {**identity, **fingerprint})
     planned = [os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt")] if FLAGS.do_eval else []
     if not is_corpus:
         planned += [p for shard in shards for p in shard.outputs.values()]
-    for path in planned:
-        if os.path.exists(path) and not FLAGS.overwrite_output_dir:
-            raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    def check() -> None:
+        for path in planned:
+            if os.path.exists(path) and not FLAGS.overwrite_output_dir:
+                raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    if chief:
+        cli.claim_output_dir(FLAGS.output_dir, identity, FLAGS.overwrite_output_dir, check)
     return None
 
 
