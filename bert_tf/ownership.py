@@ -47,10 +47,14 @@ def current_phase() -> str:
 
 
 def fingerprint(values: Dict[str, Any], data_files: Sequence[str], ignore: set) -> Dict[str, Any]:
-    """Flag values (less `ignore`) and each data file's size and modification time."""
+    """Flag values (less `ignore`) and each data file's size and modification time ("missing" when absent)."""
     result = {k: v for k, v in values.items() if k not in ignore}
     for path in data_files:
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError:  # a missing input is reported where it is read, as bad input
+            result[f"file {os.path.abspath(path)}"] = "missing"
+            continue
         result[f"file {os.path.abspath(path)}"] = f"{stat.st_size} bytes, modified {int(stat.st_mtime)}"
     return result
 

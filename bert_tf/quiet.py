@@ -6,7 +6,8 @@ and imports TensorFlow with file descriptor 2 sent to a temporary file: the line
 logging is initialised ("All log messages before absl::InitializeLog()", oneDNN, CUDA stubs) cannot be
 switched off by the environment. What was caught is kept in `captured` and shown if the import fails.
 With --verbose_tf nothing is hidden (TF_CPP_MIN_LOG_LEVEL=0). absl parses the flags later, so the flag is
-read from sys.argv here; it is defined for absl in bert_tf.flags.
+read from sys.argv here; it is defined for absl in bert_tf.flags. SIGTERM from here until the run's own handler
+takes over (cli.error_exit_status) exits with status 75: nothing is written yet, so the same command starts afresh.
 """
 
 from __future__ import annotations
