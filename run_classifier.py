@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
 
+import functools
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 from absl import app, flags
 
@@ -69,12 +70,14 @@ flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
 
 import bert_tf  # noqa: E402
-from bert_tf import (class_weights, cli, distribution, html_report, models, optimization, pretrained,  # noqa: E402
-                     reports, resume, tensorboard)
+import numpy as np  # noqa: E402
+from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
+                     pretrained, reports, resume, tensorboard)
 from bert_tf.classifier import calibration, feature_cache, task as classifier  # noqa: E402
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_classification_report, softmax  # noqa: E402
+from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
 from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
@@ -118,91 +121,151 @@ def cache_root() -> str:
     return FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
 
 
-def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str,
-          checkpointer: resume.TrainingCheckpointer) -> Tuple[models.TaskModel, Trainer]:
-    """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
-    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    positions = pretrained.max_positions(checkpoint)
-    if positions is not None and FLAGS.max_seq_length > positions:
-        raise InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds the model's {positions} position "
-                         "embeddings", checkpoint.path)
-    train_path = classifier.split_path(FLAGS.data_dir, "train")
-    dev_path = classifier.split_path(FLAGS.data_dir, "dev")
-    make = lambda path: classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
-                                                  FLAGS.replace_span, cache_root(), chief=run.chief)
-    train_info, dev_info = make(train_path), make(dev_path)
-    steps_per_epoch = classifier.steps_for(train_info.num_examples, FLAGS.train_batch_size)
-    total_steps = max(1, int(round(FLAGS.num_train_epochs * steps_per_epoch)))
-    epochs = int(math.ceil(total_steps / steps_per_epoch))
-    weights = class_weights.resolve_class_weights(FLAGS.class_weights, labels, classifier.cache_label_ids(train_info))
+class Steps(NamedTuple):
+    """The training length: steps per epoch, steps in all (--num_train_epochs may end mid-epoch), epochs begun,
+    and steps of linear warm-up."""
+
+    per_epoch: int
+    total: int
+    epochs: int
+    warmup: int
+
+
+def training_steps(num_examples: int) -> Steps:
+    """How long --num_train_epochs of --train_batch_size batches over `num_examples` train, and the warm-up
+    (--warmup_proportion of all steps)."""
+    per_epoch = classifier.steps_for(num_examples, FLAGS.train_batch_size)
+    total = max(1, int(round(FLAGS.num_train_epochs * per_epoch)))
+    return Steps(per_epoch, total, int(math.ceil(total / per_epoch)), int(FLAGS.warmup_proportion * total))
+
+
+def load_features(run: distribution.RunContext, labels: Sequence[str], labels_source: str,
+                  tokenizer: WordPieceTokenizer) -> Tuple[feature_cache.CacheInfo, feature_cache.CacheInfo]:
+    """The features of train.tsv and dev.tsv (from the feature cache when built before)."""
+    paths = [classifier.split_path(FLAGS.data_dir, split) for split in ("train", "dev")]
+    train_info, dev_info = (classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
+                                                      FLAGS.replace_span, cache_root(), chief=run.chief)
+                            for path in paths)
+    return train_info, dev_info
+
+
+def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+                labels: Sequence[str], steps: Steps, weights: Optional[np.ndarray]) -> Tuple[models.TaskModel, Trainer]:
+    """The sequence classifier, its optimizer (--optimizer, linear warm-up and decay) and trainer."""
     with run.strategy.scope():
         task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout,
                                        pooling=FLAGS.pooling)
-        schedule = optimization.WarmupLinearDecay(
-            FLAGS.learning_rate, int(FLAGS.warmup_proportion * total_steps), total_steps)
+        schedule = optimization.WarmupLinearDecay(FLAGS.learning_rate, steps.warmup, steps.total)
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       log_every=FLAGS.log_every, verbose=FLAGS.verbose, class_weights=weights)
-    summary = {
-        "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
-                 f"activation {checkpoint.activation})",
-        "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
-        "labels": f"{', '.join(labels)} (from {labels_source})",
+    return task, trainer
+
+
+def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
+              labels_source: str, train_info: feature_cache.CacheInfo, dev_info: feature_cache.CacheInfo,
+              steps: Steps, weights: Optional[np.ndarray]) -> Dict[str, object]:
+    """What this run trains, on what, how: printed at the start and kept for report.html."""
+    data_rows = {
+        "labels": f"{', '.join(task.labels)} (from {labels_source})",
         "data": f"train {train_info.num_examples}, dev {dev_info.num_examples} examples; "
                 f"max_seq_length {FLAGS.max_seq_length}; replace_span {FLAGS.replace_span}",
-        "devices": distribution.describe_devices(run.strategy),
-        "batch": run.describe_batch(FLAGS.train_batch_size),
-        "steps": f"{steps_per_epoch} per epoch, {total_steps} in all ({FLAGS.num_train_epochs:g} epochs), "
-                 f"warm-up {int(FLAGS.warmup_proportion * total_steps)}",
+    }
+    training_rows = {
+        "steps": f"{steps.per_epoch} per epoch, {steps.total} in all ({FLAGS.num_train_epochs:g} epochs), "
+                 f"warm-up {steps.warmup}",
         "optimizer": f"{FLAGS.optimizer}, peak learning rate {FLAGS.learning_rate:g}, weight decay "
                      f"{FLAGS.weight_decay:g}, clip norm 1.0",
         "head": f"pooling {FLAGS.pooling}; class weights "
-                f"{class_weights.describe_class_weights(FLAGS.class_weights, weights, labels)}; "
+                f"{class_weights.describe_class_weights(FLAGS.class_weights, weights, task.labels)}; "
                 f"calibrate {FLAGS.calibrate}",
-        "precision": run.precision, "xla": FLAGS.use_xla,
     }
-    cli.print_table("bert-tf consensus classifier", summary)
-    if run.chief:
-        html_report.write_run_summary(FLAGS.output_dir, "bert-tf consensus classifier",
-                                      {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples,
-                                       "cut to max_seq_length (train)": f"{train_info.mentions_truncated} mentions, "
-                                       f"{train_info.left_truncated} left and {train_info.right_truncated} right "
-                                       "contexts"})
+    return fine_tuning.run_table(checkpoint, task, run, FLAGS.train_batch_size, FLAGS.use_xla, data_rows,
+                                 training_rows)
 
-    def make_epoch_dataset(epoch: int, first_step: int):
-        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
-        return classifier.as_training_batches(data).take(steps).skip(first_step), steps
 
-    last_validation: Dict = {}
-    guard = calibration.CollapseGuard()
+def write_run_summary(summary: Dict[str, object], train_info: feature_cache.CacheInfo) -> None:
+    """The run table, examples per epoch and truncation counts, for report.html."""
+    html_report.write_run_summary(FLAGS.output_dir, "bert-tf consensus classifier",
+                                  {**summary, html_report.EXAMPLES_PER_EPOCH: train_info.num_examples,
+                                   "cut to max_seq_length (train)": f"{train_info.mentions_truncated} mentions, "
+                                   f"{train_info.left_truncated} left and {train_info.right_truncated} right "
+                                   "contexts"})
 
-    def validate() -> Dict[str, float]:
-        metrics = classifier.evaluate(trainer, dev_info, labels, FLAGS.eval_batch_size)
-        last_validation["confusion_matrix"] = metrics["confusion_matrix"]
-        guard.check(metrics)
+
+def epoch_dataset(train_info: feature_cache.CacheInfo, steps: Steps, epoch: int, first_step: int):
+    """The batches of training epoch `epoch` from step `first_step` on (shuffled by seed and epoch), and how many
+    the epoch has (the last may be cut short by --num_train_epochs)."""
+    count = min(steps.per_epoch, steps.total - epoch * steps.per_epoch)
+    data = feature_cache.cache_dataset(train_info, FLAGS.train_batch_size, shuffle=True, seed=FLAGS.seed * 1000 + epoch)
+    return classifier.as_training_batches(data).take(count).skip(first_step), count
+
+
+class DevValidation:
+    """The validation after every epoch: loss, accuracy and macro F1 on dev.tsv; it keeps the last confusion
+    matrix (for TensorBoard) and watches for a collapse (`guard`)."""
+
+    def __init__(self, trainer: Trainer, dev_info: feature_cache.CacheInfo, labels: Sequence[str]):
+        self.trainer, self.dev_info, self.labels = trainer, dev_info, labels
+        self.guard = calibration.CollapseGuard()
+        self.confusion_matrix: Optional[list] = None
+
+    def __call__(self) -> Dict[str, float]:
+        metrics = classifier.evaluate(self.trainer, self.dev_info, self.labels, FLAGS.eval_batch_size)
+        self.confusion_matrix = metrics["confusion_matrix"]
+        self.guard.check(metrics)
         return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["macro"]["f1"]}
 
+
+def fit(task: models.TaskModel, trainer: Trainer, train_info: feature_cache.CacheInfo,
+        dev_info: feature_cache.CacheInfo, steps: Steps, checkpointer: resume.TrainingCheckpointer,
+        chief: bool) -> calibration.CollapseGuard:
+    """Train (resuming where the checkpointer left off), validating on dev.tsv after every epoch; what the
+    validations saw of a collapse."""
+    validation = DevValidation(trainer, dev_info, task.labels)
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
-    callbacks = [guard] + ([HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
-    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, FLAGS.output_dir, labels,
-                                         lambda: last_validation.get("confusion_matrix"))
+    callbacks = [validation.guard] + ([HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))]
+                                      if chief else [])
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, chief, trainer, FLAGS.output_dir, task.labels,
+                                         lambda: validation.confusion_matrix)
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
-    trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate, outputs=tracker, callbacks=callbacks,
-                checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
+    trainer.fit(functools.partial(epoch_dataset, train_info, steps), epochs=steps.epochs, validate=validation,
+                outputs=tracker, callbacks=callbacks, checkpointer=checkpointer,
+                save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
+    return validation.guard
+
+
+def finish_model(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo,
+                 guard: calibration.CollapseGuard, chief: bool) -> None:
+    """Record a collapse, calibrate (--calibrate) and save the model (the chief) to <output_dir>/model."""
     task.meta["collapsed"] = guard.collapsed
     if guard.collapsed:
         print(f"WARNING: {guard.summary()}")
     task.meta["temperature"] = 1.0
     if FLAGS.calibrate:
         calibrate(task, trainer, dev_info)
-    if run.chief:
+    if chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
                            "flags": cli.flag_values(flags)})
+
+
+def train(run: distribution.RunContext, labels: Sequence[str], labels_source: str,
+          checkpointer: resume.TrainingCheckpointer) -> Tuple[models.TaskModel, Trainer]:
+    """Fine-tune on train.tsv, validate on dev.tsv after every epoch, save the final model."""
+    checkpoint, tokenizer = fine_tuning.load_checkpoint(FLAGS, "max_seq_length")
+    train_info, dev_info = load_features(run, labels, labels_source, tokenizer)
+    steps = training_steps(train_info.num_examples)
+    weights = class_weights.resolve_class_weights(FLAGS.class_weights, labels, classifier.cache_label_ids(train_info))
+    task, trainer = build_model(run, checkpoint, tokenizer, labels, steps, weights)
+    summary = run_table(checkpoint, task, run, labels_source, train_info, dev_info, steps, weights)
+    cli.print_table("bert-tf consensus classifier", summary)
+    if run.chief:
+        write_run_summary(summary, train_info)
+    guard = fit(task, trainer, train_info, dev_info, steps, checkpointer, run.chief)
+    finish_model(task, trainer, dev_info, guard, run.chief)
     return task, trainer
 
 
@@ -355,17 +418,31 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
               flush=True)
 
 
-def check_outputs(fingerprint: Optional[Dict], shards: list, is_corpus: bool) -> Optional[resume.TrainingCheckpointer]:
-    """Claim the output folder: refuse to overwrite earlier results unless --overwrite_output_dir is given (the
-    same command continuing its own unfinished run is fine, and so is a corpus's, whose finished shards are
-    skipped); with --do_train, the run's checkpointer."""
-    chief = distribution.chief_by_environment(FLAGS.distribution)
+def training_labels() -> Tuple[list, str]:
+    """The labels to train with and where they come from: --labels_dir, --labels_file, else train.tsv's."""
+    train_path = classifier.split_path(FLAGS.data_dir, "train")
+    return given_labels() or classifier.resolve_labels(None, train_path)
+
+
+def training_fingerprint() -> Dict:
+    """The flags and data files a resumed training run must share with the run it resumes."""
+    return resume.run_fingerprint(cli.flag_values(flags), [classifier.split_path(FLAGS.data_dir, split)
+                                                           for split in ("train", "dev")])
+
+
+def run_identity(shards: list, is_corpus: bool) -> Dict:
+    """This command's identity for its claim on --output_dir (bert_tf.ownership): its flags and input files."""
     inputs = ([classifier.split_path(FLAGS.data_dir, "dev")] if FLAGS.do_eval else []) + [
         shard.input for shard in shards if not is_corpus]
-    identity = cli.run_identity(flags, inputs)
+    return cli.run_identity(flags, inputs)
+
+
+def check_outputs(shards: list, is_corpus: bool) -> None:
+    """Claim --output_dir for evaluation or prediction: refuse to overwrite earlier results unless
+    --overwrite_output_dir is given (the same command continuing its own unfinished run is fine, and so is a
+    corpus's, whose finished shards are skipped). With --do_train, prepare_training_dir checks and claims."""
     if FLAGS.do_train:
-        return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                           fingerprint, chief, {**identity, **fingerprint})
+        return
     planned = [os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt")] if FLAGS.do_eval else []
     if not is_corpus:
         planned += [p for shard in shards for p in shard.outputs.values()]
@@ -375,45 +452,42 @@ def check_outputs(fingerprint: Optional[Dict], shards: list, is_corpus: bool) ->
             if os.path.exists(path) and not FLAGS.overwrite_output_dir:
                 raise InputError("exists; use --overwrite_output_dir to replace it", path)
 
-    if chief:
-        cli.claim_output_dir(FLAGS.output_dir, identity, FLAGS.overwrite_output_dir, check)
-    return None
+    if distribution.chief_by_environment(FLAGS.distribution):
+        cli.claim_output_dir(FLAGS.output_dir, run_identity(shards, is_corpus), FLAGS.overwrite_output_dir, check)
 
 
-@cli.exit_on_error
-def main(argv: Sequence[str]) -> None:
-    """--do_train, --do_eval and --do_predict, in that order."""
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
-    check_flags()
-    labels, labels_source, fingerprint = None, None, None
-    if FLAGS.do_train:
-        train_path = classifier.split_path(FLAGS.data_dir, "train")
-        labels, labels_source = given_labels() or classifier.resolve_labels(None, train_path)
-        fingerprint = resume.run_fingerprint(cli.flag_values(flags),
-                                              [train_path, classifier.split_path(FLAGS.data_dir, "dev")])
-    shards, is_corpus = prediction_plan() if FLAGS.do_predict else ([], False)
-    checkpointer = check_outputs(fingerprint, shards, is_corpus)
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
-                                 FLAGS.amp_dtype)
+def prepare_training_dir(fingerprint: Dict, identity: Dict) -> resume.TrainingCheckpointer:
+    """Check and claim --output_dir for training (empty, --overwrite_output_dir, or a run of the same `fingerprint`
+    to resume, or this command's own unfinished run: `identity`); the run's checkpointer."""
+    return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
+                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution),
+                                       {**identity, **fingerprint})
+
+
+def model_for_run(run: distribution.RunContext, labels: Optional[Sequence[str]], labels_source: Optional[str],
+                  checkpointer: Optional[resume.TrainingCheckpointer]) -> Tuple[models.TaskModel, Trainer]:
+    """Write run_config.json, then train (--do_train) or load the model to evaluate and predict with. On bad input
+    the output folder goes again when this run created it."""
     created = not os.path.exists(FLAGS.output_dir)
     try:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         if run.chief:
             cli.write_run_config(FLAGS.output_dir, cli.flag_values(flags))
         if FLAGS.do_train:
-            task, trainer = train(run, labels, labels_source, checkpointer)
-        else:
-            task, trainer = load_trained(run)
-            print(f"using {distribution.describe_devices(run.strategy)}")
+            return train(run, labels, labels_source, checkpointer)
+        task, trainer = load_trained(run)
+        print(f"using {distribution.describe_devices(run.strategy)}")
+        return task, trainer
     except InputError:
         if created:
             cli.remove_tree_quietly(FLAGS.output_dir)
         raise
-    if FLAGS.do_eval:
-        evaluate(task, trainer, run.chief)
-    if FLAGS.do_predict:
-        predict(task, trainer, run.chief, shards, is_corpus)
+
+
+def finish(task: models.TaskModel, run: distribution.RunContext,
+           checkpointer: Optional[resume.TrainingCheckpointer]) -> None:
+    """Remove the resume checkpoints of a finished training run, write report.html, say where the outputs are
+    and whether the model collapsed."""
     if checkpointer is not None:
         resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
     if run.chief:
@@ -422,6 +496,27 @@ def main(argv: Sequence[str]) -> None:
     if task.meta.get("collapsed"):
         print("WARNING: this run's model collapsed: no validation beat the majority baseline; "
               f"{calibration.COLLAPSE_ADVICE}")
+
+
+@cli.exit_on_error
+def main(argv: Sequence[str]) -> None:
+    """--do_train, --do_eval and --do_predict, in that order."""
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_flags()
+    labels, labels_source = training_labels() if FLAGS.do_train else (None, None)
+    fingerprint = training_fingerprint() if FLAGS.do_train else None
+    shards, is_corpus = prediction_plan() if FLAGS.do_predict else ([], False)
+    check_outputs(shards, is_corpus)
+    checkpointer = prepare_training_dir(fingerprint, run_identity(shards, is_corpus)) if FLAGS.do_train else None
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
+                                 FLAGS.amp_dtype)
+    task, trainer = model_for_run(run, labels, labels_source, checkpointer)
+    if FLAGS.do_eval:
+        evaluate(task, trainer, run.chief)
+    if FLAGS.do_predict:
+        predict(task, trainer, run.chief, shards, is_corpus)
+    finish(task, run, checkpointer)
 
 
 if __name__ == "__main__":

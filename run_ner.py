@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up unless --verbose_tf)
 
+import dataclasses
+import functools
 import json
 import os
 import time
@@ -70,8 +72,8 @@ FLAGS = flags.FLAGS
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 import numpy as np  # noqa: E402
 
-from bert_tf import (class_weights, cli, distribution, html_report, models, optimization, pretrained,  # noqa: E402
-                     resume, tensorboard)
+from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
+                     pretrained, resume, tensorboard)
 from bert_tf.ner import data as ner_data, decoding, raw_text, task as ner  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -104,16 +106,6 @@ def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
         train, val, test = ner_data.split_train_val_test(examples, FLAGS.val_test_size, FLAGS.seed)
         return {"train": train, "val": val, "test": test}, True
     return {split: ner_data.read_ner_csv(files[split]) for split in ("train", "val", "test")}, False
-
-
-def load_checkpoint(max_len: int) -> Tuple[pretrained.Checkpoint, WordPieceTokenizer]:
-    """The pretrained checkpoint and its tokenizer, checked against --max_len."""
-    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
-                                                       FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    positions = pretrained.max_positions(checkpoint)
-    if positions is not None and max_len > positions:
-        raise InputError(f"--max_len={max_len} exceeds the model's {positions} position embeddings", checkpoint.path)
-    return checkpoint, tokenizer
 
 
 def build_optimizer(task: models.TaskModel, steps_per_epoch: int):
@@ -155,20 +147,42 @@ def eval_set_of(examples: Sequence[ner_data.NerExample], labels: Optional[List[s
                              [e.doc_id for e in examples], context)
 
 
-def train(out_dir: str) -> None:
-    """Fine-tune, keep the best model by validation F1, then test it and write the reports."""
-    datasets, was_split = read_datasets()
-    checkpoint, tokenizer = load_checkpoint(FLAGS.max_len)
-    labels = choose_labels(datasets)
-    context = choose_context(ner_data.has_documents(datasets["train"]))
+@dataclasses.dataclass
+class TrainingInputs:
+    """What a training run reads, as the model sees it: the splits, labels, context, windows and batching."""
+
+    datasets: Dict[str, List[ner_data.NerExample]]
+    was_split: bool
+    labels: List[str]
+    context: str
+    train_rows: ner.Rows
+    words_cut: int
+    shortened: int
+    val_set: ner.EvalSet
+    test_set: ner.EvalSet
+    buckets: List[int]
+    steps_per_epoch: int
+    class_weights: Optional[np.ndarray]
+
+    @property
+    def train_docs(self) -> List[ner_data.NerExample]:
+        """The training examples."""
+        return self.datasets["train"]
+
+
+def prepare_output_dir(out_dir: str, datasets: Dict[str, List[ner_data.NerExample]]) -> resume.TrainingCheckpointer:
+    """Check the output folder (empty, --overwrite_output_dir, or a run of these flags and data to resume); the
+    run's checkpointer."""
     data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
     fingerprint = resume.run_fingerprint(cli.flag_values(flags), data_files)
-    checkpointer = resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path",
-                                               fingerprint, distribution.chief_by_environment(FLAGS.distribution),
-                                               cli.run_identity(flags, data_files))
+    return resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path",
+                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution),
+                                       cli.run_identity(flags, data_files))
 
-    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
-                                 FLAGS.amp_dtype)
+
+def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: bool, labels: List[str], context: str,
+                  tokenizer: WordPieceTokenizer) -> TrainingInputs:
+    """Training windows, validation and test sets, padded lengths, steps per epoch and class weights."""
     label_to_id = {label: i for i, label in enumerate(labels)}
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
@@ -180,81 +194,129 @@ def train(out_dir: str) -> None:
     weights = class_weights.resolve_class_weights(
         FLAGS.class_weights, labels, np.array([label_to_id[t] for e in train_docs for t in e.tags], np.int64))
     steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
+    return TrainingInputs(datasets, was_split, labels, context, train_rows, words_cut, shortened, val_set, test_set,
+                          buckets, steps_per_epoch, weights)
 
+
+def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+                inputs: TrainingInputs) -> Tuple[models.TaskModel, List[str], Trainer]:
+    """The token classifier (with --freeze_layers applied; the frozen parts named), its optimizer and trainer."""
     with run.strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, labels, "token", FLAGS.classifier_dropout)
+        task = models.build_task_model(checkpoint, tokenizer, inputs.labels, "token", FLAGS.classifier_dropout)
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
-        optimizer = build_optimizer(task, steps_per_epoch)
+        optimizer = build_optimizer(task, inputs.steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=(ner.ROW_ID,), log_every=FLAGS.log_every, verbose=FLAGS.verbose,
-                      class_weights=weights)
-    summary = {
-        "model": f"{checkpoint.path} ({checkpoint.kind}; {models.describe_backbone(task.backbone)}; "
-                 f"activation {checkpoint.activation})",
-        "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
+                      class_weights=inputs.class_weights)
+    return task, frozen, trainer
+
+
+def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
+              inputs: TrainingInputs, frozen: List[str]) -> Dict[str, object]:
+    """What this run trains, on what, how: printed at the start and kept for report.html."""
+    train_docs, labels, context = inputs.train_docs, inputs.labels, inputs.context
+    data_rows = {
         "labels": f"{len(labels)}: {', '.join(labels)}",
-        "data": f"train {len(train_docs)}, val {val_set.num_docs}, test {test_set.num_docs} documents"
-                + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if was_split else ""),
-        "windows": f"{len(train_rows)} training windows of at most max_len={FLAGS.max_len} for {len(train_docs)} rows; "
-                   f"{words_cut} training words cut" + (f" ({shortened} over-long words keep their first "
-                                                        f"{FLAGS.max_len - 2} sub-tokens)" if shortened else ""),
+        "data": f"train {len(train_docs)}, val {inputs.val_set.num_docs}, test {inputs.test_set.num_docs} documents"
+                + (f" (split from one file, {FLAGS.val_test_size} each for val and test)" if inputs.was_split else ""),
+        "windows": f"{len(inputs.train_rows)} training windows of at most max_len={FLAGS.max_len} for "
+                   f"{len(train_docs)} rows; {inputs.words_cut} training words cut"
+                   + (f" ({inputs.shortened} over-long words keep their first {FLAGS.max_len - 2} sub-tokens)"
+                      if inputs.shortened else ""),
         "context": f"{context}" + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
                                    if context == "document" else "")
                    + f"; words decided by the {FLAGS.context_vote} window; decoding {FLAGS.decode}",
-        "devices": distribution.describe_devices(run.strategy),
-        "batch": run.describe_batch(FLAGS.batch_size),
-        "steps": f"{steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {buckets}",
-        "class weights": class_weights.describe_class_weights(FLAGS.class_weights, weights, labels),
-        "precision": run.precision, "xla": FLAGS.use_xla,
-        "trainable": f"{sum(int(v.numpy().size) for v in task.model.trainable_variables):,} parameters"
-                     + (f" (frozen: {', '.join(frozen)})" if frozen else ""),
     }
-    cli.print_table("bert-tf NER", summary)
+    training_rows = {
+        "steps": f"{inputs.steps_per_epoch} per epoch, up to {FLAGS.epochs} epochs; padded lengths {inputs.buckets}",
+        "class weights": class_weights.describe_class_weights(FLAGS.class_weights, inputs.class_weights, labels),
+    }
+    trainable = sum(int(v.numpy().size) for v in task.model.trainable_variables)
+    return {**fine_tuning.run_table(checkpoint, task, run, FLAGS.batch_size, FLAGS.use_xla, data_rows, training_rows),
+            "trainable": f"{trainable:,} parameters" + (f" (frozen: {', '.join(frozen)})" if frozen else "")}
 
+
+def write_run_files(out_dir: str, chief: bool, summary: Dict[str, object], inputs: TrainingInputs,
+                    checkpoint: pretrained.Checkpoint) -> None:
+    """run_config.json, the run summary for report.html and, for data split here, the three splits."""
     os.makedirs(out_dir, exist_ok=True)
-    if run.chief:
-        cli.write_run_config(out_dir, cli.flag_values(flags),
-                                 {"labels": labels, "max_len": FLAGS.max_len, "checkpoint": checkpoint.path,
-                                  "context": context})
-        html_report.write_run_summary(out_dir, "bert-tf NER", {
-            **summary, html_report.EXAMPLES_PER_EPOCH: len(train_docs),
-            "training tag counts": html_report.counts(t for e in train_docs for t in e.tags),
-            "windows": f"val {len(val_set.rows)}, test {len(test_set.rows)} windows of max_len={FLAGS.max_len}"})
-        if was_split:
-            for split, examples in datasets.items():
-                ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
-    model_dir = os.path.join(out_dir, "model")
+    if not chief:
+        return
+    cli.write_run_config(out_dir, cli.flag_values(flags), {"labels": inputs.labels, "max_len": FLAGS.max_len,
+                                                           "checkpoint": checkpoint.path, "context": inputs.context})
+    html_report.write_run_summary(out_dir, "bert-tf NER", {
+        **summary, html_report.EXAMPLES_PER_EPOCH: len(inputs.train_docs),
+        "training tag counts": html_report.counts(t for e in inputs.train_docs for t in e.tags),
+        "windows": f"val {len(inputs.val_set.rows)}, test {len(inputs.test_set.rows)} windows of "
+                   f"max_len={FLAGS.max_len}"})
+    if inputs.was_split:
+        for split, examples in inputs.datasets.items():
+            ner_data.write_ner_csv(os.path.join(out_dir, f"{split}.csv"), examples)
 
-    def make_epoch_dataset(epoch: int, first_step: int):
-        batches = ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, True,
-                                   np.random.default_rng([FLAGS.seed, epoch]))
-        dataset = ner.batches_dataset(train_rows, batches[first_step:], buckets, tokenizer.pad_id, FLAGS.num_workers)
-        return dataset, len(batches)
 
-    def validate() -> Dict[str, float]:
-        metrics, _ = ner.evaluate(trainer, val_set, labels, FLAGS.batch_size, buckets, tokenizer.pad_id,
-                                  FLAGS.num_workers, FLAGS.context_vote, FLAGS.decode)
-        return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["f1"]}
+def epoch_dataset(inputs: TrainingInputs, pad_id: int, epoch: int, first_step: int):
+    """The batches of training epoch `epoch` from step `first_step` on (shuffled by seed and epoch), and how many
+    the epoch has."""
+    batches = ner.make_batches(inputs.train_rows.lengths(), FLAGS.batch_size, inputs.buckets, True,
+                               np.random.default_rng([FLAGS.seed, epoch]))
+    dataset = ner.batches_dataset(inputs.train_rows, batches[first_step:], inputs.buckets, pad_id, FLAGS.num_workers)
+    return dataset, len(batches)
 
-    def save() -> None:
-        if run.chief:
-            models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags),
-                                                "context": context, "context_vote": FLAGS.context_vote,
-                                                "decode": FLAGS.decode})
 
-    tracker = OutputTracker(["preds", ner.ROW_ID], lambda parts: ner.training_metrics(parts, train_rows, labels))
-    monitor = BestModelMonitor("val_f1", save, FLAGS.patience, "max", FLAGS.verbose)
-    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if run.chief else [])
-    callbacks += tensorboard.make_writer(FLAGS.tensorboard, run.chief, trainer, out_dir)
+def validate(trainer: Trainer, inputs: TrainingInputs, pad_id: int) -> Dict[str, float]:
+    """Loss, accuracy and F1 on the validation set."""
+    metrics, _ = ner.evaluate(trainer, inputs.val_set, inputs.labels, FLAGS.batch_size, inputs.buckets, pad_id,
+                              FLAGS.num_workers, FLAGS.context_vote, FLAGS.decode)
+    return {"loss": metrics["loss"], "accuracy": metrics["accuracy"], "f1": metrics["f1"]}
+
+
+def save_model(task: models.TaskModel, model_dir: str, context: str, chief: bool) -> None:
+    """Save the model (the chief only) with what prediction needs: max_len, context, vote, decoding, flags."""
+    if chief:
+        models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags),
+                                            "context": context, "context_vote": FLAGS.context_vote,
+                                            "decode": FLAGS.decode})
+
+
+def fit(trainer: Trainer, task: models.TaskModel, inputs: TrainingInputs, checkpointer: resume.TrainingCheckpointer,
+        out_dir: str, chief: bool) -> BestModelMonitor:
+    """Train (resuming where the checkpointer left off), validating and saving the best model by validation F1,
+    stopping after --patience validations without a better one; the best weights are restored at the end."""
+    model_dir, pad_id = os.path.join(out_dir, "model"), task.tokenizer.pad_id
+    tracker = OutputTracker(["preds", ner.ROW_ID],
+                            lambda parts: ner.training_metrics(parts, inputs.train_rows, inputs.labels))
+    monitor = BestModelMonitor("val_f1", functools.partial(save_model, task, model_dir, inputs.context, chief),
+                               FLAGS.patience, "max", FLAGS.verbose)
+    callbacks = [monitor] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "f1"))] if chief else [])
+    callbacks += tensorboard.make_writer(FLAGS.tensorboard, chief, trainer, out_dir)
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
-    trainer.fit(make_epoch_dataset, epochs=FLAGS.epochs, validate=validate, outputs=tracker,
+    trainer.fit(functools.partial(epoch_dataset, inputs, pad_id), epochs=FLAGS.epochs,
+                validate=functools.partial(validate, trainer, inputs, pad_id), outputs=tracker,
                 validations_per_epoch=FLAGS.num_validate_during_training, callbacks=callbacks,
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s; best validation F1 {monitor.best:.4f} "
           f"at epoch {monitor.best_position:.2f}")
     monitor.restore_best(task.model, lambda: models.load_saved_model(model_dir).model.get_weights())
-    test(trainer, test_set, labels, buckets, tokenizer.pad_id, monitor, out_dir, run.chief)
+    return monitor
+
+
+def train(out_dir: str) -> None:
+    """Fine-tune, keep the best model by validation F1, then test it and write the reports."""
+    datasets, was_split = read_datasets()
+    checkpoint, tokenizer = fine_tuning.load_checkpoint(FLAGS, "max_len")
+    labels = choose_labels(datasets)
+    context = choose_context(ner_data.has_documents(datasets["train"]))
+    checkpointer = prepare_output_dir(out_dir, datasets)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
+                                 FLAGS.amp_dtype)
+    inputs = encode_inputs(datasets, was_split, labels, context, tokenizer)
+    task, frozen, trainer = build_model(run, checkpoint, tokenizer, inputs)
+    summary = run_table(checkpoint, task, run, inputs, frozen)
+    cli.print_table("bert-tf NER", summary)
+    write_run_files(out_dir, run.chief, summary, inputs, checkpoint)
+    monitor = fit(trainer, task, inputs, checkpointer, out_dir, run.chief)
+    test(trainer, inputs.test_set, labels, inputs.buckets, tokenizer.pad_id, monitor, out_dir, run.chief)
     resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
 
 
