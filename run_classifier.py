@@ -44,21 +44,9 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
 flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the pooled vector (see --pooling).")
 flags.DEFINE_string("cache_dir", None, "Feature cache root (default: <output_dir>/feature_cache); share it "
                     "between runs on the same data, e.g. in a grid search.")
-flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a corpus "
-                    "of shards: a folder (its *.tsv), a glob pattern (quoted), or @LIST (a file naming one input a "
-                    "line). A corpus is predicted in one process; shards whose outputs exist are skipped.")
-flags.DEFINE_string("predict_output_dir", None, "Where --do_predict writes (default: --output_dir).")
-flags.DEFINE_enum("shard_id", "stem", list(corpus.SHARD_ID_MODES), "How a corpus shard NAME.tsv names its outputs "
-                  "(output_with_probabilities_ID.tsv): stem (ID = NAME) or last_field (the text after NAME's last "
-                  "'-', e.g. 042 of ggp-contexts-w100-042.tsv, as the published pipeline).")
-flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this process's group, 0..N-1 (default: "
-                     "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.")
-flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
-                     "single-GPU jobs): shard j goes to group j % N.")
-flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
-                  "without header (every probability the model computes), test_output_labels.txt and "
-                  "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
-                  "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).")
+flags.DEFINE_integer("featurize_workers", None, "Processes that featurize a data file into the feature cache "
+                     "(default: the usable cores, at most 8; 1: in this process).", lower_bound=1)
+corpus.define_flags()
 flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
                   "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
@@ -144,7 +132,8 @@ def load_features(run: distribution.RunContext, labels: Sequence[str], labels_so
     """The features of train.tsv and dev.tsv (from the feature cache when built before)."""
     paths = [classifier.split_path(FLAGS.data_dir, split) for split in ("train", "dev")]
     train_info, dev_info = (classifier.build_features(path, labels, labels_source, tokenizer, FLAGS.max_seq_length,
-                                                      FLAGS.replace_span, cache_root(), chief=run.chief)
+                                                      FLAGS.replace_span, cache_root(), chief=run.chief,
+                                                      workers=FLAGS.featurize_workers)
                             for path in paths)
     return train_info, dev_info
 
@@ -326,7 +315,7 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
-                                     chief=chief)
+                                     chief=chief, workers=FLAGS.featurize_workers)
     temperature = float(task.meta.get("temperature", 1.0))
     logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
     metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
@@ -348,12 +337,12 @@ def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
 
 def evaluation_notes(metrics: Dict) -> str:
     """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
-    baseline, fitted = metrics["majority_baseline"], metrics["calibration"]
+    baseline, fit = metrics["majority_baseline"], metrics["calibration"]
     lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
              f"macro F1 {baseline['macro_f1']:.4f}",
-             f"calibration (temperature {fitted['temperature']:.4f}, ECE over {fitted['ece_bins']} bins): "
-             f"ECE {fitted['before']['ece']:.4f} before, {fitted['after']['ece']:.4f} after; "
-             f"NLL {fitted['before']['nll']:.4f} before, {fitted['after']['nll']:.4f} after"]
+             f"calibration (temperature {fit['temperature']:.4f}, ECE over {fit['ece_bins']} bins): "
+             f"ECE {fit['before']['ece']:.4f} before, {fit['after']['ece']:.4f} after; "
+             f"NLL {fit['before']['nll']:.4f} before, {fit['after']['nll']:.4f} after"]
     if metrics["collapsed"]:
         lines.append(f"COLLAPSED: the model does not beat the majority baseline; {calibration.COLLAPSE_ADVICE}")
     return "\n" + "\n".join(lines) + "\n"
@@ -401,12 +390,13 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
         shard_started = time.time()
         if is_corpus:
             with classifier.scratch_features(shard.input, task.labels, task.tokenizer, max_seq_length,
-                                             replace_span) as info:
+                                             replace_span, FLAGS.featurize_workers) as info:
                 count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
                                                           shard.outputs, chief, description=f"shard {k}/{len(todo)}")
         else:
             info = classifier.build_features(shard.input, task.labels, "the model's labels", task.tokenizer,
-                                             max_seq_length, replace_span, cache_root(), check_labels=False, chief=chief)
+                                             max_seq_length, replace_span, cache_root(), check_labels=False, chief=chief,
+                                             workers=FLAGS.featurize_workers)
             count = classifier.write_prediction_files(trainer, info, shard.input, task.labels, FLAGS.predict_batch_size,
                                                       shard.outputs, chief)
         total += info.num_examples

@@ -21,6 +21,7 @@ from absl import app, flags
 
 from bert_tf import flags as shared_flags
 from bert_tf.errors import InputError
+from bert_tf.ner import decoding, windowing
 
 shared_flags.define_shared_flags()
 flags.DEFINE_string("data_path", None, "Folder with train.csv, val.csv, test.csv (or only train.csv / data.csv "
@@ -51,16 +52,16 @@ flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is g
 flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or raw text "
                     "(a .txt file, one document a line, or a folder of .txt files, one document each: split into "
                     "sentences and words here; entities also written with character offsets and as brat .ann).")
-flags.DEFINE_enum("context", "auto", ["auto", "none", "document"],
+flags.DEFINE_enum("context", "auto", ["auto", *windowing.CONTEXT_MODES],
                   "Cross-sentence context: document fills each sentence's window with the preceding and following "
                   "sentences of its document (doc_id column, -DOCSTART- lines); none: each row alone; auto: "
                   "none for training, the saved model's setting for prediction (document context did not beat "
                   "sentence-only on both BC5CDR and Turku NER in bench/CONTEXT_RESULTS.md, so it is not the default).")
-flags.DEFINE_enum("context_vote", "majority", ["central", "majority"],
+flags.DEFINE_enum("context_vote", windowing.DEFAULT_VOTE, list(windowing.VOTES),
                   "Which window decides a word seen in several: a majority over all of them (ties: the most "
                   "central), or the one where it is most central (bench/CONTEXT_RESULTS.md: majority is as good or "
                   "better on both BC5CDR and Turku NER).")
-flags.DEFINE_enum("decode", "viterbi", ["viterbi", "argmax"],
+flags.DEFINE_enum("decode", decoding.DEFAULT_DECODE, list(decoding.DECODE_MODES),
                   "viterbi: the most probable IOB2-valid tag sequence of each sentence; argmax: each word's most "
                   "probable tag.")
 flags.DEFINE_string("labels_file", None, "The tags, one a line, 'O' first, in the model's order (default: 'O' "
@@ -74,7 +75,7 @@ import numpy as np  # noqa: E402
 
 from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
                      pretrained, resume, tensorboard)
-from bert_tf.ner import data as ner_data, decoding, raw_text, task as ner  # noqa: E402
+from bert_tf.ner import data as ner_data, raw_text, task as ner  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
 from bert_tf.tokenization import WordPieceTokenizer  # noqa: E402
@@ -129,13 +130,15 @@ def choose_labels(datasets: Dict[str, List[ner_data.NerExample]]) -> List[str]:
     return labels
 
 
-def choose_context(has_documents: bool, saved: str = "none") -> str:
+def choose_context(has_documents: bool, saved: str = "none") -> Tuple[str, str]:
     """--context, with auto resolved: the saved model's setting when predicting with one, else none (document
     context did not beat sentence-only context on both BC5CDR and Turku NER in bench/CONTEXT_RESULTS.md, so it
-    is asked for with --context=document; `has_documents` says whether it could be)."""
-    if FLAGS.context != "auto":
-        return FLAGS.context
-    return "document" if saved == "document" else "none"
+    is asked for with --context=document); the context that runs and its description (a warning when document
+    context was asked for and the data has no document ids)."""
+    context, description = windowing.resolve_context(FLAGS.context, has_documents, saved)
+    if description != context:
+        cli.notice(f"context {description}", kind="warning")
+    return context, description
 
 
 def eval_set_of(examples: Sequence[ner_data.NerExample], labels: Optional[List[str]], tokenizer: WordPieceTokenizer,
@@ -223,7 +226,8 @@ def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: di
                    f"{len(train_docs)} rows; {inputs.words_cut} training words cut"
                    + (f" ({inputs.shortened} over-long words keep their first {FLAGS.max_len - 2} sub-tokens)"
                       if inputs.shortened else ""),
-        "context": f"{context}" + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
+        "context": windowing.resolve_context(FLAGS.context, ner_data.has_documents(train_docs))[1]
+                   + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
                                    if context == "document" else "")
                    + f"; words decided by the {FLAGS.context_vote} window; decoding {FLAGS.decode}",
     }
@@ -306,7 +310,7 @@ def train(out_dir: str) -> None:
     datasets, was_split = read_datasets()
     checkpoint, tokenizer = fine_tuning.load_checkpoint(FLAGS, "max_len")
     labels = choose_labels(datasets)
-    context = choose_context(ner_data.has_documents(datasets["train"]))
+    context, _ = choose_context(ner_data.has_documents(datasets["train"]))
     checkpointer = prepare_output_dir(out_dir, datasets)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
@@ -360,13 +364,13 @@ def predict(model_path: str) -> None:
     with run.strategy.scope():
         task = models.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
-    context = choose_context(ner_data.has_documents(examples), task.meta.get("context", "none"))
+    context, context_text = choose_context(ner_data.has_documents(examples), task.meta.get("context", "none"))
     vote, decode = (FLAGS[name].value if FLAGS[name].present else task.meta.get(name, FLAGS[name].value)
                     for name in ("context_vote", "decode"))
     trainer = Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     print(f"predicting with {distribution.describe_devices(run.strategy)}; "
           f"batch {run.describe_batch(FLAGS.batch_size)}; precision {run.precision}; "
-          f"context {context}, {vote} window, decoding {decode}")
+          f"context {context_text}, {vote} window, decoding {decode}")
     eval_set = eval_set_of(examples, None, task.tokenizer, max_len, context)
     buckets = ner.bucket_lengths(max_len, FLAGS.bucket_by_length, FLAGS.bucket_lengths)
     started = time.time()

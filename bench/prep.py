@@ -105,11 +105,11 @@ def generate_consensus_tsv(path: str, rows: int, seed: int, source: str = CONSEN
             "generate_seconds": time.perf_counter() - started}
 
 
-def cf_workers() -> int:
-    """How many featurizing processes a cache build uses here."""
+def cf_workers(cfg: Dict[str, Any]) -> int:
+    """How many featurizing processes a cache build uses here (cfg["workers"], else the default)."""
     from bert_tf.classifier import feature_cache
 
-    return feature_cache.default_workers()
+    return cfg.get("workers") or feature_cache.default_workers()
 
 
 def count_distinct_words(path: str, max_rows: int) -> int:
@@ -164,7 +164,7 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rss_before = current_rss_mb()
     started = time.perf_counter()
     info = classifier.build_features(cfg["tsv"], labels, cfg["labels_file"], tokenizer, cfg["max_seq_length"],
-                                     cfg.get("replace_span"), cache_root)
+                                     cfg.get("replace_span"), cache_root, workers=cfg.get("workers"))
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
     children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
@@ -174,7 +174,7 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "examples": info.num_examples, "seconds": seconds, "examples_per_s": info.num_examples / seconds,
         "rss_before_mb": rss_before, "peak_rss_mb": peak, "growth_mb": peak - rss_before,
-        "workers_peak_rss_mb": children_peak, "workers": cf_workers(),
+        "workers_peak_rss_mb": children_peak, "workers": cf_workers(cfg),
         "cache_mb": cache_bytes / 2 ** 20, "shards": len(info.shard_files), "load_before": load_before,
     }
 

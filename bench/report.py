@@ -8,7 +8,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench.common import FLOPS_FORMULA
 
-WORKERS_ENV = "BERT_TF_FEATURIZE_WORKERS"
 
 GPU_COMMAND = ("bash bench/gpu_check.sh   # the prepared check: XLA, float16/bfloat16, mirrored, prediction (~8 min)\n"
                "python bench/run_bench.py --cases step --use_xla --use_amp --seq_lens 128,256 --peak_tflops <peak>")
@@ -225,7 +224,7 @@ def prep_lines(prep: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
         lines.append("")
     serial = prep.get("one_process")
     if _ok(serial) and ok:
-        lines.append(f"The first size featurized in one process ({WORKERS_ENV}=1): {serial['examples_per_s']:,.0f} "
+        lines.append(f"The first size featurized in one process (--featurize_workers=1): {serial['examples_per_s']:,.0f} "
                      f"examples/s; with {ok[0].get('workers')} featurizing processes: {ok[0]['examples_per_s']:,.0f} "
                      f"(fastest of {len(ok[0].get('all_seconds') or [1])} builds: "
                      f"{', '.join(_f(x, 1) for x in ok[0].get('all_seconds') or [])} s).")

@@ -173,8 +173,8 @@ def prep_case(args: argparse.Namespace) -> Dict[str, Any]:
         out["sizes"][str(rows)] = {"generated": generated, **best,
                                    "all_seconds": [r.get("seconds") for r in runs]}
         if i == 0:
-            out["one_process"] = _worker("bench.prep", dict(base, tsv=path), args.work_dir, f"prep_{rows}_serial",
-                                         env={"BERT_TF_FEATURIZE_WORKERS": "1"})
+            out["one_process"] = _worker("bench.prep", dict(base, tsv=path, workers=1), args.work_dir,
+                                         f"prep_{rows}_serial")
     return out
 
 

@@ -131,10 +131,11 @@ def print_table(title: str, rows: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def notice(message: str, path: Optional[str] = None) -> None:
-    """Print a one-line notice (something the user should know that is not an error) to stderr."""
+def notice(message: str, path: Optional[str] = None, kind: str = "note") -> None:
+    """Print a one-line notice (something the user should know that is not an error) to stderr, as
+    'KIND: [PATH: ]message' (kind "warning": the run does something other than what was asked)."""
     where = f"{path}: " if path else ""
-    print(f"note: {where}{' '.join(message.split())}", file=sys.stderr)
+    print(f"{kind}: {where}{' '.join(message.split())}", file=sys.stderr)
     sys.stderr.flush()
 
 

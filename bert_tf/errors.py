@@ -13,6 +13,15 @@ EXIT_DISK_FULL = 4  # the disk filled up (or the file system is read-only) while
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; try again (the SLURM templates requeue on it)
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an exception's message, or its type's name when the message is empty
+    (for one-line error messages that quote a library's error)."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__
+
+
 class InputError(Exception):
     """Bad user input (data file, flag, model directory). Entry points print it and exit with 2."""
 

@@ -41,35 +41,41 @@ LABELS_FILE = "labels.txt"
 # --- Hugging Face ------------------------------------------------------------------------------------------
 
 
-def hf_config(task: models.TaskModel) -> Dict[str, Any]:
-    """The transformers config.json of a task model."""
-    backbone = task.backbone
-    pooled_by_us = task.head == "sequence" and task.pooling != "pooler"
-    pooling = {"bert_tf_pooling": task.pooling, "bert_tf_pooling_position": HF_POOLING_POSITIONS[task.pooling]} \
-        if pooled_by_us else {}
+def hf_encoder_config(backbone: Any, activation: str, pad_id: int) -> Dict[str, Any]:
+    """The transformers config.json entries that describe a BERT encoder (any head)."""
     return {
-        "architectures": [HF_ENCODER_ONLY if pooled_by_us else HF_ARCHITECTURES[task.head]],
-        **pooling,
         "model_type": "bert",
         "vocab_size": backbone.vocabulary_size,
         "hidden_size": backbone.hidden_dim,
         "num_hidden_layers": backbone.num_layers,
         "num_attention_heads": backbone.num_heads,
         "intermediate_size": backbone.intermediate_dim,
-        "hidden_act": HF_HIDDEN_ACT[task.activation],
+        "hidden_act": HF_HIDDEN_ACT[activation],
         "hidden_dropout_prob": float(backbone.dropout),
         "attention_probs_dropout_prob": float(backbone.dropout),
-        "classifier_dropout": float(task.dropout),
         "max_position_embeddings": backbone.max_sequence_length,
         "type_vocab_size": backbone.num_segments,
         "initializer_range": 0.02,
         "layer_norm_eps": 1e-12,
         "position_embedding_type": "absolute",
-        "pad_token_id": task.tokenizer.pad_id,
+        "pad_token_id": pad_id,
+        "dtype": "float32",
+    }
+
+
+def hf_config(task: models.TaskModel) -> Dict[str, Any]:
+    """The transformers config.json of a task model."""
+    pooled_by_us = task.head == "sequence" and task.pooling != "pooler"
+    pooling = {"bert_tf_pooling": task.pooling, "bert_tf_pooling_position": HF_POOLING_POSITIONS[task.pooling]} \
+        if pooled_by_us else {}
+    return {
+        "architectures": [HF_ENCODER_ONLY if pooled_by_us else HF_ARCHITECTURES[task.head]],
+        **pooling,
+        **hf_encoder_config(task.backbone, task.activation, task.tokenizer.pad_id),
+        "classifier_dropout": float(task.dropout),
         "id2label": {str(i): label for i, label in enumerate(task.labels)},
         "label2id": {label: i for i, label in enumerate(task.labels)},
         "num_labels": len(task.labels),
-        "dtype": "float32",
     }
 
 
@@ -97,14 +103,19 @@ def vocabulary_lines(tokenizer: WordPieceTokenizer) -> List[str]:
 
 def write_hf_tokenizer(task: models.TaskModel, directory: str) -> None:
     """vocab.txt and tokenizer_config.json for transformers' BertTokenizer."""
+    write_hf_tokenizer_files(task.tokenizer, task.backbone.max_sequence_length, directory)
+
+
+def write_hf_tokenizer_files(tokenizer: WordPieceTokenizer, max_length: int, directory: str) -> None:
+    """vocab.txt and tokenizer_config.json of `tokenizer` for transformers' BertTokenizer."""
     with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(vocabulary_lines(task.tokenizer)) + "\n")
+        f.write("\n".join(vocabulary_lines(tokenizer)) + "\n")
     config = {
         "tokenizer_class": "BertTokenizer",
-        "do_lower_case": task.tokenizer.lowercase,
+        "do_lower_case": tokenizer.lowercase,
         "strip_accents": None,
         "tokenize_chinese_chars": True,
-        "model_max_length": task.backbone.max_sequence_length,
+        "model_max_length": max_length,
         "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
     }
     with open(os.path.join(directory, TOKENIZER_CONFIG), "w", encoding="utf-8") as f:

@@ -27,7 +27,6 @@ SUMMARY_NAME = "run_summary.json"
 RESULT_FILES = ("test_results.json", "eval_results.json")
 PACKAGES = ("tensorflow", "keras", "keras-hub", "numpy")
 EXAMPLES_PER_EPOCH = "training examples per epoch"  # a run_summary row the timings section divides by
-SECTION_IDS = ("flags", "data", "curves", "results", "confusion", "timings", "machine")
 
 CSS = """
 :root{--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--accent:#0969da;--best:#fff3b0}

@@ -1,17 +1,26 @@
 """File input and output: atomic writes (every file is written to a temporary name and renamed into place),
-readable-file checks and excerpts for error messages."""
+the one line reader of every line-based format, readable-file checks and excerpts for error messages.
+
+Lines, decided once for every reader (NER CoNLL / text / labels files, consensus TSV, blocklists): a
+file is UTF-8; ``\\n``, ``\\r\\n`` and a bare ``\\r`` each end a line (Python's universal newlines, as the
+published scripts read their files, and as the csv module splits records); lines are numbered from 1
+in that count and given without their terminator; a UTF-8 byte order mark at the start of the file is
+dropped; a line that is empty or only whitespace is blank: formats of one record a line skip it,
+CoNLL uses it to end a sentence. A byte that is not UTF-8 is an InputError naming its line."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
 import shutil
 import stat
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from bert_tf.errors import InputError
 
@@ -130,7 +139,12 @@ def clean_interrupted_writes(directory: str) -> None:
         dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(root, d))]
 
 
+
 EXCERPT_CHARS = 40
+READ_BUFFER_BYTES = 1 << 20
+BYTE_ORDER_MARK = codecs.BOM_UTF8
+RawLine = Tuple[int, bytes]  # (1-based line number, the line's bytes without terminator)
+LineChunk = Tuple[int, List[bytes]]  # (number of the first line, consecutive raw lines)
 
 
 def excerpt(text: str) -> str:
@@ -150,3 +164,87 @@ def check_readable_file(path: str) -> None:
         raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
     if stat.S_ISDIR(mode):
         raise InputError("is a directory, expected a file", path)
+
+
+# ----------------------------------------------------------------------------- reading lines
+
+
+def split_line_ends(raw: bytes) -> List[bytes]:
+    """The lines of one binary line (as a binary file iterates: up to and including b'\\n', or the
+    file's end) without terminators: a CR LF or LF ends it, a bare CR inside ends a line too."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw.split(b"\r") if b"\r" in raw else [raw]
+
+
+def iter_raw_lines(path: str) -> Iterator[RawLine]:
+    """(number, bytes) of every line of `path` (see the module's note), streamed and not yet decoded."""
+    check_readable_file(path)
+    number = 0
+    try:
+        with open(path, "rb", buffering=READ_BUFFER_BYTES) as f:
+            for raw in f:
+                if number == 0 and raw.startswith(BYTE_ORDER_MARK):
+                    raw = raw[len(BYTE_ORDER_MARK):]
+                    if not raw:  # the file is only the mark
+                        return
+                for line in split_line_ends(raw):
+                    number += 1
+                    yield number, line
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
+
+
+def decode_line(raw: bytes, path: str, number: int) -> str:
+    """One line decoded as UTF-8; InputError naming the file and line when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", path, number) from None
+
+
+def is_blank(text: str) -> bool:
+    """Whether a line is blank: empty or only whitespace."""
+    return not text or text.isspace()
+
+
+def iter_lines(path: str, skip_blank: bool = False) -> Iterator[Tuple[int, str]]:
+    """(number, text) of every line of `path` (see the module's note), blank ones left out when
+    `skip_blank`, streamed."""
+    for number, raw in iter_raw_lines(path):
+        text = decode_line(raw, path, number)
+        if not (skip_blank and is_blank(text)):
+            yield number, text
+
+
+def raw_line_chunks(path: str, size: int) -> Iterator[LineChunk]:
+    """The lines of `path` (as iter_raw_lines gives them) in runs of `size`, each as (number of its
+    first line, the raw lines), streamed."""
+    lines = iter_raw_lines(path)
+    while True:
+        chunk = list(itertools.islice(lines, size))
+        if not chunk:
+            return
+        yield chunk[0][0], [raw for _, raw in chunk]
+
+
+def read_text(path: str) -> str:
+    """The whole of `path` decoded as UTF-8 (a leading byte order mark dropped); InputError when it is
+    missing or unreadable, or naming the line (counted as iter_lines counts) of the first byte that
+    is not UTF-8."""
+    check_readable_file(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
+    if data.startswith(BYTE_ORDER_MARK):
+        data = data[len(BYTE_ORDER_MARK):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = data[:error.start]
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        raise InputError(f"not valid UTF-8 (byte 0x{data[error.start]:02x})", path, line) from None

@@ -12,7 +12,7 @@ import keras_hub
 
 from bert_tf import ownership, pretrained
 from bert_tf.batch_format import FEATURE_KEYS
-from bert_tf.errors import InputError
+from bert_tf.errors import InputError, first_line
 from bert_tf.io_utils import atomic_directory
 from bert_tf.pretrained import SAVED_MODEL_META, Checkpoint, load_json, resolve_model_dir, set_feedforward_activation
 from bert_tf.tokenization import WordPieceTokenizer
@@ -255,7 +255,7 @@ def load_saved_model(path: str) -> TaskModel:
     try:
         model.load_weights(weights)
     except Exception as e:  # h5py/keras raise many types for damaged files
-        raise InputError(f"cannot read the weights ({type(e).__name__}: {str(e).splitlines()[0]})", weights) from None
+        raise InputError(f"cannot read the weights ({type(e).__name__}: {first_line(e)})", weights) from None
     tokenizer = WordPieceTokenizer.from_model_dir(directory, meta.get("do_lower_case"))
     return TaskModel(model, backbone, tokenizer, labels, meta["head"], meta["activation"], float(meta["dropout"]), meta,
                      pooling)

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from bert_tf.cli import notice
-from bert_tf.errors import InputError
+from bert_tf.errors import InputError, first_line
 from bert_tf.tokenization import WordPieceTokenizer, _read_vocab, _vocab_looks_cased
 
 Shape = Tuple[int, ...]
@@ -267,7 +267,7 @@ def _safetensors_entries(path: str) -> Dict[str, StoredTensor]:
         with safe_open(path, framework="np") as f:
             shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
     except Exception as e:  # the Rust library raises its own error types for damaged files
-        raise InputError(f"cannot read safetensors ({type(e).__name__}: {_first_line(e)})", path) from None
+        raise InputError(f"cannot read safetensors ({type(e).__name__}: {first_line(e)})", path) from None
     return {
         hf_canonical_name(name): StoredTensor(name, path, shape, False, functools.partial(_read_safetensor, path, name))
         for name, shape in shapes.items()
@@ -306,7 +306,7 @@ def _torch_state(path: str) -> Dict[str, np.ndarray]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors for damaged or unsafe files
-        raise InputError(f"cannot read PyTorch weights ({type(e).__name__}: {_first_line(e)})", path) from None
+        raise InputError(f"cannot read PyTorch weights ({type(e).__name__}: {first_line(e)})", path) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -360,7 +360,7 @@ def read_tf_h5(path: str) -> WeightSource:
         with h5py.File(path, "r") as f:
             f.visititems(lambda n, o: datasets.__setitem__(n, tuple(o.shape)) if isinstance(o, h5py.Dataset) else None)
     except OSError as e:
-        raise InputError(f"cannot read HDF5 ({_first_line(e)})", path) from None
+        raise InputError(f"cannot read HDF5 ({first_line(e)})", path) from None
     tensors: Dict[str, StoredTensor] = {}
     for name, shape in datasets.items():
         converted = h5_canonical_name(name)
@@ -385,7 +385,7 @@ def read_tf1(prefix: str, keys: Sequence[str]) -> WeightSource:
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
     except Exception as e:  # tf.errors.* for missing or damaged bundles
-        raise InputError(f"cannot read the TensorFlow checkpoint ({_first_line(e)})", prefix + ".index") from None
+        raise InputError(f"cannot read the TensorFlow checkpoint ({first_line(e)})", prefix + ".index") from None
     tensors: Dict[str, StoredTensor] = {}
     for key in keys:
         name = tf1_name(key)
@@ -412,7 +412,7 @@ def read_tf1_classifier_head(prefix: str) -> Optional[Tuple[np.ndarray, np.ndarr
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
     except Exception as e:  # tf.errors.* for missing or damaged bundles
-        raise InputError(f"cannot read the TensorFlow checkpoint ({_first_line(e)})", prefix + ".index") from None
+        raise InputError(f"cannot read the TensorFlow checkpoint ({first_line(e)})", prefix + ".index") from None
     if TF1_CLASSIFIER_WEIGHTS not in shapes and TF1_CLASSIFIER_BIAS not in shapes:
         return None
     weights_shape, bias_shape = shapes.get(TF1_CLASSIFIER_WEIGHTS), shapes.get(TF1_CLASSIFIER_BIAS)
@@ -421,11 +421,6 @@ def read_tf1_classifier_head(prefix: str) -> Optional[Tuple[np.ndarray, np.ndarr
                          f"{bias_shape}: expected [rows, hidden] and [rows]", prefix + ".index")
     weights = np.asarray(reader.get_tensor(TF1_CLASSIFIER_WEIGHTS), dtype="float32")
     return weights, np.asarray(reader.get_tensor(TF1_CLASSIFIER_BIAS), dtype="float32")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- putting weights into a backbone ----------------------------------------------------------------
@@ -697,8 +692,8 @@ def load_preset_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None
     except InputError:
         raise
     except Exception as e:  # keras-hub raises assorted errors for broken checkpoints
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot load the BERT weights ({type(e).__name__}: {message})", checkpoint.path) from None
+        raise InputError(f"cannot load the BERT weights ({type(e).__name__}: {first_line(e)})",
+                         checkpoint.path) from None
     set_feedforward_activation(backbone, checkpoint.activation)
     return backbone
 
@@ -714,6 +709,12 @@ def resolve_model_dir(path: str) -> str:
     raise InputError(f"no saved bert-tf model here (no {SAVED_MODEL_META})", path)
 
 
+def _holds_model(directory: str) -> bool:
+    """True when `directory` holds a model's config (Hugging Face, TF1 or bert-tf)."""
+    return any(os.path.isfile(os.path.join(directory, name))
+               for name in ("config.json", "bert_config.json", SAVED_MODEL_META))
+
+
 def find_checkpoint(path: str) -> Checkpoint:
     """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
     preset, or a bert-tf model."""
@@ -725,6 +726,8 @@ def find_checkpoint(path: str) -> Checkpoint:
         raise InputError("model directory does not exist", path)
     if not os.path.isdir(path):
         raise InputError("model path is not a directory", path)
+    if not _holds_model(path) and _holds_model(os.path.join(path, "model")):
+        return find_checkpoint(os.path.join(path, "model"))  # a run's output folder: its model/ (any format)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_META)):
         meta = load_json(os.path.join(path, SAVED_MODEL_META))
         return Checkpoint("bert_tf", path, meta.get("activation", "gelu_tanh"), meta)

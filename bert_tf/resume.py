@@ -31,10 +31,17 @@ ARRAYS_SUFFIX = ".arrays.npz"
 TENSORBOARD_DIR = "tensorboard"
 UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run of an older version killed early
                         "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
-NOT_FINGERPRINTED = {"verbose", "log_every", "overwrite_output_dir", "resume", "num_workers", "save_checkpoints_steps",
-                     "do_predict", "do_eval", "predict_file", "predict_output", "distribution", "use_xla",
-                     "eval_batch_size", "predict_batch_size", "cache_dir", "deterministic", "keep_checkpoints",
-                     "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs"}
+# Flags that do not change what training computes, so a resume may change them.
+NOT_FINGERPRINTED = {
+    # what is shown or kept: logs, progress, event files, checkpoints, the output-folder check
+    "verbose", "verbose_tf", "log_every", "tensorboard", "overwrite_output_dir", "resume", "save_checkpoints_steps",
+    "keep_checkpoints",
+    # how fast, not what: input-pipeline threads, featurizing processes, feature-cache place, devices, XLA, determinism
+    "num_workers", "featurize_workers", "cache_dir", "distribution", "use_xla", "deterministic",
+    # what runs after training: evaluation, prediction, calibration
+    "do_predict", "do_eval", "predict_file", "predict_output", "eval_batch_size", "predict_batch_size", "calibrate",
+    "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs",
+}
 
 
 def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[str, Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
-from tensorflow.core.util import event_pb2
 
 from bert_tf import reports
 from bert_tf.optimization import current_learning_rate
@@ -128,26 +127,3 @@ def make_writer(enabled: bool, chief: bool, trainer, out_dir: str, labels: Seque
     if not (enabled and chief):
         return []
     return [TensorBoardWriter(trainer, out_dir, labels, confusion_matrix)]
-
-
-def read_scalars(log_dir: str) -> Dict[str, list]:
-    """{tag: [(step, value), ...]} of the scalar summaries in a run directory's event files (for tests, reports)."""
-    return {tag: [(step, float(tf.make_ndarray(tensor))) for step, tensor in points]
-            for tag, points in read_summaries(log_dir, "scalars").items()}
-
-
-def read_summaries(log_dir: str, plugin: str) -> Dict[str, list]:
-    """{tag: [(step, TensorProto), ...]} of one plugin's summaries in a run directory's event files."""
-    out: Dict[str, list] = {}
-    plugins: Dict[str, str] = {}  # the metadata may be written only with a tag's first point
-    for name in sorted(os.listdir(log_dir)):
-        if "tfevents" not in name:
-            continue
-        for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name:
-                    plugins[value.tag] = value.metadata.plugin_data.plugin_name
-                if plugins.get(value.tag) == plugin:
-                    out.setdefault(value.tag, []).append((event.step, value.tensor))
-    return out

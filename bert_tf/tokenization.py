@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-from bert_tf.errors import InputError
+from bert_tf.errors import InputError, first_line
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -112,7 +112,7 @@ class WordPieceTokenizer:
         try:
             tokenizer = Tokenizer.from_file(json_path)
         except Exception as e:  # the Rust library raises a plain Exception
-            raise InputError(f"cannot read tokenizer ({str(e).splitlines()[0]})", json_path) from None
+            raise InputError(f"cannot read tokenizer ({first_line(e)})", json_path) from None
         if lowercase is not None:
             tokenizer.normalizer = _bert_normalizer(lowercase)
         tokenizer.post_processor = None

@@ -85,8 +85,17 @@ class Trainer:
         log_every: int = 10,
         verbose: bool = True,
         class_weights: Optional[Sequence[float]] = None,
+        feature_keys: Sequence[str] = FEATURE_KEYS,
+        accumulation_steps: int = 1,
     ):
         self.model = model
+        # The batch keys the model takes as inputs (a masked-LM model also takes the masked positions).
+        self.feature_keys = tuple(feature_keys)
+        # Each replica's batch is split into this many micro-batches whose gradients are summed before one
+        # update (exact: the loss is divided by the labelled positions of the whole batch).
+        if accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
+        self.accumulation_steps = int(accumulation_steps)
         # Per-label loss weights (None: all 1); the loss is the weighted mean over labelled positions.
         self.class_weights = None if class_weights is None else tf.constant(np.asarray(class_weights), tf.float32)
         self.strategy = strategy
@@ -129,13 +138,33 @@ class Trainer:
     def _forward_fn(self, features):
         return self.model(features, training=False)
 
+    def _accumulated_forward_backward(self, features, labels, multiplier):
+        """_forward_backward over `accumulation_steps` equal micro-batches of the replica's batch, gradients and
+        loss sums added up: one update's worth, with activations of only one micro-batch alive at a time."""
+        k = self.accumulation_steps
+
+        def micro(t):
+            return tf.reshape(t, tf.concat([[k, tf.shape(t)[0] // k], tf.shape(t)[1:]], axis=0))
+
+        features, labels = {n: micro(t) for n, t in features.items()}, micro(labels)
+        grads = [tf.zeros(v.shape, tf.float32) for v in self.variables]
+        loss_sum, preds = tf.zeros([], tf.float32), tf.TensorArray(tf.int32, size=k, infer_shape=False)
+        for i in tf.range(k):
+            part_loss, part_grads, part_preds = self._forward_backward(
+                {n: t[i] for n, t in features.items()}, labels[i], multiplier)
+            grads = [a + tf.cast(g, tf.float32) for a, g in zip(grads, part_grads)]
+            loss_sum += tf.cast(part_loss, tf.float32)
+            preds = preds.write(i, part_preds)
+        return loss_sum, grads, preds.concat()
+
     def _replica_train_step(self, batch):
         ctx = tf.distribute.get_replica_context()
-        features = {k: batch[k] for k in FEATURE_KEYS}
+        features = {k: batch[k] for k in self.feature_keys}
         labels = batch[LABELS]
         global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels, self.class_weights)), 1.0)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
-        loss_sum, grads, preds = self._forward_backward(features, labels, scale / global_count)
+        step = self._forward_backward if self.accumulation_steps == 1 else self._accumulated_forward_backward
+        loss_sum, grads, preds = step(features, labels, scale / global_count)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])
         loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / global_count
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
@@ -153,9 +182,9 @@ class Trainer:
         return result
 
     def _replica_predict_step(self, batch):
-        features = {k: batch[k] for k in FEATURE_KEYS}
+        features = {k: batch[k] for k in self.feature_keys}
         out = {"logits": tf.cast(self._forward(features), tf.float32)}
-        out.update({k: batch[k] for k in batch if k not in FEATURE_KEYS})
+        out.update({k: batch[k] for k in batch if k not in self.feature_keys})
         return out
 
     def _distributed_predict_step(self, batch):

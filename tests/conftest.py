@@ -6,12 +6,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
+from bert_tf.errors import InputError
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WORD_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hel", "##lo", "world", "a", "##b", "##c", "big"]
 
 TINY_WORDS = ["hello", "went", "to", "and", "the", "x", "y", "z", "alice", "bob", "carol", "dave", "paris", "rome",
               "oslo", "lima", "acme", "corp", "visited", "met", "in", "at", "."]
@@ -55,11 +59,120 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture()
+def tokenizer(tmp_path):
+    """A lower-casing WordPiece tokenizer over WORD_VOCAB (hello = hel ##lo)."""
+    return make_tokenizer(tmp_path, WORD_VOCAB)
+
+
+def make_tokenizer(folder: Path, vocab: Sequence[str], lowercase: bool = True):
+    """A WordPiece tokenizer over `vocab`, written to folder/vocab.txt."""
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return WordPieceTokenizer.from_vocab(str(path), lowercase=lowercase)
+
+
+def write(tmp_path: Path, content: Union[str, bytes], name: str = "data.txt") -> str:
+    """Write `content` to tmp_path/name (bytes as is, text as UTF-8 without newline translation); its path."""
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return str(path)
+
+
+def expect_error(call: Callable[[], object], path: str, line: Optional[int], *fragments: str) -> str:
+    """Assert `call` raises InputError 'path:line: ...' (one line) containing every fragment; the message."""
+    with pytest.raises(InputError) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: " if line is not None else f"{path}: "), message
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def check_png(path: Union[str, Path], min_size: Tuple[int, int] = (100, 100)) -> Tuple[int, int]:
+    """Assert `path` is a PNG of at least `min_size` (width, height) pixels that is not blank (one colour);
+    its (width, height)."""
+    import matplotlib.image
+
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= min_size[0] and height >= min_size[1], (path, width, height)
+    pixels = matplotlib.image.imread(str(path))
+    assert pixels.shape[:2] == (height, width) and float(pixels.max() - pixels.min()) > 0, f"{path} is blank"
+    return width, height
+
+
+# ----------------------------------------------------------------------------- fake SLURM commands
+
+FAKE_SBATCH = '''#!/bin/bash
+set -e
+n=$(cat "$FAKE_STATE/next_id" 2>/dev/null || echo 100)
+echo $((n + 1)) >"$FAKE_STATE/next_id"
+q=$(cat "$FAKE_STATE/queued")
+echo "$q" >>"$FAKE_STATE/queued_at_submit"
+echo $((q + 1)) >"$FAKE_STATE/queued"
+cp "$1" "$FAKE_STATE/job_$n.sbatch"
+echo "Submitted batch job $n"
+'''
+
+# Lists the queued jobs from the count file; when the cap is reached one job "finishes".
+FAKE_SQUEUE = '''#!/bin/bash
+q=$(cat "$FAKE_STATE/queued")
+echo "$*" >"$FAKE_STATE/squeue_args"
+echo "$q" >>"$FAKE_STATE/squeue_log"
+for ((i = 0; i < q; i++)); do echo "  $((500 + i)) gpu job user R 0:01 1 node1"; done
+if ((q >= ${FAKE_CAP:-1000})); then echo $((q - 1)) >"$FAKE_STATE/queued"; fi
+'''
+
+FAKE_SCONTROL = '''#!/bin/bash
+echo "$*" >>"$FAKE_STATE/scontrol_log"
+'''
+
+
+def write_script(path: Path, text: str) -> Path:
+    """Write an executable script."""
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def fake_slurm_env(tmp_path: Path) -> dict:
+    """The environment with fake sbatch/squeue/scontrol (tmp_path/bin) first on PATH, keeping their state
+    (job ids, the queue length) in tmp_path/state."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("scontrol", FAKE_SCONTROL)):
+        write_script(bin_dir / name, text)
+    (state / "queued").write_text("0\n")
+    return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state), USER="tester")
+
+
 def run_script(args: Sequence[str], cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run a project script with this interpreter; returns the completed process (text output)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def run_script_batch(script: str, cases: Dict[str, Sequence[str]], folder: Path) -> Dict[str, subprocess.CompletedProcess]:
+    """Each case's command line of `script` run in one interpreter (tests/script_batch.py: one TensorFlow start
+    for all); a CompletedProcess per case, with the script's own stdout and stderr."""
+    import json
+
+    cases_path = folder / "cases.json"
+    cases_path.write_text(json.dumps({name: [str(a) for a in args] for name, args in cases.items()}))
+    process = run_script([ROOT / "tests" / "script_batch.py", script, cases_path])
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = json.loads(process.stdout.strip().splitlines()[-1])
+    return {name: subprocess.CompletedProcess([script, *cases[name]], r["returncode"], r["stdout"], r["stderr"])
+            for name, r in results.items()}
 
 
 def error_lines(process: subprocess.CompletedProcess) -> List[str]:

@@ -102,12 +102,6 @@ def test_sort_numeric_reverse_agrees_with_gnu_sort():
     assert blocklists.sort_numeric_reverse(lines) == gnu
 
 
-def test_read_lines_uses_universal_newlines(tmp_path):
-    path = tmp_path / "x.txt"
-    path.write_bytes(b"a\r\nb\rc\n\nd\r")
-    assert list(blocklists.read_lines(str(path))) == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
-
-
 # ----------------------------------------------------------------------------- local
 
 
@@ -412,3 +406,14 @@ def test_temperature_note_reads_prediction_info(tmp_path):
     (tmp_path / "prediction_info.json").write_text("{broken")
     with pytest.raises(InputError, match="prediction_info.json"):
         blocklists.temperature_note(str(tmp_path))
+
+
+def test_pipeline_flags_default_to_the_published_options() -> None:
+    parser = blocklists.build_parser()
+    args = parser.parse_args(["pipeline", "--run_dir", "runs"])
+    assert blocklists.pipeline_options(args) == blocklists.PipelineOptions() == blocklists.PUBLISHED
+    changed = parser.parse_args(["pipeline", "--run_dir", "runs", "--types", "che", "--block_ratio", "10",
+                                 "--global_threshold_per_type", "che:0.7", "--compensated_sum"])
+    options = blocklists.pipeline_options(changed)
+    assert (options.types, options.local_list_types, options.allowlist_types) == (["che"], ["che"], [])
+    assert (options.block_ratio, options.threshold("che"), options.compensated_sum) == (10.0, 0.7, True)

@@ -6,12 +6,13 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import pytest
 
 from bert_tf.ner import brat
-from bert_tf.ner.data import read_conll
+from bert_tf.ner.data import NerExample, read_conll, read_ner_csv
+from bert_tf.ner.sentences import Token
 from bert_tf.errors import InputError
 from conftest import ROOT
 
@@ -26,13 +27,57 @@ def annotations(folder: Path) -> Dict[str, Set[Tuple[str, int, int, str]]]:
     return out
 
 
+def spans_from_tags(tokens: Sequence[Token], tags: Sequence[str]) -> List[Tuple[str, int, int]]:
+    """(type, start, end) of the entities in IOB2 tags (an I- tag after O or another type starts one)."""
+    spans: List[Tuple[str, int, int]] = []
+    current: Optional[List] = None
+    for token, tag in zip(tokens, tags):
+        kind, _, entity_type = tag.partition("-")
+        if kind == "I" and current is not None and current[0] == entity_type:
+            current[2] = token.end
+            continue
+        if current is not None:
+            spans.append(tuple(current))
+        current = [entity_type, token.start, token.end] if kind in ("B", "I") else None
+    if current is not None:
+        spans.append(tuple(current))
+    return spans
+
+
+def align_tokens(text: str, tokens: Sequence[str], start: int = 0) -> List[Token]:
+    """Offsets of `tokens` found in order in `text` from `start`, only whitespace between them."""
+    out: List[Token] = []
+    position = start
+    for word in tokens:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        assert text.startswith(word, position), f"token {word!r} not found at offset {position}"
+        out.append(Token(word, position, position + len(word)))
+        position += len(word)
+    return out
+
+
+def rows_to_spans(text: str, examples: List[NerExample]) -> List[Tuple[str, int, int]]:
+    """Entity spans of a document's tagged rows, the tokens found in order in `text`."""
+    spans, position = [], 0
+    for example in examples:
+        aligned = align_tokens(text, example.tokens, position)
+        if aligned:
+            position = aligned[-1].end
+        spans.extend(spans_from_tags(aligned, example.tags or ()))
+    return spans
+
+
 def csv_back_to_brat(csv_path: Path, txt_folder: Path, out_folder: Path) -> None:
     """Write .txt + .ann for every document of the CSV (texts from the original folder)."""
     out_folder.mkdir()
-    for doc_id, rows in brat.read_csv_documents(str(csv_path)).items():
+    documents: Dict[str, List[NerExample]] = {}
+    for example in read_ner_csv(str(csv_path)):
+        documents.setdefault(example.doc_id or "", []).append(example)
+    for doc_id, examples in documents.items():
         text = brat.read_text(str(txt_folder / f"{doc_id}.txt"))
         (out_folder / f"{doc_id}.txt").write_bytes(text.encode("utf-8"))
-        (out_folder / f"{doc_id}.ann").write_text(brat.format_ann(text, brat.rows_to_spans(text, rows)),
+        (out_folder / f"{doc_id}.ann").write_text(brat.format_ann(text, rows_to_spans(text, examples)),
                                                    encoding="utf-8")
 
 
@@ -115,7 +160,7 @@ def test_real_corpus_sample_round_trips(shared_data: Path, tmp_path: Path) -> No
                 text += word + " "
             text = text[:-1] + "\n"
             tokens = [brat.Token(w, a, b) for w, (a, b) in zip(sentence.tokens, offsets)]
-            spans += brat.spans_from_tags(tokens, sentence.tags)
+            spans += spans_from_tags(tokens, sentence.tags)
         expected += len(spans)
         write_doc(folder, f"turku{d}", text, brat.format_ann(text, spans))
     assert expected > 20

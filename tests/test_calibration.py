@@ -12,6 +12,7 @@ from bert_tf.classifier import task as classifier
 from bert_tf.metrics import log_softmax, softmax
 
 from bert_tf.classifier import calibration
+from conftest import check_png
 
 LABELS = ["che", "dis", "out"]
 
@@ -101,4 +102,4 @@ def test_reliability_plot_is_a_png(tmp_path: Path) -> None:
     path = tmp_path / "reliability.png"
     calibration.plot_reliability(softmax(logits), gold, str(path),
                                    calibrated=softmax(logits, 3.0))
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(path)

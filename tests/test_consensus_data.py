@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import inspect
 import os
-import random
 import threading
 import tracemalloc
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 import pytest
 
@@ -17,14 +15,12 @@ from bert_tf.classifier import data as consensus
 from bert_tf.classifier.data import (
     ConsensusExample,
     collect_labels,
-    count_examples,
     iter_consensus_tsv,
     read_labels_file,
     write_consensus_tsv,
 )
-from bert_tf.errors import InputError
+from conftest import SHARED_DATA, expect_error, write
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 EXAMPLES_TSV = SHARED_DATA / "consensus_example" / "examples.tsv"
 LABELS_TXT = SHARED_DATA / "consensus_example" / "labels.txt"
 needs_consensus = pytest.mark.skipif(not EXAMPLES_TSV.is_file(), reason=f"shared data set not found: {EXAMPLES_TSV}")
@@ -32,24 +28,6 @@ needs_consensus = pytest.mark.skipif(not EXAMPLES_TSV.is_file(), reason=f"shared
 LABELS = ["che", "dis", "ggp", "org", "out"]
 LINE_1 = "101\tT1\tche\tDOCSTART Aspirin and \taspirin\t reduced pain. DOCEND\n"
 LINE_2 = "102\tT7\tdis\tThe  patient had \tfever\t, then  \n"
-
-
-def write(tmp_path: Path, content: Union[str, bytes], name: str = "data.tsv") -> str:
-    """Write `content` to tmp_path/name (bytes as is, text as UTF-8 without newline translation)."""
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    return str(path)
-
-
-def expect_error(call: Callable[[], object], path: str, line: Optional[int], *fragments: str) -> str:
-    """Assert `call` raises InputError 'path:line: ...' containing every fragment; return the message."""
-    with pytest.raises(InputError) as info:
-        call()
-    message = str(info.value)
-    assert message.startswith(f"{path}:{line}: " if line is not None else f"{path}: "), message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 def read_all(path: str, **options: object) -> list:
@@ -65,7 +43,7 @@ def test_real_examples_and_label_counts() -> None:
     labels = read_labels_file(str(LABELS_TXT))
     assert labels == LABELS
     examples = read_all(str(EXAMPLES_TSV), labels=labels, labels_source="labels.txt")
-    assert len(examples) == 1000 == count_examples(str(EXAMPLES_TSV))
+    assert len(examples) == 1000
     assert Counter(e.label for e in examples) == {"che": 195, "dis": 116, "ggp": 110, "org": 102, "out": 477}
     assert collect_labels(str(EXAMPLES_TSV)) == LABELS
     assert [e.line for e in examples] == list(range(1, 1001))
@@ -90,12 +68,14 @@ def test_fields_whitespace_and_line_numbers(tmp_path: Path) -> None:
     assert (second.left, second.mention, second.right, second.line) == ("The  patient had ", "fever", ", then  ", 5)
 
 
-def test_crlf_equals_lf_and_only_the_terminator_is_stripped(tmp_path: Path) -> None:
+def test_crlf_equals_lf_and_a_bare_cr_ends_a_line(tmp_path: Path) -> None:
     lf = read_all(write(tmp_path, LINE_1 + LINE_2, "lf.tsv"))
     crlf = read_all(write(tmp_path, (LINE_1 + LINE_2).replace("\n", "\r\n"), "crlf.tsv"))
     assert [e.right for e in crlf] == [e.right for e in lf] == [" reduced pain. DOCEND", ", then  "]
-    [inner_cr] = read_all(write(tmp_path, "1\tT\tout\ta\rb\tm\tright\r\r\n", "cr.tsv"))
-    assert (inner_cr.left, inner_cr.right) == ("a\rb", "right\r")
+    [before_blank] = read_all(write(tmp_path, "1\tT\tout\ta\tm\tright\r\r\n", "cr.tsv"))
+    assert before_blank.right == "right"
+    inner_cr = write(tmp_path, LINE_1 + "1\tT\tout\ta\rb\tm\tright\n", "inner.tsv")
+    expect_error(lambda: read_all(inner_cr), inner_cr, 2, "found 4")
 
 
 def test_last_line_without_newline_bom_and_empty_contexts(tmp_path: Path) -> None:
@@ -122,7 +102,7 @@ def test_is_lazy_generator_but_checks_the_path_at_once(tmp_path: Path) -> None:
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.tsv")
-    for call in (read_all, collect_labels, count_examples, read_labels_file):
+    for call in (read_all, collect_labels, read_labels_file):
         expect_error(lambda: call(missing), missing, None, "file not found")
     expect_error(lambda: read_all(str(tmp_path)), str(tmp_path), None, "directory")
 
@@ -134,9 +114,9 @@ def test_wrong_column_count(tmp_path: Path, columns: int) -> None:
     expect_error(lambda: read_all(path), path, 3, "expected 6 tab-separated columns", f"found {columns}")
 
 
-def test_whitespace_only_line_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, LINE_1 + "  \n")
-    expect_error(lambda: read_all(path), path, 2, "found 1")
+def test_whitespace_only_line_is_blank(tmp_path: Path) -> None:
+    path = write(tmp_path, LINE_1 + "  \n\t\n" + LINE_2)
+    assert [example.line for example in read_all(path)] == [1, 4]
 
 
 @pytest.mark.parametrize("mention", ["", " ", "\u00a0 "])
@@ -189,36 +169,6 @@ def test_labels_file_errors(tmp_path: Path) -> None:
 def test_collect_labels_sorted_unique(tmp_path: Path) -> None:
     content = "".join(f"{i}\tT\t{label}\tl\tm\tr\n" for i, label in enumerate(["out", "che", "out", "zz", "che"]))
     assert collect_labels(write(tmp_path, content)) == ["che", "out", "zz"]
-
-
-def naive_count(data: bytes) -> int:
-    """Non-empty lines, counted the slow and obvious way."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return sum(1 for line in lines if line not in (b"", b"\r"))
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"", b"\n", b"\r\n", b"\r", b"a", b"a\n", b"\n\n\na\r\n\r\n", b"a\r", b"x\n\r", b"\xef\xbb\xbf\n", b"\r\r\n"],
-)
-def test_count_examples_edge_cases(tmp_path: Path, data: bytes) -> None:
-    assert count_examples(write(tmp_path, data)) == naive_count(data)
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7])
-def test_count_examples_across_chunk_boundaries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
-) -> None:
-    monkeypatch.setattr(consensus, "COUNT_CHUNK_BYTES", chunk_bytes)
-    generator = random.Random(chunk_bytes)
-    for attempt in range(40):
-        data = bytes(generator.choice(b"ab\r\n\n") for _ in range(generator.randrange(0, 30)))
-        path = write(tmp_path, data, f"{attempt}.tsv")
-        assert count_examples(path) == naive_count(data), data
 
 
 # ----------------------------------------------------------------------------- writing

@@ -224,6 +224,19 @@ def test_listing_shard_ids_and_groups(tmp_path):
         corpus.resolve_group(2, 2)
 
 
+def test_corpus_command_line_takes_run_classifiers_flags(tmp_path, capsys):
+    folder = tmp_path / "c"
+    write_shards(folder, ["1\tT\tggp\ta \tb\t c\n"] * 2, count=3)
+    assert corpus.main(["count", f"--predict_file={folder}"]) == 0
+    assert capsys.readouterr().out == "3\n"
+    assert corpus.main(["pending", f"--predict_file={folder}", f"--predict_output_dir={tmp_path / 'out'}",
+                        "--shard_id=last_field", "--num_shard_groups=2"]) == 0
+    assert capsys.readouterr().out == "0 1\n"
+    for bad in (["pending", f"--predict_file={folder}", "--shard_id=nope"], ["pending"], ["again", "--predict_file=x"]):
+        assert corpus.main(bad) == 2
+        assert capsys.readouterr().err.startswith("error: ")
+
+
 def published_checkpoint(base: Path, rows: int = 6) -> tuple:
     """A tiny BERT fine-tuned 'by the published TF1 code': bert_config.json, vocab.txt, model.ckpt-123 with the
     BERT body, pooler, and output_weights [rows, hidden] / output_bias [rows]; also the same body as a Hugging

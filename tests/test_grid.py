@@ -23,6 +23,8 @@ from typing import Dict, List
 
 import pytest
 
+from conftest import check_png, fake_slurm_env, write_script
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRID = REPO_ROOT / "scripts" / "run_finetuning_grid.sh"
 REPORT = REPO_ROOT / "scripts" / "grid_report.py"
@@ -68,53 +70,13 @@ signal.signal(signal.SIGTERM, on_term)
 time.sleep(60)
 '''
 
-FAKE_SBATCH = '''#!/bin/bash
-set -e
-n=$(cat "$FAKE_STATE/next_id" 2>/dev/null || echo 100)
-echo $((n + 1)) >"$FAKE_STATE/next_id"
-q=$(cat "$FAKE_STATE/queued")
-echo "$q" >>"$FAKE_STATE/queued_at_submit"
-echo $((q + 1)) >"$FAKE_STATE/queued"
-cp "$1" "$FAKE_STATE/job_$n.sbatch"
-echo "Submitted batch job $n"
-'''
-
-# Lists the queued jobs from the count file; when the cap is reached one job "finishes".
-FAKE_SQUEUE = '''#!/bin/bash
-q=$(cat "$FAKE_STATE/queued")
-echo "$*" >"$FAKE_STATE/squeue_args"
-echo "$q" >>"$FAKE_STATE/squeue_log"
-for ((i = 0; i < q; i++)); do echo "  $((500 + i)) gpu job user R 0:01 1 node1"; done
-if ((q >= ${FAKE_CAP:-1000})); then echo $((q - 1)) >"$FAKE_STATE/queued"; fi
-'''
-
-FAKE_SCONTROL = '''#!/bin/bash
-echo "$*" >>"$FAKE_STATE/scontrol_log"
-'''
-
-
-def write_script(path: Path, text: str) -> Path:
-    """Write an executable script."""
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
-
-
 @pytest.fixture
 def env(tmp_path) -> Dict[str, str]:
     """Environment with fake sbatch/squeue/scontrol first on PATH and a state directory."""
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    write_script(bin_dir / "sbatch", FAKE_SBATCH)
-    write_script(bin_dir / "squeue", FAKE_SQUEUE)
-    write_script(bin_dir / "scontrol", FAKE_SCONTROL)
-    (state / "queued").write_text("0\n")
     (tmp_path / "data").mkdir()
     write_script(tmp_path / "fake_runner.py", FAKE_RUNNER)
-    environment = {k: v for k, v in os.environ.items() if k not in GRID_SETTINGS}
-    environment.update(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state),
-                       FAKE_LOG=str(tmp_path / "calls.log"), USER="tester")
+    environment = {k: v for k, v in fake_slurm_env(tmp_path).items() if k not in GRID_SETTINGS}
+    environment.update(FAKE_LOG=str(tmp_path / "calls.log"))
     return environment
 
 
@@ -202,7 +164,7 @@ def check_report(runs: Path, prefix: Path) -> None:
     assert markdown.splitlines()[2] == "| 1 | tiny | 128 | 16 | 1e-5 | 3 | 0.8515 ± 0.0007 | 0.9015 | 0.8515 | 0.2150 | 2 |"
     assert "Failed runs" not in markdown
     png = Path(str(prefix) + "_heatmap.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_png(png)
 
 
 def test_local_failure_goes_on_and_exits_1(tmp_path, env):

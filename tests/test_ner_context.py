@@ -12,16 +12,6 @@ from bert_tf.ner import task as ner
 from bert_tf.ner import windowing
 from bert_tf.ner import data as ner_data
 from bert_tf.errors import InputError
-from bert_tf.tokenization import WordPieceTokenizer
-
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hel", "##lo", "world", "a", "##b", "##c", "big"]
-
-
-@pytest.fixture()
-def tokenizer(tmp_path) -> WordPieceTokenizer:
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    return WordPieceTokenizer.from_vocab(str(path), lowercase=True)
 
 
 @pytest.mark.parametrize("context", [False, True])
@@ -167,3 +157,26 @@ def test_bc5cdr_and_turku_documents(shared_data):
     turku = ner_data.read_conll(str(shared_data / "turku_ner" / "dev.tsv"))
     assert len(ner_data.document_groups(bc5)) == 500 and bc5[0].doc_id == "6794356"
     assert len(ner_data.document_groups(turku)) == 76 and turku[-1].doc_id == "doc76"
+
+
+def test_document_context_without_document_ids_says_what_runs():
+    assert windowing.resolve_context("document", True) == ("document", "document")
+    assert windowing.resolve_context("auto", True, saved="document") == ("document", "document")
+    assert windowing.resolve_context("auto", True) == ("none", "none")
+    for requested, saved in (("document", "none"), ("auto", "document")):
+        context, described = windowing.resolve_context(requested, False, saved)
+        assert context == "none" and described.startswith("none (document context asked for, but the data has no")
+
+
+def test_one_default_vote_and_decoding_for_the_library_and_the_command_line():
+    import inspect
+
+    from bert_tf.ner import decoding
+
+    run_ner = (Path(__file__).resolve().parent.parent / "run_ner.py").read_text()
+    assert 'DEFINE_enum("context_vote", windowing.DEFAULT_VOTE' in run_ner
+    assert 'DEFINE_enum("decode", decoding.DEFAULT_DECODE' in run_ner
+    evaluate = inspect.signature(ner.evaluate).parameters
+    assert evaluate["vote"].default == windowing.DEFAULT_VOTE == "majority"
+    assert evaluate["decode_mode"].default == decoding.DEFAULT_DECODE == "viterbi"
+    assert inspect.signature(ner.predict_words).parameters["vote"].default == windowing.DEFAULT_VOTE

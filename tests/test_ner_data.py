@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Union
 
 import pandas as pd
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from bert_tf.ner.data import (
     NerExample,
     check_known_tags,
-    entity_types,
     find_ner_files,
     label_list_from_examples,
     read_conll,
@@ -27,9 +25,9 @@ from bert_tf.ner.data import (
     write_ner_csv,
 )
 from bert_tf.errors import InputError
+from conftest import SHARED_DATA, expect_error, write
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 BC5CDR_DEVEL = SHARED_DATA / "bc5cdr_chem" / "devel.tsv"
 CONVERT_SCRIPT = REPO / "scripts" / "conll_to_csv.py"
 needs_bc5cdr = pytest.mark.skipif(not BC5CDR_DEVEL.is_file(), reason=f"shared data set not found: {BC5CDR_DEVEL}")
@@ -37,26 +35,6 @@ needs_bc5cdr = pytest.mark.skipif(not BC5CDR_DEVEL.is_file(), reason=f"shared da
 HEADER = ",tokens,tags\n"
 ROW_1 = "0,\"['Sauli', 'Niinistö', 'vieraili', 'Oulussa']\",\"['B-PERSON', 'I-PERSON', 'O', 'B-GPE']\"\n"
 ROW_2 = "1,\"['Hei', '!']\",\"['O', 'O']\"\n"
-
-
-def write(tmp_path: Path, content: Union[str, bytes], name: str = "data.csv") -> str:
-    """Write `content` to tmp_path/name (bytes as is, text as UTF-8 without newline translation)."""
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    return str(path)
-
-
-def expect_error(call: Callable[[], object], path: str, line: Union[int, None], *fragments: str) -> str:
-    """Assert `call` raises InputError 'path:line: ...' containing every fragment; return the message."""
-    with pytest.raises(InputError) as info:
-        call()
-    message = str(info.value)
-    prefix = f"{path}:{line}: " if line is not None else f"{path}: "
-    assert message.startswith(prefix), message
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 # ----------------------------------------------------------------------------- read_ner_csv: valid input
@@ -197,8 +175,7 @@ def test_validate_tag() -> None:
     assert not any(validate_tag(tag) for tag in ["", "B", "I", "B-", "E-X", "S-X", "B-a b", "o", " O", "B-X\n"])
 
 
-def test_entity_types_and_label_list() -> None:
-    assert entity_types(["O", "B-DIS", "I-CHEM", "B-CHEM", "bad"]) == ["CHEM", "DIS"]
+def test_label_list() -> None:
     examples = [NerExample(("a", "b"), ("I-Z", "B-A"), 1), NerExample(("c",), ("O",), 2), NerExample(("d",), None, 3)]
     assert label_list_from_examples(examples) == ["O", "B-A", "I-Z"]
     assert label_list_from_examples([]) == ["O"]

@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 
 from bert_tf.ner import task as ner, windowing
-from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import IGNORE_LABEL
-
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hel", "##lo", "world", "a", "##b", "##c", "big"]
-
-
-@pytest.fixture()
-def tokenizer(tmp_path) -> WordPieceTokenizer:
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    return WordPieceTokenizer.from_vocab(str(path), lowercase=True)
 
 
 def test_first_sub_token_carries_the_label(tokenizer):

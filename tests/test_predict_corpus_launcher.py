@@ -3,7 +3,6 @@ are submitted, throttling, the flags every job gets, SIGTERM forwarding and requ
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_grid import FAKE_SBATCH, FAKE_SCONTROL, FAKE_SQUEUE, write_script
+from conftest import fake_slurm_env, write_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO_ROOT / "scripts" / "predict_corpus.sh"
@@ -34,19 +33,12 @@ time.sleep(float(__import__("os").environ.get("FAKE_SLEEP", "0")))
 
 @pytest.fixture
 def setup(tmp_path):
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    write_script(bin_dir / "sbatch", FAKE_SBATCH)
-    write_script(bin_dir / "squeue", FAKE_SQUEUE)
-    write_script(bin_dir / "scontrol", FAKE_SCONTROL)
-    (state / "queued").write_text("0\n")
+    env = fake_slurm_env(tmp_path)
     write_script(tmp_path / "runner.py", FAKE_RUNNER)
     contexts = tmp_path / "contexts"
     contexts.mkdir()
     for i in range(3):
         (contexts / f"ggp-contexts-w100-{i:03d}.tsv").write_text("1\tT1\tggp\ta \tb\t c\n")
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state), USER="tester")
     return tmp_path, env
 
 

@@ -1,7 +1,10 @@
-"""Property tests: on any input the readers return valid examples or raise InputError naming the file."""
+"""Property tests: on any input the readers return valid examples or raise InputError naming the file,
+and every line-based reader splits lines as the one line reader (bert_tf.io_utils) does: as Python's
+universal newlines do, a leading byte order mark dropped."""
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import replace
 import tempfile
@@ -12,13 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bert_tf.classifier.data import (
-    ConsensusExample,
-    TsvLineChunks,
-    count_examples,
-    iter_consensus_tsv,
-    write_consensus_tsv,
-)
+from bert_tf.classifier.data import ConsensusExample, TsvLineChunks, iter_consensus_tsv, write_consensus_tsv
+from bert_tf.io_utils import iter_lines, raw_line_chunks, read_text
 from bert_tf.ner.data import (
     NerExample,
     read_conll,
@@ -151,14 +149,12 @@ def check_conll_examples(examples: List[NerExample]) -> None:
 
 
 def check_consensus_examples(examples: List[ConsensusExample], path: str) -> None:
-    """Six string fields without tabs, a non-empty mention, increasing lines, the count matching."""
+    """Six string fields without tabs or line breaks, a non-empty mention, one example a non-blank line."""
     for example in examples:
         fields = (example.doc_id, example.annotation_id, example.label, example.left, example.mention, example.right)
-        assert all(isinstance(field, str) and "\t" not in field and "\n" not in field for field in fields)
+        assert all(isinstance(field, str) and not set(field) & set("\t\n\r") for field in fields)
         assert example.mention.strip() and example.label
-    lines = [example.line for example in examples]
-    assert lines == sorted(set(lines))
-    assert count_examples(path) == len(examples)
+    assert [example.line for example in examples] == [number for number, _ in iter_lines(path, skip_blank=True)]
 
 
 def check_chunked_consensus(path: str, labels: List[str]) -> None:
@@ -182,10 +178,46 @@ def check_chunked_consensus(path: str, labels: List[str]) -> None:
         assert chunked(path) == streamed(path)
 
 
+def universal_lines(data: bytes) -> Optional[List[str]]:
+    """The lines Python's text mode reads from `data` (UTF-8, universal newlines, a leading BOM dropped),
+    without terminators; None when `data` is not UTF-8."""
+    try:
+        text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=None)
+        return [line[:-1] if line.endswith("\n") else line for line in text]
+    except UnicodeDecodeError:
+        return None
+
+
+def error_line(read: Callable[[], object]) -> Optional[int]:
+    """The line of the InputError `read` raises, or None when it raises none."""
+    try:
+        read()
+    except InputError as error:
+        return error.line
+    return None
+
+
+def check_line_reader(path: str, data: bytes) -> None:
+    """The one line reader gives Python's universal-newline lines, numbered from 1, or an error naming the
+    line of the first bad byte, as whole-file reading and the chunked raw lines do."""
+    expected = universal_lines(data)
+    lines = outcome(lambda p: list(iter_lines(p)), path)
+    assert lines == (None if expected is None else list(enumerate(expected, start=1)))
+    chunked = [(first + i, raw) for first, raws in raw_line_chunks(path, 3) for i, raw in enumerate(raws)]
+    if expected is None:
+        assert error_line(lambda: read_text(path)) == error_line(lambda: list(iter_lines(path))) >= 1
+    else:
+        assert [(n, raw.decode("utf-8")) for n, raw in chunked] == lines
+        assert universal_lines(read_text(path).encode("utf-8")) == expected
+        nonblank = [(n, text) for n, text in lines if text.strip()]
+        assert list(iter_lines(path, skip_blank=True)) == nonblank
+
+
 def check_every_reader(work_dir: str, data: bytes) -> None:
     """Write `data` and run every reader on it, checking the invariants of what they return."""
     path = os.path.join(work_dir, "input.txt")
     Path(path).write_bytes(data)
+    check_line_reader(path, data)
     for tags_required in (True, False):
         examples = outcome(lambda p: read_ner_csv(p, require_tags=tags_required), path)
         if examples is not None:

@@ -12,8 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bert_tf.reports import plot_all_history, plot_confusion_matrix, plot_history, write_history_csv
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from conftest import check_png
 
 HISTORY = [
     {"epoch": 0.5, "step": 50, "split": "train", "end_of_epoch": False, "loss": 1.2, "learning_rate": 2e-5},
@@ -28,10 +27,8 @@ HISTORY = [
 
 
 def _assert_png(path: str) -> None:
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_SIGNATURE
-    image = matplotlib.image.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    check_png(path, (101, 101))
+    assert matplotlib.image.imread(path).ndim == 3
 
 
 def _capture_figures(monkeypatch) -> list[Figure]:

@@ -6,6 +6,7 @@ killed in every phase, are in test_preemption.py."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -100,3 +101,21 @@ def test_resume_with_other_settings_is_refused(reference, tiny_checkpoint, tmp_p
                                                         "--noresume"])
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert "resuming" not in restarted.stdout
+
+
+def test_settings_that_do_not_change_training_do_not_block_a_resume(tmp_path):
+    from bert_tf.errors import InputError
+    from bert_tf.resume import NOT_FINGERPRINTED, TrainingCheckpointer, run_fingerprint
+
+    sources = [ROOT / "run_ner.py", ROOT / "run_classifier.py", ROOT / "bert_tf" / "flags.py",
+               ROOT / "bert_tf" / "classifier" / "corpus.py"]
+    defined = {name for path in sources for name in re.findall(r'DEFINE_\w+\(\s*"(\w+)"', path.read_text())}
+    assert NOT_FINGERPRINTED <= defined  # every name is a real flag
+    saved = {"learning_rate": 5e-5, "verbose_tf": False, "tensorboard": True, "log_every": 10, "num_workers": 2,
+             "featurize_workers": None, "calibrate": True, "use_xla": False}
+    display_only = dict(saved, verbose_tf=True, tensorboard=False, log_every=1, num_workers=8, featurize_workers=3,
+                        calibrate=False, use_xla=True)
+    state = {"fingerprint": run_fingerprint(saved, [])}
+    TrainingCheckpointer(str(tmp_path), run_fingerprint(display_only, [])).check_compatible(state)
+    with pytest.raises(InputError, match=r"other settings.*learning_rate \(5e-05 then, 0.001 now\)"):
+        TrainingCheckpointer(str(tmp_path), run_fingerprint(dict(saved, learning_rate=1e-3), [])).check_compatible(state)

@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_script
+from conftest import check_png, error_lines, run_script, run_script_batch
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LABELS = ["che", "dis", "ggp", "org", "out"]
 
 
@@ -51,7 +50,7 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
     assert set(results["per_class"]) == set(LABELS)
     assert {"detection", "typing"} <= set(results["entity_vs_out"])
     for name in ("confusion_matrix.png", "loss.png", "accuracy.png"):
-        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+        check_png(out / name)
     text = (out / "eval_results.txt").read_text()
     assert "macro avg" in text and "gold \\ pred" in text
     probs = pd.read_csv(out / "test_results.tsv", sep="\t")
@@ -77,7 +76,7 @@ def test_trained_run_is_calibrated_and_beats_the_baseline(trained):
     assert calibration["after"]["nll"] <= calibration["before"]["nll"] + 1e-9
     assert results["loss"] == pytest.approx(calibration["after"]["nll"])
     assert 0 <= calibration["after"]["ece"] <= 1 and calibration["ece_bins"] == 15
-    assert (out / "reliability.png").read_bytes()[:8] == PNG_SIGNATURE
+    check_png(out / "reliability.png")
     assert "calibration: temperature" in process.stdout and "majority baseline" in (out / "eval_results.txt").read_text()
 
 
@@ -105,40 +104,56 @@ def _data(tmp_path: Path, train_rows: str) -> Path:
     return data
 
 
-@pytest.mark.parametrize("rows,line,words", [
-    (ROW + "2\tT1\tche\tleft\tmention\n", 2, "found 5"),
-    (ROW + ROW.replace("\tche\t", "\tdrug\t"), 2, "drug"),
-    (ROW * 2 + ROW.replace("\tcisplatin\t", "\t  \t"), 3, "mention"),
-])
-def test_bad_training_rows_name_file_and_line(tmp_path, tiny_checkpoint, rows, line, words):
-    data = _data(tmp_path, rows)
-    labels = tmp_path / "labels.txt"
+BAD_ROWS = {  # case -> (train.tsv rows, line of the error, words in it)
+    "five_columns": (ROW + "2\tT1\tche\tleft\tmention\n", 2, "found 5"),
+    "unknown_label": (ROW + ROW.replace("\tche\t", "\tdrug\t"), 2, "drug"),
+    "empty_mention": (ROW * 2 + ROW.replace("\tcisplatin\t", "\t  \t"), 3, "mention"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory, tiny_checkpoint):
+    """run_classifier.py on every bad input below in one interpreter: name -> (process, case folder)."""
+    root = tmp_path_factory.mktemp("classifier_bad_input")
+    labels = root / "labels.txt"
     labels.write_text("che\ndis\nggp\norg\nout\n")
-    out = tmp_path / "out"
-    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
-                          f"--output_dir={out}", "--do_train", f"--labels_file={labels}", "--max_seq_length=16"])
+    common = [f"--bert_model={tiny_checkpoint}", "--do_train", "--max_seq_length=16"]
+    cases = {}
+    for name, (rows, _, _) in BAD_ROWS.items():
+        (root / name).mkdir()
+        cases[name] = [*common, f"--data_dir={_data(root / name, rows)}", f"--output_dir={root / name / 'out'}",
+                       f"--labels_file={labels}"]
+    (root / "no_dev").mkdir()
+    (_data(root / "no_dev", ROW) / "dev.tsv").unlink()
+    cases["no_dev"] = [*common, f"--data_dir={root / 'no_dev' / 'data'}", f"--output_dir={root / 'no_dev' / 'out'}"]
+    (root / "few_labels").mkdir()
+    (root / "few_labels" / "labels.txt").write_text("dis\nout\n")
+    cases["few_labels"] = [*common, f"--data_dir={_data(root / 'few_labels', ROW)}",
+                           f"--output_dir={root / 'few_labels' / 'out'}",
+                           f"--labels_file={root / 'few_labels' / 'labels.txt'}"]
+    cases["nothing_to_do"] = [f"--output_dir={root / 'nothing' / 'o'}"]
+    processes = run_script_batch("run_classifier.py", cases, root)
+    return {name: (process, root / name) for name, process in processes.items()}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_bad_training_rows_name_file_and_line(bad_runs, name):
+    process, folder = bad_runs[name]
+    _, line, words = BAD_ROWS[name]
     assert process.returncode == 2, process.stderr[-2000:]
     errors = error_lines(process)
-    assert len(errors) == 1 and f"{data / 'train.tsv'}:{line}:" in errors[0] and words in errors[0], errors
+    assert len(errors) == 1 and f"{folder / 'data' / 'train.tsv'}:{line}:" in errors[0] and words in errors[0], errors
     assert "Traceback" not in process.stderr
-    assert not out.exists()
+    assert not (folder / "out").exists()
 
 
-def test_missing_file_and_disagreeing_label_file(tmp_path, tiny_checkpoint):
-    data = _data(tmp_path, ROW)
-    (data / "dev.tsv").unlink()
-    out = tmp_path / "out"
-    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
-                          f"--output_dir={out}", "--do_train", "--max_seq_length=16"])
+def test_missing_file_and_disagreeing_label_file(bad_runs):
+    process, folder = bad_runs["no_dev"]
     assert process.returncode == 2 and "dev.tsv" in error_lines(process)[0]
-    (data / "dev.tsv").write_text(ROW)
-    labels = tmp_path / "labels.txt"
-    labels.write_text("dis\nout\n")
-    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
-                          f"--output_dir={out}", "--do_train", f"--labels_file={labels}", "--max_seq_length=16"])
+    process, folder = bad_runs["few_labels"]
     assert process.returncode == 2
-    assert "'che'" in error_lines(process)[0] and str(labels) in error_lines(process)[0]
-    assert not out.exists()
+    assert "'che'" in error_lines(process)[0] and str(folder / "labels.txt") in error_lines(process)[0]
+    assert not (folder / "out").exists()
 
 
 def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
@@ -154,6 +169,6 @@ def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
     assert json.loads((out / "eval_results.json").read_text())["labels"] == ["che", "out"]
 
 
-def test_nothing_to_do_is_an_error(tmp_path):
-    process = run_script(["run_classifier.py", f"--output_dir={tmp_path / 'o'}"])
+def test_nothing_to_do_is_an_error(bad_runs):
+    process, _ = bad_runs["nothing_to_do"]
     assert process.returncode == 2 and "nothing to do" in error_lines(process)[0]

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_script
+from conftest import check_png, error_lines, run_script, run_script_batch
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES, PLACES, ORGS = ["alice", "bob", "carol", "dave"], ["paris", "rome", "oslo", "lima"], ["acme"]
 
 
@@ -71,7 +70,7 @@ def trained(tmp_path_factory, tiny_checkpoint):
 def test_training_learns_and_writes_every_output(trained):
     data, out, process = trained
     for name in ("loss.png", "accuracy.png", "f1.png"):
-        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+        check_png(out / name)
     for name in ("history.csv", "test_results.json", "test_report.txt", "run_config.json",
                  "model/bert_tf_model.json", "model/model.weights.h5", "model/vocab.txt"):
         assert (out / name).is_file(), name
@@ -95,9 +94,11 @@ def test_reloaded_model_predicts_what_was_reported(trained):
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"
-    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}", "--context=document",
                           f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
     assert process.returncode == 0, process.stderr[-3000:]
+    said = "context none (document context asked for, but the data has no document ids"
+    assert f"warning: {said}" in process.stderr and said in process.stdout  # what really runs
     gold = pd.read_csv(data / "test.csv")
     pred = pd.read_csv(predictions)
     parse = lambda col: [eval_list(x) for x in col]  # noqa: E731
@@ -169,19 +170,64 @@ def test_single_file_is_split_and_written(tmp_path, tiny_checkpoint):
     assert expected in process.stdout
 
 
-def _bad_run(tmp_path, tiny_checkpoint, data, extra=()):
-    out = tmp_path / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                          f"--save_model_path={out}", "--epochs=1", "--max_len=32", *extra])
-    return process, out
-
-
-def test_bad_tag_names_file_and_line_and_writes_nothing(tmp_path, tiny_checkpoint):
-    data = write_learnable_set(tmp_path / "data")
+def _bad_tag(base: Path, tiny_checkpoint: str):
+    data = write_learnable_set(base / "data")
     lines = (data / "val.csv").read_text().splitlines()
     lines[3] = lines[3].replace("'B-PER'", "'PERSON'", 1).replace("'B-LOC'", "'PLACE'", 1)
     (data / "val.csv").write_text("\n".join(lines) + "\n")
-    process, out = _bad_run(tmp_path, tiny_checkpoint, data)
+    return data, tiny_checkpoint, []
+
+
+def _unseen_tag(base: Path, tiny_checkpoint: str):
+    data = write_learnable_set(base / "data")
+    test = pd.read_csv(data / "test.csv")
+    test.loc[0, "tags"] = str(["B-DATE"] * len(eval_list(test.loc[0, "tokens"])))
+    test.to_csv(data / "test.csv", index=False)
+    return data, tiny_checkpoint, []
+
+
+def _non_empty_output(base: Path, tiny_checkpoint: str):
+    (base / "out").mkdir(parents=True)
+    (base / "out" / "keep.txt").write_text("precious")
+    return write_learnable_set(base / "data"), tiny_checkpoint, []
+
+
+def _no_weights(base: Path, tiny_checkpoint: str):
+    import shutil
+
+    shutil.copytree(tiny_checkpoint, base / "model")
+    (base / "model" / "model.safetensors").unlink()
+    return write_learnable_set(base / "data"), str(base / "model"), []
+
+
+def _long_max_len(base: Path, tiny_checkpoint: str):
+    return write_learnable_set(base / "data"), tiny_checkpoint, ["--max_len=512"]
+
+
+def _bad_buckets(base: Path, tiny_checkpoint: str):
+    return write_learnable_set(base / "data"), tiny_checkpoint, ["--bucket_lengths=16,abc"]
+
+
+BAD_RUNS = {"bad_tag": _bad_tag, "unseen_tag": _unseen_tag, "non_empty_output": _non_empty_output,
+            "no_weights": _no_weights, "long_max_len": _long_max_len, "bad_buckets": _bad_buckets}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory, tiny_checkpoint):
+    """Every bad-input case of BAD_RUNS run by run_ner.py in one interpreter: name -> (process, data, out)."""
+    root = tmp_path_factory.mktemp("ner_bad_input")
+    cases, folders = {}, {}
+    for name, setup in BAD_RUNS.items():
+        data, model, extra = setup(root / name, tiny_checkpoint)
+        folders[name] = (data, root / name / "out")
+        cases[name] = [f"--bert_model={model}", f"--data_path={data}", f"--save_model_path={root / name / 'out'}",
+                       "--epochs=1", "--max_len=32", *extra]
+    processes = run_script_batch("run_ner.py", cases, root)
+    return {name: (processes[name], *folders[name]) for name in BAD_RUNS}
+
+
+def test_bad_tag_names_file_and_line_and_writes_nothing(bad_runs):
+    process, data, out = bad_runs["bad_tag"]
     assert process.returncode == 2
     errors = error_lines(process)
     assert len(errors) == 1 and f"{data / 'val.csv'}:4:" in errors[0], process.stderr[-2000:]
@@ -189,49 +235,33 @@ def test_bad_tag_names_file_and_line_and_writes_nothing(tmp_path, tiny_checkpoin
     assert not out.exists()
 
 
-def test_tags_unseen_in_training_are_listed(tmp_path, tiny_checkpoint):
-    data = write_learnable_set(tmp_path / "data")
-    test = pd.read_csv(data / "test.csv")
-    test.loc[0, "tags"] = str(["B-DATE"] * len(eval_list(test.loc[0, "tokens"])))
-    test.to_csv(data / "test.csv", index=False)
-    process, out = _bad_run(tmp_path, tiny_checkpoint, data)
+def test_tags_unseen_in_training_are_listed(bad_runs):
+    process, data, out = bad_runs["unseen_tag"]
     message = error_lines(process)[0]
     assert process.returncode == 2 and "B-DATE" in message and "--labels_file" in message
     assert f"{data / 'test.csv'}:2:" in message
     assert not out.exists()
 
 
-def test_non_empty_output_is_not_overwritten(tmp_path, tiny_checkpoint):
-    data = write_learnable_set(tmp_path / "data")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("precious")
-    process, _ = _bad_run(tmp_path, tiny_checkpoint, data)
+def test_non_empty_output_is_not_overwritten(bad_runs):
+    process, _, out = bad_runs["non_empty_output"]
     assert process.returncode == 2 and "--overwrite_output_dir" in error_lines(process)[0]
     assert os.listdir(out) == ["keep.txt"]
 
 
-def test_model_without_weights_is_explained(tmp_path, tiny_checkpoint):
-    import shutil
-
-    model = tmp_path / "model"
-    shutil.copytree(tiny_checkpoint, model)
-    (model / "model.safetensors").unlink()
-    data = write_learnable_set(tmp_path / "data")
-    process, out = _bad_run(tmp_path, str(model), data)
+def test_model_without_weights_is_explained(bad_runs):
+    process, _, out = bad_runs["no_weights"]
     assert process.returncode == 2 and "model.safetensors" in error_lines(process)[0]
     assert not out.exists()
 
 
-def test_max_len_beyond_position_embeddings(tmp_path, tiny_checkpoint):
-    data = write_learnable_set(tmp_path / "data")
-    process, out = _bad_run(tmp_path, tiny_checkpoint, data, ["--max_len=512"])
+def test_max_len_beyond_position_embeddings(bad_runs):
+    process, _, _ = bad_runs["long_max_len"]
     assert process.returncode == 2 and "128 position embeddings" in error_lines(process)[-1]
 
 
-def test_bad_bucket_lengths_are_refused(tmp_path, tiny_checkpoint):
-    data = write_learnable_set(tmp_path / "data")
-    process, out = _bad_run(tmp_path, tiny_checkpoint, data, ["--bucket_lengths=16,abc"])
+def test_bad_bucket_lengths_are_refused(bad_runs):
+    process, _, out = bad_runs["bad_buckets"]
     assert process.returncode == 2 and "--bucket_lengths=16,abc" in error_lines(process)[0]
     assert not out.exists()
 

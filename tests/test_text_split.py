@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bert_tf.ner.sentences import Token, align_tokens, split_at, split_sentences, tokenize
+from bert_tf.ner.sentences import split_at, split_sentences, tokenize
 
 
 def words(text: str):
@@ -49,10 +49,7 @@ def test_every_character_is_covered_once_and_offsets_index_the_text(text: str) -
     assert [t for s in split_sentences(text) for t in s.tokens] == tokens
 
 
-def test_split_at_and_align_tokens() -> None:
+def test_split_at() -> None:
     text = "Helsinki-based firm"
     tokens = split_at(tokenize(text), [8])
     assert [t.text for t in tokens] == ["Helsinki", "-based", "firm"]
-    assert align_tokens(" a  bc\td", ["a", "bc", "d"]) == [Token("a", 1, 2), Token("bc", 4, 6), Token("d", 7, 8)]
-    with pytest.raises(ValueError, match="'x' not found at offset 1"):
-        align_tokens(" a", ["x"])

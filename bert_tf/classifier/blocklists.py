@@ -72,8 +72,11 @@ shell's file-name globs order by code point: what GNU sort and bash do in the C,
 locales (other locales collate differently; run the published script with LC_ALL=C.UTF-8 to compare).
 The published ``make_local_bw_lists.py`` caches its "globally blocked" decision under the key
 ``(name, type)`` where ``type`` is Python's builtin, so the cache never hits and nothing is cached
-between names: every line is decided on its own, as here. The published script reads files with
-Python's universal newlines (``\\r``, ``\\r\\n`` and ``\\n`` end a line), as here.
+between names: every line is decided on its own, as here. The published scripts read files with
+Python's universal newlines (``\\r``, ``\\r\\n`` and ``\\n`` end a line), as bert_tf.io_utils reads every
+line-based file. Two differences, on input the published scripts fail on or misread: a blank line
+of a prediction file or list is skipped (the published scripts stop with an error), and a byte
+order mark at the start of a file is dropped (the published scripts keep it in the first doc_id).
 
 Bad input raises InputError naming the file and line; the command line prints ``error: <message>``
 and exits with status 2, leaving no output file behind.
@@ -82,6 +85,7 @@ and exits with status 2, leaving no output file behind.
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
 import json
 import math
@@ -89,15 +93,15 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
                     Tuple)
 
 from bert_tf import ownership
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_path
+from bert_tf.io_utils import atomic_path, iter_lines
 from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
                                       parse_published_dict)
 
@@ -110,6 +114,11 @@ DEFAULT_TYPES = ("ggp", "che", "org", "dis")
 PUBLISHED_LOCAL_LIST_TYPES = ("ggp", "che")  # types with a non-type table and local block/allow lists
 PUBLISHED_ALLOWLIST_TYPES = ("ggp",)
 AUTO_GLOBAL_ORDER = ("che", "ggp", "dis", "org")  # the published `cat` order (sorted anyway)
+GLOBAL_MIN_DOCS = 2  # global and non-type lists: -m 2
+GLOBAL_THRESHOLD = 0.5  # global list: -t 0.5
+NONTYPE_THRESHOLD = 0.0  # non-type table: -t 0.0 (every name)
+BLOCK_RATIO = 1000.0  # local blocklists: --ratio 1000
+ALLOW_RATIO = 1e15  # local allowlists: --ratio 1000000000000000
 Key = Tuple[str, str]  # (name, type)
 
 
@@ -185,34 +194,6 @@ def sort_numeric_reverse(lines: Iterable[str]) -> List[str]:
 # ----------------------------------------------------------------------------- reading
 
 
-def _open_binary(path: str):
-    """Open a file for reading in binary, turning the usual failures into InputError."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", path) from None
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", path) from None
-
-
-def read_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """Yield (line number, line) of a UTF-8 file split as Python's universal newlines split it (\\n, \\r\\n, \\r)."""
-    number = 0
-    with _open_binary(path) as handle:
-        for raw in handle:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputError(f"not valid UTF-8 ({err.reason})", path, number + 1) from None
-            text = text[:-1] if text.endswith("\n") else text
-            text = text[:-1] if text.endswith("\r") else text
-            for part in text.split("\r"):
-                number += 1
-                yield number, part
-
-
 def check_probability(value: float, label: str, path: str, line: int) -> float:
     """A probability read from a file, unchanged; InputError when it is not in [0, 1]."""
     if not (0.0 <= value <= 1.0 + PROBABILITY_SLACK):  # also rejects NaN
@@ -279,7 +260,7 @@ def _published_log_probabilities(cells: List[str], labels: List[str], path: str,
 
 def read_predictions(path: str) -> Tuple[List[str], Iterator[Tuple[int, Prediction]]]:
     """The labels of a prediction file (either format) and an iterator over its (line number, row)."""
-    lines = read_lines(path)
+    lines = iter_lines(path, skip_blank=True)
     first = next(lines, None)
     cells = first[1].split("\t") if first else []
     if first and tuple(cells[: len(FIXED_COLUMNS)]) == FIXED_COLUMNS:
@@ -300,10 +281,8 @@ def _chain(first: Tuple[int, str], rest: Iterator[Tuple[int, str]]) -> Iterator[
 
 def _rows(lines: Iterable[Tuple[int, str]], labels: List[str],
           parse: Callable[[List[str], List[str], str, int], List[float]], path: str) -> Iterator[Tuple[int, Prediction]]:
-    """Parse the data lines of a prediction file (blank lines are skipped)."""
+    """Parse the (non-blank) data lines of a prediction file."""
     for number, line in lines:
-        if not line.strip():
-            continue
         cells = line.split("\t")
         logs = parse(cells, labels, path, number)
         yield number, Prediction(cells[0], cells[2], cells[4], logs)
@@ -312,9 +291,7 @@ def _rows(lines: Iterable[Tuple[int, str]], labels: List[str],
 def read_name_types(path: str, lowercase: bool = False) -> Dict[str, Set[str]]:
     """Map each name of a 'name <tab> type' file to its set of types."""
     types: Dict[str, Set[str]] = {}
-    for number, line in read_lines(path):
-        if not line.strip():
-            continue
+    for number, line in iter_lines(path, skip_blank=True):
         cells = line.split("\t")
         if len(cells) != 2 or not cells[0] or not cells[1]:
             raise InputError("expected two tab-separated columns: name, type", path, number)
@@ -442,7 +419,7 @@ def parse_local_line(line: str, path: str, number: int) -> LocalEntry:
 
 def read_local_list(path: str) -> Iterator[LocalEntry]:
     """The entries of a local list, streamed."""
-    for number, line in read_lines(path):
+    for number, line in iter_lines(path, skip_blank=True):
         yield parse_local_line(line, path, number)
 
 
@@ -470,7 +447,7 @@ def error_totals(paths: Sequence[str], compensated: bool = False) -> Dict[Key, E
     return totals
 
 
-def global_lines(paths: Sequence[str], min_docs: int = 2, threshold: float = 0.5,
+def global_lines(paths: Sequence[str], min_docs: int = GLOBAL_MIN_DOCS, threshold: float = GLOBAL_THRESHOLD,
                  never_block: FrozenSet[Key] = DEFAULT_NEVER_BLOCK, compensated: bool = False) -> List[str]:
     """``expected_errors documents mean name type`` lines of the global list, in ``sort -rn`` order."""
     lines = []
@@ -501,7 +478,7 @@ class GlobalProbability:
 def read_nontype_table(path: str) -> Dict[Key, GlobalProbability]:
     """The (name, type) -> GlobalProbability map of a ``nontype`` (global) list."""
     table: Dict[Key, GlobalProbability] = {}
-    for number, line in read_lines(path):
+    for number, line in iter_lines(path, skip_blank=True):
         cells = line.split("\t")
         if len(cells) != 5:
             raise InputError(f"expected 5 tab-separated columns, found {len(cells)}", path, number)
@@ -630,7 +607,7 @@ def write_text_lines(path: str, lines: Iterable[str]) -> int:
 def concatenate(paths: Sequence[str]) -> Iterator[str]:
     """The lines of files one after the other (``cat``)."""
     for path in paths:
-        for _, line in read_lines(path):
+        for _, line in iter_lines(path):
             yield line
 
 
@@ -657,24 +634,27 @@ class PipelineOptions:
     """Settings of generate-blocklists.sh; every default is the published value."""
 
     types: List[str] = field(default_factory=lambda: list(DEFAULT_TYPES))
-    local_threshold: float = 1.01
-    local_min_count: int = 1
-    min_docs: int = 2
-    global_threshold: float = 0.5
+    local_threshold: float = LocalOptions.threshold
+    local_min_count: int = LocalOptions.min_count
+    min_docs: int = GLOBAL_MIN_DOCS
+    global_threshold: float = GLOBAL_THRESHOLD
     global_threshold_per_type: Dict[str, float] = field(default_factory=lambda: {"dis": 0.85})
     local_list_types: List[str] = field(default_factory=lambda: list(PUBLISHED_LOCAL_LIST_TYPES))
     allowlist_types: List[str] = field(default_factory=lambda: list(PUBLISHED_ALLOWLIST_TYPES))
-    block_ratio: float = 1000.0
-    allow_ratio: float = 1e15
+    block_ratio: float = BLOCK_RATIO
+    allow_ratio: float = ALLOW_RATIO
     allow_global_type_probability: float = 0.3
-    ratio_global_min_docs: int = 10
-    ratio_global_threshold: float = 0.5
+    ratio_global_min_docs: int = RatioOptions.global_min_docs
+    ratio_global_threshold: float = RatioOptions.global_threshold
     never_block: FrozenSet[Key] = DEFAULT_NEVER_BLOCK
     compensated_sum: bool = False
 
     def threshold(self, type_: str) -> float:
         """The global threshold of a type."""
         return self.global_threshold_per_type.get(type_, self.global_threshold)
+
+
+PUBLISHED = PipelineOptions()  # the published settings: every command's defaults
 
 
 def output_names(options: PipelineOptions) -> Dict[str, str]:
@@ -798,7 +778,7 @@ class PipelineRun:
     def local_block_allow(self, type_: str, local_paths: List[str]) -> None:
         """The non-type table, the local blocklists and (for allowlist types) the local allowlists."""
         o = self.options
-        nontype = global_lines(local_paths, o.min_docs, 0.0, o.never_block, o.compensated_sum)
+        nontype = global_lines(local_paths, o.min_docs, NONTYPE_THRESHOLD, o.never_block, o.compensated_sum)
         write_text_lines(self.path(f"nontype:{type_}"), nontype)
         table = read_nontype_table(self.path(f"nontype:{type_}"))
         common = dict(global_min_docs=o.ratio_global_min_docs, global_threshold=o.ratio_global_threshold,
@@ -915,9 +895,9 @@ def add_local_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("predictions", nargs="+", help="prediction files, ours or the published 8-column ones")
     p.add_argument("--source_type", "-s", required=True, help="count rows whose column 3 is this type")
     p.add_argument("--target_type", "-T", help="the type whose probability is listed (default: source type)")
-    p.add_argument("--threshold", "-t", type=float, default=1.01,
+    p.add_argument("--threshold", "-t", type=float, default=LocalOptions.threshold,
                    help="list names whose probability is below this (1.01 lists all; the published default is 0.5)")
-    p.add_argument("--min_count", "-m", type=int, default=1, help="list names seen at least this often in the document")
+    p.add_argument("--min_count", "-m", type=int, default=LocalOptions.min_count, help="list names seen at least this often in the document")
     p.add_argument("--probability", "-p", action="store_true", help="print the probability, not its log10")
     p.add_argument("--all_rows", action="store_true", help="count every row, whatever its column 3 says")
     p.add_argument("--source_types_file", help="'name<TAB>type' lines: a name's types, used instead of column 3")
@@ -928,11 +908,11 @@ def add_local_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_global_parsers(commands: argparse._SubParsersAction) -> None:
     """The 'global' and 'nontype' commands (global_blacklist_candidates.py | sort -rn)."""
-    for name, threshold, text in (("global", 0.5, "names usually not of their type"),
-                                  ("nontype", 0.0, "every name's mean probability of not being its type")):
+    for name, threshold, text in (("global", GLOBAL_THRESHOLD, "names usually not of their type"),
+                                  ("nontype", NONTYPE_THRESHOLD, "every name's mean probability of not being its type")):
         p = commands.add_parser(name, help=text)
         p.add_argument("local", nargs="+", help="local lists (from 'local')")
-        p.add_argument("--min_docs", "-m", type=int, default=2, help="keep names in at least this many lines")
+        p.add_argument("--min_docs", "-m", type=int, default=GLOBAL_MIN_DOCS, help="keep names in at least this many lines")
         p.add_argument("--threshold", "-t", type=float, default=threshold, help="keep means at least this")
         p.add_argument("--never_block", help="'name<TAB>type' pairs never listed (default: insulin, INSULIN as ggp)")
         add_output_flags(p)
@@ -941,22 +921,39 @@ def add_global_parsers(commands: argparse._SubParsersAction) -> None:
 
 def add_ratio_parsers(commands: argparse._SubParsersAction) -> None:
     """The 'local-ratio' and 'allowlist' commands (make_local_bw_lists.py | sort -rn)."""
-    for name, ratio, text in (("local-ratio", 1000.0, "names locally unlikely to be of a type likely globally"),
-                              ("allowlist", 1e15, "names locally of a type although globally blocked")):
+    for name, ratio, text in (("local-ratio", BLOCK_RATIO, "names locally unlikely to be of a type likely globally"),
+                              ("allowlist", ALLOW_RATIO, "names locally of a type although globally blocked")):
         p = commands.add_parser(name, help=text)
         p.add_argument("local", nargs="+", help="local lists (from 'local')")
         p.add_argument("--nontype", required=True, help="the non-type table (from 'nontype')")
         p.add_argument("--ratio", "-r", type=float, default=ratio, help="the odds ratio to exceed")
         if name == "allowlist":
-            p.add_argument("--global_type_probability", "-g", type=float, default=0.3,
+            p.add_argument("--global_type_probability", "-g", type=float, default=PUBLISHED.allow_global_type_probability,
                            help="the global type probability to exceed")
-        p.add_argument("--global_min_docs", "-m", type=int, default=10, help="globally blocked: documents at least")
-        p.add_argument("--global_threshold", "-t", type=float, default=0.5,
+        p.add_argument("--global_min_docs", "-m", type=int, default=RatioOptions.global_min_docs,
+                       help="globally blocked: documents at least")
+        p.add_argument("--global_threshold", "-t", type=float, default=RatioOptions.global_threshold,
                        help="globally blocked: non-type probability at least")
-        p.add_argument("--function", "-f", choices=("ratio", "diff"), default="ratio", help="the first column")
+        p.add_argument("--function", "-f", choices=("ratio", "diff"), default=RatioOptions.function,
+                       help="the first column")
         p.add_argument("--never_block", help="'name<TAB>type' pairs never globally blocked (default: insulin)")
         add_output_flags(p)
         p.set_defaults(run=run_ratio)
+
+
+PIPELINE_FLAGS: Tuple[Tuple[str, Callable[[str], Any], str], ...] = (  # (PipelineOptions field, type, help)
+    ("types", type_list, "types, comma-separated"),
+    ("local_threshold", float, "local step threshold (1.01: every name)"),
+    ("local_min_count", int, "local step minimum count per document"),
+    ("min_docs", int, "global and non-type lists: documents at least"),
+    ("global_threshold", float, "global list threshold"),
+    ("global_threshold_per_type", type_thresholds, "per-type global thresholds, e.g. dis:0.85"),
+    ("block_ratio", float, "local blocklist odds ratio"),
+    ("allow_ratio", float, "local allowlist odds ratio"),
+    ("allow_global_type_probability", float, "local allowlist: global type probability to exceed"),
+    ("ratio_global_min_docs", int, "bw lists: globally blocked from this many docs"),
+    ("ratio_global_threshold", float, "bw lists: globally blocked threshold"),
+)
 
 
 def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
@@ -965,23 +962,12 @@ def add_pipeline_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--run_dir", required=True, help="holds TYPE-predictions/output_with_probabilities_*")
     p.add_argument("--output_dir", help="where the lists go (default: --run_dir, as published)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
-    p.add_argument("--types", type=type_list, default=list(DEFAULT_TYPES), help="types, comma-separated")
-    p.add_argument("--local_threshold", type=float, default=1.01, help="local step threshold (1.01: every name)")
-    p.add_argument("--local_min_count", type=int, default=1, help="local step minimum count per document")
-    p.add_argument("--min_docs", type=int, default=2, help="global and non-type lists: documents at least")
-    p.add_argument("--global_threshold", type=float, default=0.5, help="global list threshold")
-    p.add_argument("--global_threshold_per_type", type=type_thresholds, default={"dis": 0.85},
-                   help="per-type global thresholds, e.g. dis:0.85")
+    for name, kind, text in PIPELINE_FLAGS:
+        p.add_argument("--" + name, type=kind, default=copy.copy(getattr(PUBLISHED, name)), help=text)
     p.add_argument("--local_list_types", type=type_list,
                    help="types with a non-type table and local blocklists (default: ggp,che among --types)")
     p.add_argument("--allowlist_types", type=type_list,
                    help="types with local allowlists (default: ggp if among --local_list_types)")
-    p.add_argument("--block_ratio", type=float, default=1000.0, help="local blocklist odds ratio")
-    p.add_argument("--allow_ratio", type=float, default=1e15, help="local allowlist odds ratio")
-    p.add_argument("--allow_global_type_probability", type=float, default=0.3,
-                   help="local allowlist: global type probability to exceed")
-    p.add_argument("--ratio_global_min_docs", type=int, default=10, help="bw lists: globally blocked from this many docs")
-    p.add_argument("--ratio_global_threshold", type=float, default=0.5, help="bw lists: globally blocked threshold")
     p.add_argument("--never_block", help="'name<TAB>type' pairs never blocked (default: insulin, INSULIN as ggp)")
     p.add_argument("--compensated_sum", action="store_true", help="add floats as Python >= 3.12's sum() does")
     p.set_defaults(run=run_pipeline_command)
@@ -1028,19 +1014,22 @@ def run_ratio(args: argparse.Namespace) -> None:
     report(write_output(args.output, lines, args.overwrite), args.output)
 
 
-def run_pipeline_command(args: argparse.Namespace) -> None:
-    """The 'pipeline' command."""
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The PipelineOptions of the 'pipeline' command's flags (each flag named as its field)."""
     local_types = args.local_list_types
     if local_types is None:
         local_types = [t for t in PUBLISHED_LOCAL_LIST_TYPES if t in args.types]
     allow_types = args.allowlist_types
     if allow_types is None:
         allow_types = [t for t in PUBLISHED_ALLOWLIST_TYPES if t in local_types]
-    options = PipelineOptions(
-        args.types, args.local_threshold, args.local_min_count, args.min_docs, args.global_threshold,
-        args.global_threshold_per_type, local_types, allow_types, args.block_ratio,
-        args.allow_ratio, args.allow_global_type_probability, args.ratio_global_min_docs,
-        args.ratio_global_threshold, read_never_block(args.never_block), args.compensated_sum)
+    named = {option.name for option in fields(PipelineOptions)} - {"local_list_types", "allowlist_types", "never_block"}
+    return PipelineOptions(**{name: getattr(args, name) for name in named}, local_list_types=local_types,
+                           allowlist_types=allow_types, never_block=read_never_block(args.never_block))
+
+
+def run_pipeline_command(args: argparse.Namespace) -> None:
+    """The 'pipeline' command."""
+    options = pipeline_options(args)
     output_dir = run_pipeline(args.run_dir, args.output_dir, options, args.overwrite)
     notice("auto_local.tsv, auto_global.tsv and every intermediate list written", output_dir)
 

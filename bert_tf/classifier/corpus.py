@@ -21,13 +21,39 @@ import glob
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from absl import flags
+
 from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
+from bert_tf.io_utils import iter_lines
 
 LIST_PREFIX = "@"
 GLOB_CHARACTERS = "*?["
 SHARD_ID_MODES = ("stem", "last_field")
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
+COMMANDS = ("pending", "count")
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Define the corpus prediction flags (run_classifier.py's, and this module's command line's)."""
+    flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a "
+                        "corpus of shards: a folder (its *.tsv), a glob pattern (quoted), or @LIST (a file naming one "
+                        "input a line). A corpus is predicted in one process; shards whose outputs exist are skipped.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("predict_output_dir", None, "Where --do_predict writes (default: --output_dir).",
+                        flag_values=flag_values)
+    flags.DEFINE_enum("shard_id", "stem", list(SHARD_ID_MODES), "How a corpus shard NAME.tsv names its outputs "
+                      "(output_with_probabilities_ID.tsv): stem (ID = NAME) or last_field (the text after NAME's last "
+                      "'-', e.g. 042 of ggp-contexts-w100-042.tsv, as the published pipeline).", flag_values=flag_values)
+    flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this process's group, 0..N-1 (default: "
+                         "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.", flag_values=flag_values)
+    flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
+                         "single-GPU jobs): shard j goes to group j % N.", flag_values=flag_values)
+    flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's files: test_results.tsv "
+                      "without header (every probability the model computes), test_output_labels.txt and "
+                      "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
+                      "published/output_with_probabilities_ID.tsv, the 8-column file under its published name).",
+                      flag_values=flag_values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +80,14 @@ def _read_list_file(path: str) -> List[str]:
         raise InputError("list file does not exist", path)
     base = os.path.dirname(os.path.abspath(path))
     paths = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            entry = line.strip()
-            if not entry or entry.startswith("#"):
-                continue
-            full = entry if os.path.isabs(entry) else os.path.join(base, entry)
-            if not os.path.isfile(full):
-                raise InputError(f"listed input {entry!r} is not a file", path, number)
-            paths.append(full)
+    for number, line in iter_lines(path, skip_blank=True):
+        entry = line.strip()
+        if entry.startswith("#"):
+            continue
+        full = entry if os.path.isabs(entry) else os.path.join(base, entry)
+        if not os.path.isfile(full):
+            raise InputError(f"listed input {entry!r} is not a file", path, number)
+        paths.append(full)
     if not paths:
         raise InputError("the list file names no inputs", path)
     return paths
@@ -153,28 +178,36 @@ def pending_groups(spec: str, out_dir: str, id_mode: str, num_groups: int, seed_
     return sorted({s.position % num_groups for s in shards if not s.done()})
 
 
+def run_command(command: str, values: flags.FlagValues) -> str:
+    """What `command` prints: the shard count, or the pending shard groups separated by spaces."""
+    if command == "count":
+        return str(len(list_inputs(values.predict_file)[0]))
+    resolve_group(0, values.num_shard_groups)
+    groups = pending_groups(values.predict_file, values.predict_output_dir or ".", values.shard_id,
+                            values.num_shard_groups, values.seed_compatible_outputs)
+    return " ".join(map(str, groups))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m bert_tf.classifier.corpus pending|count ...`: the pending shard groups of a corpus, or its shard count
-    (for scripts/predict_corpus.sh); bad input prints 'error: ...' and returns 2."""
-    import argparse
+    """`python -m bert_tf.classifier.corpus pending|count --predict_file=SPEC [run_classifier.py's corpus flags]`:
+    the pending shard groups of a corpus, or its shard count (for scripts/predict_corpus.sh); bad input prints
+    'error: ...' and returns 2."""
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m bert_tf.classifier.corpus", description=main.__doc__)
-    parser.add_argument("command", choices=("pending", "count"))
-    parser.add_argument("--predict_file", required=True)
-    parser.add_argument("--predict_output_dir", default=".")
-    parser.add_argument("--shard_id", default="stem", choices=SHARD_ID_MODES)
-    parser.add_argument("--num_shard_groups", type=int, default=1)
-    parser.add_argument("--seed_compatible_outputs", action="store_true")
-    args = parser.parse_args(argv)
+    values = flags.FlagValues()
+    define_flags(values)
     try:
-        if args.command == "count":
-            print(len(list_inputs(args.predict_file)[0]))
-        else:
-            resolve_group(0, args.num_shard_groups)
-            groups = pending_groups(args.predict_file, args.predict_output_dir, args.shard_id, args.num_shard_groups,
-                                    args.seed_compatible_outputs)
-            print(" ".join(map(str, groups)))
+        commands = values([sys.argv[0]] + list(sys.argv[1:] if argv is None else argv))[1:]
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if len(commands) != 1 or commands[0] not in COMMANDS or not values.predict_file:
+        print(f"error: usage: python -m bert_tf.classifier.corpus {'|'.join(COMMANDS)} --predict_file=SPEC "
+              "[--predict_output_dir=DIR --shard_id=MODE --num_shard_groups=N --seed_compatible_outputs]",
+              file=sys.stderr)
+        return 2
+    try:
+        print(run_command(commands[0], values))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

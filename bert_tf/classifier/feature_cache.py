@@ -4,12 +4,15 @@ The cache stores the rows in shards of fixed-length binary records (token ids, t
 little-endian, in the token dtype), read back with tf.data.FixedLengthRecordDataset: writing
 is about 15x faster than TFRecord (whose per-record write costs as much as a third of the
 featurization) and reading about 1.5-2x faster, with nothing to parse. Chunks of the input are
-parsed and featurized in forked processes while the reading process writes the shards.
+parsed and featurized in worker processes while the reading process writes the shards. The workers
+are started fresh (forkserver, else spawn), never forked from the calling process: by then it has
+started TensorFlow (and on a GPU node CUDA), and a forked copy of a live CUDA context can hang or crash.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -37,10 +40,10 @@ SHUFFLE_BUFFER = 65536
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow for featurization alone
 HASH_CHUNK_BYTES = 8 * 1024 * 1024
 STALE_TMP_SECONDS = 24 * 3600
-# Featurizing processes of a cache build (default: the usable cores, at most MAX_WORKERS); the
-# environment variable overrides it, 1 featurizes in the calling process.
-WORKERS_ENV = "BERT_TF_FEATURIZE_WORKERS"
+# Featurizing processes of a cache build (default: the usable cores, at most MAX_WORKERS; run_classifier.py's
+# --featurize_workers), 1 featurizes in the calling process.
 MAX_WORKERS = 8
+START_METHODS = ("forkserver", "spawn")  # the first one this platform has
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +225,10 @@ class RecordChunks:
     def __init__(self, records: Iterable[Tuple[str, str, str, str]]):
         self.records = records
 
+    def __getstate__(self) -> Dict[str, Any]:
+        """What a featurizing process gets: not the records (maybe a generator; it needs only `columns`)."""
+        return {"records": ()}
+
     def chunks(self, size: int) -> Iterable[List[Tuple[str, str, str, str]]]:
         """Lists of up to `size` consecutive records."""
         iterator = iter(self.records)
@@ -293,13 +300,7 @@ def build_feature_cache(
 
 
 def default_workers() -> int:
-    """Featurizing processes for a cache build: $BERT_TF_FEATURIZE_WORKERS, else the usable cores."""
-    value = os.environ.get(WORKERS_ENV, "").strip()
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise InputError(f"{WORKERS_ENV}={value!r}: expected a positive integer") from None
+    """Featurizing processes for a cache build: the usable cores, at most MAX_WORKERS."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -327,7 +328,7 @@ _WORKER_JOB: Optional[_ChunkJob] = None
 
 
 def _init_worker(job: _ChunkJob) -> None:
-    """Pool initializer: remember the job every chunk is processed with (inherited, not pickled)."""
+    """Pool initializer: remember the job every chunk is processed with (pickled once per worker)."""
     global _WORKER_JOB
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one process per core already
     _WORKER_JOB = job
@@ -340,17 +341,19 @@ def _run_worker_job(chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
 def _processed_chunks(
     job: _ChunkJob, chunks: Iterable[Any], workers: int
 ) -> Iterable[Tuple[np.ndarray, MentionFeatures]]:
-    """(label ids, features) of every chunk, in order; chunks go to `workers` forked processes
+    """(label ids, features) of every chunk, in order; chunks go to `workers` fresh processes
     (at most two each in flight, so that the input still streams) when there are several."""
     chunks = iter(chunks)
     head = list(itertools.islice(chunks, 2))
-    serial = workers <= 1 or len(head) < 2 or multiprocessing.current_process().daemon
-    if serial or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1 or len(head) < 2 or multiprocessing.current_process().daemon:
         for chunk in itertools.chain(head, chunks):
             yield job(chunk)
         return
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context(next(method for method in START_METHODS if method in methods))
+    with _main_script_hidden():
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(job,))
+    with pool:
         pending: "collections.deque" = collections.deque()
         for chunk in itertools.chain(head, chunks):
             pending.append(pool.apply_async(_run_worker_job, (chunk,)))
@@ -358,6 +361,21 @@ def _processed_chunks(
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+    """While workers start: a fresh worker runs the main script again (for functions pickled from it) unless
+    the main module names none. The job lives in this module, and the scripts import TensorFlow (seconds
+    and hundreds of MB a worker), so the workers are started without it."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 def _write_records(

@@ -47,8 +47,10 @@ def split_path(data_dir: str, split: str) -> str:
 
 def build_features(path: str, labels: Sequence[str], labels_source: str, tokenizer: WordPieceTokenizer,
                    max_seq_length: int, replace_span: Optional[str], cache_root: str,
-                   check_labels: bool = True, chief: bool = True) -> feature_cache.CacheInfo:
-    """Featurize a consensus TSV once (validating every line) and reuse the on-disk cache after that.
+                   check_labels: bool = True, chief: bool = True,
+                   workers: Optional[int] = None) -> feature_cache.CacheInfo:
+    """Featurize a consensus TSV once (validating every line; `workers` processes, None: the usable cores)
+    and reuse the on-disk cache after that.
 
     Workers other than the chief of a multi-worker run (`chief=False`) build their own cache in a
     scratch directory removed at exit: they write nothing under the output directory and never
@@ -58,7 +60,7 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
         return consensus.TsvLineChunks(path, labels, labels_source, check_labels=check_labels)
 
     root = cache_root if chief else _worker_cache_root()
-    settings = feature_cache.CacheSettings(tokenizer, max_seq_length, replace_span, labels)
+    settings = feature_cache.CacheSettings(tokenizer, max_seq_length, replace_span, labels, workers=workers)
     info = feature_cache.get_or_build_cache(records, path, root, settings, log=lambda message: print(message, flush=True))
     if info.num_examples == 0:
         raise InputError("no examples", path)
@@ -69,13 +71,13 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
 
 @contextlib.contextmanager
 def scratch_features(path: str, labels: Sequence[str], tokenizer: WordPieceTokenizer, max_seq_length: int,
-                     replace_span: Optional[str]) -> Iterator[feature_cache.CacheInfo]:
+                     replace_span: Optional[str], workers: Optional[int] = None) -> Iterator[feature_cache.CacheInfo]:
     """The features of one prediction input in a temporary cache (under $TMPDIR) removed when done: corpus
     prediction reads each shard once, so it keeps no cache."""
     root = tempfile.mkdtemp(prefix="bert_tf_predict_features_")
     try:
         yield build_features(path, labels, "the model's labels", tokenizer, max_seq_length, replace_span, root,
-                             check_labels=False, chief=True)
+                             check_labels=False, chief=True, workers=workers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -12,14 +12,13 @@ import csv
 import dataclasses
 import os
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-from bert_tf.ner.data import read_ner_csv
+from bert_tf.ner.data import DOC_ID_COLUMN, TAGS_COLUMN, TOKENS_COLUMN
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_path
-from bert_tf.ner.sentences import Sentence, Token, align_tokens, split_at, split_sentences
+from bert_tf.io_utils import atomic_path, iter_lines
+from bert_tf.ner.sentences import Sentence, Token, split_at, split_sentences
 
-DOC_ID_COLUMN = "doc_id"
 MAX_EXAMPLES = 5
 _TEXT_BOUND = re.compile(r"T\S*")
 _ENTITY_TYPE = re.compile(r"[^\s;]+")
@@ -131,10 +130,7 @@ def _parse_entity(fields: List[str], text: str, path: str, line: int) -> Entity:
 def read_ann(path: str, text: str) -> Tuple[List[Entity], int]:
     """The text-bound annotations of an .ann file and the number of other annotation lines."""
     entities, ignored = [], 0
-    for number, raw in enumerate(read_text(path).split("\n"), start=1):
-        raw = raw.rstrip("\r")
-        if not raw.strip():
-            continue
+    for number, raw in iter_lines(path, skip_blank=True):
         fields = raw.split("\t")
         if _TEXT_BOUND.fullmatch(fields[0]):
             entities.append(_parse_entity(fields, text, path, number))
@@ -249,7 +245,7 @@ def write_csv(path: str, rows: Iterable[Tuple[str, Sequence[str], Sequence[str]]
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow([DOC_ID_COLUMN, "tokens", "tags"])
+            writer.writerow([DOC_ID_COLUMN, TOKENS_COLUMN, TAGS_COLUMN])
             for doc_id, tokens, tags in rows:
                 writer.writerow([doc_id, repr(list(tokens)), repr(list(tags))])
                 count += 1
@@ -270,23 +266,6 @@ def folder_to_csv(folder: str, csv_path: str) -> Tuple[int, int, ConversionRepor
 # ----------------------------------------------------------------------------- IOB2 -> brat
 
 
-def spans_from_tags(tokens: Sequence[Token], tags: Sequence[str]) -> List[Tuple[str, int, int]]:
-    """(type, start, end) of the entities in IOB2 tags (an I- tag after O or another type starts one)."""
-    spans: List[Tuple[str, int, int]] = []
-    current: Optional[List] = None
-    for token, tag in zip(tokens, tags):
-        kind, _, entity_type = tag.partition("-")
-        if kind == "I" and current is not None and current[0] == entity_type:
-            current[2] = token.end
-            continue
-        if current is not None:
-            spans.append(tuple(current))
-        current = [entity_type, token.start, token.end] if kind in ("B", "I") else None
-    if current is not None:
-        spans.append(tuple(current))
-    return spans
-
-
 def format_ann(text: str, spans: Sequence[Tuple[str, int, int]]) -> str:
     """The .ann text for entity spans over `text` (T1, T2, ... in order of position)."""
     lines = []
@@ -294,28 +273,3 @@ def format_ann(text: str, spans: Sequence[Tuple[str, int, int]]) -> str:
         covered = re.sub(r"[\t\n\r]", " ", text[start:end])  # the text field stays one tab-free line
         lines.append(f"T{number}\t{entity_type} {start} {end}\t{covered}")
     return "".join(line + "\n" for line in lines)
-
-
-def rows_to_spans(text: str, rows: Sequence[Tuple[Sequence[str], Sequence[str]]]) -> List[Tuple[str, int, int]]:
-    """Entity spans of a document's tagged rows (tokens, tags), the tokens found in order in `text`."""
-    spans, position = [], 0
-    for tokens, tags in rows:
-        aligned = align_tokens(text, tokens, position)
-        if aligned:
-            position = aligned[-1].end
-        spans.extend(spans_from_tags(aligned, tags))
-    return spans
-
-
-def read_csv_documents(path: str) -> Dict[str, List[Tuple[List[str], List[str]]]]:
-    """(tokens, tags) rows of a CSV with a doc_id column, grouped by document in file order."""
-    examples = read_ner_csv(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if DOC_ID_COLUMN not in (reader.fieldnames or []):
-            raise InputError(f"missing column {DOC_ID_COLUMN!r}", path, 1)
-        doc_ids = [row[DOC_ID_COLUMN] for row in reader]
-    grouped: Dict[str, List[Tuple[List[str], List[str]]]] = {}
-    for doc_id, example in zip(doc_ids, examples):
-        grouped.setdefault(doc_id, []).append((list(example.tokens), list(example.tags or ())))
-    return grouped

@@ -5,7 +5,6 @@ id in column 2 in the BC5CDR layout) and plain text, with errors that name file 
 from __future__ import annotations
 
 import ast
-import codecs
 import csv
 import dataclasses
 import io
@@ -17,9 +16,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_tf.io_utils import check_readable_file, excerpt
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_path
+from bert_tf.io_utils import atomic_path, excerpt, is_blank, iter_lines, read_text
 
 TOKENS_COLUMN = "tokens"
 TAGS_COLUMN = "tags"
@@ -31,7 +29,6 @@ VAL_FILE_NAMES = ("val.csv", "dev.csv", "valid.csv")
 MAX_LISTED = 20
 
 _ENTITY_TAG = re.compile(r"([BI])-(\S+)")
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _LARGEST_CSV_FIELD = 2**31 - 1
 
 
@@ -52,16 +49,6 @@ class NerExample:
 def validate_tag(tag: str) -> bool:
     """True for 'O', 'B-X' and 'I-X' where X is a non-empty type without whitespace."""
     return isinstance(tag, str) and (tag == OUTSIDE_TAG or _ENTITY_TAG.fullmatch(tag) is not None)
-
-
-def entity_types(tags: Iterable[str]) -> List[str]:
-    """The sorted entity types X named by the 'B-X' / 'I-X' tags in `tags` (other tags are ignored)."""
-    types = set()
-    for tag in tags:
-        match = _ENTITY_TAG.fullmatch(tag) if isinstance(tag, str) else None
-        if match:
-            types.add(match.group(2))
-    return sorted(types)
 
 
 def label_list_from_examples(examples: Iterable[NerExample]) -> List[str]:
@@ -97,10 +84,8 @@ def read_labels_file(path: str) -> List[str]:
     """The tags of a labels file: one a line ('O' first), blank lines ignored, in the file's order."""
     labels: List[str] = []
     seen: Dict[str, int] = {}
-    for number, text in _iter_text_lines(path):
+    for number, text in iter_lines(path, skip_blank=True):
         tag = text.strip()
-        if not tag:
-            continue
         if not validate_tag(tag):
             raise InputError(f"invalid tag {excerpt(tag)}: expected 'O', 'B-TYPE' or 'I-TYPE'", path, number)
         if tag in seen:
@@ -112,57 +97,6 @@ def read_labels_file(path: str) -> List[str]:
     if not labels:
         raise InputError("no tags: the labels file is empty", path)
     return labels
-
-
-# ----------------------------------------------------------------------------- file access
-
-
-def _read_file_bytes(path: str) -> bytes:
-    """The whole content of `path`; InputError when it is missing, a directory or unreadable."""
-    check_readable_file(path)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as error:
-        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
-
-
-def _line_of_offset(data: bytes, offset: int) -> int:
-    """The 1-based line (CR, LF or CR LF ends a line) holding byte `offset` of `data`."""
-    return len(_LINE_BREAK.findall(data, 0, offset)) + 1
-
-
-def _decode_utf8(data: bytes, path: str) -> str:
-    """`data` decoded as UTF-8 (a leading BOM dropped); InputError naming the line of the first bad byte."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        bad_byte = data[error.start]
-        raise InputError(f"not valid UTF-8 (byte 0x{bad_byte:02x})", path, _line_of_offset(data, error.start)) from None
-
-
-def _decode_line(raw: bytes, path: str, line: int) -> str:
-    """One line of a file decoded as UTF-8; InputError naming `line` when it is not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", path, line) from None
-
-
-def _iter_text_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, text without its line terminator) for each line of `path`, streamed."""
-    check_readable_file(path)
-    try:
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                text = _decode_line(raw.rstrip(b"\n").rstrip(b"\r"), path, number)
-                if number == 1 and text.startswith("\ufeff"):
-                    text = text[1:]
-                yield number, text
-    except OSError as error:
-        raise InputError(f"cannot read the file: {error.strerror or error}", path) from None
 
 
 # ----------------------------------------------------------------------------- CSV reading
@@ -177,7 +111,7 @@ def _allow_csv_fields_up_to(size: int) -> None:
 
 def _is_blank_row(row: List[str]) -> bool:
     """True for an empty or whitespace-only line between records."""
-    return not row or (len(row) == 1 and not row[0].strip())
+    return not row or (len(row) == 1 and is_blank(row[0]))
 
 
 def _iter_csv_records(text: str, path: str) -> Iterator[Tuple[int, List[str]]]:
@@ -294,7 +228,7 @@ def check_documents_consecutive(examples: Sequence[NerExample]) -> None:
 
 def read_ner_csv(path: str, require_tags: bool = True) -> List[NerExample]:
     """The examples of an NER CSV file: column `tokens`, and `tags` (required when `require_tags`, else optional)."""
-    text = _decode_utf8(_read_file_bytes(path), path)
+    text = read_text(path)
     _allow_csv_fields_up_to(len(text))
     records = _iter_csv_records(text, path)
     header_line, header = next(records, (0, None))
@@ -413,9 +347,9 @@ def find_ner_files(data_path: str) -> Dict[str, str]:
 
 def _split_conll_line(text: str) -> List[str]:
     """The columns of a CoNLL line: tab-separated when it has a tab, else whitespace-separated."""
-    text = text.rstrip()
-    if not text.strip():
+    if is_blank(text):
         return []
+    text = text.rstrip()
     if "\t" in text:
         return [column.strip() for column in text.split("\t")]
     return text.split()
@@ -463,7 +397,7 @@ def _iter_conll_sentences(path: str, bare_tag_type: str) -> Iterator[_ConllSente
     tagged: Optional[bool] = None
     layout_doc_id: Optional[str] = None
     layout = True
-    for number, text in _iter_text_lines(path):
+    for number, text in iter_lines(path):
         columns = _split_conll_line(text)
         if not columns or columns[0] == DOCSTART:
             if tokens:
@@ -514,7 +448,7 @@ def read_conll(path: str, bare_tag_type: str = "ENT") -> List[NerExample]:
 def read_plain_text(path: str) -> List[NerExample]:
     """One untagged example a non-blank line, its tokens the whitespace-separated words."""
     examples = [
-        NerExample(tuple(text.split()), None, number, path) for number, text in _iter_text_lines(path) if text.strip()
+        NerExample(tuple(text.split()), None, number, path) for number, text in iter_lines(path, skip_blank=True)
     ]
     if not examples:
         raise InputError("no text found: the file is empty or blank", path)

@@ -14,6 +14,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 DECODE_MODES = ("viterbi", "argmax")
+DEFAULT_DECODE = "viterbi"  # better than argmax in every measured setting (bench/CONTEXT_RESULTS.md)
 SEQUENCE_CHUNK = 512  # sequences decoded together (sorted by length, so padding stays small)
 
 

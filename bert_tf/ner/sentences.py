@@ -149,18 +149,3 @@ def split_at(tokens: Iterable[Token], offsets: Iterable[int]) -> List[Token]:
         for a, b in zip(bounds, bounds[1:]):
             out.append(Token(token.text[a - token.start:b - token.start], a, b))
     return out
-
-
-def align_tokens(text: str, tokens: Sequence[str], start: int = 0) -> List[Token]:
-    """Offsets of `tokens` found in order in `text` from `start`, only whitespace between them;
-    ValueError naming the first token that does not follow."""
-    out: List[Token] = []
-    position = start
-    for word in tokens:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if not text.startswith(word, position):
-            raise ValueError(f"token {word!r} not found at offset {position}: text has {text[position:position + 20]!r}")
-        out.append(Token(word, position, position + len(word)))
-        position += len(word)
-    return out

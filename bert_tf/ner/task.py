@@ -255,7 +255,7 @@ class WindowCollector:
             self._rows.append(np.full(len(positions), row, np.int64))
             self._logits.append(np.asarray(logits)[positions])
 
-    def result(self, vote: str = "central") -> WordPredictions:
+    def result(self, vote: str = windowing.DEFAULT_VOTE) -> WordPredictions:
         """Each word's distribution from the window where it is most central or, with vote="majority",
         from the most central window among those whose argmax is the word's majority label."""
         total = int(sum(self.doc_lengths))
@@ -355,7 +355,7 @@ def collect_windows(trainer, eval_set: EvalSet, batch_size: int, buckets: Sequen
 
 
 def predict_words(trainer, eval_set: EvalSet, batch_size: int, buckets: Sequence[int], pad_id: int,
-                  num_workers: int = 2, vote: str = "central") -> WordPredictions:
+                  num_workers: int = 2, vote: str = windowing.DEFAULT_VOTE) -> WordPredictions:
     """Word-level distributions (and argmax labels) for every word of every example."""
     return collect_windows(trainer, eval_set, batch_size, buckets, pad_id, num_workers).result(vote)
 
@@ -389,7 +389,8 @@ def score(predictions: WordPredictions, eval_set: EvalSet, labels: Sequence[str]
 
 
 def evaluate(trainer, eval_set: EvalSet, labels: Sequence[str], batch_size: int, buckets: Sequence[int],
-             pad_id: int, num_workers: int = 2, vote: str = "central", decode_mode: str = "viterbi",
+             pad_id: int, num_workers: int = 2, vote: str = windowing.DEFAULT_VOTE,
+             decode_mode: str = decoding.DEFAULT_DECODE,
              compare: bool = False) -> Tuple[Dict, WordPredictions]:
     """Loss and word-level metrics (with and without O, per class) of a labelled set.
 

@@ -20,6 +20,19 @@ import numpy as np
 
 CONTEXT_MODES = ("none", "document")
 VOTES = ("central", "majority")
+DEFAULT_VOTE = "majority"  # as good or better than central on BC5CDR and Turku NER (bench/CONTEXT_RESULTS.md)
+
+NO_DOCUMENTS = "the data has no document ids (a doc_id column, -DOCSTART- lines, the BC5CDR layout)"
+
+
+def resolve_context(requested: str, has_documents: bool, saved: str = "none") -> Tuple[str, str]:
+    """The context that runs and what to call it: `requested` (auto: the saved model's, else none); document
+    context on data without document ids is each row alone, and its description says why."""
+    wanted = requested if requested != "auto" else ("document" if saved == "document" else "none")
+    if wanted == "document" and not has_documents:
+        return "none", f"none (document context asked for, but {NO_DOCUMENTS})"
+    return wanted, wanted
+
 
 Window = Tuple[int, int, int, int]  # start, end, target_start, target_end (global word indices)
 
