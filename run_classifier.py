@@ -223,7 +223,8 @@ def fit(task: models.TaskModel, trainer: Trainer, train_info: feature_cache.Cach
     validations saw of a collapse."""
     validation = DevValidation(trainer, dev_info, task.labels)
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
-    callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if chief else []
+    callbacks = [validation.guard] + ([HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))]
+                                      if chief else [])
     callbacks += tensorboard.make_writer(FLAGS.tensorboard, chief, trainer, FLAGS.output_dir, task.labels,
                                          lambda: validation.confusion_matrix)
     checkpointer.attach(task.model, trainer.optimizer)
@@ -327,6 +328,7 @@ def load_published(run: distribution.RunContext, checkpoint: pretrained.Checkpoi
 
 def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     """Evaluate on dev.tsv and write eval_results.txt/.json and confusion_matrix.png."""
+    cli.enter_phase("evaluation")
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
@@ -452,25 +454,39 @@ def training_fingerprint() -> Dict:
                                                            for split in ("train", "dev")])
 
 
+def run_identity(shards: list, is_corpus: bool) -> Dict:
+    """This command's identity for its claim on --output_dir (bert_tf.ownership): its flags and input files."""
+    inputs = ([classifier.split_path(FLAGS.data_dir, "dev")] if FLAGS.do_eval else []) + [
+        shard.input for shard in shards if not is_corpus]
+    return cli.run_identity(flags, inputs)
+
+
 def check_outputs(shards: list, is_corpus: bool) -> None:
-    """Refuse to overwrite earlier evaluation or prediction results unless --overwrite_output_dir is given
-    (resuming is fine: a corpus's finished shards are skipped). With --do_train, prepare_training_dir checks."""
+    """Claim --output_dir for evaluation or prediction: refuse to overwrite earlier results unless
+    --overwrite_output_dir is given (the same command continuing its own unfinished run is fine, and so is a
+    corpus's, whose finished shards are skipped). With --do_train, prepare_training_dir checks and claims."""
     if FLAGS.do_train:
         return
     planned = ([os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt", EVAL_REPORT)]
                if FLAGS.do_eval else [])
     if not is_corpus:
         planned += [p for shard in shards for p in shard.outputs.values()]
-    for path in planned:
-        if os.path.exists(path) and not FLAGS.overwrite_output_dir:
-            raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    def check() -> None:
+        for path in planned:
+            if os.path.exists(path) and not FLAGS.overwrite_output_dir:
+                raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    if distribution.chief_by_environment(FLAGS.distribution):
+        cli.claim_output_dir(FLAGS.output_dir, run_identity(shards, is_corpus), FLAGS.overwrite_output_dir, check)
 
 
-def prepare_training_dir(fingerprint: Dict) -> resume.TrainingCheckpointer:
-    """Check --output_dir for training (empty, --overwrite_output_dir, or a run of the same `fingerprint` to
-    resume); the run's checkpointer."""
+def prepare_training_dir(fingerprint: Dict, identity: Dict) -> resume.TrainingCheckpointer:
+    """Check and claim --output_dir for training (empty, --overwrite_output_dir, or a run of the same `fingerprint`
+    to resume, or this command's own unfinished run: `identity`); the run's checkpointer."""
     return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution))
+                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution),
+                                       {**identity, **fingerprint})
 
 
 def model_for_run(run: distribution.RunContext, labels: Optional[Sequence[str]], labels_source: Optional[str],
@@ -520,7 +536,7 @@ def main(argv: Sequence[str]) -> None:
     fingerprint = training_fingerprint() if FLAGS.do_train else None
     shards, is_corpus = prediction_plan() if FLAGS.do_predict else ([], False)
     check_outputs(shards, is_corpus)
-    checkpointer = prepare_training_dir(fingerprint) if FLAGS.do_train else None
+    checkpointer = prepare_training_dir(fingerprint, run_identity(shards, is_corpus)) if FLAGS.do_train else None
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
     task, trainer = model_for_run(run, labels, labels_source, checkpointer)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
-from bert_tf import reports
+from bert_tf import ownership, reports
 from bert_tf.distribution import untune_device_pipelines, untuned_options
 from bert_tf.errors import TrainingDiverged, TrainingInterrupted
 from bert_tf.optimization import current_learning_rate
@@ -281,10 +281,13 @@ class Trainer:
                 self._run_epoch(loop, _Epoch(make_epoch_dataset, validate, outputs, validations_per_epoch, cb,
                                              callbacks, checkpointer, save_every_steps))
             cb.on_train_end()
+        if self._stop_signal:  # SIGTERM during the last epoch's end: its state is saved; stop as asked
+            raise TrainingInterrupted(self.global_step, checkpointer is not None)
         return self.history
 
     def _run_epoch(self, loop: "_LoopState", run: "_Epoch") -> None:
         epoch, first = loop.epoch, loop.step_in_epoch
+        ownership.enter_phase("train")
         dataset, num_batches = run.make_epoch_dataset(epoch, first)
         val_steps = validation_steps(num_batches, run.validations_per_epoch if run.validate else 0)
         run.cb.on_epoch_begin(epoch)
@@ -321,10 +324,12 @@ class Trainer:
                 raise TrainingInterrupted(self.global_step, run.checkpointer is not None)
         self._end_epoch(loop, run.outputs, started, run.cb)
         self._save(run.checkpointer, loop, run.outputs, run.callbacks)
+        ownership.enter_phase("between epochs")
 
     def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
         cb.on_test_begin()
         self._validating = True
+        ownership.enter_phase("validation")
         try:
             loop.last_val = evaluate()
         finally:
@@ -526,6 +531,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self.trainer, self.out_dir, self.metrics = trainer, out_dir, tuple(metrics)
 
     def on_epoch_end(self, epoch, logs=None):
+        ownership.enter_phase("plots")
         reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
         reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)
 

@@ -24,7 +24,8 @@ Fine-tunes every combination of model x batch size x learning rate x epochs, onc
 with run_classifier.py. Each run gets OUT_DIR/<model>/bs<B>_lr<LR>_ep<E>/rep<R>/ holding
 run.flags (an absl flagfile with every flag of the run) and runs
     PYTHON RUNNER --flagfile=<run dir>/run.flags
-A run with eval_results.json is finished and skipped, so the grid can be re-run to resume;
+A run with eval_results.json (and no .bert_tf_run.json: killed before its end) is finished and
+skipped, so the grid can be re-run to resume (a killed run continues where it stopped);
 a run with a .submitted marker (SLURM job id) is skipped unless --resubmit.
 
 Options (each also an environment variable / config variable, named in capitals):
@@ -305,7 +306,8 @@ submit_slurm() {  # run_dir job_name
 do_run() {  # name path max_seq_length batch lr epochs rep seed
   local run_dir="$OUT_DIR/${1}/bs${4}_lr${5}_ep${6}/rep${7}"
   local job_name="${JOB_NAME:-${JOB_PREFIX}_${1}_bs${4}_lr${5}_ep${6}_rep${7}}"
-  if [[ -f $run_dir/eval_results.json ]]; then FINISHED=$((FINISHED + 1)); return; fi
+  # finished: its results, and no owner file of a run that was killed before its end (bert_tf/ownership.py)
+  if [[ -f $run_dir/eval_results.json && ! -f $run_dir/.bert_tf_run.json ]]; then FINISHED=$((FINISHED + 1)); return; fi
   if [[ -f $run_dir/.submitted && $RESUBMIT == 0 ]]; then
     QUEUED=$((QUEUED + 1)); return
   fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Sequence
 
+import keras
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -130,11 +131,13 @@ def collapse_problem(pred: np.ndarray, macro_f1: float, baseline: Dict[str, Any]
 COLLAPSE_ADVICE = "try a higher --learning_rate, more epochs, or --pooling=mention"
 
 
-class CollapseGuard:
+class CollapseGuard(keras.callbacks.Callback):
     """Watches every validation for a model that learned nothing (one class for everything, or macro F1 no
-    better than always predicting the majority label) and remembers whether any validation beat that."""
+    better than always predicting the majority label) and remembers whether any validation beat that. A callback
+    of the training loop only so that what it saw is saved with the training state (get_state, set_state)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.validations = 0
         self.beaten = False
         self.best_f1: Optional[float] = None
@@ -152,6 +155,16 @@ class CollapseGuard:
         print(f"  WARNING: the model may have collapsed: {metrics['collapse_problem']} on dev "
               f"(majority baseline: accuracy {self.baseline['accuracy']:.4f}, macro F1 "
               f"{self.baseline['macro_f1']:.4f}); {COLLAPSE_ADVICE}")
+
+    def get_state(self) -> Dict[str, Any]:
+        """What it saw, for a checkpoint."""
+        return {"validations": self.validations, "beaten": self.beaten, "best_f1": self.best_f1,
+                "baseline": self.baseline}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        """Restore get_state()'s output (a resumed run)."""
+        self.validations, self.beaten = int(state["validations"]), bool(state["beaten"])
+        self.best_f1, self.baseline = state["best_f1"], dict(state["baseline"])
 
     @property
     def collapsed(self) -> bool:
