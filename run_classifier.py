@@ -34,7 +34,8 @@ flags.DEFINE_string("labels_dir", None, "Published-pipeline style: a folder hold
                     "sorted as the published code sorts them (instead of --labels_file).")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length in sub-tokens; the mention starts at its middle.")
 flags.DEFINE_bool("do_train", False, "Train on train.tsv (validating on dev.tsv after every epoch).")
-flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt/.json, confusion_matrix.png.")
+flags.DEFINE_bool("do_eval", False, "Evaluate on dev.tsv: eval_results.txt (key = value, as Google's and NVIDIA's "
+                  "run_classifier.py), eval_report.txt, eval_results.json, confusion_matrix.png.")
 flags.DEFINE_integer("train_batch_size", 64, "Global training batch size (split across replicas; per rank under "
                      "--horovod). The default is the published script's.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
@@ -53,13 +54,22 @@ flags.DEFINE_enum("pooling", "pooler", ["pooler", "cls", "mention"],
                   "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published "
                   "setting), cls (the raw [CLS] state) or mention (the state of the mention's first token, "
                   "position max_seq_length/2; the --replace_span marker when given). Saved with the model.")
-flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev.tsv (minimum NLL) and apply it "
-                  "to every probability the model gives; eval_results reports ECE and NLL before and after.")
-flags.DEFINE_alias("use_fp16", "use_amp")
+flags.DEFINE_bool("calibrate", True, "After --do_train, fit a temperature on dev.tsv (minimum NLL) and record it "
+                  "with the model (eval_results reports ECE and NLL before and after); the probabilities stay the raw "
+                  "softmax, which the published blocklist thresholds were set on, unless --apply_temperature.")
+flags.DEFINE_bool("apply_temperature", False, "Calibrated probabilities: fold the temperature fitted by --calibrate "
+                  "into the classifier (with --do_train: into the saved model; with a saved model: into this run's "
+                  "evaluation and predictions). Off: raw softmax, as the published pipeline.")
+flags.DEFINE_bool("use_fp16", False, "Accepted from published command lines; changes nothing: the published "
+                  "--use_fp16 only changed the optimizer (loss scaling, float16 compression of Horovod's "
+                  "gradient all-reduce) while the model stayed float32 (its automatic mixed precision switch is "
+                  "commented out). --use_amp is mixed precision.")
 flags.FLAGS.set_default("learning_rate", 5e-6)
 FLAGS = flags.FLAGS
+EVAL_REPORT = "eval_report.txt"  # the formatted report; eval_results.txt is the published key = value form
 
 import bert_tf  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
                      pretrained, reports, resume, tensorboard)
@@ -215,7 +225,8 @@ def fit(task: models.TaskModel, trainer: Trainer, train_info: feature_cache.Cach
     validations saw of a collapse."""
     validation = DevValidation(trainer, dev_info, task.labels)
     tracker = OutputTracker(["preds", LABELS], classifier.training_metrics)
-    callbacks = [HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))] if chief else []
+    callbacks = [validation.guard] + ([HistoryWriter(trainer, FLAGS.output_dir, ("loss", "accuracy", "f1"))]
+                                      if chief else [])
     callbacks += tensorboard.make_writer(FLAGS.tensorboard, chief, trainer, FLAGS.output_dir, task.labels,
                                          lambda: validation.confusion_matrix)
     checkpointer.attach(task.model, trainer.optimizer)
@@ -231,11 +242,14 @@ def finish_model(task: models.TaskModel, trainer: Trainer, dev_info: feature_cac
                  guard: calibration.CollapseGuard, chief: bool) -> None:
     """Record a collapse, calibrate (--calibrate) and save the model (the chief) to <output_dir>/model."""
     task.meta["collapsed"] = guard.collapsed
+    task.meta["global_step"] = trainer.global_step
     if guard.collapsed:
         print(f"WARNING: {guard.summary()}")
     task.meta["temperature"] = 1.0
     if FLAGS.calibrate:
         calibrate(task, trainer, dev_info)
+    if FLAGS.apply_temperature:
+        calibration.apply_fitted_temperature(task, "the model just trained")
     if chief:
         models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
@@ -262,15 +276,18 @@ def train(run: distribution.RunContext, labels: Sequence[str], labels_source: st
 
 
 def calibrate(task: models.TaskModel, trainer: Trainer, dev_info: feature_cache.CacheInfo) -> None:
-    """Fit a temperature on the dev logits and fold it into the model (recorded in its meta as `temperature`)."""
+    """Fit a temperature on the dev logits and record it in the model's meta (`fitted_temperature`); applied to
+    the probabilities only with --apply_temperature."""
     logits, gold = classifier.predict_logits(trainer, dev_info, FLAGS.eval_batch_size)
     temperature = calibration.fit_temperature(logits, gold)
     report = calibration.calibration_report(logits, gold, temperature)
-    models.fold_temperature(task, temperature)
+    task.meta["fitted_temperature"] = temperature
     task.meta["calibration"] = {"fitted_on": dev_info.num_examples, **report}
     print(f"calibration: temperature {temperature:.4f} fitted on dev ({dev_info.num_examples} examples): "
           f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
-          f"NLL {report['before']['nll']:.4f} -> {report['after']['nll']:.4f}")
+          f"NLL {report['before']['nll']:.4f} -> {report['after']['nll']:.4f}; "
+          + ("applied (--apply_temperature)" if FLAGS.apply_temperature
+             else "recorded, not applied: the probabilities are the raw softmax (--apply_temperature applies it)"))
 
 
 def load_trained(run: distribution.RunContext) -> tuple:
@@ -290,6 +307,8 @@ def load_trained(run: distribution.RunContext) -> tuple:
             if task.head != "sequence":
                 raise InputError("this saved model is not a sequence classifier", path)
             task.meta.setdefault("model_path", os.path.abspath(path))
+            if FLAGS.apply_temperature:
+                calibration.apply_fitted_temperature(task, path)
             return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     if trio or (FLAGS.bert_model and os.path.exists(FLAGS.bert_model)):
         checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
@@ -318,32 +337,37 @@ def load_published(run: distribution.RunContext, checkpoint: pretrained.Checkpoi
 
 def evaluate(task: models.TaskModel, trainer: Trainer, chief: bool) -> None:
     """Evaluate on dev.tsv and write eval_results.txt/.json and confusion_matrix.png."""
+    cli.enter_phase("evaluation")
     dev_path = classifier.split_path(FLAGS.data_dir, "dev")
     info = classifier.build_features(dev_path, task.labels, "the model's labels", task.tokenizer,
                                      int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
                                      task.meta.get("replace_span", FLAGS.replace_span), cache_root(),
                                      chief=chief, workers=FLAGS.featurize_workers)
-    temperature = float(task.meta.get("temperature", 1.0))
+    temperature = float(task.meta.get("temperature") or 1.0)
+    fitted = task.meta.get("fitted_temperature")
     logits, gold = classifier.evaluation_logits(trainer, info, FLAGS.eval_batch_size)
-    metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature)
+    metrics = classifier.metrics_from_logits(logits, gold, task.labels, temperature, fitted)
     metrics["collapsed"] = bool(task.meta.get("collapsed", False)) or not metrics["beats_majority_baseline"]
     report = format_classification_report(metrics, metrics["loss"], title=f"Evaluation on {dev_path}")
     report += evaluation_notes(metrics)
     if chief:
         write_json_atomic(os.path.join(FLAGS.output_dir, "eval_results.json"), metrics)
-        write_text_atomic(os.path.join(FLAGS.output_dir, "eval_results.txt"), report)
+        write_text_atomic(os.path.join(FLAGS.output_dir, EVAL_REPORT), report)
+        reports.write_published_eval_results(os.path.join(FLAGS.output_dir, "eval_results.txt"),
+                                             reports.published_eval_results(metrics, task.meta.get("global_step", 0)))
         reports.plot_confusion_matrix(metrics["confusion_matrix"], task.labels,
                                       os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
                                       title="Confusion matrix (dev)")
+        after = metrics["calibration"]["temperature"]
         calibration.plot_reliability(
             softmax(logits * temperature), gold, os.path.join(FLAGS.output_dir, "reliability.png"),
-            title=f"Reliability on dev (temperature {temperature:.3g})",
-            calibrated=softmax(logits) if temperature != 1.0 else None)
+            title=f"Reliability on dev (temperature {after:.3g}{'' if temperature != 1.0 else ', not applied'})",
+            calibrated=softmax(logits * temperature, after) if after != 1.0 else None)
     print(report)
 
 
 def evaluation_notes(metrics: Dict) -> str:
-    """Text lines on the majority baseline, collapse and calibration, for eval_results.txt."""
+    """Text lines on the majority baseline, collapse and calibration, for eval_report.txt."""
     baseline, fit = metrics["majority_baseline"], metrics["calibration"]
     lines = [f"majority baseline (always {baseline['label']!r}): accuracy {baseline['accuracy']:.4f}, "
              f"macro F1 {baseline['macro_f1']:.4f}",
@@ -378,9 +402,20 @@ def prediction_info(task: models.TaskModel, shards: list) -> Dict:
     }
 
 
+def shard_provenance(task: models.TaskModel) -> Dict:
+    """What decides this run's probabilities, as each shard's record stores it (see corpus.provenance)."""
+    return corpus.provenance(models.weights_digest(task.model), task.labels, int(task.meta.get("extra_logits", 0)),
+                             int(task.meta.get("max_seq_length", FLAGS.max_seq_length)),
+                             task.meta.get("replace_span", FLAGS.replace_span), task.pooling,
+                             float(task.meta.get("temperature") or 1.0), keras.mixed_precision.global_policy().name)
+
+
 def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list, is_corpus: bool) -> None:
     """Predict every shard not done yet (all workers together; the chief writes): each shard's outputs appear,
     complete, when it ends."""
+    record = shard_provenance(task)
+    if not FLAGS.overwrite_output_dir:
+        corpus.check_done_shards(shards, record)
     todo = [s for s in shards if FLAGS.overwrite_output_dir or not s.done()]
     out_dir = predict_dir()
     if chief:
@@ -394,6 +429,7 @@ def predict(task: models.TaskModel, trainer: Trainer, chief: bool, shards: list,
     for k, shard in enumerate(todo, start=1):
         if chief:
             corpus.remove_stale_temporaries(shard)
+            corpus.write_record(shard, record, prediction_info(task, shards)["model"])
         shard_started = time.time()
         if is_corpus:
             with classifier.scratch_features(shard.input, task.labels, task.tokenizer, max_seq_length,
@@ -427,24 +463,39 @@ def training_fingerprint() -> Dict:
                                                            for split in ("train", "dev")])
 
 
+def run_identity(shards: list, is_corpus: bool) -> Dict:
+    """This command's identity for its claim on --output_dir (bert_tf.ownership): its flags and input files."""
+    inputs = ([classifier.split_path(FLAGS.data_dir, "dev")] if FLAGS.do_eval else []) + [
+        shard.input for shard in shards if not is_corpus]
+    return cli.run_identity(flags, inputs)
+
+
 def check_outputs(shards: list, is_corpus: bool) -> None:
-    """Refuse to overwrite earlier evaluation or prediction results unless --overwrite_output_dir is given
-    (resuming is fine: a corpus's finished shards are skipped). With --do_train, prepare_training_dir checks."""
+    """Claim --output_dir for evaluation or prediction: refuse to overwrite earlier results unless
+    --overwrite_output_dir is given (the same command continuing its own unfinished run is fine, and so is a
+    corpus's, whose finished shards are skipped). With --do_train, prepare_training_dir checks and claims."""
     if FLAGS.do_train:
         return
-    planned = [os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt")] if FLAGS.do_eval else []
+    planned = ([os.path.join(FLAGS.output_dir, n) for n in ("eval_results.json", "eval_results.txt", EVAL_REPORT)]
+               if FLAGS.do_eval else [])
     if not is_corpus:
         planned += [p for shard in shards for p in shard.outputs.values()]
-    for path in planned:
-        if os.path.exists(path) and not FLAGS.overwrite_output_dir:
-            raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    def check() -> None:
+        for path in planned:
+            if os.path.exists(path) and not FLAGS.overwrite_output_dir:
+                raise InputError("exists; use --overwrite_output_dir to replace it", path)
+
+    if distribution.chief_by_environment(FLAGS.distribution):
+        cli.claim_output_dir(FLAGS.output_dir, run_identity(shards, is_corpus), FLAGS.overwrite_output_dir, check)
 
 
-def prepare_training_dir(fingerprint: Dict) -> resume.TrainingCheckpointer:
-    """Check --output_dir for training (empty, --overwrite_output_dir, or a run of the same `fingerprint` to
-    resume); the run's checkpointer."""
+def prepare_training_dir(fingerprint: Dict, identity: Dict) -> resume.TrainingCheckpointer:
+    """Check and claim --output_dir for training (empty, --overwrite_output_dir, or a run of the same `fingerprint`
+    to resume, or this command's own unfinished run: `identity`); the run's checkpointer."""
     return resume.prepare_training_dir(FLAGS.output_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
-                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution))
+                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution),
+                                       {**identity, **fingerprint})
 
 
 def model_for_run(run: distribution.RunContext, labels: Optional[Sequence[str]], labels_source: Optional[str],
@@ -489,11 +540,14 @@ def main(argv: Sequence[str]) -> None:
     check_flags()
     published_flags.note_ignored_flags(FLAGS)
     distribution.apply_horovod_flags(FLAGS, "train_batch_size")
+    if FLAGS.use_fp16 and not FLAGS.use_amp:
+        cli.notice("--use_fp16 as published: the model stays float32 (the published code's model did); "
+                   "--use_amp computes in mixed precision")
     labels, labels_source = training_labels() if FLAGS.do_train else (None, None)
     fingerprint = training_fingerprint() if FLAGS.do_train else None
     shards, is_corpus = prediction_plan() if FLAGS.do_predict else ([], False)
     check_outputs(shards, is_corpus)
-    checkpointer = prepare_training_dir(fingerprint) if FLAGS.do_train else None
+    checkpointer = prepare_training_dir(fingerprint, run_identity(shards, is_corpus)) if FLAGS.do_train else None
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
     task, trainer = model_for_run(run, labels, labels_source, checkpointer)

@@ -180,7 +180,8 @@ def prepare_output_dir(out_dir: str, datasets: Dict[str, List[ner_data.NerExampl
     data_files = sorted({e.source for split in datasets.values() for e in split[:1] if e.source})
     fingerprint = resume.run_fingerprint(cli.flag_values(flags), data_files)
     return resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "save_model_path",
-                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution))
+                                       fingerprint, distribution.chief_by_environment(FLAGS.distribution),
+                                       cli.run_identity(flags, data_files))
 
 
 def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: bool, labels: List[str], context: str,
@@ -328,6 +329,7 @@ def train(out_dir: str) -> None:
 def test(trainer: Trainer, test_set: ner.EvalSet, labels: List[str], buckets: List[int], pad_id: int,
          monitor: BestModelMonitor, out_dir: str, chief: bool) -> None:
     """Evaluate the best model on the test set; write and print the report."""
+    cli.enter_phase("test")
     metrics, _ = ner.evaluate(trainer, test_set, labels, FLAGS.batch_size, buckets, pad_id, FLAGS.num_workers,
                               FLAGS.context_vote, FLAGS.decode, compare=True)
     metrics["best_validation_f1"] = monitor.best
@@ -352,9 +354,14 @@ def predict(model_path: str) -> None:
     output = FLAGS.predict_output or os.path.join(model_path, "predictions.csv")
     stem = os.path.splitext(output)[0]
     outputs = [output, stem + ".conll", stem + ".jsonl"] + ([stem + "_brat"] if documents else [])
-    existing = [p for p in outputs if os.path.exists(p)]
-    if existing and not FLAGS.overwrite_output_dir:
-        raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
+
+    def check() -> None:
+        existing = [p for p in outputs if os.path.exists(p)]
+        if existing and not FLAGS.overwrite_output_dir:
+            raise InputError("prediction output exists; use --overwrite_output_dir to replace it", existing[0])
+
+    cli.claim_output_dir(os.path.dirname(os.path.abspath(output)), cli.run_identity(flags, [FLAGS.predict_file]),
+                         FLAGS.overwrite_output_dir, check)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, amp_dtype=FLAGS.amp_dtype)
     with run.strategy.scope():
         task = models.load_saved_model(model_path)

@@ -6,11 +6,13 @@ import functools
 import os
 import shutil
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
+from bert_tf import ownership
 from bert_tf.errors import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INPUT_ERROR, EXIT_INTERRUPTED, InputError,
-                            TrainingDiverged, TrainingInterrupted)
-from bert_tf.io_utils import write_json_atomic
+                            RunInterrupted, TrainingDiverged)
+from bert_tf.io_utils import STORAGE_ERRORS, storage_errno, write_json_atomic
+from bert_tf.ownership import claim_output_dir, enter_phase  # noqa: F401  (for the entry points)
 
 MIN_FREE_BYTES = 200 * 2**20
 
@@ -18,25 +20,43 @@ MIN_FREE_BYTES = 200 * 2**20
 def error_exit_status(run: Callable[[], Optional[int]]) -> int:
     """Run `run()` and turn the project's errors into one line on stderr and an exit status.
 
-    Bad input: `error: FILE:LINE: problem`, 2. A diverged loss: 3. A full disk: 4. SIGTERM: 75 with how to
-    resume. Anything else propagates (a bug deserves its traceback). Returns `run()`'s status (0 for None).
+    Bad input: `error: FILE:LINE: problem`, 2 (the output folder left as it was). A diverged loss: 3. A write
+    that failed on a full disk or a read-only file system: 4, naming the path. SIGTERM at any moment: 75, saying
+    that the same command continues the job. Anything else propagates (a bug deserves its traceback). Returns
+    `run()`'s status (0 for None).
     """
     try:
-        return int(run() or 0)
+        return _run_reporting_errors(run)
+    finally:
+        ownership.forget_claims()  # a stopped run's owner file stays for the rerun
+
+
+def _run_reporting_errors(run: Callable[[], Optional[int]]) -> int:
+    """error_exit_status without the bookkeeping of claims."""
+    try:
+        with ownership.sigterm_interrupts():
+            ownership.enter_phase("start-up")
+            status = int(run() or 0)
+        if status == 0:
+            ownership.finish_claims()
+        return status
     except InputError as e:
+        ownership.abandon_claims()
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
-    except TrainingInterrupted as e:
-        how = "run the same command again to resume" if e.saved else "no state was saved"
+    except RunInterrupted as e:
+        how = "run the same command again to resume" if e.saved else "run the same command again to finish the job"
         print(f"interrupted: {e}; {how}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OSError as e:
-        if e.errno != 28:  # ENOSPC
+    except Exception as e:
+        number = storage_errno(e)
+        if number is None:
             raise
-        print(f"error: {e.filename or ''}: the disk is full; the last saved model is intact", file=sys.stderr)
+        print(f"error: {getattr(e, 'filename', None) or ''}: {STORAGE_ERRORS[number]} ({os.strerror(number)}); "
+              "the last good checkpoint is kept: run the same command again once there is room", file=sys.stderr)
         return EXIT_DISK_FULL
 
 
@@ -76,6 +96,11 @@ def check_output_dir(path: str, overwrite: bool, flag: str, overwrite_flag: str 
     if free < MIN_FREE_BYTES:
         raise InputError(f"only {free // 2**20} MiB free where the output goes; at least "
                          f"{MIN_FREE_BYTES // 2**20} MiB needed", parent)
+
+
+def run_identity(flags_module: Any, data_files: Sequence[str] = ()) -> Dict[str, Any]:
+    """This command's identity for its claim on an output folder: the script, its flags, its data files."""
+    return ownership.run_identity(os.path.basename(sys.argv[0]), flag_values(flags_module), data_files)
 
 
 def flag_values(flags_module: Any) -> Dict[str, Any]:

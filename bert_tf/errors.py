@@ -9,7 +9,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 EXIT_INPUT_ERROR = 2  # bad user input
 EXIT_DIVERGED = 3  # the training loss became NaN or infinite
-EXIT_DISK_FULL = 4  # the disk filled up while writing
+EXIT_DISK_FULL = 4  # the disk filled up (or the file system is read-only) while writing
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; try again (the SLURM templates requeue on it)
 
 
@@ -52,9 +52,19 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class TrainingInterrupted(RuntimeError):
+class RunInterrupted(RuntimeError):
+    """A run stopped by SIGTERM outside the training loop (start-up, test, save, reports, prediction)."""
+
+    saved = False
+
+    def __init__(self, phase: str):
+        self.phase = phase
+        super().__init__(f"stopped by SIGTERM during {phase}")
+
+
+class TrainingInterrupted(RunInterrupted):
     """Training stopped on SIGTERM (after saving its state when it could)."""
 
     def __init__(self, step: int, saved: bool):
-        self.step, self.saved = step, saved
-        super().__init__(f"stopped by SIGTERM at step {step}" + ("; training state saved" if saved else ""))
+        RuntimeError.__init__(self, f"stopped by SIGTERM at step {step}" + ("; training state saved" if saved else ""))
+        self.phase, self.step, self.saved = "train", step, saved

@@ -30,8 +30,10 @@ def define_shared_flags() -> None:
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm weights and biases).")
     flags.DEFINE_integer("seed", 42, "Random seed (weights of the new head, dropout, data order, splits).")
     flags.DEFINE_bool("use_xla", False, "Compile the training and prediction steps with XLA (jit_compile).")
-    flags.DEFINE_bool("use_amp", False, "Mixed precision: float16 with dynamic loss scaling on GPUs, bfloat16 on "
-                      "CPUs with native bfloat16 (AMX or AVX512-BF16); the run prints what it used.")
+    flags.DEFINE_bool("use_amp", False, "Mixed precision: the model computes in float16 (dynamic loss scaling) on "
+                      "GPUs, bfloat16 on CPUs with native bfloat16 (AMX or AVX512-BF16); the run prints what it used. "
+                      "Faster, but every probability is perturbed (a few labels near a tie flip): not the published "
+                      "setting, whose model ran in float32.")
     flags.DEFINE_enum("amp_dtype", "auto", list(AMP_DTYPES), "With --use_amp: auto (float16 on GPUs, bfloat16 on "
                       "CPUs), float16, or bfloat16 (no loss scaling; GPUs of compute capability 8.0+ or a CPU).")
     flags.DEFINE_bool("overwrite_output_dir", False, "Allow writing into a non-empty output directory.")
@@ -39,9 +41,10 @@ def define_shared_flags() -> None:
                       "tf.distribute strategy: auto (mirrored with >1 GPU, else one device), one_device, "
                       "mirrored (all local GPUs), multi_worker (SLURM or TF_CONFIG).")
     flags.DEFINE_bool("do_predict", False, "Predict with a saved model (no training unless --do_train is given).")
-    flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                         "Save the full training state every N steps (and at every epoch's end); 0: only at "
-                         "epoch ends. A killed run resumes when the same command is run again.")
+    flags.DEFINE_integer("save_checkpoints_steps", 10000,
+                         "Save the full training state every N steps (and at every epoch's end and on SIGTERM); 0: "
+                         "only at epoch ends. A killed run resumes when the same command is run again. 10,000 as "
+                         "the published code.")
     flags.DEFINE_bool("keep_checkpoints", False, "Keep the resume checkpoints (<output>/checkpoints) of a training "
                       "run that ended normally; by default they are deleted then (the saved model stays).")
     flags.DEFINE_bool("resume", True, "Resume from the training state in the output directory when there is one "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -10,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import keras
 import keras_hub
 
-from bert_tf import pretrained
+from bert_tf import ownership, pretrained
 from bert_tf.batch_format import FEATURE_KEYS
 from bert_tf.errors import InputError, first_line
 from bert_tf.io_utils import atomic_directory
@@ -156,6 +157,17 @@ def fold_temperature(task: "TaskModel", temperature: float) -> None:
     task.meta["temperature"] = float(task.meta.get("temperature", 1.0)) * float(temperature)
 
 
+def weights_digest(model: keras.Model) -> str:
+    """The SHA-256 (hex) of every weight of a model, backbone and head, by variable path, shape and float32 value:
+    the same weights give the same digest whatever file they were read from."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        value = keras.ops.convert_to_numpy(variable.value).astype("float32")
+        digest.update(f"{variable.path}:{value.shape};".encode("utf-8"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int) -> List[str]:
     """Freeze nothing (0), the embeddings (-1), or the embeddings and the first `freeze` encoder layers."""
     if freeze == 0:
@@ -223,6 +235,7 @@ def save_model(task: TaskModel, directory: str, extra: Optional[Dict[str, Any]] 
         **(extra or {}),
     }
     meta["backbone"].pop("dtype", None)
+    ownership.enter_phase("save")
     with atomic_directory(directory) as tmp:
         task.model.save_weights(os.path.join(tmp, SAVED_MODEL_WEIGHTS))
         task.tokenizer.save(tmp)

@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import glob
 import importlib.util
-import json
 import os
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -33,6 +32,7 @@ import numpy as np
 
 from bert_tf.cli import notice
 from bert_tf.errors import InputError, first_line
+from bert_tf.io_utils import load_json  # noqa: F401  (models and export read JSON through here)
 from bert_tf.tokenization import WordPieceTokenizer, _read_vocab, _vocab_looks_cased
 
 Shape = Tuple[int, ...]
@@ -91,18 +91,6 @@ class Checkpoint:
             return {}
         return {"hub": f"{self.hub['hub_id']} revision {self.hub['revision']} = commit {self.hub['commit']} "
                        f"({self.hub['snapshot']})"}
-
-
-def load_json(path: str) -> Dict[str, Any]:
-    """A JSON object read from `path`; InputError when it is not valid JSON or not an object."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path) from None
-    if not isinstance(value, dict):
-        raise InputError("expected a JSON object", path)
-    return value
 
 
 def set_feedforward_activation(backbone: Any, activation: str) -> None:
@@ -731,6 +719,12 @@ def saved_model_under(path: Optional[str]) -> Optional[str]:
     return None
 
 
+def _holds_model(directory: str) -> bool:
+    """True when `directory` holds a model's config (Hugging Face, TF1 or bert-tf)."""
+    return any(os.path.isfile(os.path.join(directory, name))
+               for name in ("config.json", "bert_config.json", SAVED_MODEL_META))
+
+
 def find_checkpoint(path: str) -> Checkpoint:
     """Recognise a checkpoint: a Hugging Face directory, a TF1 checkpoint (directory or prefix), a keras-hub
     preset, or a bert-tf model."""
@@ -742,6 +736,8 @@ def find_checkpoint(path: str) -> Checkpoint:
         raise InputError("model directory does not exist", path)
     if not os.path.isdir(path):
         raise InputError("model path is not a directory", path)
+    if not _holds_model(path) and _holds_model(os.path.join(path, "model")):
+        return find_checkpoint(os.path.join(path, "model"))  # a run's output folder: its model/ (any format)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_META)):
         meta = load_json(os.path.join(path, SAVED_MODEL_META))
         return Checkpoint("bert_tf", path, meta.get("activation", "gelu_tanh"), meta)

@@ -10,7 +10,8 @@ import csv
 import io
 import math
 import os
-from typing import Any, Iterable, Optional, Sequence
+import sys
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -200,3 +201,49 @@ def plot_all_history(
             plot_history(history, metric, path)
             paths.append(path)
     return paths
+
+
+# ----------------------------------------------------------------------------- eval_results.txt, Google/NVIDIA form
+
+# What Google's and NVIDIA's run_classifier.py (and the published run_ner_consensus.py) call the averaged figures.
+PUBLISHED_AVERAGE_KEYS = {("micro", "precision"): "precision", ("micro", "recall"): "recall",
+                          ("micro", "f1"): "f1-score", ("macro", "precision"): "precision_mac",
+                          ("macro", "recall"): "recall_mac", ("macro", "f1"): "f1-macro",
+                          ("weighted", "precision"): "precision_weighted", ("weighted", "recall"): "recall_weighted",
+                          ("weighted", "f1"): "f1-weighted"}
+TF_LOG_PREFIX = "INFO:tensorflow:"
+
+
+def published_eval_results(metrics: Dict[str, Any], global_step: int) -> Dict[str, Any]:
+    """A classification evaluation under the names the published TF1 code gives it (eval_accuracy, eval_loss,
+    loss, global_step, precision/recall/f1-score (micro), *_mac / f1-macro, *_weighted / f1-weighted), plus
+    LABEL_precision, LABEL_recall, LABEL_f1 and LABEL_support for every label."""
+    result: Dict[str, Any] = {"eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"],
+                              "loss": metrics["loss"], "global_step": int(global_step)}
+    for (average, figure), key in PUBLISHED_AVERAGE_KEYS.items():
+        result[key] = metrics[average][figure]
+    for label, figures in metrics["per_class"].items():
+        for figure in ("precision", "recall", "f1", "support"):
+            result[f"{label}_{figure}"] = figures[figure]
+    return result
+
+
+def published_value(value: Any) -> str:
+    """A value as the published code wrote it: str() of a float32 for a float, str() otherwise."""
+    if isinstance(value, float):
+        return str(np.float32(value))
+    return str(value)
+
+
+def published_eval_lines(result: Dict[str, Any]) -> List[str]:
+    """The `key = value` lines of eval_results.txt, keys sorted as the published code sorts them."""
+    return [f"{key} = {published_value(result[key])}" for key in sorted(result)]
+
+
+def write_published_eval_results(path: str, result: Dict[str, Any]) -> None:
+    """eval_results.txt in the Google/NVIDIA form; and the same lines on stderr as TensorFlow 1's logger wrote
+    them (`INFO:tensorflow:  eval_accuracy = 0.9483`), which the published SLURM scripts grep from the .err log."""
+    lines = published_eval_lines(result)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    log = [f"{TF_LOG_PREFIX}***** Eval results *****"] + [f"{TF_LOG_PREFIX}  {line}" for line in lines]
+    print("\n".join(log), file=sys.stderr, flush=True)

@@ -20,14 +20,16 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from bert_tf import ownership
 from bert_tf.cli import check_output_dir
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_path, write_json_atomic
+from bert_tf.io_utils import atomic_path, before_write, naming_storage_errors, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_SUFFIX = ".state.json"
 ARRAYS_SUFFIX = ".arrays.npz"
-UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run killed early
+TENSORBOARD_DIR = "tensorboard"
+UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run of an older version killed early
                         "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
 # Flags that do not change what training computes, so a resume may change them.
 NOT_FINGERPRINTED = {
@@ -44,19 +46,9 @@ NOT_FINGERPRINTED = {
 }
 
 
-def describe_differences(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
-    """The settings whose values differ between two fingerprints."""
-    names = sorted(set(saved) | set(current))
-    return [f"{n} ({saved.get(n)!r} then, {current.get(n)!r} now)" for n in names if saved.get(n) != current.get(n)]
-
-
 def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[str, Any]:
     """The settings and data files that must not change when a run is resumed."""
-    fingerprint = {k: v for k, v in values.items() if k not in NOT_FINGERPRINTED}
-    for path in data_files:
-        stat = os.stat(path)
-        fingerprint[f"file {os.path.abspath(path)}"] = f"{stat.st_size} bytes, modified {int(stat.st_mtime)}"
-    return fingerprint
+    return ownership.fingerprint(values, data_files, NOT_FINGERPRINTED)
 
 
 class TrainingCheckpointer:
@@ -74,6 +66,7 @@ class TrainingCheckpointer:
         self.read_directory = read_directory or directory
         self.resume_state: Optional[Dict[str, Any]] = None
         self.checkpoint = None
+        self.claim: Optional[ownership.OutputClaim] = None  # the chief's claim on the output folder
 
     def attach(self, model, optimizer) -> None:
         """Track `model` and `optimizer` (and the model's dropout RNG states, which the object graph misses)."""
@@ -109,7 +102,7 @@ class TrainingCheckpointer:
 
     def check_compatible(self, state: Dict[str, Any]) -> None:
         """Refuse to resume a run whose model- or data-changing settings differ from this one's."""
-        differences = describe_differences(state.get("fingerprint", {}), self.fingerprint)
+        differences = ownership.describe_differences(state.get("fingerprint", {}), self.fingerprint)
         if differences:
             raise InputError(
                 "holds an interrupted run with other settings, so it cannot be resumed: "
@@ -130,13 +123,16 @@ class TrainingCheckpointer:
     # ----- writing ----------------------------------------------------------------------------
     def save(self, state: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
         """Write a checkpoint for `state["global_step"]` and drop the ones beyond the last `keep`."""
-        os.makedirs(self.directory, exist_ok=True)
         prefix = os.path.join(self.directory, f"ckpt-{int(state['global_step'])}")
-        self.checkpoint.write(prefix)
-        with atomic_path(prefix + ARRAYS_SUFFIX) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-        self._write_state(prefix, {**state, "fingerprint": self.fingerprint})
+        ownership.enter_phase("checkpoint")
+        with naming_storage_errors(prefix):  # a full disk: this checkpoint is never used, the previous ones stay
+            before_write(prefix)
+            os.makedirs(self.directory, exist_ok=True)
+            self.checkpoint.write(prefix)
+            with atomic_path(prefix + ARRAYS_SUFFIX) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **arrays)
+            self._write_state(prefix, {**state, "fingerprint": self.fingerprint})
         self._prune()
         return prefix
 
@@ -165,31 +161,48 @@ def checkpoint_directory(out_dir: str, chief: bool) -> str:
 
 
 def finish_training(checkpointer: TrainingCheckpointer, keep: bool) -> None:
-    """After a training run that ended normally: delete its resume checkpoints unless `keep` (--keep_checkpoints)."""
-    if not keep:
-        shutil.rmtree(checkpointer.directory, ignore_errors=True)  # non-chief workers: their scratch directory
+    """After training ended normally: delete its resume checkpoints unless `keep` (--keep_checkpoints), once the
+    whole run has ended normally (its claim on the output folder finishes: every output written), so that a kill
+    before then resumes from the finished state instead of training again. Non-chief workers delete their scratch
+    directory now."""
+    if keep:
+        return
+    claim = getattr(checkpointer, "claim", None)
+    if claim is None:
+        shutil.rmtree(checkpointer.directory, ignore_errors=True)
+    else:
+        claim.on_finish.append(lambda: shutil.rmtree(checkpointer.directory, ignore_errors=True))
 
 
-def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str,
-                         fingerprint: Dict[str, Any], chief: bool = True) -> TrainingCheckpointer:
-    """Check the output directory before training; returns the run's checkpointer.
+def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str, fingerprint: Dict[str, Any],
+                         chief: bool = True, identity: Optional[Dict[str, Any]] = None) -> TrainingCheckpointer:
+    """Check and claim the output directory before training (see ownership); returns the run's checkpointer.
 
-    A directory holding an interrupted run with the same settings is resumed (with --resume: the
-    checkpointer's `resume_state` is set); one with other settings is refused; otherwise a non-empty
-    directory needs --overwrite_output_dir. Only the chief checks and cleans the directory (other workers
-    start while it is writing there).
+    A directory holding an interrupted run with the same settings is resumed (with --resume: the checkpointer's
+    `resume_state` is set), also when it was killed before its first checkpoint (it owns the folder); one with
+    other settings is refused; otherwise a non-empty directory needs --overwrite_output_dir. Only the chief
+    checks, claims and cleans the directory (other workers start while it is writing there). `identity`
+    (default: the fingerprint) is the whole command's, for the claim.
     """
     checkpoints = os.path.join(path, CHECKPOINT_DIR)
     reader = TrainingCheckpointer(checkpoints, fingerprint)
     state = reader.latest_state() if resume else None
     if state is not None:
         reader.check_compatible(state)
-    elif chief:
-        check_output_dir(path, overwrite or _only_unfinished_run(path), flag)
-        if os.path.isdir(checkpoints):
-            shutil.rmtree(checkpoints)  # --overwrite_output_dir --noresume: start over
+    claim = None
+    if chief:
+        def check() -> None:
+            if state is None:
+                check_output_dir(path, overwrite or _only_unfinished_run(path), flag)
+                shutil.rmtree(checkpoints, ignore_errors=True)  # --overwrite_output_dir --noresume: start over
+
+        claim = ownership.claim_output_dir(path, identity or fingerprint, overwrite or state is not None, check)
+        if claim.resumed and state is None:  # killed before its first checkpoint: it starts again
+            for name in (TENSORBOARD_DIR, CHECKPOINT_DIR):
+                shutil.rmtree(os.path.join(path, name), ignore_errors=True)
     checkpointer = TrainingCheckpointer(checkpoint_directory(path, chief), fingerprint, read_directory=checkpoints)
     checkpointer.resume_state = state
+    checkpointer.claim = claim
     return checkpointer
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
-from bert_tf import reports
+from bert_tf import ownership, reports
 from bert_tf.distribution import untune_device_pipelines, untuned_options
 from bert_tf.errors import TrainingDiverged, TrainingInterrupted
 from bert_tf.optimization import current_learning_rate
@@ -85,8 +85,17 @@ class Trainer:
         log_every: int = 10,
         verbose: bool = True,
         class_weights: Optional[Sequence[float]] = None,
+        feature_keys: Sequence[str] = FEATURE_KEYS,
+        accumulation_steps: int = 1,
     ):
         self.model = model
+        # The batch keys the model takes as inputs (a masked-LM model also takes the masked positions).
+        self.feature_keys = tuple(feature_keys)
+        # Each replica's batch is split into this many micro-batches whose gradients are summed before one
+        # update (exact: the loss is divided by the labelled positions of the whole batch).
+        if accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
+        self.accumulation_steps = int(accumulation_steps)
         # Per-label loss weights (None: all 1); the loss is the weighted mean over labelled positions.
         self.class_weights = None if class_weights is None else tf.constant(np.asarray(class_weights), tf.float32)
         self.strategy = strategy
@@ -129,13 +138,33 @@ class Trainer:
     def _forward_fn(self, features):
         return self.model(features, training=False)
 
+    def _accumulated_forward_backward(self, features, labels, multiplier):
+        """_forward_backward over `accumulation_steps` equal micro-batches of the replica's batch, gradients and
+        loss sums added up: one update's worth, with activations of only one micro-batch alive at a time."""
+        k = self.accumulation_steps
+
+        def micro(t):
+            return tf.reshape(t, tf.concat([[k, tf.shape(t)[0] // k], tf.shape(t)[1:]], axis=0))
+
+        features, labels = {n: micro(t) for n, t in features.items()}, micro(labels)
+        grads = [tf.zeros(v.shape, tf.float32) for v in self.variables]
+        loss_sum, preds = tf.zeros([], tf.float32), tf.TensorArray(tf.int32, size=k, infer_shape=False)
+        for i in tf.range(k):
+            part_loss, part_grads, part_preds = self._forward_backward(
+                {n: t[i] for n, t in features.items()}, labels[i], multiplier)
+            grads = [a + tf.cast(g, tf.float32) for a, g in zip(grads, part_grads)]
+            loss_sum += tf.cast(part_loss, tf.float32)
+            preds = preds.write(i, part_preds)
+        return loss_sum, grads, preds.concat()
+
     def _replica_train_step(self, batch):
         ctx = tf.distribute.get_replica_context()
-        features = {k: batch[k] for k in FEATURE_KEYS}
+        features = {k: batch[k] for k in self.feature_keys}
         labels = batch[LABELS]
         global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels, self.class_weights)), 1.0)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
-        loss_sum, grads, preds = self._forward_backward(features, labels, scale / global_count)
+        step = self._forward_backward if self.accumulation_steps == 1 else self._accumulated_forward_backward
+        loss_sum, grads, preds = step(features, labels, scale / global_count)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])
         loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / global_count
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
@@ -153,9 +182,9 @@ class Trainer:
         return result
 
     def _replica_predict_step(self, batch):
-        features = {k: batch[k] for k in FEATURE_KEYS}
+        features = {k: batch[k] for k in self.feature_keys}
         out = {"logits": tf.cast(self._forward(features), tf.float32)}
-        out.update({k: batch[k] for k in batch if k not in FEATURE_KEYS})
+        out.update({k: batch[k] for k in batch if k not in self.feature_keys})
         return out
 
     def _distributed_predict_step(self, batch):
@@ -252,10 +281,13 @@ class Trainer:
                 self._run_epoch(loop, _Epoch(make_epoch_dataset, validate, outputs, validations_per_epoch, cb,
                                              callbacks, checkpointer, save_every_steps))
             cb.on_train_end()
+        if self._stop_signal:  # SIGTERM during the last epoch's end: its state is saved; stop as asked
+            raise TrainingInterrupted(self.global_step, checkpointer is not None)
         return self.history
 
     def _run_epoch(self, loop: "_LoopState", run: "_Epoch") -> None:
         epoch, first = loop.epoch, loop.step_in_epoch
+        ownership.enter_phase("train")
         dataset, num_batches = run.make_epoch_dataset(epoch, first)
         val_steps = validation_steps(num_batches, run.validations_per_epoch if run.validate else 0)
         run.cb.on_epoch_begin(epoch)
@@ -292,10 +324,12 @@ class Trainer:
                 raise TrainingInterrupted(self.global_step, run.checkpointer is not None)
         self._end_epoch(loop, run.outputs, started, run.cb)
         self._save(run.checkpointer, loop, run.outputs, run.callbacks)
+        ownership.enter_phase("between epochs")
 
     def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
         cb.on_test_begin()
         self._validating = True
+        ownership.enter_phase("validation")
         try:
             loop.last_val = evaluate()
         finally:
@@ -497,6 +531,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self.trainer, self.out_dir, self.metrics = trainer, out_dir, tuple(metrics)
 
     def on_epoch_end(self, epoch, logs=None):
+        ownership.enter_phase("plots")
         reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
         reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)
 

@@ -5,10 +5,19 @@
 #      (TYPE-contexts-w100-NNN.tsv), with scripts/predict_corpus.sh into RUN_DIR/TYPE-predictions/
 #   3. build the tagger's blocklists from every shard: python -m bert_tf.classifier.blocklists pipeline
 # Usage: scripts/demo_published_pipeline.sh MODEL_DIR [OUT_DIR]   (MODEL_DIR: a pretrained BERT, e.g. MiniLM)
+# Environment (all optional):
+#   RUN_DIR=DIR        the predictions root (DIR/TYPE-predictions), kept between runs as the published flow
+#                      keeps STRING-blocklists-v12/TYPE-predictions (default OUT_DIR/run, removed with OUT_DIR)
+#   SEED=N             fine-tuning seed (another seed: another model)
+#   PREDICT_FLAGS="…"  more run_classifier.py flags for step 2, e.g. --overwrite_output_dir, --apply_temperature,
+#                      --use_amp
+# A second run with another model into the same RUN_DIR stops at step 2, naming the shard and the difference;
+# PREDICT_FLAGS=--overwrite_output_dir predicts every shard again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL_DIR=${1:?usage: $0 MODEL_DIR [OUT_DIR]}
 OUT=${2:-runs/demo_pipeline}
+RUN=${RUN_DIR:-$OUT/run}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 TYPES="ggp che org dis"
@@ -20,7 +29,7 @@ took() { echo "== $1 took $((SECONDS - STEP_START)) s" | tee -a "$OUT/timings.tx
 
 step "1. fine-tune"
 "$PY" run_classifier.py --flagfile=flags/demo_classifier.flags --bert_model="$MODEL_DIR" \
-  --output_dir="$OUT/classifier" --nodo_predict
+  --output_dir="$OUT/classifier" --nodo_predict ${SEED:+--seed=$SEED}
 took "1. fine-tune (train + dev evaluation)"
 
 # The demo test split as a tagger's output: column 3 is the type the tagger gave (rows the classifier should
@@ -33,13 +42,14 @@ awk -F'\t' -v OFS='\t' -v out="$OUT/contexts" -v types="$TYPES" '
 
 step "2. predict the corpus (3 shards x 4 types, one process a type)"
 for type in $TYPES; do
-  bash scripts/predict_corpus.sh --inputs "$OUT/contexts/$type-contexts-w100-*.tsv" --run_dir "$OUT/run" \
-    --type "$type" --model "$OUT/classifier/model" --max_seq_length 32 --batch_size 64
+  bash scripts/predict_corpus.sh --inputs "$OUT/contexts/$type-contexts-w100-*.tsv" --run_dir "$RUN" \
+    --type "$type" --model "$OUT/classifier/model" --max_seq_length 32 --batch_size 64 \
+    --extra_flags "${PREDICT_FLAGS:-}"
 done
 took "2. predict 12 shards"
 
 step "3. blocklists"
-"$PY" -m bert_tf.classifier.blocklists pipeline --run_dir "$OUT/run" --output_dir "$OUT/blocklists"
+"$PY" -m bert_tf.classifier.blocklists pipeline --run_dir "$RUN" --output_dir "$OUT/blocklists"
 took "3. blocklists pipeline"
 
 echo

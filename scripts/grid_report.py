@@ -10,8 +10,10 @@ eval_results.json (a dotted path, e.g. accuracy, macro.f1, per_class.ggp.f1). Th
 which for single-label classification equals the micro-averaged F1 the published grid reported (94.93);
 macro F1 is shown beside it (--metric=macro.f1 ranks by it instead).
 Runs are grouped by configuration (everything but the seed); each group gets the mean and the
-sample standard deviation of the metric over its repetitions, and the means of accuracy, macro F1 and
-loss. Best configuration first (highest metric, lowest with --minimize).
+standard deviation of the metric over its repetitions, and the means of accuracy, macro F1 and
+loss. Best configuration first (highest metric, lowest with --minimize). The standard deviation is the
+sample one (n - 1) unless --std=population, the published scripts/get_stat.py's np.std (n): for 3
+repetitions the population figure is sqrt(2/3) = 0.816 of the sample one. The report says which.
 
 Writes PREFIX.csv, PREFIX.md (Markdown table, mean ± std and n, plus the failed runs) and
 PREFIX_heatmap.png (learning rate x epochs of the mean metric, one panel per model, maximum
@@ -143,6 +145,7 @@ class Summary:
 
     key: ConfigKey
     runs: List[Run] = field(default_factory=list)
+    std_kind: str = "sample"
 
     @property
     def n(self) -> int:
@@ -156,8 +159,12 @@ class Summary:
 
     @property
     def std(self) -> float:
-        """Sample standard deviation of the metric; NaN for a single repetition."""
-        return statistics.stdev(run.metric for run in self.runs) if self.n > 1 else math.nan  # type: ignore[misc]
+        """Standard deviation of the metric: sample (n - 1; NaN for a single repetition) or population (n, as
+        the published get_stat.py's np.std)."""
+        values = [run.metric for run in self.runs]
+        if self.std_kind == "population":
+            return statistics.pstdev(values)  # type: ignore[arg-type]
+        return statistics.stdev(values) if self.n > 1 else math.nan  # type: ignore[arg-type]
 
     def mean_of(self, name: str) -> float:
         """Mean of 'accuracy', 'macro_f1' or 'loss' over the runs that report it; NaN when none does."""
@@ -183,12 +190,16 @@ def config_sort_key(key: ConfigKey) -> tuple:
     return (key[0], *(number_key(value) for value in key[1:]))
 
 
-def summarise(runs: Sequence[Run], minimize: bool = False) -> List[Summary]:
+STD_KINDS = {"sample": "sample standard deviation (n - 1)",
+             "population": "population standard deviation (n), as the published get_stat.py (np.std)"}
+
+
+def summarise(runs: Sequence[Run], minimize: bool = False, std_kind: str = "sample") -> List[Summary]:
     """Group successful runs by configuration, best mean first (ties in configuration order)."""
     groups: Dict[ConfigKey, Summary] = {}
     for run in runs:
         if not run.failure:
-            groups.setdefault(run.key, Summary(run.key)).runs.append(run)  # type: ignore[arg-type]
+            groups.setdefault(run.key, Summary(run.key, std_kind=std_kind)).runs.append(run)  # type: ignore[arg-type]
     ordered = sorted(groups.values(), key=lambda s: config_sort_key(s.key))
     return sorted(ordered, key=lambda s: s.mean if minimize else -s.mean)
 
@@ -222,7 +233,9 @@ def markdown_text(summaries: Sequence[Summary], failed: Sequence[Run], metric: s
         lines.append(f"| {rank} | {' | '.join(s.key)} | {s.mean:.4f}{spread} | "
                      f"{fmt(s.mean_of('accuracy'), 4)} | {fmt(s.mean_of('macro_f1'), 4)} | "
                      f"{fmt(s.mean_of('loss'), 4)} | {s.n} |")
-    if not summaries:
+    if summaries:
+        lines += ["", f"± is the {STD_KINDS[summaries[0].std_kind]} over the repetitions."]
+    else:
         lines.append("\nNo finished runs.")
     if failed:
         lines += ["", f"Failed runs ({len(failed)}):", ""]
@@ -288,7 +301,8 @@ def write_heatmap(path: str, summaries: Sequence[Summary], metric: str, minimize
 # ----------------------------------------------------------------------------- command line
 
 
-def report(runs_dir: str, metric: str = "accuracy", out: Optional[str] = None, minimize: bool = False) -> str:
+def report(runs_dir: str, metric: str = "accuracy", out: Optional[str] = None, minimize: bool = False,
+           std_kind: str = "sample") -> str:
     """Read the runs, write PREFIX.csv, PREFIX.md and PREFIX_heatmap.png; return the Markdown."""
     if not os.path.isdir(runs_dir):
         raise InputError("no such directory", runs_dir)
@@ -296,7 +310,7 @@ def report(runs_dir: str, metric: str = "accuracy", out: Optional[str] = None, m
     if not run_dirs:
         raise InputError(f"no runs found (no {FLAGFILE} or {RESULTS} below it)", runs_dir)
     runs = [read_run(run_dir, metric) for run_dir in run_dirs]
-    summaries = summarise(runs, minimize)
+    summaries = summarise(runs, minimize, std_kind)
     prefix = out or os.path.join(runs_dir, "grid_report")
     markdown = markdown_text(summaries, [run for run in runs if run.failure], metric)
     write_text_atomic(prefix + ".csv", csv_text(summaries, metric))
@@ -317,9 +331,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "= micro F1, as the published grid ranked; macro.f1 to rank by macro F1)")
     parser.add_argument("--minimize", action="store_true", help="lower metric is better (e.g. --metric loss)")
     parser.add_argument("--out", metavar="PREFIX", help="output prefix (default RUNS_DIR/grid_report)")
+    parser.add_argument("--std", choices=sorted(STD_KINDS), default="sample", help="standard deviation over the "
+                        "repetitions: sample (n - 1, default) or population (n: the published get_stat.py's np.std)")
     args = parser.parse_args(argv)
     try:
-        print(report(args.runs_dir, args.metric, args.out, args.minimize), end="")
+        print(report(args.runs_dir, args.metric, args.out, args.minimize, args.std), end="")
     except InputError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2

@@ -33,11 +33,21 @@ Options:
   --max_seq_length N            default 256        --batch_size N   default 32
   --replace_span TOKEN          default [unused1] (none: keep the mention)
   --extra_flags "..."           more flags for run_classifier.py (e.g. "--seed_compatible_outputs")
-  --gpu_flags "..."             default auto: "--use_xla --use_amp" on SLURM or when nvidia-smi lists a GPU
+  --gpu_flags "..."             default auto: "--use_xla" on SLURM or when nvidia-smi lists a GPU (the model in
+                                float32, as published; add --use_amp for mixed precision)
   --time_limit HH:MM:SS --partition P --account A --cpus_per_task N --mem M
-                                SLURM resources (defaults 08:00:00, none, none, 6, 64G)
+                                SLURM resources (defaults 08:00:00, none, none, 6, 64G; published:
+                                08:00:00, gpu, Project_..., 6, 160G)
+  --gres G                      default gpu:1 (published: gpu:v100:1)
+  --exclude NODES               #SBATCH --exclude (published: its list of failing nodes)
+  --sbatch_options "..."        more #SBATCH options, one line each (e.g. "--constraint=v100 --qos=normal")
+  --job_prefix P                job names P_TYPE (default predict: predict_ggp)
+  --job_name NAME               one name for every job instead (published: predict, which its
+                                orchestration polls with squeue -n predict)
   --python CMD --runner FILE --sbatch CMD --squeue_cmd CMD --poll_seconds S
   --resubmit                    submit groups that have a .submitted marker again
+                                (--extra_flags --overwrite_output_dir: every group, markers or not; without
+                                it, shards whose shard_info_ID.json names another model stop the launch)
   --dry_run                     print what would run
 EOF
 }
@@ -47,6 +57,7 @@ die() { echo "error: $*" >&2; exit 2; }
 INPUTS="" RUN_DIR="" TYPE="" MODEL="" INIT_CKPT="" BERT_DIR="" LABELS_DIR="" LAUNCHER=local GROUPS_N=""
 ARRAY=0 MAX_QUEUED=300 MAX_SEQ_LENGTH=256 BATCH_SIZE=32 REPLACE_SPAN="[unused1]" EXTRA_FLAGS="" GPU_FLAGS=auto
 TIME_LIMIT=08:00:00 PARTITION="" ACCOUNT="" CPUS_PER_TASK=6 MEM=64G POLL_SECONDS=60 RESUBMIT=0 DRY_RUN=0
+GRES=gpu:1 EXCLUDE="" SBATCH_OPTIONS="" JOB_PREFIX=predict JOB_NAME=""
 PYTHON="" RUNNER="$REPO_ROOT/run_classifier.py" SBATCH=sbatch SQUEUE_CMD='squeue -u "${USER:-$(id -un)}" -h'
 
 parse_args() {
@@ -71,6 +82,8 @@ parse_args() {
       cpus_per_task) CPUS_PER_TASK=$value ;; mem) MEM=$value ;; python) PYTHON=$value ;;
       runner) RUNNER=$value ;; sbatch) SBATCH=$value ;; squeue_cmd) SQUEUE_CMD=$value ;;
       poll_seconds) POLL_SECONDS=$value ;;
+      gres) GRES=$value ;; exclude) EXCLUDE=$value ;; sbatch_options) SBATCH_OPTIONS=$value ;;
+      job_prefix) JOB_PREFIX=$value ;; job_name) JOB_NAME=$value ;;
       *) die "unknown option $name (see --help)" ;;
     esac
   done
@@ -108,7 +121,7 @@ resolve_paths() {
   case $GPU_FLAGS in
     none) ;;
     auto) if [[ $LAUNCHER == slurm ]] || { command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; }
-          then GPU_LIST=(--use_xla --use_amp); fi ;;
+          then GPU_LIST=(--use_xla); fi ;;
     *) read -r -a GPU_LIST <<<"$GPU_FLAGS" ;;
   esac
 }
@@ -116,6 +129,10 @@ resolve_paths() {
 corpus_tool() {  # command [args]: python -m bert_tf.classifier.corpus
   PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON_CMD[@]}" -m bert_tf.classifier.corpus "$@" \
     --predict_file="$INPUTS" --predict_output_dir="$PRED_DIR" --shard_id=last_field
+}
+
+model_path() {  # the path the shard records name (run_classifier.py's prediction_info "model")
+  if [[ -n $MODEL ]]; then abspath "$MODEL"; else abspath "$INIT_CKPT"; fi
 }
 
 model_flags() {
@@ -154,16 +171,18 @@ job_script() {  # group_flags...: a batch script that predicts, forwards SIGTERM
   command=$(printf '%q ' "${PYTHON_CMD[@]}" "$RUNNER" "--flagfile=$JOBS_DIR/predict.flags" "$@")
   cat <<EOF
 #!/bin/bash
-#SBATCH --job-name=predict_$TYPE
+#SBATCH --job-name=${JOB_NAME:-${JOB_PREFIX}_$TYPE}
 #SBATCH --output=$JOBS_DIR/slurm-%A_%a.out
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=$CPUS_PER_TASK
 #SBATCH --mem=$MEM
-#SBATCH --gres=gpu:1
+#SBATCH --gres=$GRES
 #SBATCH --time=$TIME_LIMIT
 ${PARTITION:+#SBATCH --partition=$PARTITION}
 ${ACCOUNT:+#SBATCH --account=$ACCOUNT}
+${EXCLUDE:+#SBATCH --exclude=$EXCLUDE}
+$(extra_sbatch_lines)
 ${JOB_ARRAY:+#SBATCH --array=$JOB_ARRAY}
 #SBATCH --signal=B:TERM@120
 #SBATCH --requeue
@@ -184,6 +203,11 @@ exit "\$status"
 EOF
 }
 
+extra_sbatch_lines() {  # --sbatch_options, one #SBATCH line each
+  local option
+  for option in $SBATCH_OPTIONS; do printf '#SBATCH %s\n' "$option"; done
+}
+
 submit() {  # script marker
   local output job_id
   if ((DRY_RUN)); then echo "[dry run] sbatch $1"; return; fi
@@ -200,7 +224,9 @@ run_slurm() {
   local shards pending group marker
   shards=$(corpus_tool count) || exit 2
   : "${GROUPS_N:=$shards}"
-  pending=$(corpus_tool pending --num_shard_groups="$GROUPS_N") || exit 2
+  local overwrite=""
+  if [[ " $EXTRA_FLAGS " == *" --overwrite_output_dir "* ]]; then overwrite=--overwrite RESUBMIT=1; fi
+  pending=$(corpus_tool pending --num_shard_groups="$GROUPS_N" --model="$(model_path)" $overwrite) || exit 2
   SUBMITTED=0 SKIPPED=0
   mkdir -p "$JOBS_DIR"
   write_flagfile "$JOBS_DIR"

@@ -13,7 +13,7 @@ source "$SCRIPT_DIR/slurm_queue.sh"  # queued_jobs, wait_for_queue_slot (--max_q
 # Settings: environment variables, variables of the --config file, or --lowercase options.
 SETTINGS=(MODELS BATCH_SIZES LEARNING_RATES EPOCHS SEEDS TASK_NAME DATA_DIR OUT_DIR CACHE_DIR
           LAUNCHER PYTHON RUNNER EXTRA_FLAGS REPLACE_SPAN GPU_FLAGS TEMPLATE MAX_QUEUED SQUEUE_CMD POLL_SECONDS SBATCH
-          GPUS NODES CPUS_PER_TASK TIME_LIMIT PARTITION ACCOUNT JOB_PREFIX)
+          GPUS NODES CPUS_PER_TASK TIME_LIMIT PARTITION ACCOUNT JOB_PREFIX JOB_NAME MEM SBATCH_OPTIONS)
 PLACEHOLDERS=(JOB_NAME RUN_DIR COMMAND WORKDIR GPUS NODES CPUS_PER_TASK TIME PARTITION ACCOUNT)
 
 usage() {
@@ -24,7 +24,8 @@ Fine-tunes every combination of model x batch size x learning rate x epochs, onc
 with run_classifier.py. Each run gets OUT_DIR/<model>/bs<B>_lr<LR>_ep<E>/rep<R>/ holding
 run.flags (an absl flagfile with every flag of the run) and runs
     PYTHON RUNNER --flagfile=<run dir>/run.flags
-A run with eval_results.json is finished and skipped, so the grid can be re-run to resume;
+A run with eval_results.json (and no .bert_tf_run.json: killed before its end) is finished and
+skipped, so the grid can be re-run to resume (a killed run continues where it stopped);
 a run with a .submitted marker (SLURM job id) is skipped unless --resubmit.
 
 Options (each also an environment variable / config variable, named in capitals):
@@ -45,13 +46,20 @@ Options (each also an environment variable / config variable, named in capitals)
   --extra_flags "..."    more flags for every run, e.g. "--warmup_proportion=0.1"
   --replace_span TOKEN   --replace_span of every run (default: [unused1], as the published grid;
                          none: keep the mention's own tokens)
-  --gpu_flags "..."      flags for GPU runs (default auto: "--use_xla --use_amp" with the slurm
-                         launcher or when nvidia-smi lists a GPU, as the published grid ran; none: no flags)
+  --gpu_flags "..."      flags for GPU runs (default auto: "--use_xla" with the slurm launcher or when
+                         nvidia-smi lists a GPU: XLA and a float32 model, as the published grid ran (its
+                         --use_fp16 left the model in float32); add --use_amp for mixed precision; none: no flags)
   --template FILE        SLURM template (default: scripts/slurm/single_gpu.sbatch)
   --gpus N --nodes N --cpus_per_task N --time_limit HH:MM:SS --partition P --account A
                          SLURM resources (defaults: the template's ##DEFAULT lines;
                          an empty partition/account drops that #SBATCH line)
-  --job_prefix NAME      prefix of SLURM job names (default: grid)
+  --job_prefix NAME      prefix of SLURM job names (default: grid; a job is PREFIX_<model>_bs.._lr.._ep.._rep..)
+  --job_name NAME        one name for every job instead (the published grid: 125k_grid, which its
+                         orchestration polls with squeue -n)
+  --mem M                #SBATCH --mem (default: none, the site's; the published grid: 160G)
+  --sbatch_options "..." more #SBATCH options, one line each, e.g. "--exclude=r04g05,r04g01 --constraint=v100"
+                         (the published grid: --exclude=... of its failing nodes). GPU type: --gpus v100:1
+                         gives --gres=gpu:v100:1, as the published scripts (default gpu:1)
   --max_queued N         submit only while fewer than N of your jobs are queued (0: no cap)
   --squeue_cmd CMD       command listing your queued jobs, one a line
                          (default: squeue -u "$USER" -h)
@@ -112,7 +120,7 @@ apply_defaults() {
   : "${TEMPLATE:=$SCRIPT_DIR/slurm/single_gpu.sbatch}" "${MAX_QUEUED:=0}" "${POLL_SECONDS:=60}"
   : "${SQUEUE_CMD:=$default_squeue}" "${SBATCH:=sbatch}"
   : "${GPUS:=}" "${NODES:=}" "${CPUS_PER_TASK:=}" "${TIME_LIMIT:=}" "${PARTITION:=}" "${ACCOUNT:=}"
-  : "${JOB_PREFIX:=grid}"
+  : "${JOB_PREFIX:=grid}" "${JOB_NAME:=}" "${MEM:=}" "${SBATCH_OPTIONS:=}"
 }
 
 load_settings() {
@@ -195,7 +203,7 @@ resolve_gpu_flags() {  # GPU_FLAGS -> GPU_FLAG_LIST
   GPU_FLAG_LIST=()
   case $GPU_FLAGS in
     none) ;;
-    auto) if [[ $LAUNCHER == slurm ]] || has_gpu; then GPU_FLAG_LIST=(--use_xla --use_amp); fi ;;
+    auto) if [[ $LAUNCHER == slurm ]] || has_gpu; then GPU_FLAG_LIST=(--use_xla); fi ;;
     *) read -r -a GPU_FLAG_LIST <<<"$GPU_FLAGS" ;;
   esac
   local value
@@ -272,7 +280,15 @@ render_template() {  # run_dir job_name: print the job script
       line=${line//"@$name@"/"${values[$name]}"}
     done
     printf '%s\n' "$line"
+    if [[ $line == '#SBATCH --job-name='* ]]; then extra_sbatch_lines; fi
   done <"$TEMPLATE"
+}
+
+extra_sbatch_lines() {  # --mem and --sbatch_options, as #SBATCH lines (after the job name)
+  local option
+  [[ -n $MEM ]] && printf '#SBATCH --mem=%s\n' "$MEM"
+  for option in $SBATCH_OPTIONS; do printf '#SBATCH %s\n' "$option"; done
+  return 0
 }
 
 submit_slurm() {  # run_dir job_name
@@ -289,8 +305,9 @@ submit_slurm() {  # run_dir job_name
 
 do_run() {  # name path max_seq_length batch lr epochs rep seed
   local run_dir="$OUT_DIR/${1}/bs${4}_lr${5}_ep${6}/rep${7}"
-  local job_name="${JOB_PREFIX}_${1}_bs${4}_lr${5}_ep${6}_rep${7}"
-  if [[ -f $run_dir/eval_results.json ]]; then FINISHED=$((FINISHED + 1)); return; fi
+  local job_name="${JOB_NAME:-${JOB_PREFIX}_${1}_bs${4}_lr${5}_ep${6}_rep${7}}"
+  # finished: its results, and no owner file of a run that was killed before its end (bert_tf/ownership.py)
+  if [[ -f $run_dir/eval_results.json && ! -f $run_dir/.bert_tf_run.json ]]; then FINISHED=$((FINISHED + 1)); return; fi
   if [[ -f $run_dir/.submitted && $RESUBMIT == 0 ]]; then
     QUEUED=$((QUEUED + 1)); return
   fi

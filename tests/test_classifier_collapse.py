@@ -8,6 +8,8 @@ from pathlib import Path
 
 from conftest import run_script
 
+from bert_tf import reports
+
 ROWS = ["{d}\tT{i}\tche\thello alice went to \tx\t and met bob .\n",
         "{d}\tT{i}\tdis\tthe corp at \ty\t visited rome .\n",
         "{d}\tT{i}\tout\tcarol and dave \tz\t in oslo at lima .\n"]
@@ -34,9 +36,13 @@ def test_a_run_that_never_beats_the_baseline_says_so(tmp_path: Path, tiny_checkp
     assert "pooling mention; class weights " + f"{weights}: che 1, dis 2, out 1" in process.stdout
     results = json.loads((out / "eval_results.json").read_text())
     assert results["collapsed"] is True and results["majority_baseline"]["accuracy"] == 1.0
-    assert "COLLAPSED" in (out / "eval_results.txt").read_text()
+    assert "COLLAPSED" in (out / "eval_report.txt").read_text()
+    published = (out / "eval_results.txt").read_text().splitlines()  # Google/NVIDIA form, logged as TF1 did
+    assert f"eval_accuracy = {reports.published_value(results['accuracy'])}" in published
+    assert f"INFO:tensorflow:  {published[0]}" in process.stderr.splitlines()
     meta = json.loads((out / "model" / "bert_tf_model.json").read_text())
     assert meta["pooling"] == "mention" and meta["collapsed"] is True
-    assert meta["temperature"] == results["calibration"]["temperature"] == meta["calibration"]["temperature"]
+    assert meta["fitted_temperature"] == results["calibration"]["temperature"] == meta["calibration"]["temperature"]
+    assert meta["temperature"] == 1.0  # recorded, not applied without --apply_temperature
     run_config = json.loads((out / "run_config.json").read_text())
     assert run_config["flags"]["class_weights"] == str(weights) and run_config["flags"]["pooling"] == "mention"

@@ -84,9 +84,9 @@ def predict_args(out: Path, predict_file, predict_dir: Path, *extra) -> list:
 
 
 def outputs_of(folder: Path) -> dict:
-    """Every visible file of a folder (name -> text) but prediction_info.json."""
+    """Every visible file of a folder (name -> text) but prediction_info.json and the shard records."""
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
-            if not p.name.startswith(".") and p.name != "prediction_info.json"}
+            if not p.name.startswith(".") and not p.name.endswith(".json")}
 
 
 def test_killed_corpus_run_resumes_and_matches_a_clean_run(trained, tmp_path):
@@ -195,6 +195,84 @@ def test_bad_shard_stops_with_file_and_line_and_leaves_the_others(trained, tmp_p
     assert len(errors) == 1 and f"{paths[1]}:3" in errors[0] and "found 5" in errors[0], errors
     assert sorted(outputs_of(predictions)) == ["output_with_probabilities_000.tsv", "test_results_000.tsv"]
     assert not [p.name for p in predictions.iterdir() if p.name.endswith(".tmp")]
+
+
+def other_model(model: Path, target: Path) -> Path:
+    """A copy of a saved model with one classifier bias changed: another model, same everything else."""
+    import h5py
+
+    shutil.copytree(model, target)
+    with h5py.File(target / "model.weights.h5", "r+") as f:
+        biases = []  # the classifier's bias: the one weight with one value per label
+        f.visit(lambda name: biases.append(name) if getattr(f[name], "shape", None) == (len(LABELS),) else None)
+        assert len(biases) == 1, biases
+        f[biases[0]][...] = f[biases[0]][...] + 0.5
+    return target
+
+
+def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
+    out, shards = trained
+    folder = shards[0].parent
+    predictions = tmp_path / "ggp-predictions"
+    first = run_script(predict_args(out, folder, predictions, "--use_fp16"))  # as published: a float32 model
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "--use_fp16 as published: the model stays float32" in first.stderr
+    record = json.loads((predictions / "shard_info_001.json").read_text())
+    assert record["labels"] == LABELS and record["precision"] == "float32" and len(record["model_digest"]) == 64
+    raw = np.loadtxt(predictions / "test_results_000.tsv", skiprows=1)
+    temperature = json.loads((out / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
+    model_b = other_model(out / "model", tmp_path / "model_b")
+    second = run_script(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"))
+    assert second.returncode == 2
+    errors = error_lines(second)
+    assert errors == [f"error: {predictions / 'output_with_probabilities_000.tsv'}: shard 000 was predicted by "
+                      f"another setting (model_digest {record['model_digest'][:12]} vs {errors[0].split(' vs ')[1][:12]}"
+                      ", recorded vs this run); use --overwrite_output_dir to predict every shard again with this "
+                      "one, or another --predict_output_dir"], errors
+    assert json.loads((predictions / "shard_info_000.json").read_text()) == {
+        **record, "input": str(shards[0])}  # untouched
+    # --overwrite_output_dir redoes every shard; --apply_temperature gives softmax(log p / T) of the raw ones
+    forced = run_script(predict_args(out, folder, predictions, "--apply_temperature", "--overwrite_output_dir"))
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert "predicting 3 of 3 shard(s)" in forced.stdout
+    expected = np.exp(np.log(raw) / temperature)
+    np.testing.assert_allclose(np.loadtxt(predictions / "test_results_000.tsv", skiprows=1),
+                               expected / expected.sum(axis=1, keepdims=True), atol=2e-5)
+    records = [json.loads(p.read_text()) for p in predictions.glob("shard_info_*.json")]
+    assert {r["temperature"] for r in records} == {temperature} and len({r["model_digest"] for r in records}) == 1
+    # one shard of model A among model B's: the blocklists refuse the folder, naming two shards
+    (predictions / "shard_info_002.json").write_text(json.dumps(record))
+    lists = subprocess.run([sys.executable, "-m", "bert_tf.classifier.blocklists", "pipeline", "--run_dir", str(tmp_path),
+                            "--types", "ggp", "--output_dir", str(tmp_path / "lists")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert lists.returncode == 2 and not (tmp_path / "lists").exists()
+    assert error_lines(lists) == [f"error: {predictions}: the shards of this folder were predicted by different "
+                                  f"settings: shard_info_000.json and shard_info_002.json differ in temperature "
+                                  f"{json.dumps(temperature)} vs 1.0; predict them again with one model "
+                                  "(--overwrite_output_dir)"], lists.stderr
+
+
+def test_shard_records(tmp_path):
+    """A done shard is skipped only when its record is this run's; no record, or another, stops with the shard."""
+    paths = write_shards(tmp_path / "c", ["1\tT\tggp\ta \tb\t c\n"] * 4, count=2)
+    shards = corpus.plan_shards([str(p) for p in paths], True, str(tmp_path / "p"), "last_field", False)
+    current = corpus.provenance("a" * 64, LABELS, 0, 32, "[unused1]", "pooler", 1.0, "float32")
+    corpus.check_done_shards(shards, current)  # nothing done yet
+    for path in shards[0].outputs.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("x\n")
+    with pytest.raises(InputError, match=r"output_with_probabilities_000.tsv: shard 000 has outputs but no "
+                                         r"shard_info_000.json"):
+        corpus.check_done_shards(shards, current)
+    corpus.write_record(shards[0], current, "/models/a")
+    corpus.check_done_shards(shards, current)
+    for key, value in (("temperature", 1.7), ("precision", "mixed_bfloat16"), ("max_seq_length", 64)):
+        with pytest.raises(InputError, match=f"shard 000 was predicted by another setting \\({key} "):
+            corpus.check_done_shards(shards, {**current, key: value})
+    corpus.check_folder_consistent(str(tmp_path / "p"))
+    corpus.write_record(shards[1], {**current, "temperature": 2.0}, "/models/a")
+    with pytest.raises(InputError, match="shard_info_000.json and shard_info_001.json differ in temperature 1.0 vs 2.0"):
+        corpus.check_folder_consistent(str(tmp_path / "p"))
 
 
 def test_listing_shard_ids_and_groups(tmp_path):

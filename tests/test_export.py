@@ -137,3 +137,66 @@ def test_export_refuses_a_non_empty_output_dir_and_bad_input(fine_tuned, tmp_pat
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
     assert export.main([f"--model_dir={tmp_path / 'none'}", "--format=hf", f"--output_dir={tmp_path / 'o'}"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def published_tf1_names(layers: int, hidden: int, intermediate: int, vocab: int, positions: int, rows: int) -> dict:
+    """Name -> shape of every variable of a classifier fine-tuned by the published run_ner_consensus.py (Google's
+    modeling.py names; optimizer slots left out), written out by hand."""
+    names = {"bert/embeddings/word_embeddings": [vocab, hidden], "bert/embeddings/token_type_embeddings": [2, hidden],
+             "bert/embeddings/position_embeddings": [positions, hidden], "bert/embeddings/LayerNorm/beta": [hidden],
+             "bert/embeddings/LayerNorm/gamma": [hidden], "bert/pooler/dense/kernel": [hidden, hidden],
+             "bert/pooler/dense/bias": [hidden], "output_weights": [rows, hidden], "output_bias": [rows],
+             "global_step": []}
+    for i in range(layers):
+        p = f"bert/encoder/layer_{i}/"
+        for dense, shape in [("attention/self/query", [hidden, hidden]), ("attention/self/key", [hidden, hidden]),
+                             ("attention/self/value", [hidden, hidden]), ("attention/output/dense", [hidden, hidden]),
+                             ("intermediate/dense", [hidden, intermediate]), ("output/dense", [intermediate, hidden])]:
+            names[p + dense + "/kernel"], names[p + dense + "/bias"] = shape, shape[1:]
+        for norm in ("attention/output/LayerNorm", "output/LayerNorm"):
+            names[p + norm + "/beta"], names[p + norm + "/gamma"] = [hidden], [hidden]
+    return names
+
+
+def test_tf1_export_has_the_published_names_and_reads_back_to_the_same_logits(tmp_path):
+    import tensorflow as tf
+
+    from checkpoint_factory import make_random_hf_checkpoint
+    from conftest import TINY_WORDS
+
+    from bert_tf.classifier import task as classifier
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS + [f"w{i}" for i in range(20)]
+    hf = make_random_hf_checkpoint(str(tmp_path / "hf"), vocab, hidden_act="gelu_new", seed=4)
+    labels = ["out", "che", "dis"]  # not sorted: the published code sorts them, so the rows are reordered
+    task = models.build_task_model(pretrained.find_checkpoint(hf), WordPieceTokenizer.from_model_dir(hf), labels,
+                                   "sequence", 0.1)
+    rng = np.random.default_rng(5)
+    for variable in task.model.variables:
+        variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
+    task.meta["global_step"] = 321
+    models.save_model(task, str(tmp_path / "saved"))
+    expected = logits_of(task)
+    out = tmp_path / "tf1"
+    assert export.main([f"--model_dir={tmp_path / 'saved'}", "--format=tf1", f"--output_dir={out}"]) == 0
+    assert sorted(os.listdir(out)) == ["bert_config.json", "checkpoint", "labels.txt", "model.ckpt-321.data-00000-of-00001",
+                                       "model.ckpt-321.index", "vocab.txt"]
+    shapes = tf.train.load_checkpoint(str(out / "model.ckpt-321")).get_variable_to_shape_map()
+    assert shapes == published_tf1_names(2, 32, 64, len(vocab), 128, len(labels) + 1)
+    assert (out / "labels.txt").read_text().splitlines() == ["che", "dis", "out"]
+    assert json.loads((out / "bert_config.json").read_text())["hidden_act"] == "gelu"
+    checkpoint = pretrained.checkpoint_from_trio(str(out / "bert_config.json"), str(out / "vocab.txt"), str(out))
+    tokenizer = pretrained.trio_tokenizer(str(out / "vocab.txt"), True)
+    published = classifier.load_published_classifier(checkpoint, tokenizer, ["che", "dis", "out"], str(out))
+    read_back = logits_of(published)
+    assert published.meta["extra_logits"] == 1 and read_back.shape == (2, 4)
+    np.testing.assert_allclose(read_back[:, :3], expected[:, [1, 2, 0]], rtol=1e-5, atol=1e-5)
+    probabilities = np.exp(read_back - read_back.max(axis=1, keepdims=True))
+    assert np.all(probabilities[:, 3] / probabilities.sum(axis=1) < 1e-30)  # the unused row changes nothing
+
+
+def test_tf1_export_refuses_a_head_the_published_code_does_not_have(fine_tuned, tmp_path, capsys):
+    directory, _ = fine_tuned["token"]
+    assert export.main([f"--model_dir={directory}", "--format=tf1", f"--output_dir={tmp_path / 'x'}"]) == 2
+    assert "--format=tf1 needs a sequence classifier that reads the pooler" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

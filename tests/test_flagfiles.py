@@ -33,3 +33,15 @@ def test_flagfiles_parse(script):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("parsed ") == len(files)
+
+
+def test_published_setting_flagfiles_run_the_model_in_float32():
+    """The published model ran in float32 (its --use_fp16 left it so): no published-setting flagfile turns on
+    mixed precision, and the best-setting one trains as the published grid did (64 a step, 2 epochs)."""
+    published = [p for p in sorted((ROOT / "flags").glob("*.flags")) if "published" in p.read_text().lower()]
+    assert len(published) >= 3
+    for path in published:
+        flags = [line.strip() for line in path.read_text().splitlines() if line.startswith("--")]
+        assert not any(f.startswith(("--use_amp", "--use_fp16")) for f in flags), path
+    best = (ROOT / "flags" / "biobert_consensus_best.flags").read_text().splitlines()
+    assert {"--train_batch_size=64", "--num_train_epochs=2", "--learning_rate=2e-5"} <= set(best)

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is ne
 # Variables the grid script reads from the environment: kept out of the tests' environment.
 GRID_SETTINGS = set("""MODELS BATCH_SIZES LEARNING_RATES EPOCHS SEEDS TASK_NAME DATA_DIR OUT_DIR CACHE_DIR
     LAUNCHER PYTHON RUNNER EXTRA_FLAGS REPLACE_SPAN GPU_FLAGS TEMPLATE MAX_QUEUED SQUEUE_CMD POLL_SECONDS SBATCH GPUS NODES
-    CPUS_PER_TASK TIME_LIMIT PARTITION ACCOUNT JOB_PREFIX""".split())
+    CPUS_PER_TASK TIME_LIMIT PARTITION ACCOUNT JOB_PREFIX JOB_NAME MEM SBATCH_OPTIONS""".split())
 
 FAKE_RUNNER = '''
 import json, os, sys
@@ -162,7 +162,10 @@ def check_report(runs: Path, prefix: Path) -> None:
     markdown = prefix.with_suffix(".md").read_text()
     assert result.stdout == markdown
     assert markdown.splitlines()[2] == "| 1 | tiny | 128 | 16 | 1e-5 | 3 | 0.8515 ± 0.0007 | 0.9015 | 0.8515 | 0.2150 | 2 |"
-    assert "Failed runs" not in markdown
+    assert "Failed runs" not in markdown and "± is the sample standard deviation (n - 1)" in markdown
+    published = run_report(str(runs), "--out", str(prefix) + "_population", "--metric=macro.f1", "--std=population")
+    rows = list(csv.DictReader(Path(str(prefix) + "_population.csv").open()))
+    assert rows[0]["macro.f1_std"] == "0.000500" and "as the published get_stat.py (np.std)" in published.stdout
     png = Path(str(prefix) + "_heatmap.png")
     check_png(png)
 
@@ -225,7 +228,8 @@ def test_slurm_submits_with_resources_and_respects_queue_cap(tmp_path, env):
         check_job_script((state / f"job_{job_id}.sbatch").read_text(), run_dir)
         seed = run_dir.name[-1]
         assert f"--seed={seed}" in read_flags(run_dir) and "--max_seq_length=256" in read_flags(run_dir)
-        assert {"--replace_span=[unused1]", "--use_xla", "--use_amp"} <= set(read_flags(run_dir))  # GPU jobs
+        flags = set(read_flags(run_dir))  # GPU jobs: XLA, a float32 model as the published grid
+        assert {"--replace_span=[unused1]", "--use_xla"} <= flags and "--use_amp" not in flags
     assert calls(tmp_path) == []  # nothing ran here
 
 
@@ -269,8 +273,20 @@ def test_single_gpu_template_defaults(tmp_path, env):
     for expected in ["#SBATCH --gres=gpu:1", "#SBATCH --nodes=1", "#SBATCH --time=24:00:00",
                      "#SBATCH --cpus-per-task=8"]:
         assert expected in lines
-    assert not any(line.startswith(("#SBATCH --account", "#SBATCH --partition")) for line in lines)
+    assert not any(line.startswith(("#SBATCH --account", "#SBATCH --partition", "#SBATCH --mem")) for line in lines)
     assert lines[-1] == 'exit "$status"'
+
+
+def test_published_sbatch_options(tmp_path, env):
+    """The published grid's resources: GPU type, memory, excluded nodes, one job name for its squeue -n polling."""
+    state = Path(env["FAKE_STATE"])
+    run_grid(tmp_path, env, *slurm_args(tmp_path, "--learning_rates=3e-5", "--seeds=7", "--gpus=v100:1",
+                                       "--mem=160G", "--job_name=125k_grid",
+                                       "--sbatch_options=--exclude=r04g05,r04g01 --ntasks=1"))
+    text = (state / "job_100.sbatch").read_text()
+    assert ("#SBATCH --job-name=125k_grid\n#SBATCH --mem=160G\n#SBATCH --exclude=r04g05,r04g01\n"
+            "#SBATCH --ntasks=1\n") in text and "#SBATCH --gres=gpu:v100:1\n" in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 
 def test_one_node_template_uses_mirrored(tmp_path, env):

@@ -3,6 +3,7 @@ are submitted, throttling, the flags every job gets, SIGTERM forwarding and requ
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,7 @@ def test_slurm_submits_one_job_per_pending_shard_throttled(setup):
     predictions.mkdir(parents=True)
     for name in ("test_results_000.tsv", "output_with_probabilities_000.tsv"):  # shard 000 is done
         (predictions / name).write_text("done\n")
+    (predictions / "shard_info_000.json").write_text(json.dumps({"model": str(tmp_path / "model")}))
     state = Path(env["FAKE_STATE"])
     (state / "queued").write_text("1\n")
     env["FAKE_CAP"] = "2"
@@ -67,9 +69,11 @@ def test_slurm_submits_one_job_per_pending_shard_throttled(setup):
     flags = (jobs / "predict.flags").read_text().splitlines()
     for expected in ["--do_predict", f"--bert_model={tmp_path / 'model'}", f"--predict_file={tmp_path / 'contexts'}",
                      f"--predict_output_dir={predictions}", "--shard_id=last_field", "--max_seq_length=256",
-                     "--predict_batch_size=32", "--replace_span=[unused1]", "--use_xla", "--use_amp"]:
+                     "--predict_batch_size=32", "--replace_span=[unused1]", "--use_xla"]:
         assert expected in flags
+    assert "--use_amp" not in flags  # the published setting: the model in float32
     script = (state / "job_101.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:1\n" in script and "#SBATCH --job-name=predict_ggp\n" in script
     assert "--shard_index=2 --num_shard_groups=3" in script and "#SBATCH --account=proj" in script
     assert "scontrol requeue" in script and "#SBATCH --requeue" in script
 
@@ -109,3 +113,33 @@ def test_array_and_local_and_bad_options(setup):
     no_model = subprocess.run(["bash", str(LAUNCHER), "--inputs=x", "--run_dir=r", "--type=ggp"],
                               capture_output=True, text=True, env=env)
     assert no_model.returncode == 2 and "no model" in no_model.stderr
+
+
+def test_published_sbatch_options(setup):
+    """The published prediction jobs' resources and name: GPU type, memory, excluded nodes, `predict`."""
+    tmp_path, env = setup
+    result = launch(tmp_path, env, "--launcher=slurm", "--groups=1", "--gres=gpu:v100:1", "--mem=160G",
+                    "--exclude=r04g05,r04g01", "--job_name=predict", "--sbatch_options=--constraint=v100 --qos=q1")
+    assert result.returncode == 0, result.stderr
+    lines = (Path(env["FAKE_STATE"]) / "job_100.sbatch").read_text().splitlines()
+    for expected in ["#SBATCH --job-name=predict", "#SBATCH --gres=gpu:v100:1", "#SBATCH --mem=160G",
+                     "#SBATCH --exclude=r04g05,r04g01", "#SBATCH --constraint=v100", "#SBATCH --qos=q1"]:
+        assert expected in lines
+
+
+def test_slurm_refuses_shards_of_another_model(setup):
+    """Done shards that another model made are never taken as done: the launch stops naming one."""
+    tmp_path, env = setup
+    predictions = tmp_path / "run" / "ggp-predictions"
+    predictions.mkdir(parents=True)
+    for name in ("test_results_001.tsv", "output_with_probabilities_001.tsv"):
+        (predictions / name).write_text("done\n")
+    (predictions / "shard_info_001.json").write_text(json.dumps({"model": "/models/last_release"}))
+    refused = launch(tmp_path, env, "--launcher=slurm")
+    assert refused.returncode == 2 and not list(Path(env["FAKE_STATE"]).glob("job_*.sbatch"))
+    assert refused.stderr.strip() == (f"error: {predictions / 'output_with_probabilities_001.tsv'}: shard 001 was "
+                                      f"predicted by another model (model /models/last_release, not {tmp_path / 'model'}"
+                                      "); pass --overwrite_output_dir to predict every shard again")
+    forced = launch(tmp_path, env, "--launcher=slurm", "--extra_flags=--overwrite_output_dir")
+    assert forced.returncode == 0, forced.stderr
+    assert "3 shard(s) in 3 group(s): 0 group(s) done, 3 submitted" in forced.stdout

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from bert_tf import reports
 from bert_tf.reports import plot_all_history, plot_confusion_matrix, plot_history, write_history_csv
 from conftest import check_png
 
@@ -177,3 +178,23 @@ def test_plot_confusion_matrix_rejects_wrong_shape(tmp_path):
     with pytest.raises(ValueError):
         plot_confusion_matrix([[1, 2, 3], [4, 5, 6]], ["a", "b"], str(tmp_path / "cm.png"))
     assert os.listdir(tmp_path) == []
+
+
+def test_eval_results_in_the_google_nvidia_form(tmp_path, capsys):
+    from bert_tf.metrics import classification_metrics
+
+    metrics = classification_metrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], ["che", "dis", "out"], "out")
+    metrics["loss"] = 0.5
+    result = reports.published_eval_results(metrics, 48828)
+    path = tmp_path / "eval_results.txt"
+    reports.write_published_eval_results(str(path), result)
+    lines = path.read_text().splitlines()
+    assert lines[:6] == ["che_f1 = 0.5", "che_precision = 0.5", "che_recall = 0.5", "che_support = 2",
+                         "dis_f1 = 0.6666667", "dis_precision = 0.5"]
+    pairs = dict(line.split(" = ") for line in lines)
+    assert pairs["eval_accuracy"] == "0.6666667" and pairs["f1-score"] == "0.6666667"  # micro = accuracy
+    assert pairs["global_step"] == "48828" and pairs["eval_loss"] == pairs["loss"] == "0.5"
+    assert float(pairs["f1-macro"]) == pytest.approx((0.5 + 2 / 3 + 0.8) / 3)
+    assert lines == sorted(lines) and len(lines) == 4 + 9 + 3 * 4
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["INFO:tensorflow:***** Eval results *****"] + [f"INFO:tensorflow:  {line}" for line in lines]

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,8 +52,16 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
     assert {"detection", "typing"} <= set(results["entity_vs_out"])
     for name in ("confusion_matrix.png", "loss.png", "accuracy.png"):
         check_png(out / name)
-    text = (out / "eval_results.txt").read_text()
+    text = (out / "eval_report.txt").read_text()
     assert "macro avg" in text and "gold \\ pred" in text
+    # eval_results.txt as Google's / NVIDIA's run_classifier.py write it, and their log lines on stderr
+    lines = (out / "eval_results.txt").read_text().splitlines()
+    pairs = dict(line.split(" = ") for line in lines)
+    assert list(pairs) == sorted(pairs) and float(pairs["eval_accuracy"]) == pytest.approx(results["accuracy"])
+    assert float(pairs["f1-macro"]) == pytest.approx(results["macro"]["f1"]) and int(pairs["out_support"]) > 0
+    assert int(pairs["global_step"]) > 0 and float(pairs["eval_loss"]) == pytest.approx(results["loss"], rel=1e-6)
+    logged = [line for line in process.stderr.splitlines() if line.startswith("INFO:tensorflow:  ")]
+    assert logged == [f"INFO:tensorflow:  {line}" for line in lines]
     probs = pd.read_csv(out / "test_results.tsv", sep="\t", header=None, names=LABELS)  # Google's layout: no header
     test = (data / "test.tsv").read_text().splitlines()
     assert len(probs) == len(test)
@@ -65,20 +74,21 @@ def test_training_beats_the_majority_class_and_writes_every_output(trained):
     assert "Epoch 4/4" in process.stdout and "validation at epoch" in process.stdout
 
 
-def test_trained_run_is_calibrated_and_beats_the_baseline(trained):
+def test_trained_run_records_a_temperature_and_keeps_raw_probabilities(trained):
     _, out, process = trained
     results = json.loads((out / "eval_results.json").read_text())
     baseline, calibration = results["majority_baseline"], results["calibration"]
     assert baseline["label"] == "out" and results["macro"]["f1"] > baseline["macro_f1"]
     assert results["collapsed"] is False and "collapsed" not in process.stdout.splitlines()[-1]
     meta = json.loads((out / "model" / "bert_tf_model.json").read_text())
-    assert meta["pooling"] == "pooler" and meta["temperature"] == calibration["temperature"] > 0
-    # Fitted on dev, the temperature cannot make the dev NLL worse; the model's probabilities are the calibrated ones.
+    assert meta["pooling"] == "pooler" and meta["fitted_temperature"] == calibration["temperature"] > 0
+    # Fitted on dev, the temperature cannot make the dev NLL worse; the model's probabilities stay the raw ones.
     assert calibration["after"]["nll"] <= calibration["before"]["nll"] + 1e-9
-    assert results["loss"] == pytest.approx(calibration["after"]["nll"])
+    assert meta["temperature"] == 1.0 and results["loss"] == pytest.approx(calibration["before"]["nll"])
     assert 0 <= calibration["after"]["ece"] <= 1 and calibration["ece_bins"] == 15
     check_png(out / "reliability.png")
-    assert "calibration: temperature" in process.stdout and "majority baseline" in (out / "eval_results.txt").read_text()
+    assert "calibration: temperature" in process.stdout and "recorded, not applied" in process.stdout
+    assert "majority baseline" in (out / "eval_report.txt").read_text()
 
 
 def test_saved_model_predicts_identically_without_training(trained, tmp_path):
@@ -91,6 +101,16 @@ def test_saved_model_predicts_identically_without_training(trained, tmp_path):
     assert (copy / "test_results.tsv").read_text() == before
     refused = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"])
     assert refused.returncode == 2 and "--overwrite_output_dir" in error_lines(refused)[0]
+    # --apply_temperature: the calibrated probabilities, softmax(log p / T) of the raw ones
+    calibrated = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}",
+                             "--apply_temperature", "--overwrite_output_dir"])
+    assert calibrated.returncode == 0, calibrated.stderr[-3000:]
+    temperature = json.loads((copy / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
+    raw = pd.read_csv(out / "test_results.tsv", sep="\t", header=None).to_numpy(np.float64)
+    expected = np.exp(np.log(raw) / temperature)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pd.read_csv(copy / "test_results.tsv", sep="\t", header=None).to_numpy(), expected, atol=2e-5)
+    assert json.loads((copy / "prediction_info.json").read_text())["temperature"] == pytest.approx(temperature)
 
 
 ROW = "1\tT1\tche\tthe drug \tcisplatin\t was given DOCEND\n"

@@ -98,11 +98,13 @@ from decimal import Decimal
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
                     Tuple)
 
+from bert_tf import ownership
+from bert_tf.classifier import corpus
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path, iter_lines
-from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_WIDTH, is_published_row,
-                                      parse_published_dict)
+from bert_tf.classifier.prediction_files import (FIXED_COLUMNS, PROBABILITIES_NAME, PUBLISHED_SUBDIR, PUBLISHED_WIDTH,
+                                                 is_published_row, parse_published_dict)
 
 LOG10_ZERO = -1000  # the published log10 of a probability that underflowed to 0
 MIN_PROBABILITY = 1e-300  # a probability of exactly 0 is read as this (the published script fails on it)
@@ -706,8 +708,12 @@ def temperature_note(directory: str) -> str:
 
 
 def note_temperatures(paths: Sequence[str]) -> None:
-    """Say, once per folder, which temperature the prediction files carry."""
+    """Refuse a folder whose shards two settings made (their shard_info_*.json records disagree); say, once per
+    folder, which temperature the prediction files carry."""
     for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        corpus.check_folder_consistent(directory)
+        if os.path.basename(directory) == PUBLISHED_SUBDIR:  # seed-compatible files; the records are one up
+            corpus.check_folder_consistent(os.path.dirname(directory))
         notice(temperature_note(directory), directory)
 
 
@@ -747,6 +753,7 @@ class PipelineRun:
     def run(self) -> None:
         """Write every output of generate-blocklists.sh."""
         for t in self.options.types:
+            ownership.enter_phase(f"blocklists {t}")
             local_paths = self.local_lists(t)
             self.global_list(t, local_paths)
             if t in self.options.local_list_types:
@@ -835,24 +842,28 @@ def run_pipeline(run_dir: str, output_dir: Optional[str], options: PipelineOptio
     if not os.path.isdir(run_dir):
         raise InputError("the run directory does not exist", run_dir)
     output_dir = output_dir or run_dir
-    clashes = existing_outputs(output_dir, options)
-    if clashes and not overwrite:
-        raise InputError(f"{clashes[0]} exists already ({len(clashes)} outputs do); use --overwrite", output_dir)
-    created = not os.path.exists(output_dir)
+
+    def check() -> None:
+        clashes = existing_outputs(output_dir, options)
+        if clashes and not overwrite:
+            raise InputError(f"{clashes[0]} exists already ({len(clashes)} outputs do); use --overwrite", output_dir)
+
+    identity = {"command": "blocklists pipeline", "run_dir": os.path.abspath(run_dir), "options": repr(options)}
     try:
-        os.makedirs(output_dir, exist_ok=True)
-        stage = tempfile.mkdtemp(prefix=".blocklists-", suffix=".tmp", dir=output_dir)
+        claim = ownership.claim_output_dir(output_dir, identity, overwrite, check)  # a killed run's own: continued
+        stage = tempfile.mkdtemp(prefix=".blocklists.", suffix=".tmp", dir=output_dir)
     except OSError as err:
         raise InputError(f"cannot write there: {err.strerror}", output_dir) from None
     try:
         PipelineRun(run_dir, stage, options).run()
+        ownership.enter_phase("blocklists into place")
         move_into_place(stage, output_dir)
-    except BaseException:
-        if created:
-            shutil.rmtree(output_dir, ignore_errors=True)
+    except InputError:
+        claim.abandon()
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    claim.finish()
     return output_dir
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Sequence
 
+import keras
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bert_tf import models
+from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
 from bert_tf.metrics import classification_metrics, log_softmax, softmax
 
@@ -90,6 +93,18 @@ def calibration_report(logits: np.ndarray, gold: np.ndarray, temperature: float)
     }
 
 
+def apply_fitted_temperature(task: models.TaskModel, source: str) -> None:
+    """Fold the temperature --calibrate fitted (meta `fitted_temperature`) into the classifier, once: its
+    probabilities become the calibrated ones and meta `temperature` says so; InputError when none was fitted."""
+    fitted = task.meta.get("fitted_temperature")
+    if float(task.meta.get("temperature") or 1.0) != 1.0:
+        return  # folded already (a model trained with --apply_temperature, or before temperatures were recorded)
+    if fitted is None:
+        raise InputError("--apply_temperature: this model has no fitted temperature (train it with --calibrate)",
+                         source)
+    models.fold_temperature(task, float(fitted))
+
+
 def majority_baseline(gold: np.ndarray, labels: Sequence[str]) -> Dict[str, Any]:
     """Accuracy and macro F1 of always predicting the most frequent gold label (ties: the first label)."""
     gold = np.asarray(gold, np.int64)
@@ -116,11 +131,13 @@ def collapse_problem(pred: np.ndarray, macro_f1: float, baseline: Dict[str, Any]
 COLLAPSE_ADVICE = "try a higher --learning_rate, more epochs, or --pooling=mention"
 
 
-class CollapseGuard:
+class CollapseGuard(keras.callbacks.Callback):
     """Watches every validation for a model that learned nothing (one class for everything, or macro F1 no
-    better than always predicting the majority label) and remembers whether any validation beat that."""
+    better than always predicting the majority label) and remembers whether any validation beat that. A callback
+    of the training loop only so that what it saw is saved with the training state (get_state, set_state)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.validations = 0
         self.beaten = False
         self.best_f1: Optional[float] = None
@@ -138,6 +155,16 @@ class CollapseGuard:
         print(f"  WARNING: the model may have collapsed: {metrics['collapse_problem']} on dev "
               f"(majority baseline: accuracy {self.baseline['accuracy']:.4f}, macro F1 "
               f"{self.baseline['macro_f1']:.4f}); {COLLAPSE_ADVICE}")
+
+    def get_state(self) -> Dict[str, Any]:
+        """What it saw, for a checkpoint."""
+        return {"validations": self.validations, "beaten": self.beaten, "best_f1": self.best_f1,
+                "baseline": self.baseline}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        """Restore get_state()'s output (a resumed run)."""
+        self.validations, self.beaten = int(state["validations"]), bool(state["beaten"])
+        self.best_f1, self.baseline = state["best_f1"], dict(state["baseline"])
 
     @property
     def collapsed(self) -> bool:

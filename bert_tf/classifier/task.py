@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import models, pretrained
+from bert_tf import models, ownership, pretrained
 from bert_tf.batch_format import LABELS
 from bert_tf.classifier import calibration, feature_cache, prediction_files
 from bert_tf.classifier import data as consensus
@@ -239,12 +239,13 @@ def predict_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> T
     return _predict_rows(trainer, info, batch_size, lambda logits: logits.astype(np.float64), None, True)
 
 
-def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[str], temperature: float = 1.0) -> Dict:
+def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[str], temperature: float = 1.0,
+                        fitted: Optional[float] = None) -> Dict:
     """Loss, classification metrics, the majority baseline, whether the model collapsed, and calibration (ECE and
     NLL before and after temperature scaling) of a model's logits on labelled data.
 
     `temperature`: the one already folded into the model (1.0 for none); `logits * temperature` are the
-    uncalibrated logits."""
+    uncalibrated logits. `fitted`: a temperature fitted but not folded in, for the calibration report."""
     if np.any(gold < 0):
         raise ValueError("evaluation data has examples without a known label")
     pred = logits[:, :len(labels)].argmax(axis=1)  # a published TF1 head has one logit more than labels
@@ -253,7 +254,8 @@ def metrics_from_logits(logits: np.ndarray, gold: np.ndarray, labels: Sequence[s
     problem = calibration.collapse_problem(pred, metrics["macro"]["f1"], baseline, labels)
     return {"loss": calibration.nll(logits, gold), **metrics, "majority_baseline": baseline,
             "beats_majority_baseline": problem is None, "collapse_problem": problem,
-            "calibration": calibration.calibration_report(logits * temperature, gold, temperature)}
+            "calibration": calibration.calibration_report(logits * temperature, gold,
+                                                          temperature if temperature != 1.0 else fitted or 1.0)}
 
 
 def evaluation_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -320,7 +322,9 @@ def write_prediction_files(trainer, info: feature_cache.CacheInfo, input_path: s
             tmp = stack.enter_context(atomic_path(path))
             files[role] = stack.enter_context(open(tmp, "w", encoding="utf-8", newline="\n"))
         writer = PredictionWriter(files, labels, examples)
+        ownership.enter_phase("prediction")  # the outputs' temporaries open, nothing in place
         predict_probabilities(trainer, info, batch_size, writer.add, keep=False, description=description)
         if next(examples, None) is not None or writer.written != info.num_examples:
             raise RuntimeError(f"{input_path}: {writer.written} predictions for {info.num_examples} examples")
+    ownership.enter_phase("prediction written")  # between two shards of a corpus
     return writer.written

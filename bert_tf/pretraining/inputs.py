@@ -1,0 +1,164 @@
+"""Pretraining text: which files `--input_files` names, and the documents in them (lists of sentences).
+
+Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when the file has blank
+lines, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens` column of Python list
+literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first column the word,
+a blank line ends a sentence, `-DOCSTART-` or a new
+BC5CDR document id starts a document) and consensus TSV (six columns: the left context,
+mention and right context of a row form one document). Only the words are read, never the tags.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import glob
+import os
+from typing import Iterator, List, Sequence
+
+from bert_tf.errors import InputError
+from bert_tf import io_utils
+from bert_tf.io_utils import check_readable_file
+
+Document = List[str]  # its sentences (or lines), in order
+CONSENSUS_COLUMNS = 6
+SNIFF_BYTES = 1 << 16
+
+
+def expand_input_files(spec: str) -> List[str]:
+    """The files of `spec`: comma-separated items, each a file, a folder (its files, sorted), a glob, or @LIST (a
+    file naming one input a line). InputError when an item matches nothing."""
+    files: List[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if item.startswith("@"):
+            check_readable_file(item[1:])
+            with open(item[1:], encoding="utf-8") as f:
+                listed = [line.strip() for line in f if line.strip()]
+            files += [p for name in listed for p in expand_input_files(name)]
+        elif os.path.isdir(item):
+            files += sorted(os.path.join(item, n) for n in os.listdir(item)
+                            if os.path.isfile(os.path.join(item, n)) and not n.startswith("."))
+        elif any(c in item for c in "*?["):
+            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            if not matched:
+                raise InputError("no file matches this pattern", item)
+            files += matched
+        else:
+            check_readable_file(item)
+            files.append(item)
+    if not files:
+        raise InputError(f"--input_files={spec!r} names no file")
+    return files
+
+
+def read_text(path: str) -> str:
+    """The file's text with \\n line ends (io_utils.read_text: UTF-8, line of the first bad byte); InputError also for
+    a binary file (NUL bytes) and for one without text."""
+    text = io_utils.read_text(path)
+    if "\x00" in text:
+        raise InputError("binary file (NUL bytes), expected text", path, text[:text.index("\x00")].count("\n") + 1)
+    if not text.strip():
+        raise InputError("empty file: no text to pretrain on", path)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def file_format(path: str, text: str) -> str:
+    """"csv", "conll", "consensus" or "text", from the extension and the first line."""
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    columns = first.split("\t")
+    if path.endswith(".csv") and "tokens" in next(csv.reader([first])):
+        return "csv"
+    if len(columns) == CONSENSUS_COLUMNS:
+        return "consensus"
+    if path.endswith((".conll", ".tsv", ".bio", ".iob")) and 2 <= len(columns) <= 5:
+        return "conll"
+    return "text"
+
+
+def read_documents(path: str) -> List[Document]:
+    """The documents of one input file (see the module's docstring for the formats)."""
+    text = read_text(path)
+    reader = {"csv": _csv_documents, "conll": _conll_documents, "consensus": _consensus_documents,
+              "text": _text_documents}[file_format(path, text)]
+    documents = [d for d in reader(text, path) if d]
+    if not documents:
+        raise InputError("no text to pretrain on", path)
+    return documents
+
+
+def iter_documents(paths: Sequence[str]) -> Iterator[Document]:
+    """Every document of every file, file by file (one file's text in memory at a time)."""
+    for path in paths:
+        yield from read_documents(path)
+
+
+def _text_documents(text: str, path: str) -> List[Document]:
+    lines = [line.strip() for line in text.split("\n")]
+    if "" not in lines[:-1] or all(lines):
+        return [[line] for line in lines if line]
+    documents: List[Document] = [[]]
+    for line in lines:
+        if line:
+            documents[-1].append(line)
+        elif documents[-1]:
+            documents.append([])
+    return documents
+
+
+def _csv_documents(text: str, path: str) -> List[Document]:
+    rows = csv.reader(text.split("\n"))
+    header = next(rows)
+    tokens_at, doc_at = header.index("tokens"), (header.index("doc_id") if "doc_id" in header else None)
+    documents: List[Document] = []
+    previous = object()
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            words = ast.literal_eval(row[tokens_at])
+        except (ValueError, SyntaxError, IndexError):
+            raise InputError("the tokens cell is not a Python list literal", path, line) from None
+        if not isinstance(words, (list, tuple)):
+            raise InputError("the tokens cell is not a list", path, line)
+        doc = row[doc_at] if doc_at is not None and doc_at < len(row) else object()
+        if doc != previous or not documents:
+            documents.append([])
+        previous = doc
+        documents[-1].append(" ".join(str(w) for w in words))
+    return documents
+
+
+def _conll_documents(text: str, path: str) -> List[Document]:
+    documents: List[Document] = [[]]
+    words: List[str] = []
+    doc_id = None
+    for line in text.split("\n") + [""]:
+        columns = line.split("\t") if "\t" in line else line.split()
+        if not line.strip() or columns[0] == "-DOCSTART-":
+            if words:
+                documents[-1].append(" ".join(words))
+            words = []
+            if line.strip():
+                documents.append([])
+        else:
+            if not words and len(columns) == 4 and columns[1] not in ("-", doc_id):
+                doc_id = columns[1]  # BC5CDR layout: the document id on each sentence's first word
+                if documents[-1]:
+                    documents.append([])
+            words.append(columns[0])
+    return documents
+
+
+def _consensus_documents(text: str, path: str) -> List[Document]:
+    documents: List[Document] = []
+    for line, row in enumerate(text.split("\n"), start=1):
+        if not row.strip():
+            continue
+        columns = row.split("\t")
+        if len(columns) != CONSENSUS_COLUMNS:
+            raise InputError(f"expected {CONSENSUS_COLUMNS} tab-separated columns, found {len(columns)}", path, line)
+        context = (columns[3] + columns[4] + columns[5]).replace("DOCSTART", " ").replace("DOCEND", " ")
+        documents.append([" ".join(context.split())])
+    return documents

@@ -1,0 +1,183 @@
+"""Packing documents into blocks of whole words and masking them for masked-LM training.
+
+A document's sentences are concatenated (as WordPiece ids) and cut into blocks of at most `max_seq_length - 2`
+tokens, each cut at a word start (a piece not beginning with "##"), so that a block holds consecutive text of one
+document only and no word is split (unless a single word is longer than a block). Each block becomes
+`[CLS] block [SEP]`.
+
+Masking follows Google's create_pretraining_data.py: round(length * masked_lm_prob) positions (at least 1, at most
+`max_predictions_per_seq`), chosen as whole words in random order (a word that would overshoot is skipped), of
+which 80 % become [MASK], 10 % a random token and 10 % stay. The masks of a block depend only on the seed, the
+epoch and the block's index, so the same seed gives the same masks and a resumed run draws what an uninterrupted
+one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from bert_tf.errors import InputError
+from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+from bert_tf.tokenization import WordPieceTokenizer
+
+MASKED_POSITIONS = "masked_lm_positions"  # the model input beside FEATURE_KEYS: where the labels sit
+EVAL_STREAM = 1 << 30  # the "epoch" of the fixed held-out masks (never a training epoch)
+
+
+@dataclasses.dataclass
+class Blocks:
+    """Packed blocks: their tokens ([CLS] ... [SEP]) concatenated, each block's start and length, and which ids
+    continue a word ("##" pieces) in the vocabulary."""
+
+    tokens: np.ndarray  # int32
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int32
+    words_cut: int = 0  # words longer than a block, split across blocks
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def block(self, index: int) -> np.ndarray:
+        """The ids of one block."""
+        start = int(self.starts[index])
+        return self.tokens[start: start + int(self.lengths[index])]
+
+
+def continuation_table(tokenizer: WordPieceTokenizer) -> np.ndarray:
+    """A boolean per vocabulary id: True for the pieces that continue a word ("##...")."""
+    table = np.zeros(tokenizer.vocab_size, bool)
+    for token, index in tokenizer.tokenizer.get_vocab(with_added_tokens=True).items():
+        if token.startswith("##") and index < len(table):
+            table[index] = True
+    return table
+
+
+def cut_points(ids: np.ndarray, is_continuation: np.ndarray, block_tokens: int) -> Tuple[List[int], int]:
+    """Where to cut one document's ids into blocks of at most `block_tokens`, each cut at a word start; and how
+    many words had to be split because they alone are longer than a block."""
+    cuts, start, split = [0], 0, 0
+    while len(ids) - start > block_tokens:
+        end = start + block_tokens
+        while end > start and is_continuation[ids[end]]:
+            end -= 1
+        if end == start:
+            end, split = start + block_tokens, split + 1
+        cuts.append(end)
+        start = end
+    return cuts + [len(ids)], split
+
+
+def pack_documents(documents: Iterable[Sequence[str]], tokenizer: WordPieceTokenizer, max_seq_length: int,
+                   is_continuation: np.ndarray) -> Blocks:
+    """Encode and pack documents (lists of sentences) into blocks of at most `max_seq_length` tokens."""
+    block_tokens = max_seq_length - 2
+    parts: List[np.ndarray] = []
+    lengths: List[int] = []
+    split = 0
+    for sentences in documents:
+        ids = np.fromiter((i for piece in tokenizer.encode_texts(list(sentences)) for i in piece), np.int32)
+        if not ids.size:
+            continue
+        cuts, cut_words = cut_points(ids, is_continuation, block_tokens)
+        split += cut_words
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            parts.append(np.concatenate([[tokenizer.cls_id], ids[a:b], [tokenizer.sep_id]]).astype(np.int32))
+            lengths.append(b - a + 2)
+    lengths_array = np.asarray(lengths, np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths_array[:-1], dtype=np.int64)]).astype(np.int64)
+    tokens = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    return Blocks(tokens, starts[: len(lengths)], lengths_array, split)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+    """What a masked block needs besides its ids."""
+
+    masked_lm_prob: float
+    max_predictions: int
+    whole_word: bool
+    mask_id: int
+    vocab_size: int
+    special_ids: Tuple[int, ...]
+
+
+def predictions_for(length: int, masked_lm_prob: float, max_predictions: int) -> int:
+    """How many positions a block of `length` tokens ([CLS] and [SEP] included) predicts (Google's rule)."""
+    return min(max_predictions, max(1, int(round(length * masked_lm_prob))))
+
+
+def check_max_predictions(max_seq_length: int, masked_lm_prob: float, max_predictions: int) -> None:
+    """InputError when a full block would need more masked positions than `max_predictions` allows."""
+    wanted = int(round(max_seq_length * masked_lm_prob))
+    if wanted > max_predictions:
+        raise InputError(f"--max_predictions_per_seq={max_predictions} is too small: a full block of {max_seq_length} "
+                         f"tokens masks {wanted} at --masked_lm_prob={masked_lm_prob}")
+
+
+def word_groups(ids: np.ndarray, is_continuation: np.ndarray, whole_word: bool, special_ids: Sequence[int]) -> List[List[int]]:
+    """The maskable positions of a block grouped into words (each position alone without whole-word masking)."""
+    groups: List[List[int]] = []
+    for position, token in enumerate(ids.tolist()):
+        if token in special_ids:
+            continue
+        if whole_word and groups and is_continuation[token] and groups[-1][-1] == position - 1:
+            groups[-1].append(position)
+        else:
+            groups.append([position])
+    return groups
+
+
+def mask_block(ids: np.ndarray, is_continuation: np.ndarray, config: MaskingConfig,
+               rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input ids with the masking applied, masked positions, their original ids), both padded to
+    max_predictions with position 0 and label IGNORE_LABEL."""
+    wanted = predictions_for(len(ids), config.masked_lm_prob, config.max_predictions)
+    groups = word_groups(ids, is_continuation, config.whole_word, config.special_ids)
+    chosen: List[int] = []
+    for index in rng.permutation(len(groups)):
+        if len(chosen) >= wanted:
+            break
+        if len(chosen) + len(groups[index]) <= wanted:
+            chosen += groups[index]
+    chosen.sort()
+    masked = ids.copy()
+    draws, random_ids = rng.random(len(chosen)), rng.integers(0, config.vocab_size, len(chosen))
+    for position, draw, random_id in zip(chosen, draws, random_ids):
+        if draw < 0.8:
+            masked[position] = config.mask_id
+        elif draw >= 0.9:
+            masked[position] = random_id
+    positions = np.zeros(config.max_predictions, np.int32)
+    labels = np.full(config.max_predictions, IGNORE_LABEL, np.int32)
+    positions[: len(chosen)] = chosen
+    labels[: len(chosen)] = ids[chosen]
+    return masked, positions, labels
+
+
+def block_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one block's masks in one epoch."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def masked_batch(blocks: Blocks, indices: Sequence[int], is_continuation: np.ndarray, config: MaskingConfig,
+                 seed: int, epoch: int, pad_id: int, pad_multiple: int = 8,
+                 max_length: Optional[int] = None) -> dict:
+    """The batch of `indices`' blocks masked for `epoch`: padded to the longest block (rounded up to a multiple of
+    `pad_multiple`, at most `max_length`), with masked_lm_positions and labels."""
+    longest = int(max(blocks.lengths[i] for i in indices))
+    length = -(-longest // pad_multiple) * pad_multiple
+    length = min(length, max_length) if max_length else length
+    token_ids = np.full((len(indices), length), pad_id, np.int32)
+    positions = np.zeros((len(indices), config.max_predictions), np.int32)
+    labels = np.zeros((len(indices), config.max_predictions), np.int32)
+    for row, index in enumerate(indices):
+        ids, positions[row], labels[row] = mask_block(blocks.block(index), is_continuation, config,
+                                                      block_rng(seed, epoch, int(index)))
+        token_ids[row, : len(ids)] = ids
+    mask = (np.arange(length)[None, :] < blocks.lengths[np.asarray(indices)][:, None]).astype(np.int32)
+    return {TOKEN_IDS: token_ids, PADDING_MASK: mask, SEGMENT_IDS: np.zeros_like(token_ids),
+            MASKED_POSITIONS: positions, LABELS: labels}
+

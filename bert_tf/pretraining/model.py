@@ -1,0 +1,142 @@
+"""The masked-LM model: a BERT backbone and BERT's prediction head (dense + activation + LayerNorm, then the word
+embeddings transposed, i.e. a decoder tied to them, plus an output bias), its head weights read from the checkpoint,
+and its Hugging Face BertForMaskedLM directory (the run's OUTPUT/model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Optional
+
+import keras
+import keras_hub
+import numpy as np
+
+from bert_tf import export, models, pretrained
+from bert_tf.batch_format import FEATURE_KEYS
+from bert_tf.errors import InputError
+from bert_tf.io_utils import atomic_directory
+from bert_tf.pretrained import Checkpoint
+from bert_tf.pretraining.masking import MASKED_POSITIONS
+from bert_tf.tokenization import WordPieceTokenizer
+
+MODEL_INPUTS = FEATURE_KEYS + (MASKED_POSITIONS,)
+HF_ARCHITECTURE = "BertForMaskedLM"
+LAYER_NORM_EPSILON = 1e-12
+# The head's weights under Hugging Face names (canonical layout: dense weights [out, in]) and TF1 names.
+HEAD_DENSE_WEIGHT, HEAD_DENSE_BIAS = "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias"
+HEAD_NORM_WEIGHT, HEAD_NORM_BIAS = "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias"
+HEAD_BIAS = "cls.predictions.bias"
+HEAD_KEYS = (HEAD_DENSE_WEIGHT, HEAD_DENSE_BIAS, HEAD_NORM_WEIGHT, HEAD_NORM_BIAS, HEAD_BIAS)
+TF1_HEAD_NAMES = {
+    HEAD_DENSE_WEIGHT: "cls/predictions/transform/dense/kernel",
+    HEAD_DENSE_BIAS: "cls/predictions/transform/dense/bias",
+    HEAD_NORM_WEIGHT: "cls/predictions/transform/LayerNorm/gamma",
+    HEAD_NORM_BIAS: "cls/predictions/transform/LayerNorm/beta",
+    HEAD_BIAS: "cls/predictions/output_bias",
+}
+
+
+@dataclasses.dataclass
+class MaskedLM:
+    """The masked-LM model with its backbone, head layer, tokenizer and activation."""
+
+    model: keras.Model
+    backbone: keras_hub.models.BertBackbone
+    head: keras_hub.layers.MaskedLMHead
+    tokenizer: WordPieceTokenizer
+    activation: str
+    head_source: str  # where the head's weights came from ("random" when the checkpoint had none)
+
+
+def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str) -> tuple:
+    """(model, head): inputs FEATURE_KEYS + masked_lm_positions, output float32 logits [batch, predictions, vocab]."""
+    backbone.get_layer("pooled_dense").trainable = False  # masked LM does not read the pooler (kept as loaded)
+    inputs = models.backbone_inputs()
+    inputs[MASKED_POSITIONS] = keras.Input(shape=(None,), dtype="int32", name=MASKED_POSITIONS)
+    sequence = backbone({k: inputs[k] for k in FEATURE_KEYS})["sequence_output"]
+    head = keras_hub.layers.MaskedLMHead(
+        token_embedding=backbone.token_embedding, intermediate_activation=pretrained.ACTIVATIONS[activation],
+        layer_norm_epsilon=LAYER_NORM_EPSILON, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        name="mlm_head")
+    logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(head(sequence, inputs[MASKED_POSITIONS]))
+    return keras.Model(inputs, logits, name="bert_masked_lm"), head
+
+
+def read_head_weights(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
+    """The masked-LM head of an "hf" or "tf1" checkpoint in the canonical layout, or None when it has none."""
+    if checkpoint.kind == "hf":
+        tensors = pretrained.hf_weight_source(checkpoint.path).tensors
+        if not all(k in tensors for k in HEAD_KEYS):
+            return None
+        return {k: tensors[k].read() for k in HEAD_KEYS}
+    if checkpoint.kind == "tf1":
+        import tensorflow as tf
+
+        prefix = pretrained.resolve_tf1_prefix(checkpoint.path)
+        reader = tf.train.load_checkpoint(prefix)
+        names = reader.get_variable_to_shape_map()
+        if not all(n in names for n in TF1_HEAD_NAMES.values()):
+            return None
+        values = {k: np.asarray(reader.get_tensor(n), np.float32) for k, n in TF1_HEAD_NAMES.items()}
+        values[HEAD_DENSE_WEIGHT] = values[HEAD_DENSE_WEIGHT].T  # TF1 kernels are [in, out]
+        return values
+    return None
+
+
+def head_variables(head: keras_hub.layers.MaskedLMHead) -> Dict[str, Any]:
+    """The head's variables under their canonical names."""
+    return {HEAD_DENSE_WEIGHT: head._intermediate_dense.kernel, HEAD_DENSE_BIAS: head._intermediate_dense.bias,
+            HEAD_NORM_WEIGHT: head._intermediate_layer_norm.gamma, HEAD_NORM_BIAS: head._intermediate_layer_norm.beta,
+            HEAD_BIAS: head._bias}
+
+
+def assign_head(head: keras_hub.layers.MaskedLMHead, values: Dict[str, np.ndarray], source: str) -> None:
+    """Copy canonical head weights into the head; InputError naming the tensor when a shape differs."""
+    for key, variable in head_variables(head).items():
+        value = values[key].T if key == HEAD_DENSE_WEIGHT else values[key]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise InputError(f"{key} has shape {list(values[key].shape)}, the model needs "
+                             f"{list(variable.shape)[::-1] if key == HEAD_DENSE_WEIGHT else list(variable.shape)}",
+                             source)
+        variable.assign(value.astype("float32"))
+
+
+def load_masked_lm(checkpoint: Checkpoint, tokenizer: WordPieceTokenizer,
+                   dropout: Optional[float] = None) -> MaskedLM:
+    """The masked-LM model of a checkpoint of any kind; its head from the checkpoint when it has one."""
+    backbone = models.load_backbone(checkpoint, dropout)
+    models.check_vocab_matches(backbone, tokenizer)
+    model, head = build_masked_lm(backbone, checkpoint.activation)
+    values = read_head_weights(checkpoint)
+    if values is not None:
+        assign_head(head, values, checkpoint.path)
+    source = f"{checkpoint.path} (tied decoder)" if values is not None else "random (the checkpoint has no masked-LM head)"
+    return MaskedLM(model, backbone, head, tokenizer, checkpoint.activation, source)
+
+
+def hf_state_dict(mlm: MaskedLM) -> Dict[str, np.ndarray]:
+    """The model's weights under transformers' BertForMaskedLM names (the decoder is tied, so not stored)."""
+    state = {"bert." + key: value for key, value in
+             pretrained.backbone_state(mlm.backbone, include_pooler=True).items()}
+    for key, variable in head_variables(mlm.head).items():
+        value = np.asarray(variable.numpy(), np.float32)
+        state[key] = np.ascontiguousarray(value.T) if key == HEAD_DENSE_WEIGHT else value
+    state["cls.predictions.decoder.bias"] = state[HEAD_BIAS]
+    return {k: v.astype("float32") for k, v in state.items()}
+
+
+def save_hf(mlm: MaskedLM, directory: str, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write a transformers BertForMaskedLM directory (config.json, model.safetensors, vocab.txt,
+    tokenizer_config.json), replacing `directory` atomically; every bert-tf script loads it as --bert_model."""
+    from safetensors.numpy import save_file
+
+    config = {"architectures": [HF_ARCHITECTURE],
+              **export.hf_encoder_config(mlm.backbone, mlm.activation, mlm.tokenizer.pad_id),
+              "tie_word_embeddings": True, **(extra or {})}
+    with atomic_directory(directory) as tmp:
+        with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+        save_file(hf_state_dict(mlm), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        export.write_hf_tokenizer_files(mlm.tokenizer, mlm.backbone.max_sequence_length, tmp)

@@ -1,0 +1,128 @@
+"""The TFRecords that Google's/NVIDIA's create_pretraining_data.py writes, read as masked-LM batches.
+
+Each record holds fixed-length int64 features input_ids, input_mask, segment_ids [max_seq_length],
+masked_lm_positions, masked_lm_ids [max_predictions_per_seq], float masked_lm_weights and next_sentence_labels [1].
+The masks are those written (made offline, `dupe_factor` times). Positions of weight 0 carry no label. Every
+epoch reads the files in a new seeded order through a seeded shuffle buffer, so a resumed run sees what an
+uninterrupted one does. Next-sentence labels are not trained (masked LM alone).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.batch_format import LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+from bert_tf.errors import InputError
+from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS
+
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+NSP_FEATURE = "next_sentence_labels"
+SHUFFLE_BUFFER = 1000
+
+
+def is_tfrecord(path: str) -> bool:
+    """True for a TFRecord file: its first 8 bytes are a record length (a little-endian uint64 far below 2**32, so
+    bytes 4-7 are zero; text never holds NUL bytes)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return len(head) == 12 and head[4:8] == b"\x00\x00\x00\x00"
+
+
+def are_tfrecords(paths: Sequence[str]) -> bool:
+    """True when every file is a TFRecord file; InputError when TFRecords and text are mixed."""
+    kinds = [is_tfrecord(p) for p in paths]
+    if any(kinds) and not all(kinds):
+        raise InputError("TFRecords mixed with text files: give one kind", paths[kinds.index(not kinds[0])])
+    return bool(kinds) and all(kinds)
+
+
+def expected_lengths(max_seq_length: int, max_predictions: int) -> Dict[str, int]:
+    """The length of every feature a record must hold."""
+    return {**{k: max_seq_length for k in SEQUENCE_FEATURES}, **{k: max_predictions for k in PREDICTION_FEATURES}}
+
+
+def check_record(serialized: bytes, lengths: Dict[str, int], path: str, record: int) -> None:
+    """InputError naming the file and record when a feature is missing or of the wrong length."""
+    try:
+        features = tf.train.Example.FromString(serialized).features.feature
+    except Exception:  # protobuf's DecodeError
+        raise InputError(f"record {record} is not a tf.train.Example", path) from None
+    for name, length in lengths.items():
+        if name not in features:
+            raise InputError(f"record {record} has no feature {name!r} (create_pretraining_data.py writes "
+                             f"{', '.join(lengths)})", path)
+        kind = features[name].WhichOneof("kind")
+        values = getattr(features[name], kind).value if kind else []
+        if len(values) != length:
+            raise InputError(f"record {record}: feature {name!r} holds {len(values)} values, expected {length} "
+                             "(--max_seq_length / --max_predictions_per_seq as the data was made with)", path)
+
+
+def count_and_check(paths: Sequence[str], lengths: Dict[str, int]) -> int:
+    """The number of records in the files; the first record of each is checked."""
+    total = 0
+    for path in paths:
+        try:
+            records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+        except tf.errors.DataLossError as e:
+            raise InputError(f"damaged TFRecord file ({str(e).splitlines()[0]})", path) from None
+        if not records:
+            raise InputError("no records", path)
+        check_record(records[0], lengths, path, 1)
+        total += len(records)
+    return total
+
+
+class TFRecordData:
+    """create_pretraining_data.py records in batches of `batch_size`, per epoch in a new seeded order."""
+
+    def __init__(self, paths: Sequence[str], max_seq_length: int, max_predictions: int, batch_size: int,
+                 seed: int = 0):
+        self.paths, self.batch_size, self.seed = list(paths), batch_size, seed
+        self.lengths = expected_lengths(max_seq_length, max_predictions)
+        self.num_records = count_and_check(self.paths, self.lengths)
+        if self.num_records < batch_size:
+            raise InputError(f"{self.num_records} records, fewer than one batch of {batch_size}", self.paths[0])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full batches per epoch."""
+        return self.num_records // self.batch_size
+
+    def describe(self) -> str:
+        """One line for the run table."""
+        return f"{self.num_records} records in {len(self.paths)} file(s); masks as written; next-sentence labels unused"
+
+    def epoch_batches(self, epoch: int) -> List[int]:
+        """The epoch's batch numbers (the records are chosen when the dataset is read)."""
+        return list(range(self.steps_per_epoch))
+
+    def eval_batches(self, batch_size: int) -> List[int]:
+        """Every record once, in file order, in batches of `batch_size`."""
+        return list(range(-(-self.num_records // batch_size)))
+
+    def _parse(self, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        spec = {k: tf.io.FixedLenFeature([n], tf.float32 if k == "masked_lm_weights" else tf.int64)
+                for k, n in self.lengths.items()}
+        f = tf.io.parse_example(serialized, spec)
+        labels = tf.where(f["masked_lm_weights"] > 0, f["masked_lm_ids"], -1)
+        return {TOKEN_IDS: tf.cast(f["input_ids"], tf.int32), PADDING_MASK: tf.cast(f["input_mask"], tf.int32),
+                SEGMENT_IDS: tf.cast(f["segment_ids"], tf.int32),
+                MASKED_POSITIONS: tf.cast(f["masked_lm_positions"], tf.int32), LABELS: tf.cast(labels, tf.int32)}
+
+    def dataset(self, batches: Sequence[int], epoch: int) -> tf.data.Dataset:
+        """The batches numbered `batches` (consecutive) of the epoch (EVAL_STREAM: every record in file order)."""
+        first = batches[0] if len(batches) else 0
+        if epoch == EVAL_STREAM:
+            records = tf.data.TFRecordDataset(self.paths)
+            return records.batch(self.batch_size).skip(first).take(len(batches)).map(self._parse)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.paths))
+        records = tf.data.TFRecordDataset([self.paths[i] for i in order]).shuffle(
+            SHUFFLE_BUFFER, seed=int(np.random.default_rng([self.seed, epoch, 1]).integers(2**31)),
+            reshuffle_each_iteration=False)
+        batched = records.batch(self.batch_size, drop_remainder=True).skip(first).take(len(batches))
+        return batched.map(self._parse).prefetch(2)

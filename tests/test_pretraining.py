@@ -1,0 +1,433 @@
+"""Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM head read from HF and TF1
+checkpoints and exported as BertForMaskedLM (against an independent numpy BERT), exact gradient accumulation,
+NVIDIA TFRecords, bad inputs, and an end-to-end run whose held-out perplexity falls and that resumes bitwise."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_WORDS, error_lines, run_script
+
+from bert_tf.batch_format import IGNORE_LABEL, LABELS, TOKEN_IDS
+from bert_tf.errors import InputError
+from bert_tf.pretraining import inputs, masking
+
+FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
+
+
+# --- masking and packing (numpy only) ----------------------------------------------------------------------
+
+
+def _synthetic_config(max_predictions: int = 20, whole_word: bool = True) -> masking.MaskingConfig:
+    return masking.MaskingConfig(0.15, max_predictions, whole_word, mask_id=4, vocab_size=1000, special_ids=(2, 3, 0))
+
+
+def _synthetic_block(rng: np.random.Generator, length: int = 128):
+    """[CLS] random pieces [SEP]; ids 500-999 continue a word."""
+    ids = np.concatenate([[2], rng.integers(10, 1000, length - 2), [3]]).astype(np.int32)
+    is_continuation = np.zeros(1000, bool)
+    is_continuation[500:] = True
+    return ids, is_continuation
+
+
+def test_masking_statistics_and_whole_words():
+    rng = np.random.default_rng(0)
+    config = _synthetic_config()
+    counts = {"mask": 0, "random": 0, "kept": 0}
+    for b in range(600):
+        ids, table = _synthetic_block(rng)
+        masked, positions, labels = masking.mask_block(ids, table, config, masking.block_rng(1, 0, b))
+        chosen = positions[labels != IGNORE_LABEL]
+        assert len(chosen) <= 19 and len(chosen) >= 15  # round(128 * 0.15) = 19; whole words may leave a few out
+        assert 0 not in chosen and 127 not in chosen  # never [CLS] / [SEP]
+        assert np.array_equal(labels[: len(chosen)], ids[chosen])
+        groups = masking.word_groups(ids, table, True, config.special_ids)
+        chosen_set = set(chosen.tolist())
+        for group in groups:  # a word is masked whole or not at all
+            assert set(group) <= chosen_set or not set(group) & chosen_set
+        assert np.array_equal(np.flatnonzero(masked != ids), np.array(
+            [p for p in chosen if masked[p] != ids[p]], dtype=np.int64))
+        counts["mask"] += int(np.sum(masked[chosen] == 4))
+        counts["kept"] += int(np.sum(masked[chosen] == ids[chosen]))
+        counts["random"] += int(np.sum((masked[chosen] != 4) & (masked[chosen] != ids[chosen])))
+    total = sum(counts.values())
+    assert abs(counts["mask"] / total - 0.8) < 0.02
+    assert abs(counts["kept"] / total - 0.1) < 0.015
+    assert abs(counts["random"] / total - 0.1) < 0.015
+
+
+def test_per_piece_masking_ignores_words():
+    rng = np.random.default_rng(1)
+    ids, table = _synthetic_block(rng)
+    groups = masking.word_groups(ids, table, False, (2, 3, 0))
+    assert len(groups) == 126 and all(len(g) == 1 for g in groups)
+    assert len(masking.word_groups(ids, table, True, (2, 3, 0))) < 126
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_checkpoint):
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    return WordPieceTokenizer.from_model_dir(tiny_checkpoint)
+
+
+def _data(tokenizer, documents, max_seq_length=16, batch_size=4, seed=3):
+    from bert_tf.pretraining import task
+
+    table = masking.continuation_table(tokenizer)
+    blocks = masking.pack_documents(documents, tokenizer, max_seq_length, table)
+    config = masking.MaskingConfig(0.15, 3, True, tokenizer.token_to_id("[MASK]"), tokenizer.vocab_size,
+                                   (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
+    return task.MaskedLMData(blocks, table, config, seed, batch_size, tokenizer.pad_id, max_seq_length)
+
+
+def test_packing_stays_inside_documents_and_cuts_at_word_starts(tokenizer):
+    people = ["alice bob carol dave alice bob", "dave carol bob alice"]
+    places = ["paris rome oslo lima", "rome paris abcdefghijklmnop oslo"]  # a 16-piece word: longer than a block
+    data = _data(tokenizer, [people, places, ["x y z"]])
+    ids_of = lambda words: {i for w in words.split() for i in tokenizer.encode_words([w])[0]}
+    people_ids, place_ids = ids_of(" ".join(people)), ids_of(" ".join(places))
+    kinds = []
+    for b in range(len(data.blocks)):
+        block = data.blocks.block(b)
+        assert block[0] == tokenizer.cls_id and block[-1] == tokenizer.sep_id and len(block) <= 16
+        inner = set(block[1:-1].tolist())
+        kinds.append("people" if inner <= people_ids else "places" if inner <= place_ids else "xyz")
+        assert inner <= people_ids or inner <= place_ids or inner <= ids_of("x y z")
+    assert kinds == sorted(kinds, key=["people", "places", "xyz"].index)  # documents in order, never mixed
+    assert data.blocks.words_cut == 1
+    starts_inside_word = [b for b in range(len(data.blocks)) if data.is_continuation[data.blocks.block(b)[1]]]
+    assert len(starts_inside_word) == 1  # only the block that continues the over-long word
+    assert sum(len(data.blocks.block(b)) - 2 for b in range(len(data.blocks))) == sum(
+        len(tokenizer.encode_texts([s])[0]) for d in [people, places, ["x y z"]] for s in d)
+
+
+def test_same_seed_same_masks_new_masks_each_epoch(tokenizer):
+    documents = [[" ".join(TINY_WORDS[(i * 7 + j) % 22] for j in range(30))] for i in range(12)]
+    first, second = _data(tokenizer, documents), _data(tokenizer, documents)
+    a, b = first.batch(first.epoch_batches(0)[1], 0), second.batch(second.epoch_batches(0)[1], 0)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(first.epoch_batches(0), first.epoch_batches(1))
+    same_blocks_next_epoch = first.batch(first.epoch_batches(0)[1], 1)
+    assert not np.array_equal(a[TOKEN_IDS], same_blocks_next_epoch[TOKEN_IDS])
+    other_seed = _data(tokenizer, documents, seed=4)
+    assert not np.array_equal(a[TOKEN_IDS], other_seed.batch(first.epoch_batches(0)[1], 0)[TOKEN_IDS])
+
+
+# --- input files ---------------------------------------------------------------------------------------------
+
+
+def test_input_formats(tmp_path):
+    (tmp_path / "lines.txt").write_text("one document.\nanother one.\n", encoding="utf-8")
+    (tmp_path / "paras.txt").write_text("s1 of d1.\ns2 of d1.\n\ns1 of d2.\n", encoding="utf-8")
+    (tmp_path / "ner.csv").write_text('tokens,tags,doc_id\n"[\'a\', \'b\']","[\'O\', \'O\']",d1\n'
+                                      '"[\'c\']","[\'O\']",d1\n"[\'d\']","[\'O\']",d2\n', encoding="utf-8")
+    (tmp_path / "ner.conll").write_text("-DOCSTART-\tO\n\nw1\tO\nw2\tB-X\n\nw3\tO\n-DOCSTART-\tO\n\nw4\tO\n",
+                                        encoding="utf-8")
+    (tmp_path / "bc5cdr.tsv").write_text("A\t11\t0\tB\nb\t-\t2\tO\n\nC\t11\t4\tO\n\nD\t12\t0\tO\n", encoding="utf-8")
+    (tmp_path / "consensus.tsv").write_text("d\ta\tche\tDOCSTART left \tmention\t right DOCEND\n", encoding="utf-8")
+    read = lambda name: inputs.read_documents(str(tmp_path / name))
+    assert read("lines.txt") == [["one document."], ["another one."]]
+    assert read("paras.txt") == [["s1 of d1.", "s2 of d1."], ["s1 of d2."]]
+    assert read("ner.csv") == [["a b", "c"], ["d"]]
+    assert read("ner.conll") == [["w1 w2", "w3"], ["w4"]]
+    assert read("bc5cdr.tsv") == [["A b", "C"], ["D"]]
+    assert read("consensus.tsv") == [["left mention right"]]
+    (tmp_path / "list").write_text(f"{tmp_path / 'lines.txt'}\n{tmp_path / 'paras.txt'}\n", encoding="utf-8")
+    assert inputs.expand_input_files(f"@{tmp_path / 'list'}") == [str(tmp_path / "lines.txt"),
+                                                                    str(tmp_path / "paras.txt")]
+    assert inputs.expand_input_files(str(tmp_path / "*.txt")) == sorted(str(p) for p in tmp_path.glob("*.txt"))
+
+
+@pytest.mark.parametrize("content, problem, line", [
+    (b"", "empty file", None), (b"  \n\n", "empty file", None),
+    (b"text\nmore\x00binary", "binary file", 2), (b"ok\n\xff\xfe bad", "not valid UTF-8", 2)])
+def test_bad_text_files(tmp_path, content, problem, line):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        inputs.read_documents(str(path))
+    assert problem in e.value.problem and e.value.path == str(path) and e.value.line == line
+    with pytest.raises(InputError, match="file not found"):
+        inputs.expand_input_files(str(tmp_path / "missing.txt"))
+    with pytest.raises(InputError, match="no file matches"):
+        inputs.expand_input_files(str(tmp_path / "*.none"))
+
+
+# --- the masked-LM head, export, accumulation (tiny models) --------------------------------------------------
+
+
+def _gelu(x, exact):
+    from scipy.special import erf
+
+    if exact:
+        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _layer_norm(x, weight, bias, eps=1e-12):
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def numpy_masked_lm(state, config, ids, mask, positions):
+    """An independent float64 BERT + masked-LM head on Hugging Face BertForMaskedLM weights ([out, in] dense)."""
+    w = {k[len("bert."):] if k.startswith("bert.") else k: v.astype(np.float64) for k, v in state.items()}
+    exact = config["hidden_act"] == "gelu"
+    dense = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:ids.shape[1]] \
+        + w["embeddings.token_type_embeddings.weight"][0]
+    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    size = hidden // heads
+    split = lambda t: t.reshape(t.shape[0], t.shape[1], heads, size).transpose(0, 2, 1, 3)
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        q, k, v = (split(dense(x, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + (1.0 - mask[:, None, None, :]) * -1e9
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        context = (probs @ v).transpose(0, 2, 1, 3).reshape(x.shape)
+        x = _layer_norm(x + dense(context, p + "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"],
+                        w[p + "attention.output.LayerNorm.bias"])
+        inner = _gelu(dense(x, p + "intermediate.dense"), exact)
+        x = _layer_norm(x + dense(inner, p + "output.dense"), w[p + "output.LayerNorm.weight"],
+                        w[p + "output.LayerNorm.bias"])
+    picked = np.take_along_axis(x, positions[:, :, None], axis=1)
+    h = _gelu(dense(picked, "cls.predictions.transform.dense"), exact)
+    h = _layer_norm(h, w["cls.predictions.transform.LayerNorm.weight"], w["cls.predictions.transform.LayerNorm.bias"])
+    return h @ w["embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
+
+
+def _random_head(hidden, vocab, seed=5):
+    rng = np.random.default_rng(seed)
+    return {"cls.predictions.transform.dense.weight": rng.normal(0, 0.2, (hidden, hidden)).astype("float32"),
+            "cls.predictions.transform.dense.bias": rng.normal(0, 0.2, hidden).astype("float32"),
+            "cls.predictions.transform.LayerNorm.weight": rng.normal(1, 0.2, hidden).astype("float32"),
+            "cls.predictions.transform.LayerNorm.bias": rng.normal(0, 0.2, hidden).astype("float32"),
+            "cls.predictions.bias": rng.normal(0, 0.5, vocab).astype("float32")}
+
+
+def _model_inputs():
+    ids = np.array([[2, 10, 11, 12, 13, 3, 0, 0], [2, 14, 15, 40, 16, 17, 18, 3]], np.int32)
+    mask = (ids != 0).astype(np.int32)
+    positions = np.array([[1, 3, 4], [2, 3, 6]], np.int32)
+    return ids, mask, positions
+
+
+def _logits(mlm, ids, mask, positions):
+    return np.asarray(mlm.model({"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids),
+                                 "masked_lm_positions": positions}, training=False))
+
+
+@pytest.fixture(scope="module")
+def hf_with_head(tiny_checkpoint, tmp_path_factory):
+    """The tiny checkpoint with a random masked-LM head added (Hugging Face names, "bert." prefixes)."""
+    from safetensors.numpy import load_file, save_file
+
+    directory = tmp_path_factory.mktemp("hf_mlm")
+    for name in os.listdir(tiny_checkpoint):
+        shutil.copy(os.path.join(tiny_checkpoint, name), directory)
+    state = {"bert." + k: v for k, v in load_file(os.path.join(tiny_checkpoint, "model.safetensors")).items()}
+    config = json.loads((directory / "config.json").read_text())
+    state.update(_random_head(config["hidden_size"], config["vocab_size"]))
+    save_file(state, str(directory / "model.safetensors"))
+    return str(directory), state, config
+
+
+def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
+    from safetensors.numpy import load_file
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(directory))
+    assert "tied decoder" in mlm.head_source
+    ids, mask, positions = _model_inputs()
+    expected = numpy_masked_lm(state, config, ids, mask, positions)
+    assert np.abs(_logits(mlm, ids, mask, positions) - expected).max() < 1e-4
+    mlm_model.save_hf(mlm, str(tmp_path / "export"))  # a Hugging Face BertForMaskedLM directory
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert exported["architectures"] == ["BertForMaskedLM"] and exported["hidden_act"] == "gelu"
+    assert np.abs(numpy_masked_lm(load_file(str(tmp_path / "export" / "model.safetensors")), exported, ids, mask,
+                                  positions) - expected).max() < 1e-4
+    reloaded = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path / "export")))
+    assert np.array_equal(_logits(reloaded, ids, mask, positions), _logits(mlm, ids, mask, positions))
+
+
+def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
+    from checkpoint_factory import tf1_tensors, write_tf1_checkpoint
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    backbone = {k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")}
+    tensors = tf1_tensors(backbone)
+    for key, name in mlm_model.TF1_HEAD_NAMES.items():
+        tensors[name] = state[key].T if key == mlm_model.HEAD_DENSE_WEIGHT else state[key]
+    write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
+    (tmp_path / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
+    shutil.copy(os.path.join(directory, "vocab.txt"), tmp_path)
+    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path)))
+    assert mlm.activation == "gelu_tanh" and "tied decoder" in mlm.head_source  # Google's gelu is the tanh form
+    ids, mask, positions = _model_inputs()
+    expected = numpy_masked_lm(state, {**config, "hidden_act": "gelu_new"}, ids, mask, positions)
+    assert np.abs(_logits(mlm, ids, mask, positions) - expected).max() < 1e-4
+
+
+def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer):
+    """k micro-batches of 2 and one batch of 8 give the same update (dropout off), though the micro-batches hold
+    different numbers of masked positions (so averaging per micro-batch would differ)."""
+    import tensorflow as tf
+
+    from bert_tf import optimization, pretrained
+    from bert_tf.pretraining import model as mlm_model
+    from bert_tf.training import Trainer
+
+    documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(3 + 4 * (i % 5)))] for i in range(16)]
+    data = _data(tokenizer, documents, max_seq_length=16, batch_size=8)
+    by_length = np.argsort(data.blocks.lengths, kind="stable")
+    batch = data.batch(by_length[np.linspace(0, len(by_length) - 1, 8).astype(int)], 0)  # short blocks to long
+    per_micro_batch = (batch[LABELS] != IGNORE_LABEL).reshape(4, -1).sum(axis=1)
+    assert len(set(per_micro_batch.tolist())) > 1
+    signature = {key: tf.TensorSpec([None] * v.ndim, tf.int32) for key, v in batch.items()}
+    dataset = tf.data.Dataset.from_generator(lambda: iter([batch]), output_signature=signature)
+    weights = []
+    for k in (1, 4):
+        mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(hf_with_head[0]), dropout=0.0)
+        initial = [v.numpy() for v in mlm.model.trainable_variables]
+        trainer = Trainer(mlm.model, optimization.make_optimizer("lamb", 1e-3, 0.01), tf.distribute.get_strategy(),
+                          passthrough_keys=(LABELS,), verbose=False, feature_keys=mlm_model.MODEL_INPUTS,
+                          accumulation_steps=k)
+        trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
+        weights.append([v.numpy() for v in mlm.model.trainable_variables])
+    assert max(float(np.abs(a - b).max()) for a, b in zip(initial, weights[0])) > 1e-4  # it did train
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*weights)) < 1e-5
+
+
+# --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
+
+
+def _write_records(path, count, max_seq_length=16, max_predictions=4, drop=None):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=list(map(int, v))))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(count):
+            features = {"input_ids": ints(rng.integers(5, 50, max_seq_length)), "input_mask": ints([1] * max_seq_length),
+                        "segment_ids": ints([0] * max_seq_length), "masked_lm_positions": ints([1, 2, 3, 0]),
+                        "masked_lm_ids": ints([7, 8, 9, 0]), "next_sentence_labels": ints([i % 2]),
+                        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1, 1, 1, 0]))}
+            features.pop(drop, None)
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+
+
+def test_nvidia_tfrecords_read(tmp_path):
+    from bert_tf.pretraining import tfrecords
+    from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS
+
+    _write_records(tmp_path / "a.tfrecord", 5)
+    _write_records(tmp_path / "b.tfrecord", 3)
+    files = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")]
+    assert tfrecords.are_tfrecords(files)
+    data = tfrecords.TFRecordData(files, 16, 4, 2, seed=1)
+    assert data.num_records == 8 and data.steps_per_epoch == 4
+    batches = list(data.dataset(data.epoch_batches(0), 0).as_numpy_iterator())
+    assert len(batches) == 4 and batches[0][TOKEN_IDS].shape == (2, 16)
+    assert batches[0][LABELS].tolist() == [[7, 8, 9, IGNORE_LABEL]] * 2  # weight 0: no label
+    assert batches[0][MASKED_POSITIONS].tolist() == [[1, 2, 3, 0]] * 2
+    again = list(data.dataset(data.epoch_batches(0)[2:], 0).as_numpy_iterator())  # resuming at step 2
+    assert all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
+    assert len(list(data.dataset(data.eval_batches(2), EVAL_STREAM).as_numpy_iterator())) == 4
+    _write_records(tmp_path / "bad.tfrecord", 2, drop="masked_lm_weights")
+    with pytest.raises(InputError, match="record 1 has no feature 'masked_lm_weights'"):
+        tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
+    with pytest.raises(InputError, match="holds 16 values, expected 32"):
+        tfrecords.TFRecordData(files, 32, 4, 2)
+
+
+# --- the script ------------------------------------------------------------------------------------------------
+
+
+def _text_corpus(directory, seed=0):
+    """Two text files of 40 documents: sentences that repeat a few patterns (learnable in a few steps)."""
+    import random
+
+    r = random.Random(seed)
+    directory.mkdir()
+    patterns = [["alice", "met", "bob", "in", "paris"], ["carol", "visited", "rome", "and", "oslo"],
+                ["dave", "went", "to", "lima", "at", "acme", "corp"]]
+    for f in range(2):
+        lines = [" ".join(w for _ in range(r.randint(1, 4)) for w in r.choice(patterns) + ["."]) for _ in range(40)]
+        (directory / f"part{f}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(directory / "*.txt")
+
+
+def _command(checkpoint, text, out, *extra):
+    return ["run_pretraining.py", f"--bert_model={checkpoint}", f"--input_files={text}", f"--output_dir={out}",
+            "--max_seq_length=32", "--max_predictions_per_seq=5", "--train_batch_size=8", "--learning_rate=3e-3",
+            "--optimizer_type=adamw", "--num_train_steps=16", "--num_warmup_steps=2", "--seed=42", "--eval_fraction=0.1",
+            "--save_checkpoints_steps=4", "--deterministic", "--log_every=4", "--notensorboard", *extra]
+
+
+def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpoint, tmp_path):
+    from bert_tf import models, pretrained
+
+    text = _text_corpus(tmp_path / "text")
+    reference = run_script(_command(tiny_checkpoint, text, tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    results = json.loads((tmp_path / "ref" / "eval_results.json").read_text())
+    assert results["after"]["perplexity"] < 0.8 * results["before"]["perplexity"], results
+    assert "masked-LM head  random" in reference.stdout
+    assert not (tmp_path / "ref" / "checkpoints").exists()
+    assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
+
+    killed = run_script([FAULT_INJECTION, "kill_after_step=6", *_command(tiny_checkpoint, text, tmp_path / "run")])
+    assert killed.returncode != 0
+    resumed = run_script(_command(tiny_checkpoint, text, tmp_path / "run"))
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-2000:]
+    weights = lambda d: (d / "model" / "model.safetensors").read_bytes()
+    assert weights(tmp_path / "run") == weights(tmp_path / "ref")
+    assert json.loads((tmp_path / "run" / "eval_results.json").read_text()) == results
+
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
+    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
+    assert checkpoint.kind == "hf" and task.backbone.num_layers == 2
+
+
+def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
+    """An empty text file; the command also carries the published recipe's own flags (they parse)."""
+    (tmp_path / "in.txt").write_text("", encoding="utf-8")
+    published = ["--do_train=True", "--do_eval=True", "--eval_batch_size=8", "--report_loss", "--horovod",
+                 "--use_fp16", "--use_xla", "--num_accumulation_steps=2"]
+    process = run_script(_command(tiny_checkpoint, tmp_path / "in.txt", tmp_path / "out", *published))
+    assert process.returncode == 2, process.stderr[-1000:]
+    assert error_lines(process) == [f"error: {tmp_path / 'in.txt'}: empty file: no text to pretrain on"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_predictions_for_the_masking_rate():
+    masking.check_max_predictions(128, 0.15, 20)  # NVIDIA's phase 1 (19 wanted)
+    masking.check_max_predictions(512, 0.15, 80)  # phase 2 (77)
+    with pytest.raises(InputError, match="--max_predictions_per_seq=10 is too small: a full block of 128 tokens "
+                                         "masks 19"):
+        masking.check_max_predictions(128, 0.15, 10)
+
+
+def test_checkpoint_without_vocabulary(tiny_checkpoint, tmp_path):
+    from bert_tf import pretrained
+
+    for name in os.listdir(tiny_checkpoint):
+        if name != "vocab.txt":
+            shutil.copy(os.path.join(tiny_checkpoint, name), tmp_path)
+    with pytest.raises(InputError, match="no vocabulary"):
+        pretrained.load_pretrained(str(tmp_path))
