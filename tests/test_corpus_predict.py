@@ -219,7 +219,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
     assert "--use_fp16 as published: the model stays float32" in first.stderr
     record = json.loads((predictions / "shard_info_001.json").read_text())
     assert record["labels"] == LABELS and record["precision"] == "float32" and len(record["model_digest"]) == 64
-    raw = np.loadtxt(predictions / "test_results_000.tsv", skiprows=1)
+    raw = np.loadtxt(predictions / "test_results_000.tsv")
     temperature = json.loads((out / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
     model_b = other_model(out / "model", tmp_path / "model_b")
     second = run_script(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"))
@@ -236,7 +236,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path):
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "predicting 3 of 3 shard(s)" in forced.stdout
     expected = np.exp(np.log(raw) / temperature)
-    np.testing.assert_allclose(np.loadtxt(predictions / "test_results_000.tsv", skiprows=1),
+    np.testing.assert_allclose(np.loadtxt(predictions / "test_results_000.tsv"),
                                expected / expected.sum(axis=1, keepdims=True), atol=2e-5)
     records = [json.loads(p.read_text()) for p in predictions.glob("shard_info_*.json")]
     assert {r["temperature"] for r in records} == {temperature} and len({r["model_digest"] for r in records}) == 1
