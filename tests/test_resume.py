@@ -110,6 +110,8 @@ def test_settings_that_do_not_change_training_do_not_block_a_resume(tmp_path):
     sources = [ROOT / "run_ner.py", ROOT / "run_classifier.py", ROOT / "bert_tf" / "flags.py",
                ROOT / "bert_tf" / "classifier" / "corpus.py"]
     defined = {name for path in sources for name in re.findall(r'DEFINE_\w+\(\s*"(\w+)"', path.read_text())}
+    from bert_tf import published_flags
+    defined |= set(published_flags.IGNORED_FLAGS)
     assert NOT_FINGERPRINTED <= defined  # every name is a real flag
     saved = {"learning_rate": 5e-5, "verbose_tf": False, "tensorboard": True, "log_every": 10, "num_workers": 2,
              "featurize_workers": None, "calibrate": True, "use_xla": False}
