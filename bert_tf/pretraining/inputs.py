@@ -33,9 +33,7 @@ def expand_input_files(spec: str) -> List[str]:
         if not item:
             continue
         if item.startswith("@"):
-            check_readable_file(item[1:])
-            with open(item[1:], encoding="utf-8") as f:
-                listed = [line.strip() for line in f if line.strip()]
+            listed = [line.strip() for _, line in io_utils.iter_lines(item[1:], skip_blank=True)]
             files += [p for name in listed for p in expand_input_files(name)]
         elif os.path.isdir(item):
             files += sorted(os.path.join(item, n) for n in os.listdir(item)
