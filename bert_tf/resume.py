@@ -24,6 +24,7 @@ from bert_tf import ownership
 from bert_tf.cli import check_output_dir
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path, before_write, naming_storage_errors, write_json_atomic
+from bert_tf.published_flags import IGNORED_FLAGS
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_SUFFIX = ".state.json"
@@ -42,7 +43,7 @@ NOT_FINGERPRINTED = {
     "do_predict", "do_eval", "predict_file", "predict_output", "eval_batch_size", "predict_batch_size", "calibrate",
     "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs",
     # the launch (--horovod's per-rank batch is fingerprinted as the global batch) and published flags that do nothing
-    "horovod", "do_prepare", "cased", "master", "iterations_per_loop",
+    "horovod", *IGNORED_FLAGS,
 }
 
 
