@@ -24,7 +24,7 @@ demo: demo-ner demo-classifier
 	@echo
 	@echo "Demo outputs:"
 	@echo "  NER:        runs/demo_ner/        (report.html, test_report.txt, test_results.json, loss.png, accuracy.png, f1.png, history.csv, tensorboard/, model/)"
-	@echo "  classifier: runs/demo_classifier/ (report.html, eval_results.txt, eval_results.json, confusion_matrix.png, reliability.png, loss.png, accuracy.png, test_results.tsv, output_with_probabilities.tsv, model/)"
+	@echo "  classifier: runs/demo_classifier/ (report.html, eval_results.txt, eval_report.txt, eval_results.json, confusion_matrix.png, reliability.png, loss.png, accuracy.png, test_results.tsv, test_output_labels.txt, output_with_probabilities.tsv, model/)"
 
 demo-ner: $(STAMP)
 	$(PY) run_ner.py --flagfile=flags/demo_ner.flags --bert_model=$(MINILM)
