@@ -102,7 +102,8 @@ def _cached_snapshot(repo_id: str, revision: Optional[str]) -> Optional[str]:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        path = snapshot_download(repo_id, revision=revision, local_files_only=True)
+        path = snapshot_download(repo_id, revision=revision, local_files_only=True,
+                                 allow_patterns=_downloaded_patterns(repo_id, revision))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         return None
     names = set(os.listdir(path)) if os.path.isdir(path) else set()
@@ -110,6 +111,21 @@ def _cached_snapshot(repo_id: str, revision: Optional[str]) -> Optional[str]:
     has_weights = any(any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), n) for n in names for p in choice)
                       for choice in WEIGHT_CHOICES)
     return path if has_config and has_weights else None
+
+
+def _downloaded_patterns(repo_id: str, revision: Optional[str]) -> Optional[List[str]]:
+    """The files _download fetches for (id, revision), chosen from the file list huggingface_hub (2.4 and later)
+    cached with the snapshot, so that its completeness check asks for those alone; None without that list."""
+    try:
+        from huggingface_hub import get_cached_repo_tree
+        from huggingface_hub.errors import CachedRepoTreeNotFoundError
+    except ImportError:  # an older huggingface_hub keeps no file list (and checks nothing against one)
+        return None
+    try:
+        files = [entry.path for entry in get_cached_repo_tree(repo_id, revision=revision)]
+        return [*SIDE_FILES, *_weight_patterns(files)]
+    except (CachedRepoTreeNotFoundError, InputError, OSError):
+        return None
 
 
 def _ready_marker(repo_id: str, revision: Optional[str]) -> str:
