@@ -49,6 +49,8 @@ flags.DEFINE_integer("num_validate_during_training", 1, "Validations per epoch, 
 flags.DEFINE_bool("linear_scheduler", True, "Linear warm-up (20%% of one epoch) then linear decay to 0; "
                   "--nolinear_scheduler: exponential decay by --gamma per epoch.")
 flags.DEFINE_float("val_test_size", 0.1, "Fraction for each of val and test when data_path holds a single file.")
+flags.DEFINE_integer("max_train_examples", 0, "Train on the first N training examples only (0: all); the "
+                     "validation and test splits are kept whole (the demo trains on fewer examples, more passes).")
 flags.DEFINE_bool("do_train", True, "Train (the default unless --do_predict is given alone).")
 flags.DEFINE_string("predict_file", None, "Input for --do_predict: CSV with a tokens column, CoNLL, or raw text "
                     "(a .txt file, one document a line, or a folder of .txt files, one document each: split into "
@@ -92,6 +94,8 @@ def check_flags() -> None:
             raise InputError(f"--{name}={FLAGS[name].value}: must be at least 1")
     if not 0.0 < FLAGS.classifier_dropout < 1.0 and FLAGS.classifier_dropout != 0.0:
         raise InputError(f"--classifier_dropout={FLAGS.classifier_dropout}: must be in [0, 1)")
+    if FLAGS.max_train_examples < 0:
+        raise InputError(f"--max_train_examples={FLAGS.max_train_examples}: must be 0 (all) or positive")
     if FLAGS.learning_rate <= 0:
         raise InputError(f"--learning_rate={FLAGS.learning_rate}: must be positive")
     if not all(b.isdigit() and int(b) >= 8 for b in FLAGS.bucket_lengths):
@@ -106,8 +110,14 @@ def read_datasets() -> Tuple[Dict[str, List[ner_data.NerExample]], bool]:
     if "data" in files:
         examples = ner_data.read_ner_csv(files["data"])
         train, val, test = ner_data.split_train_val_test(examples, FLAGS.val_test_size, FLAGS.seed)
-        return {"train": train, "val": val, "test": test}, True
-    return {split: ner_data.read_ner_csv(files[split]) for split in ("train", "val", "test")}, False
+        return {"train": first_examples(train), "val": val, "test": test}, True
+    datasets = {split: ner_data.read_ner_csv(files[split]) for split in ("train", "val", "test")}
+    return {**datasets, "train": first_examples(datasets["train"])}, False
+
+
+def first_examples(train: List[ner_data.NerExample]) -> List[ner_data.NerExample]:
+    """The training examples --max_train_examples keeps (all when 0)."""
+    return train[:FLAGS.max_train_examples] if FLAGS.max_train_examples else train
 
 
 def build_optimizer(task: models.TaskModel, steps_per_epoch: int):

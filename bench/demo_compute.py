@@ -18,7 +18,7 @@ sys.path.insert(0, ROOT)
 
 
 def read_flagfile(path: str) -> Dict[str, str]:
-    """--name=value lines of a flagfile (comments and bare switches skipped)."""
+    """--name=value lines of a flagfile; a bare --name is "true", a bare --noname "false" (comments skipped)."""
     values = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -26,6 +26,10 @@ def read_flagfile(path: str) -> Dict[str, str]:
             if line.startswith("--") and "=" in line:
                 name, value = line[2:].split("=", 1)
                 values[name] = value
+            elif line.startswith("--no"):
+                values[line[4:]] = "false"
+            elif line.startswith("--"):
+                values[line[2:]] = "true"
     return values
 
 
@@ -38,11 +42,13 @@ def ner_compute(flags: Dict[str, str], model_dir: str) -> Dict[str, int]:
 
     tokenizer = WordPieceTokenizer.from_model_dir(model_dir)
     train = ner_data.read_ner_csv(ner_data.find_ner_files(os.path.join(ROOT, flags["data_path"]))["train"])
+    train = train[:int(flags.get("max_train_examples", 0))] if int(flags.get("max_train_examples", 0)) else train
     labels = {t: 0 for e in train for t in e.tags}
     max_len, batch, epochs = int(flags["max_len"]), int(flags["batch_size"]), int(flags["epochs"])
     rows, _, _ = ner.training_rows(ner.encode_documents([e.tokens for e in train], tokenizer),
                                    [[labels[t] for t in e.tags] for e in train], max_len, tokenizer)
-    buckets = ner.bucket_lengths(max_len, True)
+    given = [b for b in flags.get("bucket_lengths", "").split(",") if b]
+    buckets = ner.bucket_lengths(max_len, flags.get("bucket_by_length", "true") != "false", given)
     lengths = rows.lengths()
     batches = ner.make_batches(lengths, batch, buckets, False)
     padded = sum(len(b) * buckets[int(np.searchsorted(buckets, min(lengths[b].max(), buckets[-1])))] for b in batches)

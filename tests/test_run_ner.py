@@ -208,8 +208,13 @@ def _bad_buckets(base: Path, tiny_checkpoint: str):
     return write_learnable_set(base / "data"), tiny_checkpoint, ["--bucket_lengths=16,abc"]
 
 
+def _negative_max_train_examples(base: Path, tiny_checkpoint: str):
+    return write_learnable_set(base / "data"), tiny_checkpoint, ["--max_train_examples=-1"]
+
+
 BAD_RUNS = {"bad_tag": _bad_tag, "unseen_tag": _unseen_tag, "non_empty_output": _non_empty_output,
-            "no_weights": _no_weights, "long_max_len": _long_max_len, "bad_buckets": _bad_buckets}
+            "no_weights": _no_weights, "long_max_len": _long_max_len, "bad_buckets": _bad_buckets,
+            "negative_max_train_examples": _negative_max_train_examples}
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +268,13 @@ def test_max_len_beyond_position_embeddings(bad_runs):
 def test_bad_bucket_lengths_are_refused(bad_runs):
     process, _, out = bad_runs["bad_buckets"]
     assert process.returncode == 2 and "--bucket_lengths=16,abc" in error_lines(process)[0]
+    assert not out.exists()
+
+
+def test_negative_max_train_examples_is_refused(bad_runs):
+    process, _, out = bad_runs["negative_max_train_examples"]
+    assert process.returncode == 2 and error_lines(process) == [
+        "error: --max_train_examples=-1: must be 0 (all) or positive"]
     assert not out.exists()
 
 
