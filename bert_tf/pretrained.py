@@ -773,6 +773,30 @@ def tokenizer_dir(checkpoint: Checkpoint) -> str:
     return checkpoint.path
 
 
+def checkpoint_tokenizer(checkpoint: Checkpoint, do_lower_case: Optional[bool] = None) -> WordPieceTokenizer:
+    """The tokenizer of a checkpoint: a keras-hub preset's saved BertTokenizer, else the vocab.txt or
+    tokenizer.json of its directory."""
+    if checkpoint.kind == "keras_hub" and os.path.isfile(os.path.join(checkpoint.path, *KERAS_HUB_VOCABULARY)):
+        return keras_hub_tokenizer(checkpoint.path, do_lower_case)
+    return WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
+
+
+KERAS_HUB_VOCABULARY = ("assets", "tokenizer", "vocabulary.txt")  # where Tokenizer.save_to_preset puts it
+
+
+def keras_hub_tokenizer(path: str, do_lower_case: Optional[bool] = None) -> WordPieceTokenizer:
+    """The WordPiece tokenizer of a keras-hub preset directory: its vocabulary file, lower-casing as its
+    tokenizer.json (keras-hub's BertTokenizer config, not a Hugging Face tokenizers file) says unless given."""
+    config_path = os.path.join(path, "tokenizer.json")
+    config = load_json(config_path) if os.path.isfile(config_path) else {}
+    if config and config.get("class_name") != "BertTokenizer":
+        raise InputError(f"a keras-hub {config.get('class_name')} preset: only BertTokenizer (WordPiece) presets "
+                         "are supported", config_path)
+    if do_lower_case is None:
+        do_lower_case = config.get("config", {}).get("lowercase")
+    return trio_tokenizer(os.path.join(path, *KERAS_HUB_VOCABULARY), do_lower_case)
+
+
 def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] = None,
                     vocab_file: Optional[str] = None, init_checkpoint: Optional[str] = None,
                     do_lower_case: Optional[bool] = None, revision: Optional[str] = None,
@@ -793,7 +817,7 @@ def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] =
     path, record = locate_model(bert_model, revision, chief)
     checkpoint = find_checkpoint(path)
     checkpoint.hub = record
-    return checkpoint, WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
+    return checkpoint, checkpoint_tokenizer(checkpoint, do_lower_case)
 
 
 def locate_model(bert_model: str, revision: Optional[str] = None, chief: bool = True,
