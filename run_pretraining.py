@@ -242,8 +242,6 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Continue masked-LM pretraining (--do_train) and evaluate it (--do_eval)."""
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
     if not FLAGS.do_train:
         raise InputError("--nodo_train: evaluation of a checkpoint alone is not supported yet; --do_eval evaluates "
