@@ -42,7 +42,8 @@ def ner_compute(flags: Dict[str, str], model_dir: str) -> Dict[str, int]:
 
     tokenizer = WordPieceTokenizer.from_model_dir(model_dir)
     train = ner_data.read_ner_csv(ner_data.find_ner_files(os.path.join(ROOT, flags["data_path"]))["train"])
-    train = train[:int(flags.get("max_train_examples", 0))] if int(flags.get("max_train_examples", 0)) else train
+    keep = int(flags.get("max_train_examples", 0))  # run_ner.py --max_train_examples: the first N (0: all)
+    train = train[:keep] if keep else train
     labels = {t: 0 for e in train for t in e.tags}
     max_len, batch, epochs = int(flags["max_len"]), int(flags["batch_size"]), int(flags["epochs"])
     rows, _, _ = ner.training_rows(ner.encode_documents([e.tokens for e in train], tokenizer),
