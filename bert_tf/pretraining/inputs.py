@@ -14,7 +14,7 @@ import ast
 import csv
 import glob
 import os
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional
 
 from bert_tf.errors import InputError
 from bert_tf import io_utils
@@ -22,7 +22,6 @@ from bert_tf.io_utils import check_readable_file
 
 Document = List[str]  # its sentences (or lines), in order
 CONSENSUS_COLUMNS = 6
-SNIFF_BYTES = 1 << 16
 
 
 def expand_input_files(spec: str) -> List[str]:
@@ -62,9 +61,22 @@ def read_text(path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def file_format(path: str, text: str) -> str:
-    """"csv", "conll", "consensus" or "text", from the extension and the first line."""
-    first = next((line for line in text.split("\n") if line.strip()), "")
+def text_lines(path: str) -> Iterator[str]:
+    """The lines of a text file, streamed (UTF-8 checked line by line); InputError naming the line of a NUL byte."""
+    for number, line in io_utils.iter_lines(path):
+        if "\x00" in line:
+            raise InputError("binary file (NUL bytes), expected text", path, number)
+        yield line
+
+
+def file_format(path: str) -> str:
+    """"csv", "conll", "consensus", "text" (one document a line) or "paragraphs" (text whose documents are
+    separated by blank lines), from the extension and the first line; "text" or "paragraphs" read to the first
+    blank line between two lines of text (streamed). InputError for a file without text."""
+    lines = (line.strip("\r\n") for line in text_lines(path))
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputError("empty file: no text to pretrain on", path)
     columns = first.split("\t")
     if path.endswith(".csv") and "tokens" in next(csv.reader([first])):
         return "csv"
@@ -72,37 +84,53 @@ def file_format(path: str, text: str) -> str:
         return "consensus"
     if path.endswith((".conll", ".tsv", ".bio", ".iob")) and 2 <= len(columns) <= 5:
         return "conll"
+    blank = False
+    for line in lines:
+        if line.strip() and blank:
+            return "paragraphs"
+        blank = not line.strip()
     return "text"
 
 
-def read_documents(path: str) -> List[Document]:
-    """The documents of one input file (see the module's docstring for the formats)."""
-    text = read_text(path)
-    reader = {"csv": _csv_documents, "conll": _conll_documents, "consensus": _consensus_documents,
-              "text": _text_documents}[file_format(path, text)]
-    documents = [d for d in reader(text, path) if d]
-    if not documents:
+def iter_file_documents(path: str, kind: Optional[str] = None) -> Iterator[Document]:
+    """The documents of one input file (see the module's docstring), `kind` as file_format() gives it. Raw text and
+    consensus TSV are streamed line by line; a CSV or CoNLL file (NER data) is read whole."""
+    kind = kind or file_format(path)
+    if kind in ("csv", "conll"):
+        documents = (_csv_documents if kind == "csv" else _conll_documents)(read_text(path), path)
+    else:
+        documents = {"text": _line_documents, "paragraphs": _paragraph_documents,
+                     "consensus": _consensus_documents}[kind](path)
+    empty = True
+    for document in documents:
+        if document:
+            empty = False
+            yield document
+    if empty:
         raise InputError("no text to pretrain on", path)
-    return documents
 
 
-def iter_documents(paths: Sequence[str]) -> Iterator[Document]:
-    """Every document of every file, file by file (one file's text in memory at a time)."""
-    for path in paths:
-        yield from read_documents(path)
+def read_documents(path: str) -> List[Document]:
+    """The documents of one input file, in a list."""
+    return list(iter_file_documents(path))
 
 
-def _text_documents(text: str, path: str) -> List[Document]:
-    lines = [line.strip() for line in text.split("\n")]
-    if "" not in lines[:-1] or all(lines):
-        return [[line] for line in lines if line]
-    documents: List[Document] = [[]]
-    for line in lines:
-        if line:
-            documents[-1].append(line)
-        elif documents[-1]:
-            documents.append([])
-    return documents
+def _line_documents(path: str) -> Iterator[Document]:
+    for line in text_lines(path):
+        if line.strip():
+            yield [line.strip()]
+
+
+def _paragraph_documents(path: str) -> Iterator[Document]:
+    document: Document = []
+    for line in text_lines(path):
+        if line.strip():
+            document.append(line.strip())
+        elif document:
+            yield document
+            document = []
+    if document:
+        yield document
 
 
 def _csv_documents(text: str, path: str) -> List[Document]:
@@ -149,14 +177,13 @@ def _conll_documents(text: str, path: str) -> List[Document]:
     return documents
 
 
-def _consensus_documents(text: str, path: str) -> List[Document]:
-    documents: List[Document] = []
-    for line, row in enumerate(text.split("\n"), start=1):
+def _consensus_documents(path: str) -> Iterator[Document]:
+    for line, row in enumerate(text_lines(path), start=1):
+        row = row.rstrip("\r\n")
         if not row.strip():
             continue
         columns = row.split("\t")
         if len(columns) != CONSENSUS_COLUMNS:
             raise InputError(f"expected {CONSENSUS_COLUMNS} tab-separated columns, found {len(columns)}", path, line)
         context = (columns[3] + columns[4] + columns[5]).replace("DOCSTART", " ").replace("DOCEND", " ")
-        documents.append([" ".join(context.split())])
-    return documents
+        yield [" ".join(context.split())]
