@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
+from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS, PADDING_MASK
 from bert_tf import ownership, reports
 from bert_tf.distribution import untune_device_pipelines, untuned_options
 from bert_tf.errors import TrainingDiverged, TrainingInterrupted
@@ -398,13 +398,15 @@ class Trainer:
             for p in pending:
                 run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
         examples = sum(int(p["preds"].shape[0]) for p in pending)
+        # A step that passes its padding mask through counts its real tokens (shown as tokens/s).
+        counts = {"tokens": sum(int(np.sum(p[PADDING_MASK])) for p in pending)} if PADDING_MASK in pending[0] else None
         pending.clear()
         loop.loss_total += float(np.sum(losses))
         loop.loss_steps += len(losses)
         run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps,
                                          "recent_loss": float(np.mean(losses)), "examples": examples})
         if progbar is not None:
-            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
+            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps}, counts)
 
 
 class _Epoch:
