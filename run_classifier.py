@@ -535,10 +535,8 @@ def finish(task: models.TaskModel, run: distribution.RunContext,
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """--do_train, --do_eval and --do_predict, in that order."""
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
-    published_flags.note_ignored_flags(FLAGS)
+    cli.note_ignored_flags(FLAGS)
     distribution.apply_horovod_flags(FLAGS, "train_batch_size")
     if FLAGS.use_fp16 and not FLAGS.use_amp:
         cli.notice("--use_fp16 as published: the model stays float32 (the published code's model did); "

@@ -159,6 +159,7 @@ class TrainingInputs:
     was_split: bool
     labels: List[str]
     context: str
+    context_description: str
     train_rows: ner.Rows
     words_cut: int
     shortened: int
@@ -184,9 +185,11 @@ def prepare_output_dir(out_dir: str, datasets: Dict[str, List[ner_data.NerExampl
                                        cli.run_identity(flags, data_files))
 
 
-def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: bool, labels: List[str], context: str,
-                  tokenizer: WordPieceTokenizer) -> TrainingInputs:
-    """Training windows, validation and test sets, padded lengths, steps per epoch and class weights."""
+def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: bool, labels: List[str],
+                  context_choice: Tuple[str, str], tokenizer: WordPieceTokenizer) -> TrainingInputs:
+    """Training windows, validation and test sets, padded lengths, steps per epoch and class weights; the context
+    that runs and its description from choose_context."""
+    context = context_choice[0]
     label_to_id = {label: i for i, label in enumerate(labels)}
     train_docs = datasets["train"]
     pieces = ner.encode_documents([e.tokens for e in train_docs], tokenizer)
@@ -198,7 +201,7 @@ def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: boo
     weights = class_weights.resolve_class_weights(
         FLAGS.class_weights, labels, np.array([label_to_id[t] for e in train_docs for t in e.tags], np.int64))
     steps_per_epoch = len(ner.make_batches(train_rows.lengths(), FLAGS.batch_size, buckets, False))
-    return TrainingInputs(datasets, was_split, labels, context, train_rows, words_cut, shortened, val_set, test_set,
+    return TrainingInputs(datasets, was_split, labels, *context_choice, train_rows, words_cut, shortened, val_set, test_set,
                           buckets, steps_per_epoch, weights)
 
 
@@ -227,7 +230,7 @@ def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: di
                    f"{len(train_docs)} rows; {inputs.words_cut} training words cut"
                    + (f" ({inputs.shortened} over-long words keep their first {FLAGS.max_len - 2} sub-tokens)"
                       if inputs.shortened else ""),
-        "context": windowing.resolve_context(FLAGS.context, ner_data.has_documents(train_docs))[1]
+        "context": inputs.context_description
                    + (f" (documents: {len(ner_data.document_groups(train_docs))} in training)"
                                    if context == "document" else "")
                    + f"; words decided by the {FLAGS.context_vote} window; decoding {FLAGS.decode}",
@@ -312,7 +315,7 @@ def train(out_dir: str) -> None:
     datasets, was_split = read_datasets()
     checkpoint, tokenizer = fine_tuning.load_checkpoint(FLAGS, "max_len")
     labels = choose_labels(datasets)
-    context, _ = choose_context(ner_data.has_documents(datasets["train"]))
+    context = choose_context(ner_data.has_documents(datasets["train"]))
     checkpointer = prepare_output_dir(out_dir, datasets)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, FLAGS.deterministic,
                                  FLAGS.amp_dtype)
@@ -407,8 +410,6 @@ def write_predictions(examples: Sequence[ner_data.NerExample], tags: List[List[s
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Train (default), predict (--do_predict), or both (--do_train --do_predict)."""
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
     distribution.apply_horovod_flags(FLAGS, "batch_size")
     if not FLAGS.save_model_path:

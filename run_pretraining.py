@@ -296,8 +296,6 @@ def evaluate_only(out_dir: str) -> None:
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Continue masked-LM pretraining (--do_train) and evaluate it (--do_eval)."""
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
     check_flags()
     if FLAGS.horovod:
         cli.notice("--horovod: bert-tf distributes with tf.distribute (--distribution); Horovod is not used")

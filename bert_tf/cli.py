@@ -6,9 +6,10 @@ import functools
 import os
 import shutil
 import sys
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from bert_tf import ownership
+from bert_tf.published_flags import IGNORED_FLAGS
 from bert_tf.errors import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INPUT_ERROR, EXIT_INTERRUPTED, InputError,
                             RunInterrupted, TrainingDiverged)
 from bert_tf.io_utils import STORAGE_ERRORS, storage_errno, write_json_atomic
@@ -61,18 +62,26 @@ def _run_reporting_errors(run: Callable[[], Optional[int]]) -> int:
 
 
 def exit_on_error(main: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Wrap an absl main so that the project's errors exit with their status (see error_exit_status)."""
+    """Wrap an absl main: arguments left over after the flags are refused, and the project's errors exit with their
+    status (see error_exit_status)."""
 
     @functools.wraps(main)
     def wrapped(argv: Any) -> None:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's INFO chatter (checkpoint saver etc.)
-        status = error_exit_status(lambda: main(argv))
+        status = error_exit_status(lambda: main(refuse_leftover_arguments(argv)))
         if status:
             sys.exit(status)
 
     return wrapped
+
+
+def refuse_leftover_arguments(argv: Sequence[str]) -> Sequence[str]:
+    """argv when it holds only the program name; InputError naming what absl left unparsed otherwise."""
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+    return argv
 
 
 def check_output_dir(path: str, overwrite: bool, flag: str, overwrite_flag: str = "--overwrite_output_dir",
@@ -137,6 +146,14 @@ def notice(message: str, path: Optional[str] = None, kind: str = "note") -> None
     where = f"{path}: " if path else ""
     print(f"{kind}: {where}{' '.join(message.split())}", file=sys.stderr)
     sys.stderr.flush()
+
+
+def note_ignored_flags(values: Any) -> List[str]:
+    """One notice per published flag given on this command line that does nothing here; their names."""
+    given = [name for name in IGNORED_FLAGS if name in values and values[name].present]
+    for name in given:
+        notice(f"--{name}={values[name].value} does nothing here: {IGNORED_FLAGS[name]}")
+    return given
 
 
 def remove_tree_quietly(path: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import glob
 import itertools
 import json
 import os
@@ -176,6 +177,53 @@ def check_readable_file(path: str) -> None:
         raise InputError(f"cannot access the file: {getattr(error, 'strerror', None) or error}", path) from None
     if stat.S_ISDIR(mode):
         raise InputError("is a directory, expected a file", path)
+
+
+# ----------------------------------------------------------------------------- naming input files
+
+LIST_PREFIX = "@"
+GLOB_CHARACTERS = "*?["
+
+
+def read_list_file(path: str) -> List[str]:
+    """The files an @LIST file names, one a line (blank lines and # comments skipped; a relative path is relative
+    to the list file's folder); InputError naming the list and line of an entry that is not a file."""
+    check_readable_file(path)
+    base = os.path.dirname(os.path.abspath(path))
+    paths = []
+    for number, line in iter_lines(path, skip_blank=True):
+        entry = line.strip()
+        if entry.startswith("#"):
+            continue
+        full = entry if os.path.isabs(entry) else os.path.join(base, entry)
+        if not os.path.isfile(full):
+            raise InputError(f"listed input {entry!r} is not a file", path, number)
+        paths.append(full)
+    if not paths:
+        raise InputError("the list file names no inputs", path)
+    return paths
+
+
+def expand_input(spec: str, folder_pattern: str = "*") -> Tuple[List[str], bool]:
+    """The files one input argument names, and whether it names a collection rather than one plain file: a file,
+    a folder (its files matching `folder_pattern`, sorted; hidden files left out), a glob pattern (sorted) or
+    @LIST. InputError when it names nothing."""
+    if spec.startswith(LIST_PREFIX):
+        return read_list_file(spec[len(LIST_PREFIX):]), True
+    if os.path.isdir(spec):
+        found = sorted(p for p in glob.glob(os.path.join(glob.escape(spec), folder_pattern)) if os.path.isfile(p))
+        if not found:
+            raise InputError(f"the folder holds no {folder_pattern} files", spec)
+        return found, True
+    if os.path.isfile(spec):
+        return [spec], False
+    if any(c in spec for c in GLOB_CHARACTERS):
+        found = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+        if not found:
+            raise InputError("no file matches this pattern", spec)
+        return found, True
+    check_readable_file(spec)  # names why: not found, or cannot be accessed
+    return [spec], False
 
 
 # ----------------------------------------------------------------------------- reading lines

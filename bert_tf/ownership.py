@@ -22,11 +22,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from bert_tf.errors import InputError, RunInterrupted
 from bert_tf.io_utils import clean_interrupted_writes, write_json_atomic
+from bert_tf.published_flags import IGNORED_FLAGS
 
 OWNER_FILE = ".bert_tf_run.json"
-# Flags that change no output: a rerun that differs only in them is still the same run.
+# Flags that change no output: a rerun that differs only in them is still the same run (the published no-op
+# flags among them: a rerun that drops --do_prepare=true continues the run).
 NOT_IDENTIFYING = {"verbose", "verbose_tf", "log_every", "overwrite_output_dir", "resume", "num_workers",
-                   "keep_checkpoints", "flagfile"}
+                   "keep_checkpoints", "flagfile", *IGNORED_FLAGS}
 
 # Called with a phase's name whenever a run enters it (a seam for the preemption tests, like Trainer.step_hooks).
 PHASE_HOOKS: List[Callable[[str], None]] = []

@@ -8,11 +8,9 @@ flags with `known_only`: undefined flags were silently ignored, and every publis
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Dict
 
 from absl import flags
-
-from bert_tf.cli import notice
 
 # flag -> why it does nothing (what the published code did with it)
 IGNORED_FLAGS: Dict[str, str] = {
@@ -30,11 +28,3 @@ def define_published_flags() -> None:
     script accepted anything for them)."""
     for name, why in IGNORED_FLAGS.items():
         flags.DEFINE_string(name, None, f"Accepted for the published command lines; does nothing ({why}).")
-
-
-def note_ignored_flags(values: Any) -> list:
-    """Print one notice per published flag given on this command line that does nothing; returns their names."""
-    given = [name for name in IGNORED_FLAGS if name in values and values[name].present]
-    for name in given:
-        notice(f"--{name}={values[name].value} does nothing here: {IGNORED_FLAGS[name]}")
-    return given

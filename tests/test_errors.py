@@ -28,3 +28,17 @@ def test_an_empty_library_message_still_gives_the_input_error(tmp_path, monkeypa
     with pytest.raises(InputError) as raised:
         tokenization.WordPieceTokenizer.from_tokenizer_json(path, None)
     assert str(raised.value) == f"{path}: cannot read tokenizer (Exception)"
+
+
+def test_an_entry_point_refuses_leftover_arguments_before_running(capsys) -> None:
+    """What absl leaves after the flags (a mistyped `-- flag`, a stray path) stops the script: one line, exit 2."""
+    from bert_tf import cli
+
+    calls = []
+    main = cli.exit_on_error(calls.append)
+    with pytest.raises(SystemExit) as stopped:
+        main(["run_ner.py", "data/train.csv", "--epochs=3"])
+    assert stopped.value.code == 2 and calls == []
+    assert capsys.readouterr().err.strip().splitlines() == ["error: unexpected arguments: data/train.csv --epochs=3"]
+    main(["run_ner.py"])
+    assert calls == [["run_ner.py"]]

@@ -228,6 +228,18 @@ def test_a_folder_is_continued_by_its_own_run_only(tmp_path):
     assert not (tmp_path / "new").exists() and fresh.created
 
 
+def test_the_published_no_op_flags_leave_a_run_the_same_run():
+    """A requeued published command that drops --do_prepare or changes --cased continues its own run."""
+    from bert_tf import ownership
+
+    published = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": "true",
+                                                             "cased": "true", "master": None})
+    edited = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": None,
+                                                          "cased": "false", "iterations_per_loop": "1000"})
+    assert published == edited
+    assert published != ownership.run_identity("run_classifier.py", {"learning_rate": 3e-5, "do_prepare": "true"})
+
+
 def test_a_rerun_removes_temporaries_and_puts_back_a_folder_caught_mid_replacement(tmp_path):
     from bert_tf import io_utils
 

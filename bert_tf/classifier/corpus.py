@@ -32,10 +32,8 @@ from absl import flags
 
 from bert_tf.classifier import prediction_files
 from bert_tf.errors import InputError
-from bert_tf.io_utils import iter_lines, load_json, write_json_atomic
+from bert_tf.io_utils import GLOB_CHARACTERS, LIST_PREFIX, expand_input, load_json, write_json_atomic
 
-LIST_PREFIX = "@"
-GLOB_CHARACTERS = "*?["
 SHARD_ID_MODES = ("stem", "last_field")
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 RECORD_PREFIX = "shard_info"
@@ -87,42 +85,12 @@ class Shard:
         return [path for path in self.outputs.values() if os.path.isfile(path)]
 
 
-def _read_list_file(path: str) -> List[str]:
-    """The paths listed in an @LIST file, each checked to be a file."""
-    if not os.path.isfile(path):
-        raise InputError("list file does not exist", path)
-    base = os.path.dirname(os.path.abspath(path))
-    paths = []
-    for number, line in iter_lines(path, skip_blank=True):
-        entry = line.strip()
-        if entry.startswith("#"):
-            continue
-        full = entry if os.path.isabs(entry) else os.path.join(base, entry)
-        if not os.path.isfile(full):
-            raise InputError(f"listed input {entry!r} is not a file", path, number)
-        paths.append(full)
-    if not paths:
-        raise InputError("the list file names no inputs", path)
-    return paths
-
-
 def list_inputs(spec: str) -> Tuple[List[str], bool]:
-    """The input files of a --predict_file value and whether it names a corpus (anything but one plain file)."""
-    if spec.startswith(LIST_PREFIX):
-        return _read_list_file(spec[len(LIST_PREFIX):]), True
-    if os.path.isdir(spec):
-        found = sorted(p for p in glob.glob(os.path.join(glob.escape(spec), "*.tsv")) if os.path.isfile(p))
-        if not found:
-            raise InputError("the folder holds no *.tsv files", spec)
-        return found, True
-    if os.path.isfile(spec):
-        return [spec], False
-    if any(c in spec for c in GLOB_CHARACTERS):
-        found = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
-        if not found:
-            raise InputError("no file matches this pattern", spec)
-        return found, True
-    raise InputError("prediction input does not exist (a file, a folder, a glob pattern or @LIST)", spec)
+    """The input files of a --predict_file value (a folder's *.tsv files) and whether it names a corpus (anything
+    but one plain file)."""
+    if not spec.startswith(LIST_PREFIX) and not os.path.exists(spec) and not any(c in spec for c in GLOB_CHARACTERS):
+        raise InputError("prediction input does not exist (a file, a folder, a glob pattern or @LIST)", spec)
+    return expand_input(spec, "*.tsv")
 
 
 def shard_id(path: str, mode: str) -> str:
