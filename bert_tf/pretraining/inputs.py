@@ -1,11 +1,12 @@
 """Pretraining text: which files `--input_files` names, and the documents in them (lists of sentences).
 
-Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when the file has blank
-lines, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens` column of Python list
-literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first column the word,
-a blank line ends a sentence, `-DOCSTART-` or a new
-BC5CDR document id starts a document) and consensus TSV (six columns: the left context,
-mention and right context of a row form one document). Only the words are read, never the tags.
+Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when a blank line lies
+between two lines of text, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens`
+column of Python list literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first
+column the word, a blank line ends a sentence, `-DOCSTART-` or a new BC5CDR document id starts a document) and
+consensus TSV (six columns: the left context, mention and right context of a row form one document). Only the words
+are read, never the tags. Raw text and consensus TSV are streamed line by line (memory does not grow with the
+file); an NER CSV or CoNLL file is read whole.
 """
 
 from __future__ import annotations
