@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import ast
 import csv
-import glob
-import os
 from typing import Iterator, List, Optional
 
 from bert_tf.errors import InputError
 from bert_tf import io_utils
-from bert_tf.io_utils import check_readable_file
 
 Document = List[str]  # its sentences (or lines), in order
 CONSENSUS_COLUMNS = 6
@@ -27,25 +24,8 @@ CONSENSUS_COLUMNS = 6
 
 def expand_input_files(spec: str) -> List[str]:
     """The files of `spec`: comma-separated items, each a file, a folder (its files, sorted), a glob, or @LIST (a
-    file naming one input a line). InputError when an item matches nothing."""
-    files: List[str] = []
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        if item.startswith("@"):
-            listed = [line.strip() for _, line in io_utils.iter_lines(item[1:], skip_blank=True)]
-            files += [p for name in listed for p in expand_input_files(name)]
-        elif os.path.isdir(item):
-            files += sorted(os.path.join(item, n) for n in os.listdir(item)
-                            if os.path.isfile(os.path.join(item, n)) and not n.startswith("."))
-        elif any(c in item for c in "*?["):
-            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            if not matched:
-                raise InputError("no file matches this pattern", item)
-            files += matched
-        else:
-            check_readable_file(item)
-            files.append(item)
+    file naming one input file a line), as io_utils.expand_input reads them. InputError when an item names nothing."""
+    files = [path for item in spec.split(",") if item.strip() for path in io_utils.expand_input(item.strip())[0]]
     if not files:
         raise InputError(f"--input_files={spec!r} names no file")
     return files
