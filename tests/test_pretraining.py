@@ -365,6 +365,29 @@ def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
     assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
 
 
+def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_path):
+    import keras_hub
+
+    from bert_tf import models, pretrained
+    from bert_tf.pretraining import model as mlm_model
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    directory, state, config = hf_with_head
+    backbone = models.load_backbone(pretrained.find_checkpoint(directory))
+    task = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+    mlm_model.assign_head(task.masked_lm_head, {k: v for k, v in state.items() if k.startswith("cls.")}, directory)
+    task.save_to_preset(str(tmp_path / "preset"))
+    checkpoint = pretrained.find_checkpoint(str(tmp_path / "preset"))
+    assert checkpoint.kind == "keras_hub"
+    mlm = mlm_model.load_masked_lm(checkpoint, WordPieceTokenizer.from_model_dir(directory))
+    assert "tied decoder" in mlm.head_source and mlm.activation == "gelu_tanh"  # keras-hub's BertBackbone's GELU
+    ids, mask, positions = _model_inputs()
+    tanh_config = {**config, "hidden_act": "gelu_tanh"}
+    assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, tanh_config, ids, mask, positions)).max() < 1e-4
+    backbone.save_to_preset(str(tmp_path / "backbone_only"))
+    assert mlm_model.read_head_weights(pretrained.find_checkpoint(str(tmp_path / "backbone_only"))) is None
+
+
 def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     from checkpoint_factory import tf1_tensors, write_tf1_checkpoint
 
