@@ -119,8 +119,11 @@ class Trainer:
                     self.optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
                 self.optimizer.build(self.variables)
         self._loss_scale = loss_scale
-        self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True)
-        self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True)
+        # No AutoGraph where the code has no tensor-dependent Python control flow: converting the step's call tree
+        # costs seconds at every start and changes nothing in the graph.
+        self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True,
+                                             autograph=False)
+        self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True, autograph=False)
         self._compiled: Dict[Tuple[str, str], Callable] = {}
 
     # ----- compiled pieces -------------------------------------------------------------------
@@ -200,7 +203,9 @@ class Trainer:
         key = (kind, repr(element_spec))
         if key not in self._compiled:
             fn = self._distributed_train_step if kind == "train" else self._distributed_predict_step
-            self._compiled[key] = tf.function(fn, input_signature=[element_spec])
+            # AutoGraph only for the accumulation loop (a `for` over tf.range)
+            autograph = kind == "train" and self.accumulation_steps > 1
+            self._compiled[key] = tf.function(fn, input_signature=[element_spec], autograph=autograph)
         return self._compiled[key]
 
     # ----- host loops --------------------------------------------------------------------------
