@@ -53,7 +53,7 @@ flags.DEFINE_integer("shuffle_buffer", 10_000, "Text: blocks in the seeded shuff
                      "(memory about 0.6 MiB a thousand blocks of 128 tokens; the files' order is shuffled too).")
 flags.DEFINE_integer("num_validate_during_training", 1, "Held-out evaluations per epoch, the last at its end.")
 flags.DEFINE_bool("report_loss", True, "Accepted for NVIDIA's command lines (the loss is always reported).")
-# --horovod is a shared flag (bert_tf/flags.py); here it is accepted with a notice (see main).
+# --horovod is a shared flag (bert_tf/flags.py): under mpiexec/mpirun each rank a multi_worker worker (see main).
 flags.DEFINE_bool("use_fp16", False, "NVIDIA's name for --use_amp.")
 FLAGS = flags.FLAGS
 
@@ -297,8 +297,7 @@ def evaluate_only(out_dir: str) -> None:
 def main(argv: Sequence[str]) -> None:
     """Continue masked-LM pretraining (--do_train) and evaluate it (--do_eval)."""
     check_flags()
-    if FLAGS.horovod:
-        cli.notice("--horovod: bert-tf distributes with tf.distribute (--distribution); Horovod is not used")
+    distribution.apply_horovod_flags(FLAGS, "train_batch_size")  # the published mpiexec launch: one worker a rank
     if FLAGS.do_train:
         train(FLAGS.output_dir)
     else:

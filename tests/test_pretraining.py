@@ -588,6 +588,7 @@ def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
     assert process.returncode == 2, process.stderr[-1000:]
     assert error_lines(process) == [f"error: {tmp_path / 'in.txt'}: empty file: no text to pretrain on"]
     assert not (tmp_path / "out").exists()
+    assert "--horovod: no MPI launch: one process" in process.stdout  # as Horovod with one rank
 
 
 def test_too_few_predictions_for_the_masking_rate():
