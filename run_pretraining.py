@@ -14,7 +14,7 @@ from bert_tf import quiet  # noqa: F401  (first: silences TensorFlow's start-up 
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app, flags
 
@@ -49,18 +49,20 @@ flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches whose gradients
 flags.DEFINE_enum("optimizer_type", "lamb", ["lamb", "adamw"], "Optimizer (LAMB as NVIDIA's pretraining).")
 flags.DEFINE_float("eval_fraction", 0.05, "Share of the training documents held out for evaluation (without "
                    "--eval_files_dir).")
+flags.DEFINE_integer("shuffle_buffer", 10_000, "Text: blocks in the seeded shuffle buffer the input streams through "
+                     "(memory about 0.6 MiB a thousand blocks of 128 tokens; the files' order is shuffled too).")
 flags.DEFINE_integer("num_validate_during_training", 1, "Held-out evaluations per epoch, the last at its end.")
 flags.DEFINE_bool("report_loss", True, "Accepted for NVIDIA's command lines (the loss is always reported).")
-# --horovod is a shared flag (bert_tf/flags.py); here it is accepted with a notice (see main).
+# --horovod is a shared flag (bert_tf/flags.py): under mpiexec/mpirun each rank a multi_worker worker (see main).
 flags.DEFINE_bool("use_fp16", False, "NVIDIA's name for --use_amp.")
 FLAGS = flags.FLAGS
 
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
 from bert_tf import (cli, distribution, fine_tuning, html_report, optimization, pretrained, resume,  # noqa: E402
                      tensorboard)
-from bert_tf.batch_format import LABELS  # noqa: E402
+from bert_tf.batch_format import LABELS, PADDING_MASK  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
-from bert_tf.pretraining import inputs, masking, model as mlm_model, task, tfrecords  # noqa: E402
+from bert_tf.pretraining import inputs, masking, model as mlm_model, stream, task, tfrecords  # noqa: E402
 from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
 
 
@@ -71,7 +73,7 @@ def check_flags() -> None:
     if FLAGS.do_train and not FLAGS.num_train_steps:
         raise InputError("--num_train_steps is required for training")
     for name in ("train_batch_size", "eval_batch_size", "max_predictions_per_seq", "num_accumulation_steps",
-                 "num_validate_during_training"):
+                 "num_validate_during_training", "shuffle_buffer"):
         if FLAGS[name].value < 1:
             raise InputError(f"--{name}={FLAGS[name].value}: must be at least 1")
     if FLAGS.max_seq_length < 8:
@@ -79,7 +81,9 @@ def check_flags() -> None:
     if not 0.0 < FLAGS.masked_lm_prob < 1.0:
         raise InputError(f"--masked_lm_prob={FLAGS.masked_lm_prob}: must be between 0 and 1")
     masking.check_max_predictions(FLAGS.max_seq_length, FLAGS.masked_lm_prob, FLAGS.max_predictions_per_seq)
-    if not (FLAGS.input_files or FLAGS.input_files_dir):
+    if not (FLAGS.do_train or FLAGS.do_eval):
+        raise InputError("--nodo_train --nodo_eval: nothing to do")
+    if not (FLAGS.input_files or FLAGS.input_files_dir or (FLAGS.eval_files_dir and not FLAGS.do_train)):
         raise InputError("--input_files (or --input_files_dir) is required")
     if FLAGS.num_warmup_steps is not None and FLAGS.num_warmup_steps < 0:
         raise InputError(f"--num_warmup_steps={FLAGS.num_warmup_steps}: must not be negative")
@@ -108,39 +112,67 @@ def masking_config(tokenizer) -> masking.MaskingConfig:
                                  (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
 
 
+def text_stream(tokenizer, files: List[str], fraction: float, held: bool, batch_size: int) -> stream.MaskedLMStream:
+    """One side of the text files as masked-LM batches (`fraction` of the documents held out)."""
+    corpus = stream.TextCorpus(files, tokenizer, FLAGS.max_seq_length, masking.continuation_table(tokenizer), fraction,
+                               FLAGS.seed)
+    return stream.MaskedLMStream(corpus, held, masking_config(tokenizer), FLAGS.seed, batch_size, tokenizer.pad_id,
+                                 FLAGS.shuffle_buffer)
+
+
+def record_data(files: List[str], batch_size: int) -> tfrecords.TFRecordData:
+    """create_pretraining_data.py records in batches of `batch_size`."""
+    return tfrecords.TFRecordData(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, batch_size, FLAGS.seed)
+
+
+def input_file_list() -> List[str]:
+    """The files of --input_files and --input_files_dir."""
+    return inputs.expand_input_files(",".join(x for x in (FLAGS.input_files, FLAGS.input_files_dir) if x))
+
+
 def read_data(tokenizer, batch_size: int):
     """(training data, held-out data or None, the input files, a description) from the input flags."""
-    train_files = inputs.expand_input_files(",".join(x for x in (FLAGS.input_files, FLAGS.input_files_dir) if x))
+    train_files = input_file_list()
     eval_files = inputs.expand_input_files(FLAGS.eval_files_dir) if FLAGS.eval_files_dir else []
     if tfrecords.are_tfrecords(train_files):
-        train = tfrecords.TFRecordData(train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, batch_size,
-                                       FLAGS.seed)
-        held = (tfrecords.TFRecordData(eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                       FLAGS.eval_batch_size, FLAGS.seed) if eval_files else None)
+        train = record_data(train_files, batch_size)
+        held = record_data(eval_files, FLAGS.eval_batch_size) if eval_files else None
         return train, held, train_files + eval_files, f"TFRecords: {train.describe()}"
-    table = masking.continuation_table(tokenizer)
-    documents = list(inputs.iter_documents(train_files))
-    if eval_files:
-        train_docs, eval_docs = documents, list(inputs.iter_documents(eval_files))
-    else:
-        train_docs, eval_docs = task.split_documents(documents, FLAGS.eval_fraction if FLAGS.do_eval else 0, FLAGS.seed)
-
-    def data(docs, size):
-        blocks = masking.pack_documents(docs, tokenizer, FLAGS.max_seq_length, table)
-        return task.MaskedLMData(blocks, table, masking_config(tokenizer), FLAGS.seed, size, tokenizer.pad_id,
-                                 FLAGS.max_seq_length)
-
-    train, held = data(train_docs, batch_size), (data(eval_docs, FLAGS.eval_batch_size) if eval_docs else None)
-    if train.steps_per_epoch < 1:
-        raise InputError(f"the text packs into {len(train.blocks)} blocks of max_seq_length={FLAGS.max_seq_length}, "
-                         f"fewer than one batch of {batch_size}", train_files[0])
-    words = sum(len(s.split()) for d in train_docs for s in d)
-    share = train.real_token_share(train.epoch_batches(0))
-    held_out = f"{len(eval_docs)} documents" + ("" if eval_files else f" ({FLAGS.eval_fraction:g} held out)")
+    train = text_stream(tokenizer, train_files, FLAGS.eval_fraction if FLAGS.do_eval and not eval_files else 0.0,
+                        False, batch_size)
+    scan = train.corpus.scan
+    held = text_stream(tokenizer, eval_files, 0.0, False, FLAGS.eval_batch_size) if eval_files else (
+        stream.MaskedLMStream(train.corpus, True, train.masking, FLAGS.seed, FLAGS.eval_batch_size, tokenizer.pad_id)
+        if scan.documents[1] else None)
+    stream.check_enough_blocks(train, train_files[0])
+    held_out = (f"{held.corpus.scan.documents[0]} documents of --eval_files_dir" if eval_files else
+                f"{scan.documents[1]} documents ({FLAGS.eval_fraction:g} drawn by a seeded hash of each)" if held else
+                "none")
     return train, held, train_files + eval_files, (
-        f"{len(train_docs)} documents, {words} words -> {len(train.blocks)} blocks of at most {FLAGS.max_seq_length} "
-        f"tokens ({share:.1%} of batch positions real tokens; {train.blocks.words_cut} words longer than a block "
-        f"split); held out: {held_out}")
+        f"{scan.documents[0]} documents, {scan.words} words -> {train.num_blocks} blocks of at most "
+        f"{FLAGS.max_seq_length} tokens ({train.real_token_share():.1%} of batch positions real tokens; "
+        f"{scan.words_cut} words longer than a block split), streamed from {len(train_files)} file(s) through a "
+        f"shuffle buffer of {FLAGS.shuffle_buffer} blocks; held out: {held_out}")
+
+
+def read_held_out(tokenizer):
+    """(held-out data, a description) for --nodo_train: --eval_files_dir whole, or the documents of --input_files
+    that a training run with the same --seed and --eval_fraction holds out."""
+    if FLAGS.eval_files_dir:
+        files, fraction = inputs.expand_input_files(FLAGS.eval_files_dir), 0.0
+    else:
+        files, fraction = input_file_list(), FLAGS.eval_fraction
+    if tfrecords.are_tfrecords(files):
+        if not FLAGS.eval_files_dir:
+            raise InputError("TFRecords hold no held-out part: give the records to evaluate as --eval_files_dir",
+                             files[0])
+        data = record_data(files, FLAGS.eval_batch_size)
+        return data, f"TFRecords: {data.describe()}"
+    data = text_stream(tokenizer, files, fraction, bool(fraction), FLAGS.eval_batch_size)
+    if not data.num_blocks:
+        raise InputError(f"no held-out document at --eval_fraction={fraction:g}", files[0])
+    side = "every document" if not fraction else f"the {fraction:g} held out by a seeded hash of each document"
+    return data, f"{data.corpus.scan.documents[bool(fraction)]} documents ({side}) -> {data.num_blocks} blocks"
 
 
 def build_trainer(checkpoint, tokenizer, run, steps: int) -> Tuple[mlm_model.MaskedLM, Trainer]:
@@ -151,14 +183,15 @@ def build_trainer(checkpoint, tokenizer, run, steps: int) -> Tuple[mlm_model.Mas
         schedule = optimization.WarmupLinearDecay(FLAGS.learning_rate, warmup, steps)
         optimizer = optimization.make_optimizer(FLAGS.optimizer_type, schedule, FLAGS.weight_decay)
     trainer = Trainer(mlm.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
-                      passthrough_keys=(LABELS,), log_every=FLAGS.log_every, verbose=FLAGS.verbose,
+                      passthrough_keys=(LABELS, PADDING_MASK), log_every=FLAGS.log_every, verbose=FLAGS.verbose,
                       feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=FLAGS.num_accumulation_steps)
     return mlm, trainer
 
 
-def write_eval_results(out_dir: str, before: Optional[Dict[str, float]], after: Optional[Dict[str, float]]) -> str:
-    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity before and after training."""
-    rows = {name: value for name, value in (("before", before), ("after", after)) if value}
+def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float]]]) -> str:
+    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity (before and after training,
+    or of the checkpoint alone)."""
+    rows = {name: value for name, value in results.items() if value}
     write_json_atomic(os.path.join(out_dir, "eval_results.json"), rows)
     text = "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()) for name, values in rows.items())
     write_text_atomic(os.path.join(out_dir, "eval_results.txt"), text + "\n")
@@ -210,7 +243,7 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
 
     def make_epoch_dataset(epoch: int, first_step: int):
         num = min(steps_per_epoch, FLAGS.num_train_steps - epoch * steps_per_epoch)
-        return train_data.dataset(train_data.epoch_batches(epoch)[first_step:num], epoch), num
+        return train_data.epoch_dataset(epoch, first_step, num), num
 
     validate = (lambda: task.evaluate(trainer, held, FLAGS.eval_batch_size)) if held is not None else None
     before = validate() if validate is not None and checkpointer.resume_state is None else None
@@ -232,23 +265,43 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
         mlm_model.save_hf(mlm, os.path.join(out_dir, "model"))
         after = next((row for row in reversed(trainer.history) if row["split"] == "val"), None)
         after = {k: after[k] for k in ("loss", "accuracy", "perplexity")} if after else None
-        print(write_eval_results(out_dir, held_out_before.values, after))
+        print(write_eval_results(out_dir, {"before": held_out_before.values, "after": after}))
         html_report.write_run_report(out_dir)
     resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
     print(f"outputs in {out_dir}: model/ (Hugging Face BertForMaskedLM; --bert_model={out_dir} for run_ner.py and "
           "run_classifier.py), eval_results.txt, history.csv, loss.png, accuracy.png, perplexity.png, report.html")
 
 
+def evaluate_only(out_dir: str) -> None:
+    """--nodo_train: the checkpoint's held-out masked-LM loss, accuracy and perplexity; trains nothing."""
+    checkpoint, tokenizer = load_checkpoint()
+    held, described = read_held_out(tokenizer)
+    run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp or FLAGS.use_fp16, FLAGS.distribution,
+                                 FLAGS.deterministic, FLAGS.amp_dtype)
+    with run.strategy.scope():
+        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer)
+    trainer = Trainer(mlm.model, None, run.strategy, use_xla=FLAGS.use_xla, passthrough_keys=(LABELS,),
+                      verbose=FLAGS.verbose, feature_keys=mlm_model.MODEL_INPUTS)
+    cli.print_table("bert-tf masked-LM evaluation", {
+        "model": f"{checkpoint.path} ({checkpoint.kind})", "masked-LM head": mlm.head_source, "data": described,
+        "masking": f"fixed held-out masks, {FLAGS.masked_lm_prob:g} of the tokens (seed {FLAGS.seed})",
+        "devices": distribution.describe_devices(run.strategy), "precision": run.precision})
+    results = task.evaluate(trainer, held, FLAGS.eval_batch_size)
+    if run.chief:
+        os.makedirs(out_dir, exist_ok=True)
+        print(write_eval_results(out_dir, {"eval": results}))
+        print(f"outputs in {out_dir}: eval_results.txt, eval_results.json")
+
+
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Continue masked-LM pretraining (--do_train) and evaluate it (--do_eval)."""
     check_flags()
-    if not FLAGS.do_train:
-        raise InputError("--nodo_train: evaluation of a checkpoint alone is not supported yet; --do_eval evaluates "
-                         "before and during training")
-    if FLAGS.horovod:
-        cli.notice("--horovod: bert-tf distributes with tf.distribute (--distribution); Horovod is not used")
-    train(FLAGS.output_dir)
+    distribution.apply_horovod_flags(FLAGS, "train_batch_size")  # the published mpiexec launch: one worker a rank
+    if FLAGS.do_train:
+        train(FLAGS.output_dir)
+    else:
+        evaluate_only(FLAGS.output_dir)
 
 
 if __name__ == "__main__":

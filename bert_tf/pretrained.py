@@ -323,9 +323,11 @@ def read_pytorch_bin(path: str) -> WeightSource:
 def h5_canonical_name(path: str) -> Optional[Tuple[str, bool]]:
     """(canonical name, transposed?) of a dataset in a Hugging Face tf_model.h5, or None if not a weight.
 
-    Datasets sit at LAYER/MODEL_NAME/bert/encoder/layer_._0/attention/self/query/kernel:0.
+    Datasets sit at LAYER/MODEL_NAME/bert/encoder/layer_._0/attention/self/query/kernel:0; the heads of
+    TFBertForPreTraining / TFBertForMaskedLM at mlm___cls/MODEL_NAME/mlm___cls/predictions/... and
+    nsp___cls/MODEL_NAME/nsp___cls/seq_relationship/... (transformers' "NAME___" prefix dropped: cls.predictions.*).
     """
-    parts = [p for p in path.replace(":0", "").replace("_._", "/").split("/") if p][1:]
+    parts = [p.split("___")[-1] for p in path.replace(":0", "").replace("_._", "/").split("/") if p][1:]
     anchors = ("bert", "classifier", "embeddings", "encoder", "pooler")
     if parts and parts[0] not in anchors:
         parts = parts[1:]  # the model's own name (tf_bert_model, tf_bert_for_token_classification, ...)

@@ -33,10 +33,12 @@ class ProgressBar:
         self.started = time.time()
         self._last_print = 0.0
         self.current = 0
+        self.counts: Dict[str, float] = {}  # totals shown as rates ("tokens" -> "12,345 tokens/s")
 
     def _line(self, figures: Dict[str, float]) -> str:
         elapsed = time.time() - self.started
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in figures.items())
+        shown = "  ".join([f"{k} {v:.4f}" for k, v in figures.items()]
+                          + [f"{total / max(elapsed, 1e-9):,.0f} {k}/s" for k, total in self.counts.items()])
         if self.total:
             done = min(self.current / self.total, 1.0)
             filled = int(done * self.width)
@@ -49,9 +51,13 @@ class ProgressBar:
                     f"({rate:.2f}/s, {timing})  {shown}")
         return f"{self.description} {self.current} {plural(self.unit, self.current)} ({_duration(elapsed)})  {shown}"
 
-    def update(self, current: int, figures: Optional[Dict[str, float]] = None) -> None:
-        """Show progress up to `current` units with the given live figures."""
+    def update(self, current: int, figures: Optional[Dict[str, float]] = None,
+               counts: Optional[Dict[str, float]] = None) -> None:
+        """Show progress up to `current` units with the given live figures; `counts` (say, the tokens of the
+        units just done) are added up and shown as rates per second since the bar started."""
         self.current = current
+        for key, value in (counts or {}).items():
+            self.counts[key] = self.counts.get(key, 0) + value
         finished = bool(self.total) and current >= self.total
         now = time.time()
         if self.interactive:

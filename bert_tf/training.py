@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS
+from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS, PADDING_MASK
 from bert_tf import ownership, reports
 from bert_tf.distribution import untune_device_pipelines, untuned_options
 from bert_tf.errors import TrainingDiverged, TrainingInterrupted
@@ -119,8 +119,11 @@ class Trainer:
                     self.optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
                 self.optimizer.build(self.variables)
         self._loss_scale = loss_scale
-        self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True)
-        self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True)
+        # No AutoGraph where the code has no tensor-dependent Python control flow: converting the step's call tree
+        # costs seconds at every start and changes nothing in the graph.
+        self._forward_backward = tf.function(self._forward_backward_fn, jit_compile=use_xla, reduce_retracing=True,
+                                             autograph=False)
+        self._forward = tf.function(self._forward_fn, jit_compile=use_xla, reduce_retracing=True, autograph=False)
         self._compiled: Dict[Tuple[str, str], Callable] = {}
 
     # ----- compiled pieces -------------------------------------------------------------------
@@ -200,7 +203,9 @@ class Trainer:
         key = (kind, repr(element_spec))
         if key not in self._compiled:
             fn = self._distributed_train_step if kind == "train" else self._distributed_predict_step
-            self._compiled[key] = tf.function(fn, input_signature=[element_spec])
+            # AutoGraph only for the accumulation loop (a `for` over tf.range)
+            autograph = kind == "train" and self.accumulation_steps > 1
+            self._compiled[key] = tf.function(fn, input_signature=[element_spec], autograph=autograph)
         return self._compiled[key]
 
     # ----- host loops --------------------------------------------------------------------------
@@ -398,13 +403,15 @@ class Trainer:
             for p in pending:
                 run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
         examples = sum(int(p["preds"].shape[0]) for p in pending)
+        # A step that passes its padding mask through counts its real tokens (shown as tokens/s).
+        counts = {"tokens": sum(int(np.sum(p[PADDING_MASK])) for p in pending)} if PADDING_MASK in pending[0] else None
         pending.clear()
         loop.loss_total += float(np.sum(losses))
         loop.loss_steps += len(losses)
         run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps,
                                          "recent_loss": float(np.mean(losses)), "examples": examples})
         if progbar is not None:
-            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps})
+            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps}, counts)
 
 
 class _Epoch:

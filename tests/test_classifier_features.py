@@ -457,6 +457,8 @@ class WitnessChunks(feature_cache.RecordChunks):
 
 def test_featurizing_processes_are_started_fresh_not_forked(tmp_path, tok):
     records = [(LABELS[i % 3], f"left {i}", "fox", "right") for i in range(20)]
+    main = __import__("__main__")
+    before = {name: main.__dict__.get(name) for name in ("__file__", "__spec__")}
     FORK_WITNESS.append("the calling process")
     try:
         info = build_feature_cache(WitnessChunks(iter(records)), str(tmp_path / "c"),
@@ -464,7 +466,7 @@ def test_featurizing_processes_are_started_fresh_not_forked(tmp_path, tok):
     finally:
         FORK_WITNESS.clear()
     assert info.num_examples == 20
-    assert os.path.isfile(os.path.abspath(__import__("__main__").__file__))  # the main module is as it was
+    assert {name: main.__dict__.get(name) for name in before} == before  # the main module is as it was
 
 
 def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -77,47 +80,111 @@ def tokenizer(tiny_checkpoint):
     return WordPieceTokenizer.from_model_dir(tiny_checkpoint)
 
 
-def _data(tokenizer, documents, max_seq_length=16, batch_size=4, seed=3):
-    from bert_tf.pretraining import task
+def _stream(tokenizer, folder, documents, max_seq_length=16, batch_size=4, seed=3, eval_fraction=0.0,
+            shuffle_buffer=8):
+    """The training side of the documents written as a paragraphs text file in `folder`."""
+    from bert_tf.pretraining import stream
 
+    folder.mkdir(exist_ok=True)
+    path = folder / f"docs{len(list(folder.iterdir()))}.txt"
+    path.write_text("\n\n".join("\n".join(d) for d in documents) + "\n", encoding="utf-8")
     table = masking.continuation_table(tokenizer)
-    blocks = masking.pack_documents(documents, tokenizer, max_seq_length, table)
     config = masking.MaskingConfig(0.15, 3, True, tokenizer.token_to_id("[MASK]"), tokenizer.vocab_size,
                                    (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id))
-    return task.MaskedLMData(blocks, table, config, seed, batch_size, tokenizer.pad_id, max_seq_length)
+    corpus = stream.TextCorpus([str(path)], tokenizer, max_seq_length, table, eval_fraction, seed)
+    return stream.MaskedLMStream(corpus, False, config, seed, batch_size, tokenizer.pad_id, shuffle_buffer)
 
 
-def test_packing_stays_inside_documents_and_cuts_at_word_starts(tokenizer):
+def _masked(data, batch, epoch):
+    return masking.masked_batch([(i, ids) for i, _, ids in batch], data.corpus.is_continuation, data.masking,
+                                data.seed, epoch, data.pad_id, max_length=data.corpus.max_seq_length)
+
+
+def test_packing_stays_inside_documents_and_cuts_at_word_starts(tokenizer, tmp_path):
     people = ["alice bob carol dave alice bob", "dave carol bob alice"]
     places = ["paris rome oslo lima", "rome paris abcdefghijklmnop oslo"]  # a 16-piece word: longer than a block
-    data = _data(tokenizer, [people, places, ["x y z"]])
+    data = _stream(tokenizer, tmp_path, [people, places, ["x y z"]])
+    blocks = list(data.corpus.blocks(0, False))
     ids_of = lambda words: {i for w in words.split() for i in tokenizer.encode_words([w])[0]}
     people_ids, place_ids = ids_of(" ".join(people)), ids_of(" ".join(places))
     kinds = []
-    for b in range(len(data.blocks)):
-        block = data.blocks.block(b)
+    for block in blocks:
         assert block[0] == tokenizer.cls_id and block[-1] == tokenizer.sep_id and len(block) <= 16
         inner = set(block[1:-1].tolist())
         kinds.append("people" if inner <= people_ids else "places" if inner <= place_ids else "xyz")
         assert inner <= people_ids or inner <= place_ids or inner <= ids_of("x y z")
     assert kinds == sorted(kinds, key=["people", "places", "xyz"].index)  # documents in order, never mixed
-    assert data.blocks.words_cut == 1
-    starts_inside_word = [b for b in range(len(data.blocks)) if data.is_continuation[data.blocks.block(b)[1]]]
+    assert data.corpus.scan.words_cut == 1
+    starts_inside_word = [b for b in blocks if data.corpus.is_continuation[b[1]]]
     assert len(starts_inside_word) == 1  # only the block that continues the over-long word
-    assert sum(len(data.blocks.block(b)) - 2 for b in range(len(data.blocks))) == sum(
+    assert sum(len(b) - 2 for b in blocks) == sum(
         len(tokenizer.encode_texts([s])[0]) for d in [people, places, ["x y z"]] for s in d)
+    assert data.corpus.scan.lengths[0][0].tolist() == [len(b) for b in blocks]
 
 
-def test_same_seed_same_masks_new_masks_each_epoch(tokenizer):
+def test_same_seed_same_masks_new_masks_each_epoch(tokenizer, tmp_path):
     documents = [[" ".join(TINY_WORDS[(i * 7 + j) % 22] for j in range(30))] for i in range(12)]
-    first, second = _data(tokenizer, documents), _data(tokenizer, documents)
-    a, b = first.batch(first.epoch_batches(0)[1], 0), second.batch(second.epoch_batches(0)[1], 0)
+    first, second = _stream(tokenizer, tmp_path, documents), _stream(tokenizer, tmp_path, documents)
+    batch = list(first.epoch_batches(0))[1]
+    a, b = _masked(first, batch, 0), _masked(second, list(second.epoch_batches(0))[1], 0)
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert not np.array_equal(first.epoch_batches(0), first.epoch_batches(1))
-    same_blocks_next_epoch = first.batch(first.epoch_batches(0)[1], 1)
-    assert not np.array_equal(a[TOKEN_IDS], same_blocks_next_epoch[TOKEN_IDS])
-    other_seed = _data(tokenizer, documents, seed=4)
-    assert not np.array_equal(a[TOKEN_IDS], other_seed.batch(first.epoch_batches(0)[1], 0)[TOKEN_IDS])
+    order = lambda data, epoch: [[i for i, _, _ in batch] for batch in data.epoch_batches(epoch)]
+    assert order(first, 0) != order(first, 1)
+    assert not np.array_equal(a[TOKEN_IDS], _masked(first, batch, 1)[TOKEN_IDS])  # same blocks, next epoch
+    other_seed = _stream(tokenizer, tmp_path, documents, seed=4)
+    assert not np.array_equal(a[TOKEN_IDS], _masked(other_seed, batch, 0)[TOKEN_IDS])
+
+
+def test_stream_resumes_skipping_batches_and_plans_from_lengths(tokenizer, tmp_path):
+    documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(4 + i % 9))] for i in range(40)]
+    data = _stream(tokenizer, tmp_path, documents, batch_size=2)
+    full = [b for b in data.epoch_batches(1)]
+    assert len(full) == data.steps_per_epoch == data.num_blocks // 2
+    assert [[i for i, _, _ in b] for b in data.epoch_batches(1, with_ids=False)] == [[i for i, _, _ in b] for b in full]
+    assert sorted(i for b in full for i, _, _ in b) == sorted(set(i for b in full for i, _, _ in b))  # no repeats
+    whole = list(data.epoch_dataset(1, 0, data.steps_per_epoch).as_numpy_iterator())
+    resumed = list(data.epoch_dataset(1, 3, data.steps_per_epoch).as_numpy_iterator())
+    assert len(resumed) == len(whole) - 3
+    assert all(np.array_equal(x[k], y[k]) for x, y in zip(resumed, whole[3:]) for k in x)
+    lengths = [len(ids) for b in full for _, _, ids in b]
+    padded = sum(max(8 * -(-max(len(ids) for _, _, ids in b) // 8), 0) * len(b) for b in full)
+    assert data.real_token_share(1) == pytest.approx(sum(lengths) / padded)
+
+
+def test_held_out_documents_by_seeded_hash(tokenizer, tmp_path):
+    from bert_tf.pretraining import stream
+
+    documents = [[f"{TINY_WORDS[i % 22]} {TINY_WORDS[(i * 3) % 22]} {i}"] for i in range(60)]
+    data = _stream(tokenizer, tmp_path, documents, eval_fraction=0.2)
+    corpus = data.corpus
+    held = [d for d in documents if corpus.is_held_out(d)]
+    assert corpus.scan.documents == [60 - len(held), len(held)] and 4 <= len(held) <= 20
+    assert held == [d for d in documents if stream.document_hash(d, 3) < 0.2 * 2 ** 64]
+    assert list(corpus.documents(0, True)) == held
+    evaluation = stream.MaskedLMStream(corpus, True, data.masking, 3, 5, tokenizer.pad_id)
+    dataset, batches = evaluation.eval_dataset(5)
+    rows = list(dataset.as_numpy_iterator())
+    assert len(rows) == batches and sum(len(r[TOKEN_IDS]) for r in rows) == evaluation.num_blocks
+    one = _stream(tokenizer, tmp_path, documents[:2], eval_fraction=0.01).corpus  # never none held out of two
+    assert one.scan.documents == [1, 1]
+
+
+def test_stream_memory_does_not_grow_with_the_corpus(tokenizer, tmp_path):
+    """Python's allocations while an epoch streams: a corpus ten times larger peaks at about the same."""
+    import tracemalloc
+
+    def peak(lines):
+        line = " ".join(TINY_WORDS[:10])
+        data = _stream(tokenizer, tmp_path / str(lines), [[line] for _ in range(lines)], batch_size=4)
+        tracemalloc.start()
+        assert sum(1 for _ in data.epoch_batches(0)) == data.steps_per_epoch
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    small, large = peak(200), peak(2000)
+    assert large < small + 100_000, (small, large)
+    print(small, large)
 
 
 # --- input files ---------------------------------------------------------------------------------------------
@@ -262,6 +329,67 @@ def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
     assert np.array_equal(_logits(reloaded, ids, mask, positions), _logits(mlm, ids, mask, positions))
 
 
+def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
+    """transformers' TFBertForPreTraining layout: layer groups bert, mlm___cls and nsp___cls, weights named
+    tf_bert_for_pre_training/mlm___cls/predictions/... (the decoder tied to the word embeddings, not stored)."""
+    import h5py
+    from test_checkpoints import tf2_h5_weight
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    for name in ("config.json", "vocab.txt"):
+        shutil.copy(os.path.join(directory, name), tmp_path)
+    groups = {"bert": {}, "mlm___cls": {}, "nsp___cls": {}}
+    for key, value in state.items():
+        if key.startswith("bert."):
+            name, array = tf2_h5_weight(key[len("bert."):], value)
+            groups["bert"][name.replace("tf_bert_model/", "tf_bert_for_pre_training/")] = array
+        else:
+            leaf = {"weight": "kernel" if ".dense." in key else "gamma", "bias": "beta" if "LayerNorm" in key else "bias"}
+            path = key.replace("cls.", "mlm___cls.").rsplit(".", 1)
+            array = value.T if key == mlm_model.HEAD_DENSE_WEIGHT else value
+            groups["mlm___cls"]["tf_bert_for_pre_training/" + path[0].replace(".", "/") + "/" + leaf[path[1]] + ":0"] = array
+    rng = np.random.default_rng(2)
+    groups["nsp___cls"] = {"tf_bert_for_pre_training/nsp___cls/seq_relationship/kernel:0": rng.normal(
+        size=(config["hidden_size"], 2)), "tf_bert_for_pre_training/nsp___cls/seq_relationship/bias:0": np.zeros(2)}
+    with h5py.File(tmp_path / "tf_model.h5", "w") as f:
+        f.attrs["layer_names"] = [g.encode() for g in groups]
+        for group_name, weights in groups.items():
+            group = f.create_group(group_name)
+            for name, array in weights.items():
+                group.create_dataset(name, data=np.asarray(array, np.float32))
+            group.attrs["weight_names"] = [n.encode() for n in weights]
+    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path)))
+    assert "tied decoder" in mlm.head_source
+    ids, mask, positions = _model_inputs()
+    assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
+
+
+def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_path):
+    import keras_hub
+
+    from bert_tf import models, pretrained
+    from bert_tf.pretraining import model as mlm_model
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    directory, state, config = hf_with_head
+    backbone = models.load_backbone(pretrained.find_checkpoint(directory))
+    task = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+    mlm_model.assign_head(task.masked_lm_head, {k: v for k, v in state.items() if k.startswith("cls.")}, directory)
+    task.save_to_preset(str(tmp_path / "preset"))
+    checkpoint = pretrained.find_checkpoint(str(tmp_path / "preset"))
+    assert checkpoint.kind == "keras_hub"
+    mlm = mlm_model.load_masked_lm(checkpoint, WordPieceTokenizer.from_model_dir(directory))
+    assert "tied decoder" in mlm.head_source and mlm.activation == "gelu_tanh"  # keras-hub's BertBackbone's GELU
+    ids, mask, positions = _model_inputs()
+    tanh_config = {**config, "hidden_act": "gelu_tanh"}
+    assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, tanh_config, ids, mask, positions)).max() < 1e-4
+    backbone.save_to_preset(str(tmp_path / "backbone_only"))
+    assert mlm_model.read_head_weights(pretrained.find_checkpoint(str(tmp_path / "backbone_only"))) is None
+
+
 def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     from checkpoint_factory import tf1_tensors, write_tf1_checkpoint
 
@@ -283,34 +411,73 @@ def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     assert np.abs(_logits(mlm, ids, mask, positions) - expected).max() < 1e-4
 
 
-def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer):
-    """k micro-batches of 2 and one batch of 8 give the same update (dropout off), though the micro-batches hold
-    different numbers of masked positions (so averaging per micro-batch would differ)."""
+def _one_update(checkpoint_dir, batch, accumulation_steps, strategy):
+    """The trainable weights after one LAMB update on `batch` (dropout off) under `strategy`."""
     import tensorflow as tf
 
     from bert_tf import optimization, pretrained
     from bert_tf.pretraining import model as mlm_model
     from bert_tf.training import Trainer
 
-    documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(3 + 4 * (i % 5)))] for i in range(16)]
-    data = _data(tokenizer, documents, max_seq_length=16, batch_size=8)
-    by_length = np.argsort(data.blocks.lengths, kind="stable")
-    batch = data.batch(by_length[np.linspace(0, len(by_length) - 1, 8).astype(int)], 0)  # short blocks to long
-    per_micro_batch = (batch[LABELS] != IGNORE_LABEL).reshape(4, -1).sum(axis=1)
-    assert len(set(per_micro_batch.tolist())) > 1
+    with strategy.scope():
+        mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(checkpoint_dir), dropout=0.0)
+        optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
     signature = {key: tf.TensorSpec([None] * v.ndim, tf.int32) for key, v in batch.items()}
     dataset = tf.data.Dataset.from_generator(lambda: iter([batch]), output_signature=signature)
-    weights = []
-    for k in (1, 4):
-        mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(hf_with_head[0]), dropout=0.0)
-        initial = [v.numpy() for v in mlm.model.trainable_variables]
-        trainer = Trainer(mlm.model, optimization.make_optimizer("lamb", 1e-3, 0.01), tf.distribute.get_strategy(),
-                          passthrough_keys=(LABELS,), verbose=False, feature_keys=mlm_model.MODEL_INPUTS,
-                          accumulation_steps=k)
-        trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
-        weights.append([v.numpy() for v in mlm.model.trainable_variables])
-    assert max(float(np.abs(a - b).max()) for a, b in zip(initial, weights[0])) > 1e-4  # it did train
-    assert max(float(np.abs(a - b).max()) for a, b in zip(*weights)) < 1e-5
+    trainer = Trainer(mlm.model, optimizer, strategy, passthrough_keys=(LABELS,), verbose=False,
+                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps)
+    trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
+    return [v.numpy() for v in mlm.model.trainable_variables]
+
+
+MIRRORED_UPDATE = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+from test_pretraining import _one_update
+from bert_tf import distribution
+weights = _one_update(sys.argv[2], dict(np.load(sys.argv[3])), 2, distribution.make_strategy("mirrored"))
+np.savez(sys.argv[4], *weights)
+"""
+
+
+def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, tmp_path):
+    """k micro-batches of 2 and one batch of 8 give the same update (dropout off), though the micro-batches hold
+    different numbers of masked positions (so averaging per micro-batch would differ); also with the batch split
+    over 2 replicas (MirroredStrategy on 2 logical CPUs, in a subprocess) and 2 micro-batches on each."""
+    import tensorflow as tf
+
+    documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(3 + 4 * (i % 5)))] for i in range(16)]
+    data = _stream(tokenizer, tmp_path / "text", documents, max_seq_length=16, batch_size=8)
+    blocks = sorted(enumerate(data.corpus.blocks(0, False)), key=lambda item: len(item[1]))
+    picked = [blocks[i] for i in np.linspace(0, len(blocks) - 1, 8).astype(int)]  # short blocks to long
+    batch = masking.masked_batch(picked, data.corpus.is_continuation, data.masking, 3, 0, tokenizer.pad_id)
+    per_micro_batch = (batch[LABELS] != IGNORE_LABEL).reshape(4, -1).sum(axis=1)
+    assert len(set(per_micro_batch.tolist())) > 1
+    np.savez(tmp_path / "batch.npz", **batch)
+    mirrored = subprocess.Popen(  # runs while this process computes the one-device updates
+        [sys.executable, "-c", MIRRORED_UPDATE, str(ROOT / "tests"), hf_with_head[0], str(tmp_path / "batch.npz"),
+         str(tmp_path / "mirrored.npz")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    try:
+        initial = [v.numpy() for v in
+                   mlm_model.load_masked_lm(*pretrained.load_pretrained(hf_with_head[0])).model.trainable_variables]
+        one, four = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy()) for k in (1, 4))
+        _, stderr = mirrored.communicate(timeout=600)
+    finally:
+        if mirrored.poll() is None:
+            mirrored.kill()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(initial, one)) > 1e-4  # it did train
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < 1e-5
+    assert mirrored.returncode == 0, stderr[-3000:]
+    across = np.load(tmp_path / "mirrored.npz")
+    assert max(float(np.abs(a - across[f"arr_{i}"]).max()) for i, a in enumerate(one)) < 1e-5
 
 
 # --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
@@ -333,7 +500,7 @@ def _write_records(path, count, max_seq_length=16, max_predictions=4, drop=None)
 
 def test_nvidia_tfrecords_read(tmp_path):
     from bert_tf.pretraining import tfrecords
-    from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS
+    from bert_tf.pretraining.masking import MASKED_POSITIONS
 
     _write_records(tmp_path / "a.tfrecord", 5)
     _write_records(tmp_path / "b.tfrecord", 3)
@@ -341,13 +508,14 @@ def test_nvidia_tfrecords_read(tmp_path):
     assert tfrecords.are_tfrecords(files)
     data = tfrecords.TFRecordData(files, 16, 4, 2, seed=1)
     assert data.num_records == 8 and data.steps_per_epoch == 4
-    batches = list(data.dataset(data.epoch_batches(0), 0).as_numpy_iterator())
+    batches = list(data.epoch_dataset(0, 0, 4).as_numpy_iterator())
     assert len(batches) == 4 and batches[0][TOKEN_IDS].shape == (2, 16)
     assert batches[0][LABELS].tolist() == [[7, 8, 9, IGNORE_LABEL]] * 2  # weight 0: no label
     assert batches[0][MASKED_POSITIONS].tolist() == [[1, 2, 3, 0]] * 2
-    again = list(data.dataset(data.epoch_batches(0)[2:], 0).as_numpy_iterator())  # resuming at step 2
-    assert all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
-    assert len(list(data.dataset(data.eval_batches(2), EVAL_STREAM).as_numpy_iterator())) == 4
+    again = list(data.epoch_dataset(0, 2, 4).as_numpy_iterator())  # resuming at step 2
+    assert len(again) == 2 and all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
+    dataset, count = data.eval_dataset(3)
+    assert count == 3 and len(list(dataset.as_numpy_iterator())) == 3
     _write_records(tmp_path / "bad.tfrecord", 2, drop="masked_lm_weights")
     with pytest.raises(InputError, match="record 1 has no feature 'masked_lm_weights'"):
         tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
@@ -388,8 +556,15 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     results = json.loads((tmp_path / "ref" / "eval_results.json").read_text())
     assert results["after"]["perplexity"] < 0.8 * results["before"]["perplexity"], results
     assert "masked-LM head  random" in reference.stdout
+    assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  [\d,]+ tokens/s", reference.stdout)
     assert not (tmp_path / "ref" / "checkpoints").exists()
     assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
+    # --nodo_train: the saved model on the same held-out documents and masks gives the run's last figures
+    evaluated = run_script(_command(tmp_path / "ref", text, tmp_path / "eval", "--nodo_train"))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert set(os.listdir(tmp_path / "eval")) == {"eval_results.json", "eval_results.txt"}
+    alone = json.loads((tmp_path / "eval" / "eval_results.json").read_text())["eval"]
+    assert alone == pytest.approx(results["after"], rel=1e-5)
 
     killed = run_script([FAULT_INJECTION, "kill_after_step=6", *_command(tiny_checkpoint, text, tmp_path / "run")])
     assert killed.returncode != 0
@@ -413,6 +588,7 @@ def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
     assert process.returncode == 2, process.stderr[-1000:]
     assert error_lines(process) == [f"error: {tmp_path / 'in.txt'}: empty file: no text to pretrain on"]
     assert not (tmp_path / "out").exists()
+    assert "--horovod: no MPI launch: one process" in process.stdout  # as Horovod with one rank
 
 
 def test_too_few_predictions_for_the_masking_rate():

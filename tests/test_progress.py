@@ -36,3 +36,13 @@ def test_unknown_total_counts_units():
     bar.update(1)
     bar.update(7)
     assert [line.split(" (")[0] for line in stream.getvalue().splitlines()] == ["read 1 batch", "read 7 batches"]
+
+
+def test_counts_add_up_and_show_as_rates():
+    stream = io.StringIO()
+    bar = ProgressBar(4, "  train", stream=stream, log_interval=0)
+    bar.started -= 10.0  # ten seconds ago
+    bar.update(1, {"loss": 2.0}, {"tokens": 1000})
+    bar.update(2, {"loss": 1.5}, {"tokens": 1000})
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("loss 2.0000  100 tokens/s") and second.endswith("loss 1.5000  200 tokens/s")

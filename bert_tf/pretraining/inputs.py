@@ -1,51 +1,31 @@
 """Pretraining text: which files `--input_files` names, and the documents in them (lists of sentences).
 
-Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when the file has blank
-lines, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens` column of Python list
-literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first column the word,
-a blank line ends a sentence, `-DOCSTART-` or a new
-BC5CDR document id starts a document) and consensus TSV (six columns: the left context,
-mention and right context of a row form one document). Only the words are read, never the tags.
+Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when a blank line lies
+between two lines of text, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens`
+column of Python list literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first
+column the word, a blank line ends a sentence, `-DOCSTART-` or a new BC5CDR document id starts a document) and
+consensus TSV (six columns: the left context, mention and right context of a row form one document). Only the words
+are read, never the tags. Raw text and consensus TSV are streamed line by line (memory does not grow with the
+file); an NER CSV or CoNLL file is read whole.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
-import glob
-import os
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional
 
 from bert_tf.errors import InputError
 from bert_tf import io_utils
-from bert_tf.io_utils import check_readable_file
 
 Document = List[str]  # its sentences (or lines), in order
 CONSENSUS_COLUMNS = 6
-SNIFF_BYTES = 1 << 16
 
 
 def expand_input_files(spec: str) -> List[str]:
     """The files of `spec`: comma-separated items, each a file, a folder (its files, sorted), a glob, or @LIST (a
-    file naming one input a line). InputError when an item matches nothing."""
-    files: List[str] = []
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        if item.startswith("@"):
-            listed = [line.strip() for _, line in io_utils.iter_lines(item[1:], skip_blank=True)]
-            files += [p for name in listed for p in expand_input_files(name)]
-        elif os.path.isdir(item):
-            files += sorted(os.path.join(item, n) for n in os.listdir(item)
-                            if os.path.isfile(os.path.join(item, n)) and not n.startswith("."))
-        elif any(c in item for c in "*?["):
-            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            if not matched:
-                raise InputError("no file matches this pattern", item)
-            files += matched
-        else:
-            check_readable_file(item)
-            files.append(item)
+    file naming one input file a line), as io_utils.expand_input reads them. InputError when an item names nothing."""
+    files = [path for item in spec.split(",") if item.strip() for path in io_utils.expand_input(item.strip())[0]]
     if not files:
         raise InputError(f"--input_files={spec!r} names no file")
     return files
@@ -62,9 +42,22 @@ def read_text(path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def file_format(path: str, text: str) -> str:
-    """"csv", "conll", "consensus" or "text", from the extension and the first line."""
-    first = next((line for line in text.split("\n") if line.strip()), "")
+def text_lines(path: str) -> Iterator[str]:
+    """The lines of a text file, streamed (UTF-8 checked line by line); InputError naming the line of a NUL byte."""
+    for number, line in io_utils.iter_lines(path):
+        if "\x00" in line:
+            raise InputError("binary file (NUL bytes), expected text", path, number)
+        yield line
+
+
+def file_format(path: str) -> str:
+    """"csv", "conll", "consensus", "text" (one document a line) or "paragraphs" (text whose documents are
+    separated by blank lines), from the extension and the first line; "text" or "paragraphs" read to the first
+    blank line between two lines of text (streamed). InputError for a file without text."""
+    lines = (line.strip("\r\n") for line in text_lines(path))
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputError("empty file: no text to pretrain on", path)
     columns = first.split("\t")
     if path.endswith(".csv") and "tokens" in next(csv.reader([first])):
         return "csv"
@@ -72,37 +65,53 @@ def file_format(path: str, text: str) -> str:
         return "consensus"
     if path.endswith((".conll", ".tsv", ".bio", ".iob")) and 2 <= len(columns) <= 5:
         return "conll"
+    blank = False
+    for line in lines:
+        if line.strip() and blank:
+            return "paragraphs"
+        blank = not line.strip()
     return "text"
 
 
-def read_documents(path: str) -> List[Document]:
-    """The documents of one input file (see the module's docstring for the formats)."""
-    text = read_text(path)
-    reader = {"csv": _csv_documents, "conll": _conll_documents, "consensus": _consensus_documents,
-              "text": _text_documents}[file_format(path, text)]
-    documents = [d for d in reader(text, path) if d]
-    if not documents:
+def iter_file_documents(path: str, kind: Optional[str] = None) -> Iterator[Document]:
+    """The documents of one input file (see the module's docstring), `kind` as file_format() gives it. Raw text and
+    consensus TSV are streamed line by line; a CSV or CoNLL file (NER data) is read whole."""
+    kind = kind or file_format(path)
+    if kind in ("csv", "conll"):
+        documents = (_csv_documents if kind == "csv" else _conll_documents)(read_text(path), path)
+    else:
+        documents = {"text": _line_documents, "paragraphs": _paragraph_documents,
+                     "consensus": _consensus_documents}[kind](path)
+    empty = True
+    for document in documents:
+        if document:
+            empty = False
+            yield document
+    if empty:
         raise InputError("no text to pretrain on", path)
-    return documents
 
 
-def iter_documents(paths: Sequence[str]) -> Iterator[Document]:
-    """Every document of every file, file by file (one file's text in memory at a time)."""
-    for path in paths:
-        yield from read_documents(path)
+def read_documents(path: str) -> List[Document]:
+    """The documents of one input file, in a list."""
+    return list(iter_file_documents(path))
 
 
-def _text_documents(text: str, path: str) -> List[Document]:
-    lines = [line.strip() for line in text.split("\n")]
-    if "" not in lines[:-1] or all(lines):
-        return [[line] for line in lines if line]
-    documents: List[Document] = [[]]
-    for line in lines:
-        if line:
-            documents[-1].append(line)
-        elif documents[-1]:
-            documents.append([])
-    return documents
+def _line_documents(path: str) -> Iterator[Document]:
+    for line in text_lines(path):
+        if line.strip():
+            yield [line.strip()]
+
+
+def _paragraph_documents(path: str) -> Iterator[Document]:
+    document: Document = []
+    for line in text_lines(path):
+        if line.strip():
+            document.append(line.strip())
+        elif document:
+            yield document
+            document = []
+    if document:
+        yield document
 
 
 def _csv_documents(text: str, path: str) -> List[Document]:
@@ -149,14 +158,13 @@ def _conll_documents(text: str, path: str) -> List[Document]:
     return documents
 
 
-def _consensus_documents(text: str, path: str) -> List[Document]:
-    documents: List[Document] = []
-    for line, row in enumerate(text.split("\n"), start=1):
+def _consensus_documents(path: str) -> Iterator[Document]:
+    for line, row in enumerate(text_lines(path), start=1):
+        row = row.rstrip("\r\n")
         if not row.strip():
             continue
         columns = row.split("\t")
         if len(columns) != CONSENSUS_COLUMNS:
             raise InputError(f"expected {CONSENSUS_COLUMNS} tab-separated columns, found {len(columns)}", path, line)
         context = (columns[3] + columns[4] + columns[5]).replace("DOCSTART", " ").replace("DOCEND", " ")
-        documents.append([" ".join(context.split())])
-    return documents
+        yield [" ".join(context.split())]

@@ -15,7 +15,7 @@ one does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,25 +25,6 @@ from bert_tf.tokenization import WordPieceTokenizer
 
 MASKED_POSITIONS = "masked_lm_positions"  # the model input beside FEATURE_KEYS: where the labels sit
 EVAL_STREAM = 1 << 30  # the "epoch" of the fixed held-out masks (never a training epoch)
-
-
-@dataclasses.dataclass
-class Blocks:
-    """Packed blocks: their tokens ([CLS] ... [SEP]) concatenated, each block's start and length, and which ids
-    continue a word ("##" pieces) in the vocabulary."""
-
-    tokens: np.ndarray  # int32
-    starts: np.ndarray  # int64
-    lengths: np.ndarray  # int32
-    words_cut: int = 0  # words longer than a block, split across blocks
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def block(self, index: int) -> np.ndarray:
-        """The ids of one block."""
-        start = int(self.starts[index])
-        return self.tokens[start: start + int(self.lengths[index])]
 
 
 def continuation_table(tokenizer: WordPieceTokenizer) -> np.ndarray:
@@ -70,26 +51,16 @@ def cut_points(ids: np.ndarray, is_continuation: np.ndarray, block_tokens: int) 
     return cuts + [len(ids)], split
 
 
-def pack_documents(documents: Iterable[Sequence[str]], tokenizer: WordPieceTokenizer, max_seq_length: int,
-                   is_continuation: np.ndarray) -> Blocks:
-    """Encode and pack documents (lists of sentences) into blocks of at most `max_seq_length` tokens."""
-    block_tokens = max_seq_length - 2
-    parts: List[np.ndarray] = []
-    lengths: List[int] = []
-    split = 0
-    for sentences in documents:
-        ids = np.fromiter((i for piece in tokenizer.encode_texts(list(sentences)) for i in piece), np.int32)
-        if not ids.size:
-            continue
-        cuts, cut_words = cut_points(ids, is_continuation, block_tokens)
-        split += cut_words
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            parts.append(np.concatenate([[tokenizer.cls_id], ids[a:b], [tokenizer.sep_id]]).astype(np.int32))
-            lengths.append(b - a + 2)
-    lengths_array = np.asarray(lengths, np.int32)
-    starts = np.concatenate([[0], np.cumsum(lengths_array[:-1], dtype=np.int64)]).astype(np.int64)
-    tokens = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-    return Blocks(tokens, starts[: len(lengths)], lengths_array, split)
+def document_blocks(sentences: Sequence[str], tokenizer: WordPieceTokenizer, max_seq_length: int,
+                    is_continuation: np.ndarray) -> Tuple[List[np.ndarray], int]:
+    """One document (its sentences) encoded and packed into blocks `[CLS] ... [SEP]` of at most `max_seq_length`
+    tokens; and how many words had to be split."""
+    ids = np.fromiter((i for piece in tokenizer.encode_texts(list(sentences)) for i in piece), np.int32)
+    if not ids.size:
+        return [], 0
+    cuts, split = cut_points(ids, is_continuation, max_seq_length - 2)
+    ends = np.asarray([tokenizer.cls_id, tokenizer.sep_id], np.int32)
+    return [np.concatenate([ends[:1], ids[a:b], ends[1:]]) for a, b in zip(cuts[:-1], cuts[1:])], split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,22 +133,26 @@ def block_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
 
 
-def masked_batch(blocks: Blocks, indices: Sequence[int], is_continuation: np.ndarray, config: MaskingConfig,
+def masked_batch(blocks: Sequence[Tuple[int, np.ndarray]], is_continuation: np.ndarray, config: MaskingConfig,
                  seed: int, epoch: int, pad_id: int, pad_multiple: int = 8,
                  max_length: Optional[int] = None) -> dict:
-    """The batch of `indices`' blocks masked for `epoch`: padded to the longest block (rounded up to a multiple of
-    `pad_multiple`, at most `max_length`), with masked_lm_positions and labels."""
-    longest = int(max(blocks.lengths[i] for i in indices))
-    length = -(-longest // pad_multiple) * pad_multiple
-    length = min(length, max_length) if max_length else length
-    token_ids = np.full((len(indices), length), pad_id, np.int32)
-    positions = np.zeros((len(indices), config.max_predictions), np.int32)
-    labels = np.zeros((len(indices), config.max_predictions), np.int32)
-    for row, index in enumerate(indices):
-        ids, positions[row], labels[row] = mask_block(blocks.block(index), is_continuation, config,
-                                                      block_rng(seed, epoch, int(index)))
-        token_ids[row, : len(ids)] = ids
-    mask = (np.arange(length)[None, :] < blocks.lengths[np.asarray(indices)][:, None]).astype(np.int32)
+    """The batch of `blocks` ((index, ids) pairs) masked for `epoch` (each block's masks drawn from the seed, the
+    epoch and its index): padded to the longest block (rounded up to a multiple of `pad_multiple`, at most
+    `max_length`), with masked_lm_positions and labels."""
+    lengths = np.asarray([len(ids) for _, ids in blocks])
+    length = padded_length(int(lengths.max()), pad_multiple, max_length)
+    token_ids = np.full((len(blocks), length), pad_id, np.int32)
+    positions = np.zeros((len(blocks), config.max_predictions), np.int32)
+    labels = np.zeros((len(blocks), config.max_predictions), np.int32)
+    for row, (index, ids) in enumerate(blocks):
+        masked, positions[row], labels[row] = mask_block(ids, is_continuation, config, block_rng(seed, epoch, index))
+        token_ids[row, : len(ids)] = masked
+    mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int32)
     return {TOKEN_IDS: token_ids, PADDING_MASK: mask, SEGMENT_IDS: np.zeros_like(token_ids),
             MASKED_POSITIONS: positions, LABELS: labels}
 
+
+def padded_length(longest: int, pad_multiple: int = 8, max_length: Optional[int] = None) -> int:
+    """The padded length of a batch whose longest block has `longest` tokens."""
+    length = -(-longest // pad_multiple) * pad_multiple
+    return min(length, max_length) if max_length else length

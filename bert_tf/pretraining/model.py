@@ -64,8 +64,30 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str) ->
     return keras.Model(inputs, logits, name="bert_masked_lm"), head
 
 
+def preset_head_weights(path: str) -> Optional[Dict[str, np.ndarray]]:
+    """The masked-LM head of a keras-hub preset saved from a BertMaskedLM task (task.json naming it, and
+    task.weights.h5), in the canonical layout; None for a preset of a backbone alone or of another task."""
+    config_path = os.path.join(path, "task.json")
+    if not (os.path.isfile(config_path) and os.path.isfile(os.path.join(path, "task.weights.h5"))):
+        return None
+    with open(config_path, encoding="utf-8") as f:
+        if json.load(f).get("class_name") != "BertMaskedLM":
+            return None
+    try:
+        task = keras_hub.models.BertMaskedLM.from_preset(path, preprocessor=None)
+    except Exception as e:  # keras-hub raises assorted errors for broken presets
+        raise InputError(f"cannot load the masked-LM task ({type(e).__name__}: {str(e).splitlines()[0]})",
+                         path) from None
+    values = {k: np.asarray(v.numpy(), np.float32) for k, v in head_variables(task.masked_lm_head).items()}
+    values[HEAD_DENSE_WEIGHT] = values[HEAD_DENSE_WEIGHT].T  # Keras kernels are [in, out]
+    return values
+
+
 def read_head_weights(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
-    """The masked-LM head of an "hf" or "tf1" checkpoint in the canonical layout, or None when it has none."""
+    """The masked-LM head of an "hf", "tf1" or "keras_hub" checkpoint in the canonical layout, or None when it has
+    none."""
+    if checkpoint.kind == "keras_hub":
+        return preset_head_weights(checkpoint.path)
     if checkpoint.kind == "hf":
         tensors = pretrained.hf_weight_source(checkpoint.path).tensors
         if not all(k in tensors for k in HEAD_KEYS):

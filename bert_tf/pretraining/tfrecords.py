@@ -9,14 +9,14 @@ uninterrupted one does. Next-sentence labels are not trained (masked LM alone).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from bert_tf.batch_format import LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from bert_tf.errors import InputError
-from bert_tf.pretraining.masking import EVAL_STREAM, MASKED_POSITIONS
+from bert_tf.pretraining.masking import MASKED_POSITIONS
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
@@ -97,14 +97,6 @@ class TFRecordData:
         """One line for the run table."""
         return f"{self.num_records} records in {len(self.paths)} file(s); masks as written; next-sentence labels unused"
 
-    def epoch_batches(self, epoch: int) -> List[int]:
-        """The epoch's batch numbers (the records are chosen when the dataset is read)."""
-        return list(range(self.steps_per_epoch))
-
-    def eval_batches(self, batch_size: int) -> List[int]:
-        """Every record once, in file order, in batches of `batch_size`."""
-        return list(range(-(-self.num_records // batch_size)))
-
     def _parse(self, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         spec = {k: tf.io.FixedLenFeature([n], tf.float32 if k == "masked_lm_weights" else tf.int64)
                 for k, n in self.lengths.items()}
@@ -114,15 +106,17 @@ class TFRecordData:
                 SEGMENT_IDS: tf.cast(f["segment_ids"], tf.int32),
                 MASKED_POSITIONS: tf.cast(f["masked_lm_positions"], tf.int32), LABELS: tf.cast(labels, tf.int32)}
 
-    def dataset(self, batches: Sequence[int], epoch: int) -> tf.data.Dataset:
-        """The batches numbered `batches` (consecutive) of the epoch (EVAL_STREAM: every record in file order)."""
-        first = batches[0] if len(batches) else 0
-        if epoch == EVAL_STREAM:
-            records = tf.data.TFRecordDataset(self.paths)
-            return records.batch(self.batch_size).skip(first).take(len(batches)).map(self._parse)
+    def epoch_dataset(self, epoch: int, first_step: int, end_step: int) -> tf.data.Dataset:
+        """The epoch's batches first_step..end_step-1: the files in a seeded order through a seeded shuffle
+        buffer (the same order when a resumed run re-creates it)."""
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.paths))
         records = tf.data.TFRecordDataset([self.paths[i] for i in order]).shuffle(
             SHUFFLE_BUFFER, seed=int(np.random.default_rng([self.seed, epoch, 1]).integers(2**31)),
             reshuffle_each_iteration=False)
-        batched = records.batch(self.batch_size, drop_remainder=True).skip(first).take(len(batches))
+        batched = records.batch(self.batch_size, drop_remainder=True).skip(first_step).take(end_step - first_step)
         return batched.map(self._parse).prefetch(2)
+
+    def eval_dataset(self, batch_size: int) -> Tuple[tf.data.Dataset, int]:
+        """(every record once, in file order, in batches of `batch_size`; the number of batches)."""
+        records = tf.data.TFRecordDataset(self.paths)
+        return records.batch(batch_size).map(self._parse), -(-self.num_records // batch_size)
