@@ -58,8 +58,19 @@ def _random_batch(batch: int, seq_len: int, vocab: int, labels: int, seed: int) 
     }
 
 
+def _add_masked_lm(batch: Dict[str, np.ndarray], predictions: int, vocab: int, seed: int) -> Dict[str, np.ndarray]:
+    """The batch for a masked-LM step: `predictions` masked positions a row (distinct, sorted) and their labels."""
+    rng = np.random.default_rng(seed + 1)
+    rows, seq_len = batch["token_ids"].shape
+    positions = np.sort(np.stack([rng.choice(np.arange(1, seq_len - 1), predictions, replace=False)
+                                  for _ in range(rows)]), axis=1).astype(np.int32)
+    labels = rng.integers(5, vocab, size=(rows, predictions)).astype(np.int32)
+    return {**{k: v for k, v in batch.items() if k != "labels"}, "masked_lm_positions": positions, "labels": labels}
+
+
 def build_model(cfg: Dict[str, Any]):
-    """Random-init BERT token classifier with the configured shape (policy set beforehand)."""
+    """Random-init BERT token classifier (or, with task "mlm", BERT with its masked-LM head, decoder tied to the
+    word embeddings) of the configured shape (policy set beforehand)."""
     import keras_hub
 
     from bert_tf import models, pretrained
@@ -70,6 +81,10 @@ def build_model(cfg: Dict[str, Any]):
         max_sequence_length=max(512, cfg["seq_len"]), num_segments=2,
     )
     pretrained.set_feedforward_activation(backbone, "gelu_exact")
+    if cfg.get("task") == "mlm":
+        from bert_tf.pretraining.model import build_masked_lm
+
+        return build_masked_lm(backbone, "gelu_exact")[0]
     return models.build_token_classifier(backbone, cfg["labels"], cfg.get("dropout", 0.1))
 
 
@@ -93,9 +108,13 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         model = build_model(cfg)
         schedule = optimization.WarmupLinearDecay(5e-5, 0, 10 * (warmup + steps * repeats))
         optimizer = optimization.make_optimizer("adamw", schedule, 0.01)
+    mlm = cfg.get("task") == "mlm"
+    feature_keys = {"feature_keys": ("token_ids", "padding_mask", "segment_ids", "masked_lm_positions")} if mlm else {}
     trainer = Trainer(model, optimizer, strategy, use_xla=cfg["use_xla"], loss_scale=loss_scale,
-                      passthrough_keys=(), log_every=10 ** 6, verbose=False)
+                      passthrough_keys=(), log_every=10 ** 6, verbose=False, **feature_keys)
     batch = _random_batch(cfg["batch"], cfg["seq_len"], cfg["vocab"], cfg["labels"], cfg["seed"])
+    if mlm:
+        batch = _add_masked_lm(batch, cfg["predictions"], cfg["vocab"], cfg["seed"])
 
     def make_epoch(epoch: int, first_step: int):
         count = warmup if epoch == 0 else steps

@@ -115,7 +115,7 @@ class Stepper:
 def step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Sequences/s of the reference training step at a fixed shape, random init."""
     import torch
-    from transformers import BertConfig, BertForTokenClassification
+    from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
 
     torch.manual_seed(cfg["seed"])
     device = _device()
@@ -124,7 +124,8 @@ def step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         num_attention_heads=cfg["heads"], intermediate_size=cfg["intermediate"],
         max_position_embeddings=max(512, cfg["seq_len"]), num_labels=cfg["labels"], hidden_act="gelu",
     )
-    model = BertForTokenClassification(config).to(device).train()
+    mlm = cfg.get("task") == "mlm"  # BertForMaskedLM: logits at every position, loss at the masked ones
+    model = (BertForMaskedLM if mlm else BertForTokenClassification)(config).to(device).train()
     steps, warmup, repeats = cfg["steps"], cfg["warmup"], cfg["repeats"]
     optimizer, scheduler = make_optimizer(model, 5e-5, 0.01, 0, 10 * (warmup + steps * repeats))
     stepper = Stepper(model, optimizer, scheduler, cfg["use_amp"])
@@ -134,7 +135,8 @@ def step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "input_ids": torch.as_tensor(rng.integers(5, cfg["vocab"], size=shape), device=device),
         "attention_mask": torch.ones(shape, dtype=torch.long, device=device),
         "token_type_ids": torch.zeros(shape, dtype=torch.long, device=device),
-        "labels": torch.as_tensor(rng.integers(0, cfg["labels"], size=shape), device=device),
+        "labels": torch.as_tensor(mlm_labels(rng, shape, cfg) if mlm else rng.integers(0, cfg["labels"], size=shape),
+                                  device=device),
     }
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -154,6 +156,15 @@ def step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "attention": getattr(model.config, "_attn_implementation", "?"),
         "threads": torch.get_num_threads(),
     }
+
+
+def mlm_labels(rng, shape: Tuple[int, int], cfg: Dict[str, Any]) -> np.ndarray:
+    """Labels of a masked-LM batch: a random token at `predictions` positions a row, IGNORE elsewhere."""
+    labels = np.full(shape, IGNORE, np.int64)
+    for row in labels:
+        row[rng.choice(np.arange(1, shape[1] - 1), cfg["predictions"], replace=False)] = rng.integers(5, cfg["vocab"],
+                                                                                                       cfg["predictions"])
+    return labels
 
 
 # ----------------------------------------------------------------------------- NER epoch
