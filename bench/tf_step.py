@@ -65,7 +65,9 @@ def _add_masked_lm(batch: Dict[str, np.ndarray], predictions: int, vocab: int, s
     positions = np.sort(np.stack([rng.choice(np.arange(1, seq_len - 1), predictions, replace=False)
                                   for _ in range(rows)]), axis=1).astype(np.int32)
     labels = rng.integers(5, vocab, size=(rows, predictions)).astype(np.int32)
-    return {**{k: v for k, v in batch.items() if k != "labels"}, "masked_lm_positions": positions, "labels": labels}
+    from bert_tf.pretraining.masking import MASKED_POSITIONS
+
+    return {**{k: v for k, v in batch.items() if k != "labels"}, MASKED_POSITIONS: positions, "labels": labels}
 
 
 def build_model(cfg: Dict[str, Any]):
@@ -109,7 +111,9 @@ def train_step_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
         schedule = optimization.WarmupLinearDecay(5e-5, 0, 10 * (warmup + steps * repeats))
         optimizer = optimization.make_optimizer("adamw", schedule, 0.01)
     mlm = cfg.get("task") == "mlm"
-    feature_keys = {"feature_keys": ("token_ids", "padding_mask", "segment_ids", "masked_lm_positions")} if mlm else {}
+    if mlm:
+        from bert_tf.pretraining.model import MODEL_INPUTS
+    feature_keys = {"feature_keys": MODEL_INPUTS} if mlm else {}
     trainer = Trainer(model, optimizer, strategy, use_xla=cfg["use_xla"], loss_scale=loss_scale,
                       passthrough_keys=(), log_every=10 ** 6, verbose=False, **feature_keys)
     batch = _random_batch(cfg["batch"], cfg["seq_len"], cfg["vocab"], cfg["labels"], cfg["seed"])
