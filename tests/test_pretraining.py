@@ -243,9 +243,13 @@ def _layer_norm(x, weight, bias, eps=1e-12):
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
-def numpy_masked_lm(state, config, ids, mask, positions):
-    """An independent float64 BERT + masked-LM head on Hugging Face BertForMaskedLM weights ([out, in] dense)."""
-    w = {k[len("bert."):] if k.startswith("bert.") else k: v.astype(np.float64) for k, v in state.items()}
+def _float64_weights(state):
+    return {k[len("bert."):] if k.startswith("bert.") else k: v.astype(np.float64) for k, v in state.items()}
+
+
+def numpy_encoder(state, config, ids, mask):
+    """An independent float64 BERT encoder on Hugging Face weights ([out, in] dense): the sequence output."""
+    w = _float64_weights(state)
     exact = config["hidden_act"] == "gelu"
     dense = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
     x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:ids.shape[1]] \
@@ -266,19 +270,24 @@ def numpy_masked_lm(state, config, ids, mask, positions):
         inner = _gelu(dense(x, p + "intermediate.dense"), exact)
         x = _layer_norm(x + dense(inner, p + "output.dense"), w[p + "output.LayerNorm.weight"],
                         w[p + "output.LayerNorm.bias"])
-    picked = np.take_along_axis(x, positions[:, :, None], axis=1)
+    return x
+
+
+def numpy_masked_lm(state, config, ids, mask, positions):
+    """The masked-LM logits of BertForMaskedLM weights: the encoder, then the head at the masked positions."""
+    w, exact = _float64_weights(state), config["hidden_act"] == "gelu"
+    dense = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
+    picked = np.take_along_axis(numpy_encoder(state, config, ids, mask), positions[:, :, None], axis=1)
     h = _gelu(dense(picked, "cls.predictions.transform.dense"), exact)
     h = _layer_norm(h, w["cls.predictions.transform.LayerNorm.weight"], w["cls.predictions.transform.LayerNorm.bias"])
     return h @ w["embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
 
 
-def _random_head(hidden, vocab, seed=5):
-    rng = np.random.default_rng(seed)
-    return {"cls.predictions.transform.dense.weight": rng.normal(0, 0.2, (hidden, hidden)).astype("float32"),
-            "cls.predictions.transform.dense.bias": rng.normal(0, 0.2, hidden).astype("float32"),
-            "cls.predictions.transform.LayerNorm.weight": rng.normal(1, 0.2, hidden).astype("float32"),
-            "cls.predictions.transform.LayerNorm.bias": rng.normal(0, 0.2, hidden).astype("float32"),
-            "cls.predictions.bias": rng.normal(0, 0.5, vocab).astype("float32")}
+def numpy_next_sentence(state, config, ids, mask):
+    """The next-sentence logits of BertForPreTraining weights: the pooler (dense + tanh on [CLS]), then dense 2."""
+    w = _float64_weights(state)
+    pooled = np.tanh(numpy_encoder(state, config, ids, mask)[:, 0] @ w["pooler.dense.weight"].T + w["pooler.dense.bias"])
+    return pooled @ w["cls.seq_relationship.weight"].T + w["cls.seq_relationship.bias"]
 
 
 def _model_inputs():
@@ -293,17 +302,35 @@ def _logits(mlm, ids, mask, positions):
                                  "masked_lm_positions": positions}, training=False))
 
 
+def _both_logits(mlm, ids, mask, positions):
+    out = mlm.model({"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids),
+                     "masked_lm_positions": positions}, training=False)
+    return np.asarray(out["logits"]), np.asarray(out["next_sentence_logits"])
+
+
+def _check_next_sentence_model(mlm, state, config):
+    """Both heads of a model with next-sentence prediction against the numpy BERT on `state`."""
+    ids, mask, positions = _model_inputs()
+    masked_lm, next_sentence = _both_logits(mlm, ids, mask, positions)
+    assert np.abs(masked_lm - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
+    expected = numpy_next_sentence(state, config, ids, mask)
+    assert np.abs(next_sentence - expected).max() < 1e-5 and np.abs(expected).max() > 0.1
+    assert mlm.backbone.get_layer("pooled_dense").trainable  # the pooler trains with next-sentence prediction
+
+
 @pytest.fixture(scope="module")
 def hf_with_head(tiny_checkpoint, tmp_path_factory):
-    """The tiny checkpoint with a random masked-LM head added (Hugging Face names, "bert." prefixes)."""
+    """The tiny checkpoint with random masked-LM and next-sentence heads added (BertForPreTraining names)."""
     from safetensors.numpy import load_file, save_file
+
+    from checkpoint_factory import random_pretraining_heads
 
     directory = tmp_path_factory.mktemp("hf_mlm")
     for name in os.listdir(tiny_checkpoint):
         shutil.copy(os.path.join(tiny_checkpoint, name), directory)
     state = {"bert." + k: v for k, v in load_file(os.path.join(tiny_checkpoint, "model.safetensors")).items()}
     config = json.loads((directory / "config.json").read_text())
-    state.update(_random_head(config["hidden_size"], config["vocab_size"]))
+    state.update(random_pretraining_heads(config["hidden_size"], config["vocab_size"]))
     save_file(state, str(directory / "model.safetensors"))
     return str(directory), state, config
 
@@ -329,9 +356,10 @@ def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
     assert np.array_equal(_logits(reloaded, ids, mask, positions), _logits(mlm, ids, mask, positions))
 
 
-def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
+def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
     """transformers' TFBertForPreTraining layout: layer groups bert, mlm___cls and nsp___cls, weights named
-    tf_bert_for_pre_training/mlm___cls/predictions/... (the decoder tied to the word embeddings, not stored)."""
+    tf_bert_for_pre_training/mlm___cls/predictions/... (the decoder tied to the word embeddings, not stored) and
+    tf_bert_for_pre_training/nsp___cls/seq_relationship/kernel [hidden, 2]."""
     import h5py
     from test_checkpoints import tf2_h5_weight
 
@@ -346,14 +374,14 @@ def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
         if key.startswith("bert."):
             name, array = tf2_h5_weight(key[len("bert."):], value)
             groups["bert"][name.replace("tf_bert_model/", "tf_bert_for_pre_training/")] = array
+        elif key.startswith("cls.seq_relationship."):
+            leaf = "kernel" if key.endswith(".weight") else "bias"
+            groups["nsp___cls"][f"tf_bert_for_pre_training/nsp___cls/seq_relationship/{leaf}:0"] = value.T
         else:
             leaf = {"weight": "kernel" if ".dense." in key else "gamma", "bias": "beta" if "LayerNorm" in key else "bias"}
             path = key.replace("cls.", "mlm___cls.").rsplit(".", 1)
             array = value.T if key == mlm_model.HEAD_DENSE_WEIGHT else value
             groups["mlm___cls"]["tf_bert_for_pre_training/" + path[0].replace(".", "/") + "/" + leaf[path[1]] + ":0"] = array
-    rng = np.random.default_rng(2)
-    groups["nsp___cls"] = {"tf_bert_for_pre_training/nsp___cls/seq_relationship/kernel:0": rng.normal(
-        size=(config["hidden_size"], 2)), "tf_bert_for_pre_training/nsp___cls/seq_relationship/bias:0": np.zeros(2)}
     with h5py.File(tmp_path / "tf_model.h5", "w") as f:
         f.attrs["layer_names"] = [g.encode() for g in groups]
         for group_name, weights in groups.items():
@@ -361,10 +389,10 @@ def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
             for name, array in weights.items():
                 group.create_dataset(name, data=np.asarray(array, np.float32))
             group.attrs["weight_names"] = [n.encode() for n in weights]
-    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path)))
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
     assert "tied decoder" in mlm.head_source
-    ids, mask, positions = _model_inputs()
-    assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
+    _check_next_sentence_model(mlm, state, config)
 
 
 def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_path):
@@ -409,6 +437,51 @@ def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     ids, mask, positions = _model_inputs()
     expected = numpy_masked_lm(state, {**config, "hidden_act": "gelu_new"}, ids, mask, positions)
     assert np.abs(_logits(mlm, ids, mask, positions) - expected).max() < 1e-4
+
+
+def test_next_sentence_head_from_hf_and_export_match_numpy(hf_with_head, tiny_checkpoint, tmp_path):
+    """cls.seq_relationship from safetensors; the export is a BertForPreTraining directory with the head, which
+    a phase-2 run reads again; a checkpoint without the head has none to read."""
+    from safetensors.numpy import load_file
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    checkpoint, tokenizer = pretrained.load_pretrained(directory)
+    head = mlm_model.read_next_sentence_head(checkpoint)
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=head)
+    _check_next_sentence_model(mlm, state, config)
+    mlm_model.save_hf(mlm, str(tmp_path / "export"))
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert exported["architectures"] == ["BertForPreTraining"]
+    saved = load_file(str(tmp_path / "export" / "model.safetensors"))
+    assert saved["cls.seq_relationship.weight"].shape == (2, config["hidden_size"])
+    ids, mask, _ = _model_inputs()
+    assert np.abs(numpy_next_sentence(saved, exported, ids, mask) - numpy_next_sentence(state, config, ids, mask)).max() < 1e-5
+    again = mlm_model.read_next_sentence_head(pretrained.find_checkpoint(str(tmp_path / "export")))
+    assert all(np.array_equal(again[k], state[k]) for k in again)
+    assert mlm_model.read_next_sentence_head(pretrained.find_checkpoint(tiny_checkpoint)) is None
+    plain = mlm_model.load_masked_lm(checkpoint, tokenizer)  # masked LM alone: the pooler stays as loaded
+    assert plain.next_sentence is None and not plain.backbone.get_layer("pooled_dense").trainable
+
+
+def test_next_sentence_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
+    """Google's/BioBERT's cls/seq_relationship/output_weights [2, hidden] and output_bias."""
+    from checkpoint_factory import tf1_head_tensors, tf1_tensors, write_tf1_checkpoint
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    tensors = tf1_tensors({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
+    tensors.update(tf1_head_tensors({k: v for k, v in state.items() if k.startswith("cls.")}))
+    write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
+    (tmp_path / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
+    shutil.copy(os.path.join(directory, "vocab.txt"), tmp_path)
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
+    _check_next_sentence_model(mlm, state, {**config, "hidden_act": "gelu_new"})  # Google's gelu: the tanh form
 
 
 def _one_update(checkpoint_dir, batch, accumulation_steps, strategy):
