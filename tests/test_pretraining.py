@@ -1,6 +1,7 @@
-"""Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM head read from HF and TF1
-checkpoints and exported as BertForMaskedLM (against an independent numpy BERT), exact gradient accumulation,
-NVIDIA TFRecords, bad inputs, and an end-to-end run whose held-out perplexity falls and that resumes bitwise."""
+"""Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM and next-sentence heads read from
+HF, tf_model.h5 and TF1 checkpoints and exported as BertForMaskedLM / BertForPreTraining (against an independent
+numpy BERT), exact gradient accumulation with both losses, NVIDIA TFRecords with next-sentence prediction on and off,
+bad inputs, and end-to-end runs that learn and resume bitwise."""
 
 from __future__ import annotations
 
@@ -484,23 +485,27 @@ def test_next_sentence_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_
     _check_next_sentence_model(mlm, state, {**config, "hidden_act": "gelu_new"})  # Google's gelu: the tanh form
 
 
-def _one_update(checkpoint_dir, batch, accumulation_steps, strategy):
-    """The trainable weights after one LAMB update on `batch` (dropout off) under `strategy`."""
+def _one_update(checkpoint_dir, batch, accumulation_steps, strategy, next_sentence=False):
+    """(the trainable weights, the step's training-history row) after one LAMB update on `batch` (dropout off)
+    under `strategy`; with `next_sentence` masked LM + next-sentence prediction (the checkpoint's heads)."""
     import tensorflow as tf
 
     from bert_tf import optimization, pretrained
-    from bert_tf.pretraining import model as mlm_model
+    from bert_tf.pretraining import model as mlm_model, task
     from bert_tf.training import Trainer
 
+    checkpoint, tokenizer = pretrained.load_pretrained(checkpoint_dir)
+    head = mlm_model.read_next_sentence_head(checkpoint) if next_sentence else None
     with strategy.scope():
-        mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(checkpoint_dir), dropout=0.0)
+        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, dropout=0.0, next_sentence=head)
         optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
     signature = {key: tf.TensorSpec([None] * v.ndim, tf.int32) for key, v in batch.items()}
     dataset = tf.data.Dataset.from_generator(lambda: iter([batch]), output_signature=signature)
     trainer = Trainer(mlm.model, optimizer, strategy, passthrough_keys=(LABELS,), verbose=False,
-                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps)
+                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps,
+                      losses=task.losses(next_sentence))
     trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
-    return [v.numpy() for v in mlm.model.trainable_variables]
+    return [v.numpy() for v in mlm.model.trainable_variables], trainer.history[-1]
 
 
 MIRRORED_UPDATE = """
@@ -512,22 +517,34 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, sys.argv[1])
 from test_pretraining import _one_update
 from bert_tf import distribution
-weights = _one_update(sys.argv[2], dict(np.load(sys.argv[3])), 2, distribution.make_strategy("mirrored"))
+weights, _ = _one_update(sys.argv[2], dict(np.load(sys.argv[3])), 2, distribution.make_strategy("mirrored"), True)
 np.savez(sys.argv[4], *weights)
 """
 
 
+def _mean_cross_entropy(logits, labels):
+    keep = labels != IGNORE_LABEL
+    rows, gold = logits[keep], labels[keep]
+    top = rows.max(-1, keepdims=True)
+    log_norm = np.log(np.exp(rows - top).sum(-1)) + top[:, 0]
+    return float(np.mean(log_norm - rows[np.arange(len(gold)), gold]))
+
+
 def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, tmp_path):
-    """k micro-batches of 2 and one batch of 8 give the same update (dropout off), though the micro-batches hold
-    different numbers of masked positions (so averaging per micro-batch would differ); also with the batch split
-    over 2 replicas (MirroredStrategy on 2 logical CPUs, in a subprocess) and 2 micro-batches on each."""
+    """Masked LM + next-sentence prediction: k micro-batches of 2 and one batch of 8 give the same update (dropout
+    off), though the micro-batches hold different numbers of masked positions (so averaging per micro-batch would
+    differ); also with the batch split over 2 replicas (MirroredStrategy on 2 logical CPUs, in a subprocess) and 2
+    micro-batches on each. The step's loss is the numpy masked-LM loss + next-sentence loss, each reported too."""
     import tensorflow as tf
+
+    from bert_tf.pretraining.tfrecords import NSP_FEATURE
 
     documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(3 + 4 * (i % 5)))] for i in range(16)]
     data = _stream(tokenizer, tmp_path / "text", documents, max_seq_length=16, batch_size=8)
     blocks = sorted(enumerate(data.corpus.blocks(0, False)), key=lambda item: len(item[1]))
     picked = [blocks[i] for i in np.linspace(0, len(blocks) - 1, 8).astype(int)]  # short blocks to long
     batch = masking.masked_batch(picked, data.corpus.is_continuation, data.masking, 3, 0, tokenizer.pad_id)
+    batch[NSP_FEATURE] = np.array([0, 1, 1, 0, 0, 0, 1, 0], np.int32)
     per_micro_batch = (batch[LABELS] != IGNORE_LABEL).reshape(4, -1).sum(axis=1)
     assert len(set(per_micro_batch.tolist())) > 1
     np.savez(tmp_path / "batch.npz", **batch)
@@ -539,18 +556,30 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, t
     from bert_tf.pretraining import model as mlm_model
 
     try:
-        initial = [v.numpy() for v in
-                   mlm_model.load_masked_lm(*pretrained.load_pretrained(hf_with_head[0])).model.trainable_variables]
-        one, four = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy()) for k in (1, 4))
+        checkpoint, tokenizer = pretrained.load_pretrained(hf_with_head[0])
+        model = mlm_model.load_masked_lm(checkpoint, tokenizer,
+                                         next_sentence=mlm_model.read_next_sentence_head(checkpoint)).model
+        initial = {v.path: v.numpy() for v in model.trainable_variables}
+        (one, row), (four, _) = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy(), True)
+                                 for k in (1, 4))
         _, stderr = mirrored.communicate(timeout=600)
     finally:
         if mirrored.poll() is None:
             mirrored.kill()
-    assert max(float(np.abs(a - b).max()) for a, b in zip(initial, one)) > 1e-4  # it did train
+    changed = {path: float(np.abs(a - b).max()) for (path, a), b in zip(initial.items(), one)}
+    heads = [changed[p] for p in changed if p.startswith(("pooled_dense/", "next_sentence/"))]
+    assert len(heads) == 4 and min(heads) > 1e-6, changed  # it trained, the pooler and next-sentence head too
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < 1e-5
     assert mirrored.returncode == 0, stderr[-3000:]
     across = np.load(tmp_path / "mirrored.npz")
     assert max(float(np.abs(a - across[f"arr_{i}"]).max()) for i, a in enumerate(one)) < 1e-5
+    _, state, config = hf_with_head
+    ids, mask, positions = batch[TOKEN_IDS], batch["padding_mask"], batch["masked_lm_positions"]
+    masked_lm = _mean_cross_entropy(numpy_masked_lm(state, config, ids, mask, positions), batch[LABELS])
+    next_sentence = _mean_cross_entropy(numpy_next_sentence(state, config, ids, mask), batch[NSP_FEATURE])
+    assert row["masked_lm_loss"] == pytest.approx(masked_lm, rel=1e-5)
+    assert row["next_sentence_loss"] == pytest.approx(next_sentence, rel=1e-5)
+    assert row["loss"] == pytest.approx(masked_lm + next_sentence, rel=1e-5)
 
 
 # --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
@@ -628,7 +657,9 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     assert reference.returncode == 0, reference.stderr[-2000:]
     results = json.loads((tmp_path / "ref" / "eval_results.json").read_text())
     assert results["after"]["perplexity"] < 0.8 * results["before"]["perplexity"], results
-    assert "masked-LM head  random" in reference.stdout
+    assert re.search(r"masked-LM head +random", reference.stdout)
+    assert "next-sentence prediction  off (text carries no next-sentence labels)" in reference.stdout
+    assert "masked_lm_loss" not in (tmp_path / "ref" / "history.csv").read_text()
     assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  [\d,]+ tokens/s", reference.stdout)
     assert not (tmp_path / "ref" / "checkpoints").exists()
     assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
@@ -650,6 +681,117 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
     task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
     assert checkpoint.kind == "hf" and task.backbone.num_layers == 2
+
+
+NSP_COMMAND = ["--max_seq_length=16", "--max_predictions_per_seq=4", "--eval_batch_size=4", "--seed=42",
+               "--verbose=false"]
+
+
+def _nsp_records(folder):
+    """Training records with next-sentence labels (24), held-out ones (8), and records without the labels (8)."""
+    folder.mkdir()
+    _write_records(folder / "train.tfrecord", 24)
+    _write_records(folder / "eval.tfrecord", 8)
+    _write_records(folder / "plain.tfrecord", 8, drop="next_sentence_labels")
+    return {name: str(folder / f"{name}.tfrecord") for name in ("train", "eval", "plain")}
+
+
+def _event_tags(folder):
+    import tensorflow as tf
+
+    return {value.tag for path in folder.iterdir() for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+
+
+def test_next_sentence_prediction_trains_reports_exports_and_resumes_bitwise(hf_with_head, tmp_path):
+    """Records with next_sentence_labels and a checkpoint with the head: masked LM + next-sentence prediction,
+    both figures held out and in the history, curves and TensorBoard; the export is a BertForPreTraining directory
+    that the fine-tuning scripts load; a run killed after step 5 (second epoch) resumes to the same weights."""
+    from safetensors.numpy import load_file
+
+    from bert_tf import models, pretrained
+
+    records = _nsp_records(tmp_path / "records")
+    args = [f"--bert_model={hf_with_head[0]}", f"--input_files={records['train']}",
+            f"--eval_files_dir={records['eval']}", "--output_dir={out}", *NSP_COMMAND, "--train_batch_size=8",
+            "--num_train_steps=6", "--num_warmup_steps=1", "--learning_rate=1e-3",
+            "--optimizer_type=adamw", "--save_checkpoints_steps=2", "--deterministic", "--log_every=2"]
+    process = run_script([FAULT_INJECTION, "--matrix", tmp_path / "m", "kill_after_step=5", "run_pretraining.py",
+                          *args])
+    assert process.returncode == 0, process.stderr[-3000:]
+    matrix = json.loads((tmp_path / "m" / "matrix.json").read_text())
+    assert matrix["reference"]["statuses"] == [0] and matrix["chain-0"]["statuses"] == [-9, 0]
+    ref, run = tmp_path / "m" / "reference", tmp_path / "m" / "chain-0"
+    assert f"next-sentence prediction  on (labels in the TFRecords, head from {hf_with_head[0]})" in process.stdout
+    assert "with next-sentence labels" in process.stdout
+    results = json.loads((ref / "eval_results.json").read_text())
+    for side in ("before", "after"):
+        figures = results[side]
+        assert set(figures) == {"loss", "accuracy", "perplexity", "masked_lm_loss", "next_sentence_loss",
+                                "next_sentence_accuracy"}
+        assert figures["loss"] == pytest.approx(figures["masked_lm_loss"] + figures["next_sentence_loss"])
+        assert figures["perplexity"] == pytest.approx(math.exp(figures["masked_lm_loss"]))
+    assert json.loads((run / "eval_results.json").read_text()) == results
+    weights = [load_file(str(d / "model" / "model.safetensors")) for d in (ref, run)]
+    assert weights[0].keys() == weights[1].keys() and all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not np.array_equal(weights[0]["cls.seq_relationship.weight"], hf_with_head[1]["cls.seq_relationship.weight"])
+    assert json.loads((ref / "model" / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    history = [(d / "history.csv").read_text().splitlines() for d in (ref, run)]
+    header = history[0][0].split(",")
+    assert {"masked_lm_loss", "next_sentence_loss", "next_sentence_accuracy"} <= set(header)
+    drop = header.index("seconds")
+    assert [r.split(",")[:drop] + r.split(",")[drop + 1:] for r in history[0]] == \
+        [r.split(",")[:drop] + r.split(",")[drop + 1:] for r in history[1]]
+    for name in ("next_sentence_loss", "next_sentence_accuracy", "masked_lm_loss", "perplexity"):
+        assert (ref / f"{name}.png").is_file()
+    assert 'alt="next_sentence_accuracy"' in (ref / "report.html").read_text()
+    assert {"loss", "masked_lm_loss", "next_sentence_loss"} <= _event_tags(ref / "tensorboard" / "train")
+    assert {"next_sentence_loss", "next_sentence_accuracy", "masked_lm_loss"} <= _event_tags(
+        ref / "tensorboard" / "validation")
+    checkpoint, tokenizer = pretrained.load_pretrained(str(ref))  # what run_ner.py --bert_model does
+    assert models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1).backbone.num_layers == 2
+
+
+def test_next_sentence_prediction_off_unless_labels_and_head(hf_with_head, tiny_checkpoint, tmp_path):
+    """Evaluation alone (no training) says in the run table whether next-sentence prediction is on and why; files
+    of which only some carry next_sentence_labels, or held-out records without them, fail with one line naming
+    the file, exit 2, and nothing written."""
+    from conftest import run_script_batch
+
+    records = _nsp_records(tmp_path / "records")
+    evaluate = lambda checkpoint, held, out, *extra: [f"--bert_model={checkpoint}", "--nodo_train",
+                                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}",
+                                                      *NSP_COMMAND, *extra]
+    train = lambda files, held, out: [f"--bert_model={hf_with_head[0]}", f"--input_files={files}",
+                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}", *NSP_COMMAND,
+                                      "--num_train_steps=2"]
+    runs = run_script_batch("run_pretraining.py", {
+        "on": evaluate(hf_with_head[0], records["eval"], "on"),
+        "no_head": evaluate(tiny_checkpoint, records["eval"], "no_head"),
+        "no_labels": evaluate(hf_with_head[0], records["plain"], "no_labels"),
+        "off": evaluate(hf_with_head[0], records["eval"], "off", "--next_sentence_prediction=off"),
+        "mixed": train(f"{records['train']},{records['plain']}", records["eval"], "mixed"),
+        "held_without": train(records["train"], records["plain"], "held_without"),
+    }, tmp_path)
+    for name, run in runs.items():
+        assert run.returncode == (2 if name in ("mixed", "held_without") else 0), (name, run.stderr[-2000:])
+    assert "next-sentence prediction  on (labels in the TFRecords" in runs["on"].stdout
+    on = json.loads((tmp_path / "on" / "eval_results.json").read_text())["eval"]
+    assert on["loss"] == pytest.approx(on["masked_lm_loss"] + on["next_sentence_loss"])
+    assert "next-sentence prediction  off (the checkpoint has no next-sentence head" in runs["no_head"].stdout
+    assert "next-sentence prediction  off (the TFRecords carry no next_sentence_labels)" in runs["no_labels"].stdout
+    assert "next-sentence prediction  off (--next_sentence_prediction=off)" in runs["off"].stdout
+    for name in ("no_head", "no_labels", "off"):
+        figures = json.loads((tmp_path / name / "eval_results.json").read_text())["eval"]
+        assert set(figures) == {"loss", "accuracy", "perplexity"}, name
+        assert figures["loss"] == pytest.approx(on["masked_lm_loss"], rel=1e-5) if name == "off" else True
+    assert error_lines(runs["mixed"]) == [
+        f"error: {records['plain']}: record 1 has no feature 'next_sentence_labels' and {records['train']} does: "
+        "every file or none must carry it"]
+    assert error_lines(runs["held_without"]) == [
+        f"error: {records['plain']}: the held-out records carry no next_sentence_labels while the training records "
+        "do (or give --next_sentence_prediction=off)"]
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "held_without").exists()
 
 
 def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
