@@ -618,6 +618,10 @@ def test_nvidia_tfrecords_read(tmp_path):
     assert len(again) == 2 and all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
     dataset, count = data.eval_dataset(3)
     assert count == 3 and len(list(dataset.as_numpy_iterator())) == 3
+    assert data.has_next_sentence_labels and tfrecords.NSP_FEATURE not in batches[0]  # read only when trained
+    data.next_sentence = True
+    held = list(data.eval_dataset(8)[0].as_numpy_iterator())[0]
+    assert held[tfrecords.NSP_FEATURE].tolist() == [0, 1, 0, 1, 0, 0, 1, 0]  # i % 2 in each file, files in order
     _write_records(tmp_path / "bad.tfrecord", 2, drop="masked_lm_weights")
     with pytest.raises(InputError, match="record 1 has no feature 'masked_lm_weights'"):
         tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
