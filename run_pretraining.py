@@ -68,7 +68,7 @@ from bert_tf.batch_format import LABELS, PADDING_MASK  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.pretraining import inputs, masking, model as mlm_model, stream, task, tfrecords  # noqa: E402
 from bert_tf.pretraining.tfrecords import NSP_FEATURE  # noqa: E402
-from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
+from bert_tf.training import HistoryWriter, Trainer  # noqa: E402
 
 
 def check_flags() -> None:
@@ -295,7 +295,7 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
     checkpointer.attach(mlm.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate,
-                outputs=OutputTracker(task.training_keys(on), task.training_accuracy),
+                outputs=task.TrainingAccuracy(on),
                 validations_per_epoch=FLAGS.num_validate_during_training, callbacks=callbacks,
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     seconds = time.time() - started

@@ -50,6 +50,8 @@ class TrainingOutputs(Protocol):
     def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
         """Restore what get_state returned."""
 
+    # Optional: `running() -> Dict[str, float]`, the epoch's metrics so far, shown on the progress line.
+
 
 def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor, class_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Sum of cross-entropies over positions whose label is not IGNORE_LABEL (each times its label's weight)."""
@@ -440,7 +442,8 @@ class Trainer:
 
         Callbacks get `on_train_batch_end` with the epoch's running loss, `recent_loss` (the mean over the pending
         steps; with several loss terms also `recent_NAME` for each) and `examples` (how many examples those steps
-        trained on). The bar shows the running loss (and each term's).
+        trained on). The bar shows the running loss (and each term's, and the task's running metrics if its outputs
+        tracker gives them).
         """
         if not pending:
             return
@@ -465,7 +468,8 @@ class Trainer:
         recent = {f"recent_{k}": float(np.mean(v)) for k, v in [("loss", losses), *terms.items()]}
         run.cb.on_train_batch_end(step, {"loss": running["loss"], **recent, "examples": examples})
         if progbar is not None:
-            progbar.update(step + 1, running, counts)
+            shown = {**running, **(run.outputs.running() if hasattr(run.outputs, "running") else {})}
+            progbar.update(step + 1, shown, counts)
 
 
 class _Epoch:

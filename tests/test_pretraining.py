@@ -582,6 +582,27 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, t
     assert row["loss"] == pytest.approx(masked_lm + next_sentence, rel=1e-5)
 
 
+def test_training_accuracy_from_running_counts():
+    """The epoch's training accuracies from counts (memory does not grow with the epoch), through a resume."""
+    from bert_tf.pretraining import task
+    from bert_tf.pretraining.tfrecords import NSP_FEATURE
+
+    steps = [{"preds": np.array([[5, 6, 7], [8, 9, 9]]), LABELS: np.array([[5, 0, IGNORE_LABEL], [8, 9, 1]]),
+              task.NSP_PREDS: np.array([0, 1]), NSP_FEATURE: np.array([0, 0])},
+             {"preds": np.array([[1, 2, 3]]), LABELS: np.array([[1, IGNORE_LABEL, IGNORE_LABEL]]),
+              task.NSP_PREDS: np.array([1]), NSP_FEATURE: np.array([1])}]
+    scores = task.TrainingAccuracy(True)
+    scores.add(steps[0])
+    resumed = task.TrainingAccuracy(True)
+    resumed.set_state(scores.get_state())
+    resumed.add(steps[1])
+    assert resumed.running() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3}
+    assert resumed.result() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3} and resumed.result() == {}
+    alone = task.TrainingAccuracy(False)
+    alone.add({k: v for k, v in steps[0].items() if k in ("preds", LABELS)})
+    assert alone.result() == {"accuracy": 3 / 5}
+
+
 # --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
 
 
@@ -664,7 +685,8 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     assert re.search(r"masked-LM head +random", reference.stdout)
     assert "next-sentence prediction  off (text carries no next-sentence labels)" in reference.stdout
     assert "masked_lm_loss" not in (tmp_path / "ref" / "history.csv").read_text()
-    assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  [\d,]+ tokens/s", reference.stdout)
+    assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  accuracy \d\.\d{4}  [\d,]+ tokens/s",
+                     reference.stdout)
     assert not (tmp_path / "ref" / "checkpoints").exists()
     assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
     # --nodo_train: the saved model on the same held-out documents and masks gives the run's last figures

@@ -33,11 +33,6 @@ def metrics(next_sentence: bool) -> Tuple[str, ...]:
     return METRICS + (NSP_METRICS if next_sentence else ())
 
 
-def training_keys(next_sentence: bool) -> List[str]:
-    """The training steps' outputs the training metrics need."""
-    return ["preds", LABELS] + ([NSP_PREDS, NSP_FEATURE] if next_sentence else [])
-
-
 class CrossEntropyScores:
     """Sums of the float64 cross-entropy and of argmax hits over the labelled rows added."""
 
@@ -102,17 +97,46 @@ def evaluate(trainer, data, batch_size: int, next_sentence: bool = False) -> Dic
     return combined(scores.result(), nsp.result() if nsp is not None else None)
 
 
-def training_accuracy(parts: Dict[str, List[np.ndarray]]) -> Dict[str, float]:
-    """The masked-LM accuracy of an epoch's training steps (their argmax predictions against the labels), and the
-    next-sentence accuracy when it is trained."""
-    preds = np.concatenate([p.reshape(-1) for p in parts["preds"]])
-    labels = np.concatenate([p.reshape(-1) for p in parts[LABELS]])
-    keep = labels != IGNORE_LABEL
-    result = {"accuracy": float(np.mean(preds[keep] == labels[keep])) if keep.any() else 0.0}
-    if parts.get(NSP_PREDS):
-        result["next_sentence_accuracy"] = float(np.mean(np.concatenate(parts[NSP_PREDS]) ==
-                                                         np.concatenate(parts[NSP_FEATURE])))
-    return result
+class TrainingAccuracy:
+    """The training metrics (a TrainingOutputs): masked-LM accuracy over the epoch's labelled positions and, when it
+    is trained, next-sentence accuracy over its sequences, from running counts (memory does not grow with the
+    epoch); `running()` shows them on the progress line."""
+
+    KEYS = ("masked_lm_correct", "masked_lm_count", "next_sentence_correct", "next_sentence_count")
+
+    def __init__(self, next_sentence: bool):
+        self.next_sentence = next_sentence
+        self.counts = np.zeros(len(self.KEYS), np.int64)
+
+    def add(self, outputs: Dict[str, np.ndarray]) -> None:
+        """Count one training step's argmax hits against its labels."""
+        keep = outputs[LABELS] != IGNORE_LABEL
+        self.counts[:2] += (int(np.sum(outputs["preds"][keep] == outputs[LABELS][keep])), int(keep.sum()))
+        if self.next_sentence:
+            hits = outputs[NSP_PREDS] == outputs[NSP_FEATURE]
+            self.counts[2:] += (int(hits.sum()), hits.size)
+
+    def running(self) -> Dict[str, float]:
+        """The accuracies so far in the epoch."""
+        mlm_correct, mlm_count, nsp_correct, nsp_count = (int(c) for c in self.counts)
+        result = {"accuracy": mlm_correct / max(mlm_count, 1)}
+        if self.next_sentence:
+            result["next_sentence_accuracy"] = nsp_correct / max(nsp_count, 1)
+        return result
+
+    def result(self) -> Dict[str, float]:
+        """The epoch's accuracies (and a fresh start)."""
+        result = self.running() if self.counts[1] or self.counts[3] else {}
+        self.counts[:] = 0
+        return result
+
+    def get_state(self) -> Dict[str, np.ndarray]:
+        """The counts so far, for a checkpoint."""
+        return {"training_counts": self.counts.copy()}
+
+    def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
+        """Restore get_state()'s output."""
+        self.counts = np.asarray(arrays["training_counts"], np.int64).copy()
 
 
 class HeldOutBefore(keras.callbacks.Callback):
