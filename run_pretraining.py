@@ -16,6 +16,7 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from absl import app, flags
 
 from bert_tf import flags as shared_flags
@@ -52,6 +53,9 @@ flags.DEFINE_float("eval_fraction", 0.05, "Share of the training documents held 
 flags.DEFINE_integer("shuffle_buffer", 10_000, "Text: blocks in the seeded shuffle buffer the input streams through "
                      "(memory about 0.6 MiB a thousand blocks of 128 tokens; the files' order is shuffled too).")
 flags.DEFINE_integer("num_validate_during_training", 1, "Held-out evaluations per epoch, the last at its end.")
+flags.DEFINE_enum("next_sentence_prediction", "auto", ["auto", "off"], "auto: train next-sentence prediction "
+                  "beside masked LM when the TFRecords carry next_sentence_labels and the checkpoint has the head "
+                  "(cls/seq_relationship), as NVIDIA's run_pretraining.py; off: masked LM alone.")
 flags.DEFINE_bool("report_loss", True, "Accepted for NVIDIA's command lines (the loss is always reported).")
 # --horovod is a shared flag (bert_tf/flags.py): under mpiexec/mpirun each rank a multi_worker worker (see main).
 flags.DEFINE_bool("use_fp16", False, "NVIDIA's name for --use_amp.")
@@ -63,7 +67,8 @@ from bert_tf import (cli, distribution, fine_tuning, html_report, optimization, 
 from bert_tf.batch_format import LABELS, PADDING_MASK  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.pretraining import inputs, masking, model as mlm_model, stream, task, tfrecords  # noqa: E402
-from bert_tf.training import HistoryWriter, OutputTracker, Trainer  # noqa: E402
+from bert_tf.pretraining.tfrecords import NSP_FEATURE  # noqa: E402
+from bert_tf.training import HistoryWriter, Trainer  # noqa: E402
 
 
 def check_flags() -> None:
@@ -175,22 +180,52 @@ def read_held_out(tokenizer):
     return data, f"{data.corpus.scan.documents[bool(fraction)]} documents ({side}) -> {data.num_blocks} blocks"
 
 
-def build_trainer(checkpoint, tokenizer, run, steps: int) -> Tuple[mlm_model.MaskedLM, Trainer]:
-    """The masked-LM model (head from the checkpoint when it has one), its optimizer, and the Trainer."""
+def next_sentence_plan(checkpoint, data) -> Tuple[Optional[Dict[str, np.ndarray]], str]:
+    """(the checkpoint's next-sentence head when next-sentence prediction trains, else None; the run table's line
+    saying which and why): on only when the TFRecords carry next_sentence_labels and the checkpoint has the head."""
+    if FLAGS.next_sentence_prediction == "off":
+        return None, "off (--next_sentence_prediction=off)"
+    if not isinstance(data, tfrecords.TFRecordData):
+        return None, "off (text carries no next-sentence labels)"
+    if not data.has_next_sentence_labels:
+        return None, "off (the TFRecords carry no next_sentence_labels)"
+    head = mlm_model.read_next_sentence_head(checkpoint)
+    if head is None:
+        return None, "off (the checkpoint has no next-sentence head: cls/seq_relationship with the pooler)"
+    return head, (f"on (labels in the TFRecords, head from {checkpoint.path}); loss = masked-LM loss + "
+                  "next-sentence loss")
+
+
+def use_next_sentence_labels(train_data, held) -> None:
+    """Make both sides' batches carry the next-sentence labels; InputError when the held-out records lack them."""
+    if held is not None and not held.has_next_sentence_labels:
+        raise InputError(f"the held-out records carry no {NSP_FEATURE} while the training records do (or give "
+                         "--next_sentence_prediction=off)", held.paths[0])
+    for data in (train_data, held):
+        if data is not None:
+            data.next_sentence = True
+
+
+def build_trainer(checkpoint, tokenizer, run, steps: int,
+                  next_sentence: Optional[Dict[str, np.ndarray]]) -> Tuple[mlm_model.MaskedLM, Trainer]:
+    """The masked-LM model (head from the checkpoint when it has one; with the next-sentence head when given), its
+    optimizer, and the Trainer."""
     warmup = FLAGS.num_warmup_steps if FLAGS.num_warmup_steps is not None else steps // 10
     with run.strategy.scope():
-        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer)
+        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=next_sentence)
         schedule = optimization.WarmupLinearDecay(FLAGS.learning_rate, warmup, steps)
         optimizer = optimization.make_optimizer(FLAGS.optimizer_type, schedule, FLAGS.weight_decay)
+    on = next_sentence is not None
     trainer = Trainer(mlm.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
-                      passthrough_keys=(LABELS, PADDING_MASK), log_every=FLAGS.log_every, verbose=FLAGS.verbose,
-                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=FLAGS.num_accumulation_steps)
+                      passthrough_keys=(LABELS, PADDING_MASK) + ((NSP_FEATURE,) if on else ()),
+                      log_every=FLAGS.log_every, verbose=FLAGS.verbose, feature_keys=mlm_model.MODEL_INPUTS,
+                      accumulation_steps=FLAGS.num_accumulation_steps, losses=task.losses(on))
     return mlm, trainer
 
 
 def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float]]]) -> str:
-    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity (before and after training,
-    or of the checkpoint alone)."""
+    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity, with next-sentence prediction
+    also each loss and the next-sentence accuracy (before and after training, or of the checkpoint alone)."""
     rows = {name: value for name, value in results.items() if value}
     write_json_atomic(os.path.join(out_dir, "eval_results.json"), rows)
     text = "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()) for name, values in rows.items())
@@ -203,6 +238,9 @@ def train(out_dir: str) -> None:
     checkpoint, tokenizer = load_checkpoint()
     batch_size = FLAGS.train_batch_size * FLAGS.num_accumulation_steps
     train_data, held, files, described = read_data(tokenizer, batch_size)
+    next_sentence, nsp_line = next_sentence_plan(checkpoint, train_data)
+    if next_sentence is not None:
+        use_next_sentence_labels(train_data, held)
     fingerprint = resume.run_fingerprint(cli.flag_values(flags), files)
     checkpointer = resume.prepare_training_dir(out_dir, FLAGS.overwrite_output_dir, FLAGS.resume, "output_dir",
                                                fingerprint, distribution.chief_by_environment(FLAGS.distribution))
@@ -210,12 +248,13 @@ def train(out_dir: str) -> None:
                                  FLAGS.deterministic, FLAGS.amp_dtype)
     if FLAGS.train_batch_size % run.replicas:
         raise InputError(f"--train_batch_size={FLAGS.train_batch_size} must be a multiple of the {run.replicas} replicas")
-    mlm, trainer = build_trainer(checkpoint, tokenizer, run, FLAGS.num_train_steps)
+    mlm, trainer = build_trainer(checkpoint, tokenizer, run, FLAGS.num_train_steps, next_sentence)
     steps_per_epoch = train_data.steps_per_epoch
     epochs = math.ceil(FLAGS.num_train_steps / steps_per_epoch)
     summary = {
         "model": f"{checkpoint.path} ({checkpoint.kind}; activation {checkpoint.activation})",
         "masked-LM head": mlm.head_source,
+        "next-sentence prediction": nsp_line,
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
         "data": described,
         "masking": f"{'whole-word' if FLAGS.whole_word_masking else 'per-piece'}, {FLAGS.masked_lm_prob:g} of the "
@@ -245,17 +284,18 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
         num = min(steps_per_epoch, FLAGS.num_train_steps - epoch * steps_per_epoch)
         return train_data.epoch_dataset(epoch, first_step, num), num
 
-    validate = (lambda: task.evaluate(trainer, held, FLAGS.eval_batch_size)) if held is not None else None
+    on = mlm.next_sentence is not None
+    validate = (lambda: task.evaluate(trainer, held, FLAGS.eval_batch_size, on)) if held is not None else None
     before = validate() if validate is not None and checkpointer.resume_state is None else None
     if before:
         print("held-out before training: " + "  ".join(f"{k}={v:.4f}" for k, v in before.items()))
     held_out_before = task.HeldOutBefore(before)
-    callbacks = [held_out_before] + ([HistoryWriter(trainer, out_dir, ("loss", "accuracy", "perplexity"))] if chief else [])
+    callbacks = [held_out_before] + ([HistoryWriter(trainer, out_dir, task.metrics(on))] if chief else [])
     callbacks += tensorboard.make_writer(FLAGS.tensorboard, chief, trainer, out_dir)
     checkpointer.attach(mlm.model, trainer.optimizer)
     started = time.time()
     trainer.fit(make_epoch_dataset, epochs=epochs, validate=validate,
-                outputs=OutputTracker(["preds", LABELS], task.training_accuracy),
+                outputs=task.TrainingAccuracy(on),
                 validations_per_epoch=FLAGS.num_validate_during_training, callbacks=callbacks,
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     seconds = time.time() - started
@@ -264,29 +304,36 @@ def fit(trainer: Trainer, mlm, train_data, held, out_dir: str, checkpointer, chi
     if chief:
         mlm_model.save_hf(mlm, os.path.join(out_dir, "model"))
         after = next((row for row in reversed(trainer.history) if row["split"] == "val"), None)
-        after = {k: after[k] for k in ("loss", "accuracy", "perplexity")} if after else None
+        after = {k: after[k] for k in task.metrics(on)} if after else None
         print(write_eval_results(out_dir, {"before": held_out_before.values, "after": after}))
         html_report.write_run_report(out_dir)
     resume.finish_training(checkpointer, FLAGS.keep_checkpoints)
-    print(f"outputs in {out_dir}: model/ (Hugging Face BertForMaskedLM; --bert_model={out_dir} for run_ner.py and "
-          "run_classifier.py), eval_results.txt, history.csv, loss.png, accuracy.png, perplexity.png, report.html")
+    architecture = mlm_model.HF_PRETRAINING_ARCHITECTURE if on else mlm_model.HF_ARCHITECTURE
+    print(f"outputs in {out_dir}: model/ (Hugging Face {architecture}; --bert_model={out_dir} for run_ner.py and "
+          "run_classifier.py), eval_results.txt, history.csv, loss.png, accuracy.png, perplexity.png"
+          f"{', masked_lm_loss.png, next_sentence_loss.png, next_sentence_accuracy.png' if on else ''}, report.html")
 
 
 def evaluate_only(out_dir: str) -> None:
-    """--nodo_train: the checkpoint's held-out masked-LM loss, accuracy and perplexity; trains nothing."""
+    """--nodo_train: the checkpoint's held-out masked-LM loss, accuracy and perplexity (and next-sentence loss and
+    accuracy when the records carry its labels and the checkpoint has the head); trains nothing."""
     checkpoint, tokenizer = load_checkpoint()
     held, described = read_held_out(tokenizer)
+    next_sentence, nsp_line = next_sentence_plan(checkpoint, held)
+    if next_sentence is not None:
+        use_next_sentence_labels(held, None)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp or FLAGS.use_fp16, FLAGS.distribution,
                                  FLAGS.deterministic, FLAGS.amp_dtype)
     with run.strategy.scope():
-        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer)
+        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=next_sentence)
     trainer = Trainer(mlm.model, None, run.strategy, use_xla=FLAGS.use_xla, passthrough_keys=(LABELS,),
                       verbose=FLAGS.verbose, feature_keys=mlm_model.MODEL_INPUTS)
     cli.print_table("bert-tf masked-LM evaluation", {
-        "model": f"{checkpoint.path} ({checkpoint.kind})", "masked-LM head": mlm.head_source, "data": described,
+        "model": f"{checkpoint.path} ({checkpoint.kind})", "masked-LM head": mlm.head_source,
+        "next-sentence prediction": nsp_line, "data": described,
         "masking": f"fixed held-out masks, {FLAGS.masked_lm_prob:g} of the tokens (seed {FLAGS.seed})",
         "devices": distribution.describe_devices(run.strategy), "precision": run.precision})
-    results = task.evaluate(trainer, held, FLAGS.eval_batch_size)
+    results = task.evaluate(trainer, held, FLAGS.eval_batch_size, next_sentence is not None)
     if run.chief:
         os.makedirs(out_dir, exist_ok=True)
         print(write_eval_results(out_dir, {"eval": results}))

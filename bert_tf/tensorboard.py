@@ -2,9 +2,9 @@
 
 Written with the core `tf.summary.write` and the metadata TensorBoard's own scalar and image summaries use,
 so the files are identical to theirs and need no TensorBoard package at training time (only to view them:
-`tensorboard --logdir OUTPUT/tensorboard`). Train: loss (mean of the last steps), learning_rate and
-examples_per_second every --log_every steps, the epoch's training metrics at its end. Validation: every
-metric at every validation and, where the task gives one, the confusion matrix as an image.
+`tensorboard --logdir OUTPUT/tensorboard`). Train: loss (mean of the last steps; also each term of a several-term
+loss), learning_rate and examples_per_second every --log_every steps, the epoch's training metrics at its end.
+Validation: every metric at every validation and, where the task gives one, the confusion matrix as an image.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class TensorBoardWriter(keras.callbacks.Callback):
         examples = logs.get("examples")
         step = self.trainer.global_step
         with self.writers[TRAIN_RUN].as_default():
-            if "recent_loss" in logs:
-                write_scalar("loss", logs["recent_loss"], step)
+            for key, value in logs.items():  # recent_loss, and recent_NAME for each term of a several-term loss
+                if key.startswith("recent_"):
+                    write_scalar(key[len("recent_"):], value, step)
             if self.trainer.optimizer is not None:
                 write_scalar("learning_rate", current_learning_rate(self.trainer.optimizer), step)
             if examples and self._last_time is not None and now > self._last_time:

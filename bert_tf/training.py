@@ -3,12 +3,14 @@
 Keras 3 `Model.fit` cannot run under MultiWorkerMirroredStrategy, so the step is a `tf.function`
 that calls `strategy.run`. Per step and replica: the forward/backward pass (XLA-compiled with
 `--use_xla`), a sum all-reduce of the gradients, division by the global number of labelled
-positions, clipping to a global norm, and the update (loss scaling with `--use_amp` on a GPU).
+positions (per loss term when a task has several, e.g. masked LM + next-sentence prediction), clipping to
+a global norm, and the update (loss scaling with `--use_amp` on a GPU).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -48,6 +50,8 @@ class TrainingOutputs(Protocol):
     def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
         """Restore what get_state returned."""
 
+    # Optional: `running() -> Dict[str, float]`, the epoch's metrics so far, shown on the progress line.
+
 
 def masked_sparse_ce_sum(labels: tf.Tensor, logits: tf.Tensor, class_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Sum of cross-entropies over positions whose label is not IGNORE_LABEL (each times its label's weight)."""
@@ -70,8 +74,28 @@ def count_labelled(labels: tf.Tensor, class_weights: Optional[tf.Tensor] = None)
     return tf.reduce_sum(tf.where(mask, weights, tf.zeros_like(weights)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One cross-entropy term of the training objective: the mean over the batch's labelled positions of the
+    model output `output` (a key of the model's output dict; None for a model of one output) against the batch's
+    `labels`. The step reports it as `name` and its argmax predictions as `preds`."""
+
+    name: str
+    output: Optional[str]
+    labels: str
+    preds: str
+
+
+SINGLE_LOSS = (Loss("loss", None, LABELS, "preds"),)
+
+
 class Trainer:
-    """Trains and runs a Keras model under any tf.distribute strategy with a custom loop."""
+    """Trains and runs a Keras model under any tf.distribute strategy with a custom loop.
+
+    The objective is the sum of the `losses` (default: the single output against LABELS); with several, each
+    step also reports every term under its name, and each term's mean is over its own labelled positions of the
+    whole batch (all micro-batches and replicas), so accumulation stays exact term by term.
+    """
 
     def __init__(
         self,
@@ -87,8 +111,14 @@ class Trainer:
         class_weights: Optional[Sequence[float]] = None,
         feature_keys: Sequence[str] = FEATURE_KEYS,
         accumulation_steps: int = 1,
+        losses: Sequence[Loss] = SINGLE_LOSS,
     ):
         self.model = model
+        self.losses = tuple(losses)
+        if len(self.losses) > 1 and (class_weights is not None or any(t.output is None for t in self.losses)):
+            raise ValueError("several losses need a model with named outputs and no class weights")
+        # Scalars reported per step (the total and, with several terms, each term).
+        self._loss_keys = ("loss",) + (tuple(t.name for t in self.losses) if len(self.losses) > 1 else ())
         # The batch keys the model takes as inputs (a masked-LM model also takes the masked positions).
         self.feature_keys = tuple(feature_keys)
         # Each replica's batch is split into this many micro-batches whose gradients are summed before one
@@ -127,21 +157,29 @@ class Trainer:
         self._compiled: Dict[Tuple[str, str], Callable] = {}
 
     # ----- compiled pieces -------------------------------------------------------------------
-    def _forward_backward_fn(self, features, labels, multiplier):
+    def _term_logits(self, outputs) -> List[tf.Tensor]:
+        """The logits of every loss term from the model's output (one tensor, or a dict by output name)."""
+        return [outputs[t.output] for t in self.losses] if isinstance(outputs, dict) else [outputs]
+
+    def _forward_backward_fn(self, features, labels, multipliers):
+        """(per-term loss sums, gradients of sum_i loss_sum_i * multipliers_i, per-term argmax predictions)."""
         with tf.GradientTape() as tape:
-            logits = self.model(features, training=True)
-            loss_sum = masked_sparse_ce_sum(labels, logits, self.class_weights)
-            objective = loss_sum * multiplier
+            logits = self._term_logits(self.model(features, training=True))
+            loss_sums = [masked_sparse_ce_sum(labels[0], logits[0], self.class_weights)]
+            loss_sums += [masked_sparse_ce_sum(y, x) for y, x in zip(labels[1:], logits[1:])]
+            objective = loss_sums[0] * multipliers[0]
+            for loss_sum, multiplier in zip(loss_sums[1:], multipliers[1:]):
+                objective += loss_sum * multiplier
         # Dense gradients: Keras' Adam mis-handles embedding IndexedSlices with repeated ids
         # (it sums squares of the duplicates), and all-reduce needs dense tensors anyway.
         grads = [tf.convert_to_tensor(g) for g in tape.gradient(objective, self.variables)]
-        preds = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return loss_sum, grads, preds
+        preds = [tf.argmax(x, axis=-1, output_type=tf.int32) for x in logits]
+        return loss_sums, grads, preds
 
     def _forward_fn(self, features):
         return self.model(features, training=False)
 
-    def _accumulated_forward_backward(self, features, labels, multiplier):
+    def _accumulated_forward_backward(self, features, labels, multipliers):
         """_forward_backward over `accumulation_steps` equal micro-batches of the replica's batch, gradients and
         loss sums added up: one update's worth, with activations of only one micro-batch alive at a time."""
         k = self.accumulation_steps
@@ -149,44 +187,55 @@ class Trainer:
         def micro(t):
             return tf.reshape(t, tf.concat([[k, tf.shape(t)[0] // k], tf.shape(t)[1:]], axis=0))
 
-        features, labels = {n: micro(t) for n, t in features.items()}, micro(labels)
+        features, labels = {n: micro(t) for n, t in features.items()}, [micro(t) for t in labels]
         grads = [tf.zeros(v.shape, tf.float32) for v in self.variables]
-        loss_sum, preds = tf.zeros([], tf.float32), tf.TensorArray(tf.int32, size=k, infer_shape=False)
+        loss_sums = [tf.zeros([], tf.float32) for _ in labels]
+        preds = [tf.TensorArray(tf.int32, size=k, infer_shape=False) for _ in labels]
         for i in tf.range(k):
-            part_loss, part_grads, part_preds = self._forward_backward(
-                {n: t[i] for n, t in features.items()}, labels[i], multiplier)
+            part_losses, part_grads, part_preds = self._forward_backward(
+                {n: t[i] for n, t in features.items()}, [t[i] for t in labels], multipliers)
             grads = [a + tf.cast(g, tf.float32) for a, g in zip(grads, part_grads)]
-            loss_sum += tf.cast(part_loss, tf.float32)
-            preds = preds.write(i, part_preds)
-        return loss_sum, grads, preds.concat()
+            loss_sums = [a + tf.cast(x, tf.float32) for a, x in zip(loss_sums, part_losses)]
+            preds = [array.write(i, x) for array, x in zip(preds, part_preds)]
+        return loss_sums, grads, [array.concat() for array in preds]
 
     def _replica_train_step(self, batch):
         ctx = tf.distribute.get_replica_context()
         features = {k: batch[k] for k in self.feature_keys}
-        labels = batch[LABELS]
-        global_count = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, count_labelled(labels, self.class_weights)), 1.0)
+        labels = [batch[t.labels] for t in self.losses]
+        counts = [count_labelled(labels[0], self.class_weights)] + [count_labelled(y) for y in labels[1:]]
+        global_counts = [tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, c), 1.0) for c in counts]
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
         step = self._forward_backward if self.accumulation_steps == 1 else self._accumulated_forward_backward
-        loss_sum, grads, preds = step(features, labels, scale / global_count)
+        loss_sums, grads, preds = step(features, labels, [scale / c for c in global_counts])
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])
-        loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / global_count
+        losses = [ctx.all_reduce(tf.distribute.ReduceOp.SUM, x) / c for x, c in zip(loss_sums, global_counts)]
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
         self.optimizer.apply_gradients(zip(grads, self.variables))
-        out = {"loss": loss, "preds": preds}
+        out = {"loss": losses[0]}
+        for loss in losses[1:]:
+            out["loss"] += loss
+        if len(self.losses) > 1:
+            out.update({t.name: loss for t, loss in zip(self.losses, losses)})
+        out.update({t.preds: p for t, p in zip(self.losses, preds)})
         out.update({k: batch[k] for k in self.passthrough_keys if k in batch})
         return out
 
     def _distributed_train_step(self, batch):
         out = self.strategy.run(self._replica_train_step, args=(batch,))
-        result = {"loss": self.strategy.experimental_local_results(out["loss"])[0]}
+        result = {key: self.strategy.experimental_local_results(out[key])[0] for key in self._loss_keys}
         for key, value in out.items():
-            if key != "loss":
+            if key not in self._loss_keys:
                 result[key] = self.strategy.gather(value, axis=0)
         return result
 
     def _replica_predict_step(self, batch):
         features = {k: batch[k] for k in self.feature_keys}
-        out = {"logits": tf.cast(self._forward(features), tf.float32)}
+        outputs = self._forward(features)
+        if isinstance(outputs, dict):  # a model of several outputs: each under its name
+            out = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+        else:
+            out = {"logits": tf.cast(outputs, tf.float32)}
         out.update({k: batch[k] for k in batch if k not in self.feature_keys})
         return out
 
@@ -346,7 +395,9 @@ class Trainer:
         cb.on_test_end({f"val_{k}": v for k, v in loop.last_val.items()} | {"epoch_position": position})
 
     def _end_epoch(self, loop: "_LoopState", outputs: Optional[TrainingOutputs], started: float, cb) -> None:
-        train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1), **(outputs.result() if outputs else {})}
+        train_logs = {"loss": loop.loss_total / max(loop.loss_steps, 1)}
+        train_logs.update({k: total / max(loop.loss_steps, 1) for k, total in loop.term_totals.items()})
+        train_logs.update(outputs.result() if outputs else {})
         train_logs["learning_rate"] = current_learning_rate(self.optimizer)
         train_logs["seconds"] = time.time() - started
         self.history.append(self._row(loop.epoch + 1.0, "train", True, train_logs))
@@ -390,7 +441,9 @@ class Trainer:
         """Hand the pending steps' outputs on, add their losses to the epoch's, update the bar; empties `pending`.
 
         Callbacks get `on_train_batch_end` with the epoch's running loss, `recent_loss` (the mean over the pending
-        steps) and `examples` (how many examples those steps trained on).
+        steps; with several loss terms also `recent_NAME` for each) and `examples` (how many examples those steps
+        trained on). The bar shows the running loss (and each term's, and the task's running metrics if its outputs
+        tracker gives them).
         """
         if not pending:
             return
@@ -399,19 +452,24 @@ class Trainer:
         if bad.size:
             at = self.global_step - len(pending) + int(bad[0]) + 1
             raise TrainingDiverged(f"the training loss became {losses[bad[0]]} at step {at}; training stopped")
+        terms = {k: [float(p[k]) for p in pending] for k in self._loss_keys[1:]}
         if run.outputs is not None:
             for p in pending:
-                run.outputs.add({k: v.numpy() for k, v in p.items() if k != "loss"})
+                run.outputs.add({k: v.numpy() for k, v in p.items() if k not in self._loss_keys})
         examples = sum(int(p["preds"].shape[0]) for p in pending)
         # A step that passes its padding mask through counts its real tokens (shown as tokens/s).
         counts = {"tokens": sum(int(np.sum(p[PADDING_MASK])) for p in pending)} if PADDING_MASK in pending[0] else None
         pending.clear()
         loop.loss_total += float(np.sum(losses))
         loop.loss_steps += len(losses)
-        run.cb.on_train_batch_end(step, {"loss": loop.loss_total / loop.loss_steps,
-                                         "recent_loss": float(np.mean(losses)), "examples": examples})
+        for key, values in terms.items():
+            loop.term_totals[key] = loop.term_totals.get(key, 0.0) + float(np.sum(values))
+        running = {k: total / loop.loss_steps for k, total in [("loss", loop.loss_total), *loop.term_totals.items()]}
+        recent = {f"recent_{k}": float(np.mean(v)) for k, v in [("loss", losses), *terms.items()]}
+        run.cb.on_train_batch_end(step, {"loss": running["loss"], **recent, "examples": examples})
         if progbar is not None:
-            progbar.update(step + 1, {"loss": loop.loss_total / loop.loss_steps}, counts)
+            shown = {**running, **(run.outputs.running() if hasattr(run.outputs, "running") else {})}
+            progbar.update(step + 1, shown, counts)
 
 
 class _Epoch:
@@ -426,23 +484,26 @@ class _Epoch:
 
 
 class _LoopState:
-    """Where the loop is: epoch, step within it, running loss, last validation, finished or not."""
+    """Where the loop is: epoch, step within it, running loss (and loss terms), last validation, finished or
+    not."""
 
     def __init__(self, epochs: int):
         self.epochs, self.epoch, self.step_in_epoch, self.finished = epochs, 0, 0, False
         self.loss_total, self.loss_steps = 0.0, 0
+        self.term_totals: Dict[str, float] = {}  # with several loss terms: each one's sum over the epoch's steps
         self.last_val: Dict[str, float] = {}
 
     def next_epoch(self, stop: bool) -> None:
         """Move to the start of the next epoch (or finish)."""
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        self.loss_total, self.loss_steps, self.last_val = 0.0, 0, {}
+        self.loss_total, self.loss_steps, self.last_val, self.term_totals = 0.0, 0, {}, {}
         self.finished = stop or self.epoch >= self.epochs
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-serialisable state."""
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "finished": self.finished,
-                "loss_total": self.loss_total, "loss_steps": self.loss_steps, "last_val": self.last_val}
+                "loss_total": self.loss_total, "loss_steps": self.loss_steps, "last_val": self.last_val,
+                "term_totals": self.term_totals}
 
     def load(self, state: Dict[str, Any]) -> None:
         """Restore from to_dict()'s output."""
@@ -450,6 +511,7 @@ class _LoopState:
         self.finished = bool(state["finished"]) or self.epoch >= self.epochs
         self.loss_total, self.loss_steps = float(state["loss_total"]), int(state["loss_steps"])
         self.last_val = dict(state["last_val"])
+        self.term_totals = dict(state.get("term_totals", {}))
 
 
 @contextlib.contextmanager

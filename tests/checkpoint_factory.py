@@ -77,3 +77,37 @@ def write_tf1_checkpoint(prefix: str, tensors: Mapping[str, np.ndarray]) -> None
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.constant(tensors[n]) for n in names])
+
+
+# Google's TF1 names of the pretraining heads (BERT's run_pretraining.py): masked LM and next sentence. Dense
+# kernels are stored [in, out] except output_weights, which is [2, hidden] (read with transpose_b=True).
+TF1_PRETRAINING_HEAD_NAMES = {
+    "cls.predictions.transform.dense.weight": "cls/predictions/transform/dense/kernel",
+    "cls.predictions.transform.dense.bias": "cls/predictions/transform/dense/bias",
+    "cls.predictions.transform.LayerNorm.weight": "cls/predictions/transform/LayerNorm/gamma",
+    "cls.predictions.transform.LayerNorm.bias": "cls/predictions/transform/LayerNorm/beta",
+    "cls.predictions.bias": "cls/predictions/output_bias",
+    "cls.seq_relationship.weight": "cls/seq_relationship/output_weights",
+    "cls.seq_relationship.bias": "cls/seq_relationship/output_bias",
+}
+
+
+def random_pretraining_heads(hidden: int, vocab_size: int, seed: int = 5,
+                             next_sentence: bool = True) -> Dict[str, np.ndarray]:
+    """A random masked-LM head (and next-sentence head) under transformers' BertForPreTraining names."""
+    rng = np.random.default_rng(seed)
+    heads = {"cls.predictions.transform.dense.weight": rng.normal(0, 0.2, (hidden, hidden)).astype("float32"),
+             "cls.predictions.transform.dense.bias": rng.normal(0, 0.2, hidden).astype("float32"),
+             "cls.predictions.transform.LayerNorm.weight": rng.normal(1, 0.2, hidden).astype("float32"),
+             "cls.predictions.transform.LayerNorm.bias": rng.normal(0, 0.2, hidden).astype("float32"),
+             "cls.predictions.bias": rng.normal(0, 0.5, vocab_size).astype("float32")}
+    if next_sentence:
+        heads["cls.seq_relationship.weight"] = rng.normal(0, 0.5, (2, hidden)).astype("float32")
+        heads["cls.seq_relationship.bias"] = rng.normal(0, 0.5, 2).astype("float32")
+    return heads
+
+
+def tf1_head_tensors(heads: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Pretraining heads (BertForPreTraining names) renamed and laid out as in Google's TF1 checkpoints."""
+    return {TF1_PRETRAINING_HEAD_NAMES[k]: (np.transpose(v) if k.endswith("dense.weight") else v)
+            for k, v in heads.items()}

@@ -38,9 +38,11 @@ class SimulatedKill(BaseException):
     """A SIGKILL inside the --matrix process: the run stops where it is."""
 
 
-def _signal_at(step: int, signum: int):
+def _signal_at(step: int, signum: int, simulated: bool = False):
     def hook(global_step: int) -> None:
         if global_step == step:
+            if simulated and signum == signal.SIGKILL:
+                raise SimulatedKill()
             os.kill(os.getpid(), signum)
 
     return hook
@@ -89,7 +91,7 @@ def install(fault: str, simulated: bool = False) -> Callable[[], None]:
 
         def init(self, *args, **kwargs):
             original_init(self, *args, **kwargs)
-            self.step_hooks.append(_signal_at(int(arg), signum))
+            self.step_hooks.append(_signal_at(int(arg), signum, simulated))
 
         training.Trainer.__init__ = init
         return lambda: setattr(training.Trainer, "__init__", original_init)

@@ -1,6 +1,7 @@
-"""Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM head read from HF and TF1
-checkpoints and exported as BertForMaskedLM (against an independent numpy BERT), exact gradient accumulation,
-NVIDIA TFRecords, bad inputs, and an end-to-end run whose held-out perplexity falls and that resumes bitwise."""
+"""Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM and next-sentence heads read from
+HF, tf_model.h5 and TF1 checkpoints and exported as BertForMaskedLM / BertForPreTraining (against an independent
+numpy BERT), exact gradient accumulation with both losses, NVIDIA TFRecords with next-sentence prediction on and off,
+bad inputs, and end-to-end runs that learn and resume bitwise."""
 
 from __future__ import annotations
 
@@ -243,9 +244,13 @@ def _layer_norm(x, weight, bias, eps=1e-12):
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
-def numpy_masked_lm(state, config, ids, mask, positions):
-    """An independent float64 BERT + masked-LM head on Hugging Face BertForMaskedLM weights ([out, in] dense)."""
-    w = {k[len("bert."):] if k.startswith("bert.") else k: v.astype(np.float64) for k, v in state.items()}
+def _float64_weights(state):
+    return {k[len("bert."):] if k.startswith("bert.") else k: v.astype(np.float64) for k, v in state.items()}
+
+
+def numpy_encoder(state, config, ids, mask):
+    """An independent float64 BERT encoder on Hugging Face weights ([out, in] dense): the sequence output."""
+    w = _float64_weights(state)
     exact = config["hidden_act"] == "gelu"
     dense = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
     x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:ids.shape[1]] \
@@ -266,19 +271,24 @@ def numpy_masked_lm(state, config, ids, mask, positions):
         inner = _gelu(dense(x, p + "intermediate.dense"), exact)
         x = _layer_norm(x + dense(inner, p + "output.dense"), w[p + "output.LayerNorm.weight"],
                         w[p + "output.LayerNorm.bias"])
-    picked = np.take_along_axis(x, positions[:, :, None], axis=1)
+    return x
+
+
+def numpy_masked_lm(state, config, ids, mask, positions):
+    """The masked-LM logits of BertForMaskedLM weights: the encoder, then the head at the masked positions."""
+    w, exact = _float64_weights(state), config["hidden_act"] == "gelu"
+    dense = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
+    picked = np.take_along_axis(numpy_encoder(state, config, ids, mask), positions[:, :, None], axis=1)
     h = _gelu(dense(picked, "cls.predictions.transform.dense"), exact)
     h = _layer_norm(h, w["cls.predictions.transform.LayerNorm.weight"], w["cls.predictions.transform.LayerNorm.bias"])
     return h @ w["embeddings.word_embeddings.weight"].T + w["cls.predictions.bias"]
 
 
-def _random_head(hidden, vocab, seed=5):
-    rng = np.random.default_rng(seed)
-    return {"cls.predictions.transform.dense.weight": rng.normal(0, 0.2, (hidden, hidden)).astype("float32"),
-            "cls.predictions.transform.dense.bias": rng.normal(0, 0.2, hidden).astype("float32"),
-            "cls.predictions.transform.LayerNorm.weight": rng.normal(1, 0.2, hidden).astype("float32"),
-            "cls.predictions.transform.LayerNorm.bias": rng.normal(0, 0.2, hidden).astype("float32"),
-            "cls.predictions.bias": rng.normal(0, 0.5, vocab).astype("float32")}
+def numpy_next_sentence(state, config, ids, mask):
+    """The next-sentence logits of BertForPreTraining weights: the pooler (dense + tanh on [CLS]), then dense 2."""
+    w = _float64_weights(state)
+    pooled = np.tanh(numpy_encoder(state, config, ids, mask)[:, 0] @ w["pooler.dense.weight"].T + w["pooler.dense.bias"])
+    return pooled @ w["cls.seq_relationship.weight"].T + w["cls.seq_relationship.bias"]
 
 
 def _model_inputs():
@@ -293,17 +303,35 @@ def _logits(mlm, ids, mask, positions):
                                  "masked_lm_positions": positions}, training=False))
 
 
+def _both_logits(mlm, ids, mask, positions):
+    out = mlm.model({"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids),
+                     "masked_lm_positions": positions}, training=False)
+    return np.asarray(out["logits"]), np.asarray(out["next_sentence_logits"])
+
+
+def _check_next_sentence_model(mlm, state, config):
+    """Both heads of a model with next-sentence prediction against the numpy BERT on `state`."""
+    ids, mask, positions = _model_inputs()
+    masked_lm, next_sentence = _both_logits(mlm, ids, mask, positions)
+    assert np.abs(masked_lm - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
+    expected = numpy_next_sentence(state, config, ids, mask)
+    assert np.abs(next_sentence - expected).max() < 1e-5 and np.abs(expected).max() > 0.1
+    assert mlm.backbone.get_layer("pooled_dense").trainable  # the pooler trains with next-sentence prediction
+
+
 @pytest.fixture(scope="module")
 def hf_with_head(tiny_checkpoint, tmp_path_factory):
-    """The tiny checkpoint with a random masked-LM head added (Hugging Face names, "bert." prefixes)."""
+    """The tiny checkpoint with random masked-LM and next-sentence heads added (BertForPreTraining names)."""
     from safetensors.numpy import load_file, save_file
+
+    from checkpoint_factory import random_pretraining_heads
 
     directory = tmp_path_factory.mktemp("hf_mlm")
     for name in os.listdir(tiny_checkpoint):
         shutil.copy(os.path.join(tiny_checkpoint, name), directory)
     state = {"bert." + k: v for k, v in load_file(os.path.join(tiny_checkpoint, "model.safetensors")).items()}
     config = json.loads((directory / "config.json").read_text())
-    state.update(_random_head(config["hidden_size"], config["vocab_size"]))
+    state.update(random_pretraining_heads(config["hidden_size"], config["vocab_size"]))
     save_file(state, str(directory / "model.safetensors"))
     return str(directory), state, config
 
@@ -329,9 +357,10 @@ def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
     assert np.array_equal(_logits(reloaded, ids, mask, positions), _logits(mlm, ids, mask, positions))
 
 
-def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
+def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
     """transformers' TFBertForPreTraining layout: layer groups bert, mlm___cls and nsp___cls, weights named
-    tf_bert_for_pre_training/mlm___cls/predictions/... (the decoder tied to the word embeddings, not stored)."""
+    tf_bert_for_pre_training/mlm___cls/predictions/... (the decoder tied to the word embeddings, not stored) and
+    tf_bert_for_pre_training/nsp___cls/seq_relationship/kernel [hidden, 2]."""
     import h5py
     from test_checkpoints import tf2_h5_weight
 
@@ -346,14 +375,14 @@ def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
         if key.startswith("bert."):
             name, array = tf2_h5_weight(key[len("bert."):], value)
             groups["bert"][name.replace("tf_bert_model/", "tf_bert_for_pre_training/")] = array
+        elif key.startswith("cls.seq_relationship."):
+            leaf = "kernel" if key.endswith(".weight") else "bias"
+            groups["nsp___cls"][f"tf_bert_for_pre_training/nsp___cls/seq_relationship/{leaf}:0"] = value.T
         else:
             leaf = {"weight": "kernel" if ".dense." in key else "gamma", "bias": "beta" if "LayerNorm" in key else "bias"}
             path = key.replace("cls.", "mlm___cls.").rsplit(".", 1)
             array = value.T if key == mlm_model.HEAD_DENSE_WEIGHT else value
             groups["mlm___cls"]["tf_bert_for_pre_training/" + path[0].replace(".", "/") + "/" + leaf[path[1]] + ":0"] = array
-    rng = np.random.default_rng(2)
-    groups["nsp___cls"] = {"tf_bert_for_pre_training/nsp___cls/seq_relationship/kernel:0": rng.normal(
-        size=(config["hidden_size"], 2)), "tf_bert_for_pre_training/nsp___cls/seq_relationship/bias:0": np.zeros(2)}
     with h5py.File(tmp_path / "tf_model.h5", "w") as f:
         f.attrs["layer_names"] = [g.encode() for g in groups]
         for group_name, weights in groups.items():
@@ -361,10 +390,10 @@ def test_head_from_tf_model_h5_matches_numpy(hf_with_head, tmp_path):
             for name, array in weights.items():
                 group.create_dataset(name, data=np.asarray(array, np.float32))
             group.attrs["weight_names"] = [n.encode() for n in weights]
-    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path)))
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
     assert "tied decoder" in mlm.head_source
-    ids, mask, positions = _model_inputs()
-    assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, config, ids, mask, positions)).max() < 1e-4
+    _check_next_sentence_model(mlm, state, config)
 
 
 def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_path):
@@ -411,23 +440,72 @@ def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     assert np.abs(_logits(mlm, ids, mask, positions) - expected).max() < 1e-4
 
 
-def _one_update(checkpoint_dir, batch, accumulation_steps, strategy):
-    """The trainable weights after one LAMB update on `batch` (dropout off) under `strategy`."""
+def test_next_sentence_head_from_hf_and_export_match_numpy(hf_with_head, tiny_checkpoint, tmp_path):
+    """cls.seq_relationship from safetensors; the export is a BertForPreTraining directory with the head, which
+    a phase-2 run reads again; a checkpoint without the head has none to read."""
+    from safetensors.numpy import load_file
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    checkpoint, tokenizer = pretrained.load_pretrained(directory)
+    head = mlm_model.read_next_sentence_head(checkpoint)
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=head)
+    _check_next_sentence_model(mlm, state, config)
+    mlm_model.save_hf(mlm, str(tmp_path / "export"))
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert exported["architectures"] == ["BertForPreTraining"]
+    saved = load_file(str(tmp_path / "export" / "model.safetensors"))
+    assert saved["cls.seq_relationship.weight"].shape == (2, config["hidden_size"])
+    ids, mask, _ = _model_inputs()
+    assert np.abs(numpy_next_sentence(saved, exported, ids, mask) - numpy_next_sentence(state, config, ids, mask)).max() < 1e-5
+    again = mlm_model.read_next_sentence_head(pretrained.find_checkpoint(str(tmp_path / "export")))
+    assert all(np.array_equal(again[k], state[k]) for k in again)
+    assert mlm_model.read_next_sentence_head(pretrained.find_checkpoint(tiny_checkpoint)) is None
+    plain = mlm_model.load_masked_lm(checkpoint, tokenizer)  # masked LM alone: the pooler stays as loaded
+    assert plain.next_sentence is None and not plain.backbone.get_layer("pooled_dense").trainable
+
+
+def test_next_sentence_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
+    """Google's/BioBERT's cls/seq_relationship/output_weights [2, hidden] and output_bias."""
+    from checkpoint_factory import tf1_head_tensors, tf1_tensors, write_tf1_checkpoint
+
+    from bert_tf import pretrained
+    from bert_tf.pretraining import model as mlm_model
+
+    directory, state, config = hf_with_head
+    tensors = tf1_tensors({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
+    tensors.update(tf1_head_tensors({k: v for k, v in state.items() if k.startswith("cls.")}))
+    write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
+    (tmp_path / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
+    shutil.copy(os.path.join(directory, "vocab.txt"), tmp_path)
+    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
+    _check_next_sentence_model(mlm, state, {**config, "hidden_act": "gelu_new"})  # Google's gelu: the tanh form
+
+
+def _one_update(checkpoint_dir, batch, accumulation_steps, strategy, next_sentence=False):
+    """(the trainable weights, the step's training-history row) after one LAMB update on `batch` (dropout off)
+    under `strategy`; with `next_sentence` masked LM + next-sentence prediction (the checkpoint's heads)."""
     import tensorflow as tf
 
     from bert_tf import optimization, pretrained
-    from bert_tf.pretraining import model as mlm_model
+    from bert_tf.pretraining import model as mlm_model, task
     from bert_tf.training import Trainer
 
+    checkpoint, tokenizer = pretrained.load_pretrained(checkpoint_dir)
+    head = mlm_model.read_next_sentence_head(checkpoint) if next_sentence else None
     with strategy.scope():
-        mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(checkpoint_dir), dropout=0.0)
+        mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, dropout=0.0, next_sentence=head)
         optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
     signature = {key: tf.TensorSpec([None] * v.ndim, tf.int32) for key, v in batch.items()}
     dataset = tf.data.Dataset.from_generator(lambda: iter([batch]), output_signature=signature)
     trainer = Trainer(mlm.model, optimizer, strategy, passthrough_keys=(LABELS,), verbose=False,
-                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps)
+                      feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps,
+                      losses=task.losses(next_sentence))
     trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
-    return [v.numpy() for v in mlm.model.trainable_variables]
+    return [v.numpy() for v in mlm.model.trainable_variables], trainer.history[-1]
 
 
 MIRRORED_UPDATE = """
@@ -439,22 +517,34 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, sys.argv[1])
 from test_pretraining import _one_update
 from bert_tf import distribution
-weights = _one_update(sys.argv[2], dict(np.load(sys.argv[3])), 2, distribution.make_strategy("mirrored"))
+weights, _ = _one_update(sys.argv[2], dict(np.load(sys.argv[3])), 2, distribution.make_strategy("mirrored"), True)
 np.savez(sys.argv[4], *weights)
 """
 
 
+def _mean_cross_entropy(logits, labels):
+    keep = labels != IGNORE_LABEL
+    rows, gold = logits[keep], labels[keep]
+    top = rows.max(-1, keepdims=True)
+    log_norm = np.log(np.exp(rows - top).sum(-1)) + top[:, 0]
+    return float(np.mean(log_norm - rows[np.arange(len(gold)), gold]))
+
+
 def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, tmp_path):
-    """k micro-batches of 2 and one batch of 8 give the same update (dropout off), though the micro-batches hold
-    different numbers of masked positions (so averaging per micro-batch would differ); also with the batch split
-    over 2 replicas (MirroredStrategy on 2 logical CPUs, in a subprocess) and 2 micro-batches on each."""
+    """Masked LM + next-sentence prediction: k micro-batches of 2 and one batch of 8 give the same update (dropout
+    off), though the micro-batches hold different numbers of masked positions (so averaging per micro-batch would
+    differ); also with the batch split over 2 replicas (MirroredStrategy on 2 logical CPUs, in a subprocess) and 2
+    micro-batches on each. The step's loss is the numpy masked-LM loss + next-sentence loss, each reported too."""
     import tensorflow as tf
+
+    from bert_tf.pretraining.tfrecords import NSP_FEATURE
 
     documents = [[" ".join(TINY_WORDS[(i * 5 + j) % 22] for j in range(3 + 4 * (i % 5)))] for i in range(16)]
     data = _stream(tokenizer, tmp_path / "text", documents, max_seq_length=16, batch_size=8)
     blocks = sorted(enumerate(data.corpus.blocks(0, False)), key=lambda item: len(item[1]))
     picked = [blocks[i] for i in np.linspace(0, len(blocks) - 1, 8).astype(int)]  # short blocks to long
     batch = masking.masked_batch(picked, data.corpus.is_continuation, data.masking, 3, 0, tokenizer.pad_id)
+    batch[NSP_FEATURE] = np.array([0, 1, 1, 0, 0, 0, 1, 0], np.int32)
     per_micro_batch = (batch[LABELS] != IGNORE_LABEL).reshape(4, -1).sum(axis=1)
     assert len(set(per_micro_batch.tolist())) > 1
     np.savez(tmp_path / "batch.npz", **batch)
@@ -466,18 +556,51 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, t
     from bert_tf.pretraining import model as mlm_model
 
     try:
-        initial = [v.numpy() for v in
-                   mlm_model.load_masked_lm(*pretrained.load_pretrained(hf_with_head[0])).model.trainable_variables]
-        one, four = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy()) for k in (1, 4))
+        checkpoint, tokenizer = pretrained.load_pretrained(hf_with_head[0])
+        model = mlm_model.load_masked_lm(checkpoint, tokenizer,
+                                         next_sentence=mlm_model.read_next_sentence_head(checkpoint)).model
+        initial = {v.path: v.numpy() for v in model.trainable_variables}
+        (one, row), (four, _) = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy(), True)
+                                 for k in (1, 4))
         _, stderr = mirrored.communicate(timeout=600)
     finally:
         if mirrored.poll() is None:
             mirrored.kill()
-    assert max(float(np.abs(a - b).max()) for a, b in zip(initial, one)) > 1e-4  # it did train
+    changed = {path: float(np.abs(a - b).max()) for (path, a), b in zip(initial.items(), one)}
+    heads = [changed[p] for p in changed if p.startswith(("pooled_dense/", "next_sentence/"))]
+    assert len(heads) == 4 and min(heads) > 1e-6, changed  # it trained, the pooler and next-sentence head too
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, four)) < 1e-5
     assert mirrored.returncode == 0, stderr[-3000:]
     across = np.load(tmp_path / "mirrored.npz")
     assert max(float(np.abs(a - across[f"arr_{i}"]).max()) for i, a in enumerate(one)) < 1e-5
+    _, state, config = hf_with_head
+    ids, mask, positions = batch[TOKEN_IDS], batch["padding_mask"], batch["masked_lm_positions"]
+    masked_lm = _mean_cross_entropy(numpy_masked_lm(state, config, ids, mask, positions), batch[LABELS])
+    next_sentence = _mean_cross_entropy(numpy_next_sentence(state, config, ids, mask), batch[NSP_FEATURE])
+    assert row["masked_lm_loss"] == pytest.approx(masked_lm, rel=1e-5)
+    assert row["next_sentence_loss"] == pytest.approx(next_sentence, rel=1e-5)
+    assert row["loss"] == pytest.approx(masked_lm + next_sentence, rel=1e-5)
+
+
+def test_training_accuracy_from_running_counts():
+    """The epoch's training accuracies from counts (memory does not grow with the epoch), through a resume."""
+    from bert_tf.pretraining import task
+    from bert_tf.pretraining.tfrecords import NSP_FEATURE
+
+    steps = [{"preds": np.array([[5, 6, 7], [8, 9, 9]]), LABELS: np.array([[5, 0, IGNORE_LABEL], [8, 9, 1]]),
+              task.NSP_PREDS: np.array([0, 1]), NSP_FEATURE: np.array([0, 0])},
+             {"preds": np.array([[1, 2, 3]]), LABELS: np.array([[1, IGNORE_LABEL, IGNORE_LABEL]]),
+              task.NSP_PREDS: np.array([1]), NSP_FEATURE: np.array([1])}]
+    scores = task.TrainingAccuracy(True)
+    scores.add(steps[0])
+    resumed = task.TrainingAccuracy(True)
+    resumed.set_state(scores.get_state())
+    resumed.add(steps[1])
+    assert resumed.running() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3}
+    assert resumed.result() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3} and resumed.result() == {}
+    alone = task.TrainingAccuracy(False)
+    alone.add({k: v for k, v in steps[0].items() if k in ("preds", LABELS)})
+    assert alone.result() == {"accuracy": 3 / 5}
 
 
 # --- NVIDIA TFRecords --------------------------------------------------------------------------------------------
@@ -516,6 +639,10 @@ def test_nvidia_tfrecords_read(tmp_path):
     assert len(again) == 2 and all(np.array_equal(a[TOKEN_IDS], b[TOKEN_IDS]) for a, b in zip(again, batches[2:]))
     dataset, count = data.eval_dataset(3)
     assert count == 3 and len(list(dataset.as_numpy_iterator())) == 3
+    assert data.has_next_sentence_labels and tfrecords.NSP_FEATURE not in batches[0]  # read only when trained
+    data.next_sentence = True
+    held = list(data.eval_dataset(8)[0].as_numpy_iterator())[0]
+    assert held[tfrecords.NSP_FEATURE].tolist() == [0, 1, 0, 1, 0, 0, 1, 0]  # i % 2 in each file, files in order
     _write_records(tmp_path / "bad.tfrecord", 2, drop="masked_lm_weights")
     with pytest.raises(InputError, match="record 1 has no feature 'masked_lm_weights'"):
         tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
@@ -555,8 +682,11 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     assert reference.returncode == 0, reference.stderr[-2000:]
     results = json.loads((tmp_path / "ref" / "eval_results.json").read_text())
     assert results["after"]["perplexity"] < 0.8 * results["before"]["perplexity"], results
-    assert "masked-LM head  random" in reference.stdout
-    assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  [\d,]+ tokens/s", reference.stdout)
+    assert re.search(r"masked-LM head +random", reference.stdout)
+    assert "next-sentence prediction  off (text carries no next-sentence labels)" in reference.stdout
+    assert "masked_lm_loss" not in (tmp_path / "ref" / "history.csv").read_text()
+    assert re.search(r"train \[#+\] \d+/\d+ steps .* loss \d+\.\d{4}  accuracy \d\.\d{4}  [\d,]+ tokens/s",
+                     reference.stdout)
     assert not (tmp_path / "ref" / "checkpoints").exists()
     assert (tmp_path / "ref" / "report.html").is_file() and (tmp_path / "ref" / "perplexity.png").is_file()
     # --nodo_train: the saved model on the same held-out documents and masks gives the run's last figures
@@ -577,6 +707,117 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
     task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
     assert checkpoint.kind == "hf" and task.backbone.num_layers == 2
+
+
+NSP_COMMAND = ["--max_seq_length=16", "--max_predictions_per_seq=4", "--eval_batch_size=4", "--seed=42",
+               "--verbose=false"]
+
+
+def _nsp_records(folder):
+    """Training records with next-sentence labels (24), held-out ones (8), and records without the labels (8)."""
+    folder.mkdir()
+    _write_records(folder / "train.tfrecord", 24)
+    _write_records(folder / "eval.tfrecord", 8)
+    _write_records(folder / "plain.tfrecord", 8, drop="next_sentence_labels")
+    return {name: str(folder / f"{name}.tfrecord") for name in ("train", "eval", "plain")}
+
+
+def _event_tags(folder):
+    import tensorflow as tf
+
+    return {value.tag for path in folder.iterdir() for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+
+
+def test_next_sentence_prediction_trains_reports_exports_and_resumes_bitwise(hf_with_head, tmp_path):
+    """Records with next_sentence_labels and a checkpoint with the head: masked LM + next-sentence prediction,
+    both figures held out and in the history, curves and TensorBoard; the export is a BertForPreTraining directory
+    that the fine-tuning scripts load; a run killed after step 5 (second epoch) resumes to the same weights."""
+    from safetensors.numpy import load_file
+
+    from bert_tf import models, pretrained
+
+    records = _nsp_records(tmp_path / "records")
+    args = [f"--bert_model={hf_with_head[0]}", f"--input_files={records['train']}",
+            f"--eval_files_dir={records['eval']}", "--output_dir={out}", *NSP_COMMAND, "--train_batch_size=8",
+            "--num_train_steps=6", "--num_warmup_steps=1", "--learning_rate=1e-3",
+            "--optimizer_type=adamw", "--save_checkpoints_steps=2", "--deterministic", "--log_every=2"]
+    process = run_script([FAULT_INJECTION, "--matrix", tmp_path / "m", "kill_after_step=5", "run_pretraining.py",
+                          *args])
+    assert process.returncode == 0, process.stderr[-3000:]
+    matrix = json.loads((tmp_path / "m" / "matrix.json").read_text())
+    assert matrix["reference"]["statuses"] == [0] and matrix["chain-0"]["statuses"] == [-9, 0]
+    ref, run = tmp_path / "m" / "reference", tmp_path / "m" / "chain-0"
+    assert f"next-sentence prediction  on (labels in the TFRecords, head from {hf_with_head[0]})" in process.stdout
+    assert "with next-sentence labels" in process.stdout
+    results = json.loads((ref / "eval_results.json").read_text())
+    for side in ("before", "after"):
+        figures = results[side]
+        assert set(figures) == {"loss", "accuracy", "perplexity", "masked_lm_loss", "next_sentence_loss",
+                                "next_sentence_accuracy"}
+        assert figures["loss"] == pytest.approx(figures["masked_lm_loss"] + figures["next_sentence_loss"])
+        assert figures["perplexity"] == pytest.approx(math.exp(figures["masked_lm_loss"]))
+    assert json.loads((run / "eval_results.json").read_text()) == results
+    weights = [load_file(str(d / "model" / "model.safetensors")) for d in (ref, run)]
+    assert weights[0].keys() == weights[1].keys() and all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not np.array_equal(weights[0]["cls.seq_relationship.weight"], hf_with_head[1]["cls.seq_relationship.weight"])
+    assert json.loads((ref / "model" / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    history = [(d / "history.csv").read_text().splitlines() for d in (ref, run)]
+    header = history[0][0].split(",")
+    assert {"masked_lm_loss", "next_sentence_loss", "next_sentence_accuracy"} <= set(header)
+    drop = header.index("seconds")
+    assert [r.split(",")[:drop] + r.split(",")[drop + 1:] for r in history[0]] == \
+        [r.split(",")[:drop] + r.split(",")[drop + 1:] for r in history[1]]
+    for name in ("next_sentence_loss", "next_sentence_accuracy", "masked_lm_loss", "perplexity"):
+        assert (ref / f"{name}.png").is_file()
+    assert 'alt="next_sentence_accuracy"' in (ref / "report.html").read_text()
+    assert {"loss", "masked_lm_loss", "next_sentence_loss"} <= _event_tags(ref / "tensorboard" / "train")
+    assert {"next_sentence_loss", "next_sentence_accuracy", "masked_lm_loss"} <= _event_tags(
+        ref / "tensorboard" / "validation")
+    checkpoint, tokenizer = pretrained.load_pretrained(str(ref))  # what run_ner.py --bert_model does
+    assert models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1).backbone.num_layers == 2
+
+
+def test_next_sentence_prediction_off_unless_labels_and_head(hf_with_head, tiny_checkpoint, tmp_path):
+    """Evaluation alone (no training) says in the run table whether next-sentence prediction is on and why; files
+    of which only some carry next_sentence_labels, or held-out records without them, fail with one line naming
+    the file, exit 2, and nothing written."""
+    from conftest import run_script_batch
+
+    records = _nsp_records(tmp_path / "records")
+    evaluate = lambda checkpoint, held, out, *extra: [f"--bert_model={checkpoint}", "--nodo_train",
+                                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}",
+                                                      *NSP_COMMAND, *extra]
+    train = lambda files, held, out: [f"--bert_model={hf_with_head[0]}", f"--input_files={files}",
+                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}", *NSP_COMMAND,
+                                      "--num_train_steps=2"]
+    runs = run_script_batch("run_pretraining.py", {
+        "on": evaluate(hf_with_head[0], records["eval"], "on"),
+        "no_head": evaluate(tiny_checkpoint, records["eval"], "no_head"),
+        "no_labels": evaluate(hf_with_head[0], records["plain"], "no_labels"),
+        "off": evaluate(hf_with_head[0], records["eval"], "off", "--next_sentence_prediction=off"),
+        "mixed": train(f"{records['train']},{records['plain']}", records["eval"], "mixed"),
+        "held_without": train(records["train"], records["plain"], "held_without"),
+    }, tmp_path)
+    for name, run in runs.items():
+        assert run.returncode == (2 if name in ("mixed", "held_without") else 0), (name, run.stderr[-2000:])
+    assert "next-sentence prediction  on (labels in the TFRecords" in runs["on"].stdout
+    on = json.loads((tmp_path / "on" / "eval_results.json").read_text())["eval"]
+    assert on["loss"] == pytest.approx(on["masked_lm_loss"] + on["next_sentence_loss"])
+    assert "next-sentence prediction  off (the checkpoint has no next-sentence head" in runs["no_head"].stdout
+    assert "next-sentence prediction  off (the TFRecords carry no next_sentence_labels)" in runs["no_labels"].stdout
+    assert "next-sentence prediction  off (--next_sentence_prediction=off)" in runs["off"].stdout
+    for name in ("no_head", "no_labels", "off"):
+        figures = json.loads((tmp_path / name / "eval_results.json").read_text())["eval"]
+        assert set(figures) == {"loss", "accuracy", "perplexity"}, name
+        assert figures["loss"] == pytest.approx(on["masked_lm_loss"], rel=1e-5) if name == "off" else True
+    assert error_lines(runs["mixed"]) == [
+        f"error: {records['plain']}: record 1 has no feature 'next_sentence_labels' and {records['train']} does: "
+        "every file or none must carry it"]
+    assert error_lines(runs["held_without"]) == [
+        f"error: {records['plain']}: the held-out records carry no next_sentence_labels while the training records "
+        "do (or give --next_sentence_prediction=off)"]
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "held_without").exists()
 
 
 def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):

@@ -1,13 +1,15 @@
 """The masked-LM model: a BERT backbone and BERT's prediction head (dense + activation + LayerNorm, then the word
 embeddings transposed, i.e. a decoder tied to them, plus an output bias), its head weights read from the checkpoint,
-and its Hugging Face BertForMaskedLM directory (the run's OUTPUT/model)."""
+and its Hugging Face BertForMaskedLM directory (the run's OUTPUT/model). With next-sentence prediction also BERT's
+next-sentence head (dense 2 over the pooler's output, i.e. tanh(dense([CLS]))), read from the checkpoint, and the
+directory is a BertForPreTraining one."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import keras_hub
@@ -23,6 +25,8 @@ from bert_tf.tokenization import WordPieceTokenizer
 
 MODEL_INPUTS = FEATURE_KEYS + (MASKED_POSITIONS,)
 HF_ARCHITECTURE = "BertForMaskedLM"
+HF_PRETRAINING_ARCHITECTURE = "BertForPreTraining"  # masked LM + next-sentence prediction
+MLM_LOGITS, NSP_LOGITS = "logits", "next_sentence_logits"  # the outputs of a model with both heads
 LAYER_NORM_EPSILON = 1e-12
 # The head's weights under Hugging Face names (canonical layout: dense weights [out, in]) and TF1 names.
 HEAD_DENSE_WEIGHT, HEAD_DENSE_BIAS = "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias"
@@ -36,6 +40,12 @@ TF1_HEAD_NAMES = {
     HEAD_NORM_BIAS: "cls/predictions/transform/LayerNorm/beta",
     HEAD_BIAS: "cls/predictions/output_bias",
 }
+# The next-sentence head: [2, hidden] and [2] in Hugging Face and TF1 alike (Google's output_weights are [out, in]).
+# Logit 0: B follows A; 1: B is random (create_pretraining_data.py's next_sentence_labels).
+NSP_WEIGHT, NSP_BIAS = "cls.seq_relationship.weight", "cls.seq_relationship.bias"
+TF1_NSP_NAMES = {NSP_WEIGHT: "cls/seq_relationship/output_weights", NSP_BIAS: "cls/seq_relationship/output_bias"}
+# The pooler the next-sentence head reads, which a checkpoint with the head must hold too.
+TF1_POOLER_NAMES = {key: pretrained.tf1_name(key) for key in pretrained.POOLER_KEYS}
 
 
 @dataclasses.dataclass
@@ -48,20 +58,30 @@ class MaskedLM:
     tokenizer: WordPieceTokenizer
     activation: str
     head_source: str  # where the head's weights came from ("random" when the checkpoint had none)
+    next_sentence: Optional[keras.layers.Dense] = None  # the next-sentence head when it is trained
 
 
-def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str) -> tuple:
-    """(model, head): inputs FEATURE_KEYS + masked_lm_positions, output float32 logits [batch, predictions, vocab]."""
-    backbone.get_layer("pooled_dense").trainable = False  # masked LM does not read the pooler (kept as loaded)
+def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str, next_sentence: bool = False) -> tuple:
+    """(model, masked-LM head, next-sentence head or None): inputs FEATURE_KEYS + masked_lm_positions, output float32
+    logits [batch, predictions, vocab]; with `next_sentence` a dict of those (MLM_LOGITS) and the next-sentence
+    logits [batch, 2] (NSP_LOGITS), and the pooler trains."""
+    backbone.get_layer("pooled_dense").trainable = next_sentence  # masked LM alone does not read the pooler
     inputs = models.backbone_inputs()
     inputs[MASKED_POSITIONS] = keras.Input(shape=(None,), dtype="int32", name=MASKED_POSITIONS)
-    sequence = backbone({k: inputs[k] for k in FEATURE_KEYS})["sequence_output"]
+    outputs = backbone({k: inputs[k] for k in FEATURE_KEYS})
+    initializer = keras.initializers.TruncatedNormal(stddev=0.02)
     head = keras_hub.layers.MaskedLMHead(
         token_embedding=backbone.token_embedding, intermediate_activation=pretrained.ACTIVATIONS[activation],
-        layer_norm_epsilon=LAYER_NORM_EPSILON, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        name="mlm_head")
-    logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(head(sequence, inputs[MASKED_POSITIONS]))
-    return keras.Model(inputs, logits, name="bert_masked_lm"), head
+        layer_norm_epsilon=LAYER_NORM_EPSILON, kernel_initializer=initializer, name="mlm_head")
+    logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(
+        head(outputs["sequence_output"], inputs[MASKED_POSITIONS]))
+    if not next_sentence:
+        return keras.Model(inputs, logits, name="bert_masked_lm"), head, None
+    nsp_head = keras.layers.Dense(2, kernel_initializer=initializer, name="next_sentence")
+    nsp_logits = keras.layers.Activation("linear", dtype="float32", name=NSP_LOGITS)(
+        nsp_head(outputs["pooled_output"]))
+    model = keras.Model(inputs, {MLM_LOGITS: logits, NSP_LOGITS: nsp_logits}, name="bert_pretraining")
+    return model, head, nsp_head
 
 
 def preset_head_weights(path: str) -> Optional[Dict[str, np.ndarray]]:
@@ -83,28 +103,43 @@ def preset_head_weights(path: str) -> Optional[Dict[str, np.ndarray]]:
     return values
 
 
+def read_canonical(checkpoint: Checkpoint, tf1_names: Dict[str, str],
+                   tf1_transposed: Sequence[str] = ()) -> Optional[Dict[str, np.ndarray]]:
+    """The tensors of `tf1_names`' keys (canonical names; the TF1 names beside them) of an "hf" or "tf1"
+    checkpoint in the canonical layout, or None unless it holds them all (`tf1_transposed`: stored [in, out] in
+    TF1)."""
+    if checkpoint.kind == "hf":
+        tensors = pretrained.hf_weight_source(checkpoint.path).tensors
+        if not all(k in tensors for k in tf1_names):
+            return None
+        return {k: tensors[k].read() for k in tf1_names}
+    if checkpoint.kind == "tf1":
+        import tensorflow as tf
+
+        reader = tf.train.load_checkpoint(pretrained.resolve_tf1_prefix(checkpoint.path))
+        names = reader.get_variable_to_shape_map()
+        if not all(n in names for n in tf1_names.values()):
+            return None
+        values = {k: np.asarray(reader.get_tensor(n), np.float32) for k, n in tf1_names.items()}
+        return {k: v.T if k in tf1_transposed else v for k, v in values.items()}
+    return None
+
+
 def read_head_weights(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
     """The masked-LM head of an "hf", "tf1" or "keras_hub" checkpoint in the canonical layout, or None when it has
     none."""
     if checkpoint.kind == "keras_hub":
         return preset_head_weights(checkpoint.path)
-    if checkpoint.kind == "hf":
-        tensors = pretrained.hf_weight_source(checkpoint.path).tensors
-        if not all(k in tensors for k in HEAD_KEYS):
-            return None
-        return {k: tensors[k].read() for k in HEAD_KEYS}
-    if checkpoint.kind == "tf1":
-        import tensorflow as tf
+    return read_canonical(checkpoint, TF1_HEAD_NAMES, (HEAD_DENSE_WEIGHT,))  # TF1 kernels are [in, out]
 
-        prefix = pretrained.resolve_tf1_prefix(checkpoint.path)
-        reader = tf.train.load_checkpoint(prefix)
-        names = reader.get_variable_to_shape_map()
-        if not all(n in names for n in TF1_HEAD_NAMES.values()):
-            return None
-        values = {k: np.asarray(reader.get_tensor(n), np.float32) for k, n in TF1_HEAD_NAMES.items()}
-        values[HEAD_DENSE_WEIGHT] = values[HEAD_DENSE_WEIGHT].T  # TF1 kernels are [in, out]
-        return values
-    return None
+
+def read_next_sentence_head(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
+    """The next-sentence head (cls.seq_relationship weight [2, hidden] and bias [2]) of an "hf" checkpoint
+    (safetensors, tf_model.h5, pytorch_model.bin; bert-tf's own output) or a "tf1" one, or None when it has none or
+    no pooler to read it from (keras-hub has no next-sentence task)."""
+    values = read_canonical(checkpoint, {**TF1_NSP_NAMES, **TF1_POOLER_NAMES},
+                            tuple(k for k in TF1_POOLER_NAMES if pretrained.is_dense_weight(k)))
+    return None if values is None else {k: values[k] for k in TF1_NSP_NAMES}
 
 
 def head_variables(head: keras_hub.layers.MaskedLMHead) -> Dict[str, Any]:
@@ -114,47 +149,67 @@ def head_variables(head: keras_hub.layers.MaskedLMHead) -> Dict[str, Any]:
             HEAD_BIAS: head._bias}
 
 
-def assign_head(head: keras_hub.layers.MaskedLMHead, values: Dict[str, np.ndarray], source: str) -> None:
-    """Copy canonical head weights into the head; InputError naming the tensor when a shape differs."""
-    for key, variable in head_variables(head).items():
-        value = values[key].T if key == HEAD_DENSE_WEIGHT else values[key]
+def assign_canonical(slots: Sequence[Tuple[str, Any, bool]], values: Dict[str, np.ndarray], source: str) -> None:
+    """Copy canonical weights into (key, variable, transposed: a dense kernel stored [in, out]) slots; InputError
+    naming the tensor when a shape differs."""
+    for key, variable, transposed in slots:
+        value = values[key].T if transposed else values[key]
         if tuple(value.shape) != tuple(variable.shape):
             raise InputError(f"{key} has shape {list(values[key].shape)}, the model needs "
-                             f"{list(variable.shape)[::-1] if key == HEAD_DENSE_WEIGHT else list(variable.shape)}",
-                             source)
+                             f"{list(variable.shape)[::-1] if transposed else list(variable.shape)}", source)
         variable.assign(value.astype("float32"))
 
 
-def load_masked_lm(checkpoint: Checkpoint, tokenizer: WordPieceTokenizer,
-                   dropout: Optional[float] = None) -> MaskedLM:
-    """The masked-LM model of a checkpoint of any kind; its head from the checkpoint when it has one."""
+def assign_head(head: keras_hub.layers.MaskedLMHead, values: Dict[str, np.ndarray], source: str) -> None:
+    """Copy canonical masked-LM head weights into the head; InputError naming the tensor when a shape differs."""
+    assign_canonical([(k, v, k == HEAD_DENSE_WEIGHT) for k, v in head_variables(head).items()], values, source)
+
+
+def assign_next_sentence(head: keras.layers.Dense, values: Dict[str, np.ndarray], source: str) -> None:
+    """Copy a canonical next-sentence head ([2, hidden] weight, [2] bias) into the Dense layer; InputError naming
+    the tensor when a shape differs."""
+    assign_canonical([(NSP_WEIGHT, head.kernel, True), (NSP_BIAS, head.bias, False)], values, source)
+
+
+def load_masked_lm(checkpoint: Checkpoint, tokenizer: WordPieceTokenizer, dropout: Optional[float] = None,
+                   next_sentence: Optional[Dict[str, np.ndarray]] = None) -> MaskedLM:
+    """The masked-LM model of a checkpoint of any kind; its head from the checkpoint when it has one. With
+    `next_sentence` (read_next_sentence_head's weights), the model also predicts the next sentence."""
     backbone = models.load_backbone(checkpoint, dropout)
     models.check_vocab_matches(backbone, tokenizer)
-    model, head = build_masked_lm(backbone, checkpoint.activation)
+    model, head, nsp_head = build_masked_lm(backbone, checkpoint.activation, next_sentence is not None)
     values = read_head_weights(checkpoint)
     if values is not None:
         assign_head(head, values, checkpoint.path)
+    if nsp_head is not None:
+        assign_next_sentence(nsp_head, next_sentence, checkpoint.path)
     source = f"{checkpoint.path} (tied decoder)" if values is not None else "random (the checkpoint has no masked-LM head)"
-    return MaskedLM(model, backbone, head, tokenizer, checkpoint.activation, source)
+    return MaskedLM(model, backbone, head, tokenizer, checkpoint.activation, source, nsp_head)
 
 
 def hf_state_dict(mlm: MaskedLM) -> Dict[str, np.ndarray]:
-    """The model's weights under transformers' BertForMaskedLM names (the decoder is tied, so not stored)."""
+    """The model's weights under transformers' BertForMaskedLM names (the decoder is tied, so not stored); with the
+    next-sentence head under BertForPreTraining's (cls.seq_relationship.*)."""
     state = {"bert." + key: value for key, value in
              pretrained.backbone_state(mlm.backbone, include_pooler=True).items()}
     for key, variable in head_variables(mlm.head).items():
         value = np.asarray(variable.numpy(), np.float32)
         state[key] = np.ascontiguousarray(value.T) if key == HEAD_DENSE_WEIGHT else value
     state["cls.predictions.decoder.bias"] = state[HEAD_BIAS]
+    if mlm.next_sentence is not None:
+        state[NSP_WEIGHT] = np.ascontiguousarray(np.asarray(mlm.next_sentence.kernel.numpy()).T)
+        state[NSP_BIAS] = np.asarray(mlm.next_sentence.bias.numpy())
     return {k: v.astype("float32") for k, v in state.items()}
 
 
 def save_hf(mlm: MaskedLM, directory: str, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Write a transformers BertForMaskedLM directory (config.json, model.safetensors, vocab.txt,
-    tokenizer_config.json), replacing `directory` atomically; every bert-tf script loads it as --bert_model."""
+    """Write a transformers BertForMaskedLM directory (BertForPreTraining with the next-sentence head; config.json,
+    model.safetensors, vocab.txt, tokenizer_config.json), replacing `directory` atomically; every bert-tf script
+    loads it as --bert_model."""
     from safetensors.numpy import save_file
 
-    config = {"architectures": [HF_ARCHITECTURE],
+    architecture = HF_ARCHITECTURE if mlm.next_sentence is None else HF_PRETRAINING_ARCHITECTURE
+    config = {"architectures": [architecture],
               **export.hf_encoder_config(mlm.backbone, mlm.activation, mlm.tokenizer.pad_id),
               "tie_word_embeddings": True, **(extra or {})}
     with atomic_directory(directory) as tmp:

@@ -4,7 +4,8 @@ Each record holds fixed-length int64 features input_ids, input_mask, segment_ids
 masked_lm_positions, masked_lm_ids [max_predictions_per_seq], float masked_lm_weights and next_sentence_labels [1].
 The masks are those written (made offline, `dupe_factor` times). Positions of weight 0 carry no label. Every
 epoch reads the files in a new seeded order through a seeded shuffle buffer, so a resumed run sees what an
-uninterrupted one does. Next-sentence labels are not trained (masked LM alone).
+uninterrupted one does. Next-sentence labels (0: B follows A, 1: B is random) are read when every file carries them
+and the run trains next-sentence prediction (`next_sentence`); files of which only some carry them are an error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bert_tf.pretraining.masking import MASKED_POSITIONS
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 PREDICTION_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
-NSP_FEATURE = "next_sentence_labels"
+NSP_FEATURE = "next_sentence_labels"  # also the batch key of the labels
 SHUFFLE_BUFFER = 1000
 
 
@@ -45,13 +46,15 @@ def expected_lengths(max_seq_length: int, max_predictions: int) -> Dict[str, int
     return {**{k: max_seq_length for k in SEQUENCE_FEATURES}, **{k: max_predictions for k in PREDICTION_FEATURES}}
 
 
-def check_record(serialized: bytes, lengths: Dict[str, int], path: str, record: int) -> None:
-    """InputError naming the file and record when a feature is missing or of the wrong length."""
+def check_record(serialized: bytes, lengths: Dict[str, int], path: str, record: int) -> bool:
+    """Whether the record carries next-sentence labels; InputError naming the file and record when a feature is
+    missing or of the wrong length."""
     try:
         features = tf.train.Example.FromString(serialized).features.feature
     except Exception:  # protobuf's DecodeError
         raise InputError(f"record {record} is not a tf.train.Example", path) from None
-    for name, length in lengths.items():
+    has_labels = NSP_FEATURE in features
+    for name, length in {**lengths, **({NSP_FEATURE: 1} if has_labels else {})}.items():
         if name not in features:
             raise InputError(f"record {record} has no feature {name!r} (create_pretraining_data.py writes "
                              f"{', '.join(lengths)})", path)
@@ -60,11 +63,22 @@ def check_record(serialized: bytes, lengths: Dict[str, int], path: str, record: 
         if len(values) != length:
             raise InputError(f"record {record}: feature {name!r} holds {len(values)} values, expected {length} "
                              "(--max_seq_length / --max_predictions_per_seq as the data was made with)", path)
+    return has_labels
 
 
-def count_and_check(paths: Sequence[str], lengths: Dict[str, int]) -> int:
-    """The number of records in the files; the first record of each is checked."""
-    total = 0
+def check_same_labels(paths: Sequence[str], carried: Sequence[bool]) -> None:
+    """InputError naming the first file that differs from the first one in carrying next-sentence labels."""
+    if len(set(carried)) > 1:
+        odd = carried.index(not carried[0])
+        which = "has no" if carried[0] else "carries"
+        raise InputError(f"record 1 {which} feature {NSP_FEATURE!r} and {paths[0]} "
+                         f"{'does' if carried[0] else 'does not'}: every file or none must carry it", paths[odd])
+
+
+def count_and_check(paths: Sequence[str], lengths: Dict[str, int]) -> Tuple[int, bool]:
+    """(the number of records in the files, whether they carry next-sentence labels); the first record of each
+    is checked, and every file or none must carry the labels."""
+    total, carried = 0, []
     for path in paths:
         try:
             records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
@@ -72,19 +86,22 @@ def count_and_check(paths: Sequence[str], lengths: Dict[str, int]) -> int:
             raise InputError(f"damaged TFRecord file ({str(e).splitlines()[0]})", path) from None
         if not records:
             raise InputError("no records", path)
-        check_record(records[0], lengths, path, 1)
+        carried.append(check_record(records[0], lengths, path, 1))
         total += len(records)
-    return total
+    check_same_labels(paths, carried)
+    return total, bool(carried) and carried[0]
 
 
 class TFRecordData:
-    """create_pretraining_data.py records in batches of `batch_size`, per epoch in a new seeded order."""
+    """create_pretraining_data.py records in batches of `batch_size`, per epoch in a new seeded order; the batches
+    hold the next-sentence labels (NSP_FEATURE) when `next_sentence` is set (the files must carry them)."""
 
     def __init__(self, paths: Sequence[str], max_seq_length: int, max_predictions: int, batch_size: int,
                  seed: int = 0):
         self.paths, self.batch_size, self.seed = list(paths), batch_size, seed
         self.lengths = expected_lengths(max_seq_length, max_predictions)
-        self.num_records = count_and_check(self.paths, self.lengths)
+        self.num_records, self.has_next_sentence_labels = count_and_check(self.paths, self.lengths)
+        self.next_sentence = False
         if self.num_records < batch_size:
             raise InputError(f"{self.num_records} records, fewer than one batch of {batch_size}", self.paths[0])
 
@@ -95,16 +112,22 @@ class TFRecordData:
 
     def describe(self) -> str:
         """One line for the run table."""
-        return f"{self.num_records} records in {len(self.paths)} file(s); masks as written; next-sentence labels unused"
+        labels = "with" if self.has_next_sentence_labels else "without"
+        return (f"{self.num_records} records in {len(self.paths)} file(s); masks as written; {labels} next-sentence "
+                "labels")
 
     def _parse(self, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        lengths = {**self.lengths, **({NSP_FEATURE: 1} if self.next_sentence else {})}
         spec = {k: tf.io.FixedLenFeature([n], tf.float32 if k == "masked_lm_weights" else tf.int64)
-                for k, n in self.lengths.items()}
+                for k, n in lengths.items()}
         f = tf.io.parse_example(serialized, spec)
         labels = tf.where(f["masked_lm_weights"] > 0, f["masked_lm_ids"], -1)
-        return {TOKEN_IDS: tf.cast(f["input_ids"], tf.int32), PADDING_MASK: tf.cast(f["input_mask"], tf.int32),
-                SEGMENT_IDS: tf.cast(f["segment_ids"], tf.int32),
-                MASKED_POSITIONS: tf.cast(f["masked_lm_positions"], tf.int32), LABELS: tf.cast(labels, tf.int32)}
+        batch = {TOKEN_IDS: tf.cast(f["input_ids"], tf.int32), PADDING_MASK: tf.cast(f["input_mask"], tf.int32),
+                 SEGMENT_IDS: tf.cast(f["segment_ids"], tf.int32),
+                 MASKED_POSITIONS: tf.cast(f["masked_lm_positions"], tf.int32), LABELS: tf.cast(labels, tf.int32)}
+        if self.next_sentence:
+            batch[NSP_FEATURE] = tf.cast(f[NSP_FEATURE][:, 0], tf.int32)
+        return batch
 
     def epoch_dataset(self, epoch: int, first_step: int, end_step: int) -> tf.data.Dataset:
         """The epoch's batches first_step..end_step-1: the files in a seeded order through a seeded shuffle
