@@ -648,6 +648,12 @@ def test_nvidia_tfrecords_read(tmp_path):
         tfrecords.TFRecordData([str(tmp_path / "bad.tfrecord")], 16, 4, 2)
     with pytest.raises(InputError, match="holds 16 values, expected 32"):
         tfrecords.TFRecordData(files, 32, 4, 2)
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    with pytest.raises(InputError, match="empty.tfrecord: no records"):
+        tfrecords.TFRecordData([str(tmp_path / "empty.tfrecord")], 16, 4, 2)
+    (tmp_path / "cut.tfrecord").write_bytes((tmp_path / "a.tfrecord").read_bytes()[:-10])
+    with pytest.raises(InputError, match=r"cut.tfrecord: damaged TFRecord file \(truncated record at \d+"):
+        tfrecords.TFRecordData([str(tmp_path / "cut.tfrecord")], 16, 4, 2)
 
 
 # --- the script ------------------------------------------------------------------------------------------------

@@ -75,19 +75,28 @@ def check_same_labels(paths: Sequence[str], carried: Sequence[bool]) -> None:
                          f"{'does' if carried[0] else 'does not'}: every file or none must carry it", paths[odd])
 
 
+def tf_error_message(error: tf.errors.OpError) -> str:
+    """The first line of a TensorFlow error without its function-node prefix and op suffix."""
+    line = (error.message or str(error)).splitlines()[0]
+    line = line.split("}} ", 1)[-1]
+    return line.split(" [Op:", 1)[0].strip()
+
+
 def count_and_check(paths: Sequence[str], lengths: Dict[str, int]) -> Tuple[int, bool]:
     """(the number of records in the files, whether they carry next-sentence labels); the first record of each
     is checked, and every file or none must carry the labels."""
     total, carried = 0, []
     for path in paths:
+        records = tf.data.TFRecordDataset(path)
         try:
-            records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+            first = next(iter(records.take(1).as_numpy_iterator()), None)
+            count = int(records.reduce(np.int64(0), lambda n, _: n + 1))  # streamed: one record in memory at a time
         except tf.errors.DataLossError as e:
-            raise InputError(f"damaged TFRecord file ({str(e).splitlines()[0]})", path) from None
-        if not records:
+            raise InputError(f"damaged TFRecord file ({tf_error_message(e)})", path) from None
+        if first is None:
             raise InputError("no records", path)
-        carried.append(check_record(records[0], lengths, path, 1))
-        total += len(records)
+        carried.append(check_record(first, lengths, path, 1))
+        total += count
     check_same_labels(paths, carried)
     return total, bool(carried) and carried[0]
 
