@@ -8,41 +8,26 @@ import shutil
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from bert_tf import ownership
-from bert_tf.published_flags import IGNORED_FLAGS
+from bert_tf import config as run_config, lifecycle
 from bert_tf.errors import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INPUT_ERROR, EXIT_INTERRUPTED, InputError,
                             RunInterrupted, TrainingDiverged)
 from bert_tf.io_utils import STORAGE_ERRORS, storage_errno, write_json_atomic
-from bert_tf.ownership import claim_output_dir, enter_phase  # noqa: F401  (for the entry points)
 
 MIN_FREE_BYTES = 200 * 2**20
 
 
-def error_exit_status(run: Callable[[], Optional[int]]) -> int:
-    """Run `run()` and turn the project's errors into one line on stderr and an exit status.
+def error_exit_status(run: Callable[[], Optional[int]], command: Optional[str] = None) -> int:
+    """Run `run()` as one run of `command` (default: the program's name; see bert_tf.lifecycle) and turn the project's errors into one line on stderr and an exit status.
 
-    Bad input: `error: FILE:LINE: problem`, 2 (the output folder left as it was). A diverged loss: 3. A write
-    that failed on a full disk or a read-only file system: 4, naming the path. SIGTERM at any moment: 75, saying
-    that the same command continues the job. Anything else propagates (a bug deserves its traceback). Returns
-    `run()`'s status (0 for None).
+    Bad input: `error: FILE:LINE: problem`, 2 (the run's lifecycle has left the output folder as it was). A
+    diverged loss: 3. A write that failed on a full disk or a read-only file system: 4, naming the path. SIGTERM at
+    any moment: 75, saying that the same command continues the job. Anything else propagates (a bug deserves its
+    traceback). Returns `run()`'s status (0 for None).
     """
     try:
-        return _run_reporting_errors(run)
-    finally:
-        ownership.forget_claims()  # a stopped run's owner file stays for the rerun
-
-
-def _run_reporting_errors(run: Callable[[], Optional[int]]) -> int:
-    """error_exit_status without the bookkeeping of claims."""
-    try:
-        with ownership.sigterm_interrupts():
-            ownership.enter_phase("start-up")
-            status = int(run() or 0)
-        if status == 0:
-            ownership.finish_claims()
-        return status
+        with lifecycle.running(command or os.path.basename(sys.argv[0])):
+            return int(run() or 0)
     except InputError as e:
-        ownership.abandon_claims()
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except TrainingDiverged as e:
@@ -107,25 +92,6 @@ def check_output_dir(path: str, overwrite: bool, flag: str, overwrite_flag: str 
                          f"{MIN_FREE_BYTES // 2**20} MiB needed", parent)
 
 
-def run_identity(flags_module: Any, data_files: Sequence[str] = ()) -> Dict[str, Any]:
-    """This command's identity for its claim on an output folder: the script, its flags, its data files."""
-    return ownership.run_identity(os.path.basename(sys.argv[0]), flag_values(flags_module), data_files)
-
-
-def flag_values(flags_module: Any) -> Dict[str, Any]:
-    """The values of the flags defined by this project's scripts (JSON-serialisable)."""
-    values = {}
-    for name in flags_module.FLAGS:
-        flag = flags_module.FLAGS[name]
-        module = flags_module.FLAGS.find_module_defining_flag(name) or ""
-        if module.startswith(("absl", "tensorflow", "keras")):
-            continue
-        value = flag.value
-        if isinstance(value, (str, int, float, bool, type(None), list)):
-            values[name] = value
-    return values
-
-
 def write_run_config(directory: str, values: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> None:
     """Save the flags of a run (and anything else worth knowing) as run_config.json."""
     write_json_atomic(os.path.join(directory, "run_config.json"), {"flags": values, **(extra or {})})
@@ -148,12 +114,12 @@ def notice(message: str, path: Optional[str] = None, kind: str = "note") -> None
     sys.stderr.flush()
 
 
-def note_ignored_flags(values: Any) -> List[str]:
-    """One notice per published flag given on this command line that does nothing here; their names."""
-    given = [name for name in IGNORED_FLAGS if name in values and values[name].present]
-    for name in given:
-        notice(f"--{name}={values[name].value} does nothing here: {IGNORED_FLAGS[name]}")
-    return given
+def note_published_noops(config: Any) -> List[str]:
+    """One notice per published no-op setting given (see bert_tf.config.PUBLISHED_NOOP); their names."""
+    given = run_config.published_noops_given(config)
+    for name, value, why in given:
+        notice(f"--{name}={value} does nothing here: {why}")
+    return [name for name, _, _ in given]
 
 
 def remove_tree_quietly(path: str) -> None:

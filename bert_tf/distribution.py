@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bert_tf.config import AMP_DTYPES, DISTRIBUTIONS  # noqa: F401  (the choices, defined with the flags)
 from bert_tf.errors import InputError
 
-DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
 
 
 def _in_slurm_multitask_job() -> bool:
@@ -123,18 +123,18 @@ def apply_horovod_launch(horovod: bool, distribution: str, environ: Optional[Map
 LOCAL_RANK_VARIABLE = "BERT_TF_LOCAL_RANK"  # set by apply_horovod_launch: the GPU this rank is pinned to
 
 
-def apply_horovod_flags(values, batch_flag: str) -> None:
-    """--horovod as Horovod meant it, on the parsed flags: under mpiexec/mpirun every rank a multi-worker
-    worker (--distribution set to multi_worker), alone one process on one device, and `batch_flag` per rank
-    (set to the global batch: per-rank batch x ranks). Prints what it did; nothing without --horovod."""
-    if not values.horovod:
-        return
-    values.distribution, ranks = apply_horovod_launch(True, values.distribution)
-    per_rank = values[batch_flag].value
-    values[batch_flag].value = per_rank * ranks
+def horovod_batch(horovod: bool, distribution: str, per_rank_batch: int, batch_name: str) -> Tuple[str, int]:
+    """--horovod as Horovod meant it: under mpiexec/mpirun every rank a multi-worker worker, alone one process on
+    one device, the batch per rank. Returns (the distribution to use, the global batch: per-rank batch x ranks) and
+    prints what it did (`batch_name`: the job's batch setting, for the message); without --horovod the settings as
+    they are."""
+    if not horovod:
+        return distribution, per_rank_batch
+    distribution, ranks = apply_horovod_launch(True, distribution)
     where = f"{ranks} MPI ranks" if ranks > 1 else "no MPI launch: one process"
-    print(f"--horovod: {where}, --distribution={values.distribution}; --{batch_flag}={per_rank} is per rank "
-          f"(as Horovod's): global batch {per_rank * ranks}", flush=True)
+    print(f"--horovod: {where}, --distribution={distribution}; --{batch_name}={per_rank_batch} is per rank "
+          f"(as Horovod's): global batch {per_rank_batch * ranks}", flush=True)
+    return distribution, per_rank_batch * ranks
 
 
 def pin_local_gpu() -> Optional[str]:
@@ -261,7 +261,6 @@ def _has_chief(resolver) -> bool:
         return False
 
 
-AMP_DTYPES = ("auto", "float16", "bfloat16")
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 

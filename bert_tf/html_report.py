@@ -19,7 +19,7 @@ import platform
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from bert_tf import ownership
+from bert_tf import lifecycle
 from bert_tf.io_utils import write_json_atomic, write_text_atomic
 
 REPORT_NAME = "report.html"
@@ -338,7 +338,7 @@ def overview(output_dir: str) -> str:
 def write_run_report(output_dir: str) -> str:
     """Write output_dir/report.html from the files in the folder; returns its path."""
     path = os.path.join(output_dir, REPORT_NAME)
-    ownership.enter_phase("report")
+    lifecycle.enter_phase("report")
     write_text_atomic(path, build_run_report(output_dir))
     return path
 

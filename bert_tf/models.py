@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import keras
 import keras_hub
 
-from bert_tf import ownership, pretrained
+from bert_tf import lifecycle, pretrained
 from bert_tf.batch_format import FEATURE_KEYS
 from bert_tf.errors import InputError, first_line
 from bert_tf.io_utils import atomic_directory
@@ -235,7 +235,7 @@ def save_model(task: TaskModel, directory: str, extra: Optional[Dict[str, Any]] 
         **(extra or {}),
     }
     meta["backbone"].pop("dtype", None)
-    ownership.enter_phase("save")
+    lifecycle.enter_phase("save")
     with atomic_directory(directory) as tmp:
         task.model.save_weights(os.path.join(tmp, SAVED_MODEL_WEIGHTS))
         task.tokenizer.save(tmp)

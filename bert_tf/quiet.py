@@ -6,19 +6,18 @@ and imports TensorFlow with file descriptor 2 sent to a temporary file: the line
 logging is initialised ("All log messages before absl::InitializeLog()", oneDNN, CUDA stubs) cannot be
 switched off by the environment. What was caught is kept in `captured` and shown if the import fails.
 With --verbose_tf nothing is hidden (TF_CPP_MIN_LOG_LEVEL=0). absl parses the flags later, so the flag is
-read from sys.argv here; it is defined for absl in bert_tf.flags. SIGTERM from here until the run's own handler
-takes over (cli.error_exit_status) exits with status 75: nothing is written yet, so the same command starts afresh.
+read from sys.argv here; it is defined for absl in bert_tf.flags. SIGTERM from here until a run starts exits with
+status 75 (bert_tf.lifecycle: one handler for the whole process): nothing is written yet, so the same command starts afresh.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 from typing import Optional, Sequence
 
-from bert_tf.errors import EXIT_INTERRUPTED
+from bert_tf import lifecycle
 
 FLAG = "verbose_tf"
 captured = ""
@@ -77,12 +76,5 @@ def quiet_start(argv: Optional[Sequence[str]] = None) -> None:
         captured = import_tensorflow_quietly()
 
 
-def interrupted_at_start_up(signum: int, frame) -> None:
-    """SIGTERM before the run has written anything (until cli.error_exit_status takes over): exit 75."""
-    print("interrupted: stopped by SIGTERM during start-up; run the same command again to finish the job",
-          file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_INTERRUPTED)
-
-
-signal.signal(signal.SIGTERM, interrupted_at_start_up)
+lifecycle.install_sigterm_handler()  # before any run exists: SIGTERM exits with 75 (nothing written yet)
 quiet_start()

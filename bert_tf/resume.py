@@ -16,15 +16,14 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from bert_tf import ownership
+from bert_tf import lifecycle, ownership
 from bert_tf.cli import check_output_dir
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path, before_write, naming_storage_errors, write_json_atomic
-from bert_tf.published_flags import IGNORED_FLAGS
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_SUFFIX = ".state.json"
@@ -32,25 +31,6 @@ ARRAYS_SUFFIX = ".arrays.npz"
 TENSORBOARD_DIR = "tensorboard"
 UNFINISHED_RUN_FILES = {"run_config.json", "feature_cache", CHECKPOINT_DIR,  # a run of an older version killed early
                         "run.flags", "run.log", "job.sbatch", ".submitted"}  # written by scripts/run_finetuning_grid.sh
-# Flags that do not change what training computes, so a resume may change them.
-NOT_FINGERPRINTED = {
-    # what is shown or kept: logs, progress, event files, checkpoints, the output-folder check
-    "verbose", "verbose_tf", "log_every", "tensorboard", "overwrite_output_dir", "resume", "save_checkpoints_steps",
-    "keep_checkpoints",
-    # how fast, not what: input-pipeline threads, featurizing processes, feature-cache place, devices, XLA, determinism
-    "num_workers", "featurize_workers", "cache_dir", "distribution", "use_xla", "deterministic",
-    # what runs after training: evaluation, prediction, calibration
-    "do_predict", "do_eval", "predict_file", "predict_output", "eval_batch_size", "predict_batch_size", "calibrate",
-    "predict_output_dir", "shard_id", "shard_index", "num_shard_groups", "seed_compatible_outputs",
-    # the launch (--horovod's per-rank batch is fingerprinted as the global batch) and published flags that do nothing
-    "horovod", *IGNORED_FLAGS,
-}
-
-
-def run_fingerprint(values: Dict[str, Any], data_files: Sequence[str]) -> Dict[str, Any]:
-    """The settings and data files that must not change when a run is resumed."""
-    return ownership.fingerprint(values, data_files, NOT_FINGERPRINTED)
-
 
 class TrainingCheckpointer:
     """Saves and restores the full training state, keeping the last `keep` states.
@@ -125,7 +105,7 @@ class TrainingCheckpointer:
     def save(self, state: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> str:
         """Write a checkpoint for `state["global_step"]` and drop the ones beyond the last `keep`."""
         prefix = os.path.join(self.directory, f"ckpt-{int(state['global_step'])}")
-        ownership.enter_phase("checkpoint")
+        lifecycle.enter_phase("checkpoint")
         with naming_storage_errors(prefix):  # a full disk: this checkpoint is never used, the previous ones stay
             before_write(prefix)
             os.makedirs(self.directory, exist_ok=True)

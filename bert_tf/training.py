@@ -9,13 +9,10 @@ a global norm, and the update (loss scaling with `--use_amp` on a GPU).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
@@ -24,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.batch_format import FEATURE_KEYS, IGNORE_LABEL, LABELS, PADDING_MASK
-from bert_tf import ownership, reports
+from bert_tf import lifecycle, reports
 from bert_tf.distribution import untune_device_pipelines, untuned_options
 from bert_tf.errors import TrainingDiverged, TrainingInterrupted
 from bert_tf.optimization import current_learning_rate
@@ -329,7 +326,7 @@ class Trainer:
         if checkpointer is not None and checkpointer.resume_state is not None:
             self._resume(checkpointer, loop, outputs, callbacks)
         self._stop_signal = False
-        with _sigterm_sets(self):
+        with lifecycle.on_sigterm(self._request_stop):
             cb.on_train_begin()
             while loop.epoch < epochs and not loop.finished:
                 self._run_epoch(loop, _Epoch(make_epoch_dataset, validate, outputs, validations_per_epoch, cb,
@@ -339,9 +336,14 @@ class Trainer:
             raise TrainingInterrupted(self.global_step, checkpointer is not None)
         return self.history
 
+    def _request_stop(self) -> None:
+        """SIGTERM while training: save the training state after the current step, then stop."""
+        self._stop_signal = True
+        print("\nSIGTERM received: saving the training state after this step", file=sys.stderr, flush=True)
+
     def _run_epoch(self, loop: "_LoopState", run: "_Epoch") -> None:
         epoch, first = loop.epoch, loop.step_in_epoch
-        ownership.enter_phase("train")
+        lifecycle.enter_phase("train")
         dataset, num_batches = run.make_epoch_dataset(epoch, first)
         val_steps = validation_steps(num_batches, run.validations_per_epoch if run.validate else 0)
         run.cb.on_epoch_begin(epoch)
@@ -378,12 +380,12 @@ class Trainer:
                 raise TrainingInterrupted(self.global_step, run.checkpointer is not None)
         self._end_epoch(loop, run.outputs, started, run.cb)
         self._save(run.checkpointer, loop, run.outputs, run.callbacks)
-        ownership.enter_phase("between epochs")
+        lifecycle.enter_phase("between epochs")
 
     def _validate(self, loop: "_LoopState", evaluate, position: float, end: bool, cb) -> None:
         cb.on_test_begin()
         self._validating = True
-        ownership.enter_phase("validation")
+        lifecycle.enter_phase("validation")
         try:
             loop.last_val = evaluate()
         finally:
@@ -514,24 +516,6 @@ class _LoopState:
         self.term_totals = dict(state.get("term_totals", {}))
 
 
-@contextlib.contextmanager
-def _sigterm_sets(trainer: "Trainer"):
-    """While training, SIGTERM asks the loop to save and stop after the current step."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        trainer._stop_signal = True
-        print("\nSIGTERM received: saving the training state after this step", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def validation_steps(num_batches: int, per_epoch: int) -> set:
     """The 1-based steps of an epoch after which to validate: evenly spaced, the last at the end."""
     if per_epoch <= 0 or num_batches <= 0:
@@ -600,7 +584,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self.trainer, self.out_dir, self.metrics = trainer, out_dir, tuple(metrics)
 
     def on_epoch_end(self, epoch, logs=None):
-        ownership.enter_phase("plots")
+        lifecycle.enter_phase("plots")
         reports.write_history_csv(self.trainer.history, os.path.join(self.out_dir, "history.csv"))
         reports.plot_all_history(self.trainer.history, self.out_dir, self.metrics)
 

@@ -8,7 +8,7 @@ Faults:
 - kill_after_step=N, sigterm_after_step=N: SIGKILL or SIGTERM after training step N (Trainer.step_hooks);
 - kill_during_save=N: SIGKILL while the checkpoint of step N is being saved (TrainingCheckpointer._write_state);
 - kill_at=PHASE[@K], term_at=PHASE[@K]: SIGKILL or SIGTERM when the run enters PHASE for the K-th time (default
-  1; ownership.PHASE_HOOKS; `_` stands for a space: between_epochs, feature_cache, prediction_written);
+  1; lifecycle.PHASE_HOOKS; `_` stands for a space: between_epochs, feature_cache, prediction_written);
 - enospc_at=GLOB[@K], erofs_at=GLOB[@K]: the K-th write of a path matching GLOB fails as on a full disk or a
   read-only file system (io_utils.WRITE_HOOKS).
 
@@ -80,7 +80,7 @@ def _fail_write(number: int) -> Callable[[str], None]:
 
 def install(fault: str, simulated: bool = False) -> Callable[[], None]:
     """Install the fault `KIND=ARG` (see the module's docstring); returns a function that removes it."""
-    from bert_tf import io_utils, ownership  # training and resume (TensorFlow) only for their faults
+    from bert_tf import io_utils, lifecycle  # training and resume (TensorFlow) only for their faults
 
     kind, _, arg = fault.partition("=")
     if kind in ("kill_after_step", "sigterm_after_step"):
@@ -109,7 +109,7 @@ def install(fault: str, simulated: bool = False) -> Callable[[], None]:
         return lambda: setattr(resume.TrainingCheckpointer, "_write_state", original_write)
     if kind in ("kill_at", "term_at"):
         signum = signal.SIGKILL if kind == "kill_at" else signal.SIGTERM
-        hooks, hook = ownership.PHASE_HOOKS, _nth(arg.replace("_", " "), str.__eq__, _stop(signum, simulated))
+        hooks, hook = lifecycle.PHASE_HOOKS, _nth(arg.replace("_", " "), str.__eq__, _stop(signum, simulated))
     elif kind in ("enospc_at", "erofs_at"):
         number = errno.ENOSPC if kind == "enospc_at" else errno.EROFS
         hooks, hook = io_utils.WRITE_HOOKS, _nth(arg, lambda pattern, path: fnmatch.fnmatch(path, pattern),

@@ -98,7 +98,7 @@ from decimal import Decimal
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, TextIO,
                     Tuple)
 
-from bert_tf import ownership
+from bert_tf import lifecycle, ownership
 from bert_tf.classifier import corpus
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.errors import InputError
@@ -753,7 +753,7 @@ class PipelineRun:
     def run(self) -> None:
         """Write every output of generate-blocklists.sh."""
         for t in self.options.types:
-            ownership.enter_phase(f"blocklists {t}")
+            lifecycle.enter_phase(f"blocklists {t}")
             local_paths = self.local_lists(t)
             self.global_list(t, local_paths)
             if t in self.options.local_list_types:
@@ -856,7 +856,7 @@ def run_pipeline(run_dir: str, output_dir: Optional[str], options: PipelineOptio
         raise InputError(f"cannot write there: {err.strerror}", output_dir) from None
     try:
         PipelineRun(run_dir, stage, options).run()
-        ownership.enter_phase("blocklists into place")
+        lifecycle.enter_phase("blocklists into place")
         move_into_place(stage, output_dir)
     except InputError:
         claim.abandon()

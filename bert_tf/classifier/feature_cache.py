@@ -29,7 +29,7 @@ import numpy as np
 from bert_tf.batch_format import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from bert_tf.classifier.features import MentionFeatures, check_seq_length, featurize_mentions, token_dtype
 from bert_tf.errors import InputError
-from bert_tf import ownership
+from bert_tf import lifecycle
 from bert_tf.io_utils import atomic_directory
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -395,7 +395,7 @@ def _write_records(
         rows[:, : job.length] = features.token_ids
         rows[:, job.length] = gold_ids + 1
         writer.write(rows)
-        ownership.enter_phase("feature cache")  # a chunk written, the cache not complete
+        lifecycle.enter_phase("feature cache")  # a chunk written, the cache not complete
         _add_counts(totals, features, gold_ids.size)
         if progress is not None:
             progress(totals["num_examples"])

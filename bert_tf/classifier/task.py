@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import models, ownership, pretrained
+from bert_tf import lifecycle, models, pretrained
 from bert_tf.batch_format import LABELS
 from bert_tf.classifier import calibration, feature_cache, prediction_files
 from bert_tf.classifier import data as consensus
@@ -322,9 +322,9 @@ def write_prediction_files(trainer, info: feature_cache.CacheInfo, input_path: s
             tmp = stack.enter_context(atomic_path(path))
             files[role] = stack.enter_context(open(tmp, "w", encoding="utf-8", newline="\n"))
         writer = PredictionWriter(files, labels, examples)
-        ownership.enter_phase("prediction")  # the outputs' temporaries open, nothing in place
+        lifecycle.enter_phase("prediction")  # the outputs' temporaries open, nothing in place
         predict_probabilities(trainer, info, batch_size, writer.add, keep=False, description=description)
         if next(examples, None) is not None or writer.written != info.num_examples:
             raise RuntimeError(f"{input_path}: {writer.written} predictions for {info.num_examples} examples")
-    ownership.enter_phase("prediction written")  # between two shards of a corpus
+    lifecycle.enter_phase("prediction written")  # between two shards of a corpus
     return writer.written
