@@ -204,40 +204,48 @@ def test_storage_errors_are_recognised_from_a_real_full_device():
 def test_a_folder_is_continued_by_its_own_run_only(tmp_path):
     """The owner file: the same identity continues, another is refused (or taken with overwrite), a finished run's
     folder goes back to the output check, and bad input leaves nothing behind."""
-    from bert_tf import ownership
+    from bert_tf import lifecycle, ownership
     from bert_tf.errors import InputError
 
     def refuse() -> None:
         raise InputError("not empty", tmp_path / "out")
 
     out = tmp_path / "out"
-    first = ownership.claim_output_dir(str(out), {"command": "x", "lr": 1}, False, lambda: None)
-    (out / "partial.txt").write_text("killed here")
-    ownership.forget_claims()  # the process died: its owner file stays
+    with pytest.raises(KeyboardInterrupt), lifecycle.Run("x"):
+        first = ownership.claim_output_dir(str(out), {"command": "x", "lr": 1}, False, lambda: None)
+        (out / "partial.txt").write_text("killed here")
+        raise KeyboardInterrupt  # the run stops: its owner file stays
+    assert (out / ownership.OWNER_FILE).is_file()
     again = ownership.claim_output_dir(str(out), {"command": "x", "lr": 1}, False, refuse)
     assert again.resumed and not first.resumed
-    ownership.forget_claims()
     with pytest.raises(InputError, match=r"unfinished run of another command or settings: lr \(1 then, 2 now\)"):
         ownership.claim_output_dir(str(out), {"command": "x", "lr": 2}, False, lambda: None)
-    again.finish()
+    with lifecycle.Run("x"):  # the run ends normally: its claim is finished
+        assert ownership.claim_output_dir(str(out), {"command": "x", "lr": 1}, False, refuse).resumed
     assert not (out / ownership.OWNER_FILE).exists()
     with pytest.raises(InputError, match="not empty"):  # a finished run's results: the usual check
         ownership.claim_output_dir(str(out), {"command": "x", "lr": 1}, False, refuse)
-    fresh = ownership.claim_output_dir(str(tmp_path / "new"), {"command": "x"}, False, lambda: None)
-    ownership.abandon_claims()
+    with pytest.raises(InputError, match="bad"), lifecycle.Run("x"):
+        fresh = ownership.claim_output_dir(str(tmp_path / "new"), {"command": "x"}, False, lambda: None)
+        raise InputError("bad")
     assert not (tmp_path / "new").exists() and fresh.created
 
 
 def test_the_published_no_op_flags_leave_a_run_the_same_run():
     """A requeued published command that drops --do_prepare or changes --cased continues its own run."""
-    from bert_tf import ownership
+    import dataclasses
 
-    published = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": "true",
-                                                             "cased": "true", "master": None})
-    edited = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": None,
-                                                          "cased": "false", "iterations_per_loop": "1000"})
+    from bert_tf import config
+
+    @dataclasses.dataclass
+    class Settings(config.SharedSettings):
+        do_prepare: str = config.setting(None, config.PUBLISHED_NOOP, "does nothing")
+        cased: str = config.setting(None, config.PUBLISHED_NOOP, "does nothing")
+
+    published = config.identity(Settings(learning_rate=2e-5, do_prepare="true", cased="true"), "run_classifier.py")
+    edited = config.identity(Settings(learning_rate=2e-5, cased="false"), "run_classifier.py")
     assert published == edited
-    assert published != ownership.run_identity("run_classifier.py", {"learning_rate": 3e-5, "do_prepare": "true"})
+    assert published != config.identity(Settings(learning_rate=3e-5, do_prepare="true"), "run_classifier.py")
 
 
 def test_a_rerun_removes_temporaries_and_puts_back_a_folder_caught_mid_replacement(tmp_path):
@@ -271,7 +279,6 @@ def test_blocklists_pipeline_killed_in_every_step_finishes_identically(tmp_path)
         with pytest.raises(SimulatedKill):
             blocklists.main(command + ["--output_dir", str(out)])
         remove()
-        ownership.forget_claims()
         assert (out / ownership.OWNER_FILE).is_file()
     assert blocklists.main(command + ["--output_dir", str(out)]) == 0
     reference = {p.relative_to(tmp_path / "reference"): p.read_bytes() for p in (tmp_path / "reference").rglob("*")

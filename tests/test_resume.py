@@ -104,20 +104,22 @@ def test_resume_with_other_settings_is_refused(reference, tiny_checkpoint, tmp_p
 
 
 def test_settings_that_do_not_change_training_do_not_block_a_resume(tmp_path):
-    from bert_tf.errors import InputError
-    from bert_tf.resume import NOT_FINGERPRINTED, TrainingCheckpointer, run_fingerprint
+    """The fingerprint holds the RESULT settings only: output and operational settings may change on a resume."""
+    import dataclasses
 
-    sources = [ROOT / "run_ner.py", ROOT / "run_classifier.py", ROOT / "bert_tf" / "flags.py",
-               ROOT / "bert_tf" / "classifier" / "corpus.py"]
-    defined = {name for path in sources for name in re.findall(r'DEFINE_\w+\(\s*"(\w+)"', path.read_text())}
-    from bert_tf import published_flags
-    defined |= set(published_flags.IGNORED_FLAGS)
-    assert NOT_FINGERPRINTED <= defined  # every name is a real flag
-    saved = {"learning_rate": 5e-5, "verbose_tf": False, "tensorboard": True, "log_every": 10, "num_workers": 2,
-             "featurize_workers": None, "calibrate": True, "use_xla": False}
-    display_only = dict(saved, verbose_tf=True, tensorboard=False, log_every=1, num_workers=8, featurize_workers=3,
-                        calibrate=False, use_xla=True)
-    state = {"fingerprint": run_fingerprint(saved, [])}
-    TrainingCheckpointer(str(tmp_path), run_fingerprint(display_only, [])).check_compatible(state)
+    from bert_tf import config
+    from bert_tf.errors import InputError
+    from bert_tf.resume import TrainingCheckpointer
+
+    @dataclasses.dataclass
+    class Settings(config.SharedSettings):
+        num_workers: int = config.setting(2, config.OPERATIONAL, "threads")
+        calibrate: bool = config.setting(True, config.OUTPUT, "after training")
+
+    saved = Settings(learning_rate=5e-5)
+    display_only = Settings(learning_rate=5e-5, verbose_tf=True, tensorboard=False, log_every=1, num_workers=8,
+                            calibrate=False, use_xla=True)
+    state = {"fingerprint": config.fingerprint(saved)}
+    TrainingCheckpointer(str(tmp_path), config.fingerprint(display_only)).check_compatible(state)
     with pytest.raises(InputError, match=r"other settings.*learning_rate \(5e-05 then, 0.001 now\)"):
-        TrainingCheckpointer(str(tmp_path), run_fingerprint(dict(saved, learning_rate=1e-3), [])).check_compatible(state)
+        TrainingCheckpointer(str(tmp_path), config.fingerprint(Settings(learning_rate=1e-3))).check_compatible(state)
