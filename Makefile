@@ -39,7 +39,7 @@ demo-pipeline: $(STAMP)
 # Two pytest workers, one test file each at a time (module fixtures are built once); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS) tests
 
 # `make bench`: its own environment (.bench-venv) with the project's requirements plus the PyTorch
 # reference (torch, transformers); BENCH_ARGS passes flags, e.g. BENCH_ARGS="--cases step,prep".
