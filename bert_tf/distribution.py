@@ -18,10 +18,6 @@ from bert_tf.errors import InputError
 
 
 
-def _in_slurm_multitask_job() -> bool:
-    return "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1
-
-
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy for `--distribution` (auto: mirrored with >1 GPU, else one device)."""
     if name not in DISTRIBUTIONS:
@@ -199,14 +195,47 @@ def _local_cpus() -> list:
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Who started this process's workers: "mpi" (mpiexec/mpirun ranks: --horovod builds TF_CONFIG from them),
+    "slurm" (an srun step of several tasks), "tf_config" (TF_CONFIG set by hand), or "none"; and why."""
+
+    kind: str
+    why: str
+
+
+def recognise_launch(environ: Optional[Mapping[str, str]] = None) -> Launch:
+    """The launcher of a multi-worker run. MPI rank variables win over SLURM's: mpiexec inside an sbatch
+    allocation (the published production launch) sees SLURM_PROCID=0 and the batch script's SLURM_NTASKS in every
+    rank, and no step variables. SLURM's own cluster is used only inside an srun step of several tasks."""
+    environ = os.environ if environ is None else environ
+    launch = mpi_launch(environ)
+    if launch is not None and launch.size > 1:
+        return Launch("mpi", f"{launch.launcher} rank variables: rank {launch.rank} of {launch.size} (they win over "
+                             "SLURM's)")
+    step_tasks = environ.get("SLURM_STEP_NUM_TASKS")
+    if "SLURM_JOB_ID" in environ and "SLURM_STEP_ID" in environ and step_tasks and int(step_tasks) > 1:
+        return Launch("slurm", f"srun step {environ['SLURM_JOB_ID']}.{environ['SLURM_STEP_ID']}: task "
+                               f"{environ.get('SLURM_PROCID', '?')} of {step_tasks}")
+    if environ.get("TF_CONFIG"):
+        return Launch("tf_config", "TF_CONFIG")
+    if "SLURM_JOB_ID" in environ and int(environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        return Launch("none", f"a SLURM batch script of {environ['SLURM_NTASKS']} tasks outside any srun step")
+    return Launch("none", "no launcher: one process")
+
+
 def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
-    """The cluster of a multi-task SLURM job, else of a valid TF_CONFIG; InputError when there is none."""
-    if _in_slurm_multitask_job():
+    """The cluster of an srun step of several tasks, else of a valid TF_CONFIG (set by --horovod under mpiexec, or
+    by hand); InputError when there is none."""
+    launch = recognise_launch()
+    if launch.kind == "slurm":
         return tf.distribute.cluster_resolver.SlurmClusterResolver()
     if not os.environ.get("TF_CONFIG"):
+        where = {"mpi": f" (mpiexec/mpirun ranks: add --horovod to make each rank a worker; {launch.why})",
+                 "none": f" ({launch.why}: start the tasks with srun)" if "SLURM" in launch.why else ""}
         raise InputError("--distribution=multi_worker needs a SLURM allocation with several tasks or TF_CONFIG "
                          "(JSON: {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-                         "\"task\": {\"type\": \"worker\", \"index\": i}})")
+                         "\"task\": {\"type\": \"worker\", \"index\": i}})" + where.get(launch.kind, ""))
     _check_tf_config(os.environ["TF_CONFIG"])
     return tf.distribute.cluster_resolver.TFConfigClusterResolver()
 
@@ -241,7 +270,7 @@ def chief_by_environment(distribution: str) -> bool:
     """Whether this process will be the chief, read from TF_CONFIG / SLURM before any strategy exists."""
     if distribution != "multi_worker":
         return True
-    if _in_slurm_multitask_job():
+    if recognise_launch().kind == "slurm":
         return os.environ.get("SLURM_PROCID", "0") == "0"
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "{}"))
@@ -333,7 +362,8 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
         role = "the chief" if is_chief(strategy) else "not the chief"
         name = "MultiWorkerMirroredStrategy"  # the class is CollectiveAllReduceStrategy
-        where = f" over {_num_tasks(resolver)} worker(s) (this is {resolver.task_type} {resolver.task_id}, {role})"
+        where = (f" over {_num_tasks(resolver)} worker(s) (this is {resolver.task_type} {resolver.task_id}, {role}; "
+                 f"launch: {recognise_launch().why})")
     return f"{name} with {strategy.num_replicas_in_sync} replica(s){where}; {kind} visible"
 
 
