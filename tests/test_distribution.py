@@ -663,8 +663,11 @@ def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, st
     (base / "logs_mpi").mkdir()
     (base / "logs_tf").mkdir()
     port = _consecutive_free_ports(2)
+    # As inside `sbatch --ntasks=2` (the published production launch): the batch script's SLURM variables, the
+    # same in every rank (SLURM_PROCID=0, no step variables), beside each rank's own MPI variables.
     mpi_env = [_clean_env(TMPDIR=str(scratch), BERT_TF_MPI_PORT=str(port), OMPI_COMM_WORLD_RANK=str(i),
-                          OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_LOCAL_RANK=str(i), OMPI_COMM_WORLD_LOCAL_SIZE="2")
+                          OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_LOCAL_RANK=str(i), OMPI_COMM_WORLD_LOCAL_SIZE="2",
+                          SLURM_JOB_ID="4242", SLURM_NTASKS="2", SLURM_PROCID="0", SLURM_NODELIST="localhost")
                for i in range(2)]
     mpi = run_processes([args + ["--horovod", "--train_batch_size=3", f"--output_dir={base / 'horovod'}"]] * 2,
                         mpi_env, base / "logs_mpi")
