@@ -6,9 +6,9 @@ import functools
 import os
 import shutil
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
-from bert_tf import config as run_config, lifecycle
+from bert_tf import lifecycle
 from bert_tf.errors import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INPUT_ERROR, EXIT_INTERRUPTED, InputError,
                             RunInterrupted, TrainingDiverged)
 from bert_tf.io_utils import STORAGE_ERRORS, storage_errno, write_json_atomic
@@ -112,14 +112,6 @@ def notice(message: str, path: Optional[str] = None, kind: str = "note") -> None
     where = f"{path}: " if path else ""
     print(f"{kind}: {where}{' '.join(message.split())}", file=sys.stderr)
     sys.stderr.flush()
-
-
-def note_published_noops(config: Any) -> List[str]:
-    """One notice per published no-op setting given (see bert_tf.config.PUBLISHED_NOOP); their names."""
-    given = run_config.published_noops_given(config)
-    for name, value, why in given:
-        notice(f"--{name}={value} does nothing here: {why}")
-    return [name for name, _, _ in given]
 
 
 def remove_tree_quietly(path: str) -> None:

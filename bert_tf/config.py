@@ -82,8 +82,14 @@ def _field_types(config_type: type) -> Dict[str, Any]:
     return {name: _base_type(hint) for name, hint in hints.items()}
 
 
-def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
-    """Define one absl flag per field of `config_type` (skipping flags already defined, e.g. by a shared base)."""
+def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_flags.FLAGS,
+                 module_name: Optional[str] = None) -> None:
+    """Define one absl flag per field of `config_type` (skipping flags already defined), as flags of the calling
+    module (`module_name`; so that the script's --help lists them)."""
+    if module_name is None:
+        module_name = sys._getframe(1).f_globals.get("__name__", "__main__")
+    if module_name == "__main__":
+        module_name = sys.argv[0]
     types = _field_types(config_type)
     for field in settings_fields(config_type):
         if not field.metadata["flag"] or field.name in flag_values:
@@ -92,17 +98,23 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
         help_text = field.metadata["help"].replace("%", "%%")
         kind, choices = types[field.name], field.metadata["choices"]
         if choices is not None:
-            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, flag_values=flag_values)
+            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, flag_values=flag_values,
+                                   module_name=module_name)
         elif kind is bool:
-            absl_flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
+            absl_flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values,
+                                   module_name=module_name)
         elif kind is int:
-            absl_flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
+            absl_flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values,
+                                   module_name=module_name)
         elif kind is float:
-            absl_flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
+            absl_flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values,
+                                   module_name=module_name)
         elif kind is list:
-            absl_flags.DEFINE_list(field.name, default, help_text, flag_values=flag_values)
+            absl_flags.DEFINE_list(field.name, default, help_text, flag_values=flag_values,
+                                   module_name=module_name)
         elif kind is str:
-            absl_flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
+            absl_flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values,
+                                   module_name=module_name)
         else:
             raise TypeError(f"{config_type.__name__}.{field.name}: no flag type for {kind!r}")
 
@@ -157,6 +169,16 @@ def published_noops_given(config: Any) -> List[Tuple[str, Any, str]]:
         if role_of(field) is PUBLISHED_NOOP and getattr(config, field.name) != field.default:
             given.append((field.name, getattr(config, field.name), field.metadata["help"]))
     return given
+
+
+def note_published_noops(config: Any) -> List[str]:
+    """One notice per published no-op setting given (see PUBLISHED_NOOP); their names."""
+    from bert_tf.cli import notice
+
+    given = published_noops_given(config)
+    for name, value, why in given:
+        notice(f"--{name}={value} does nothing here: {why}")
+    return [name for name, _, _ in given]
 
 
 def check_at_least(config: Any, minimum: int, names: Iterable[str]) -> None:

@@ -85,10 +85,14 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
     return None
 
 
+JOBS = ("ner", "classifier", "pretraining")  # the job packages; every other module and sub-package is the core
+
+
 def job_of(module: str) -> Optional[str]:
-    """The job package a module belongs to (`bert_tf.ner.task` -> `ner`), or None for the core."""
+    """The job package a module belongs to (`bert_tf.ner.data` -> `ner`), or None for the core (including core
+    sub-packages such as bert_tf.checkpoints)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (ROOT / PACKAGE / parts[1]).is_dir()) else None
+    return parts[1] if len(parts) >= 2 and parts[1] in JOBS else None
 
 
 def crossing_edges(graph: Dict[str, Set[str]]) -> List[str]:
