@@ -12,6 +12,7 @@ from test_pretraining import _text_corpus
 
 from bert_tf import config
 from bert_tf.errors import InputError
+from bert_tf.ownership import OWNER_FILE
 from bert_tf.pretraining.config import PretrainingConfig
 
 
@@ -36,6 +37,7 @@ def test_continue_pretraining_from_python_learns_and_saves_the_next_bert_model(t
     assert after["loss"] < before["loss"] - 0.5 and after["perplexity"] < 0.6 * before["perplexity"], (before, after)
     assert after["accuracy"] >= before["accuracy"], (before, after)
     assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not (tmp_path / "out" / OWNER_FILE).exists()  # the run's claim on the folder finished with it
 
     checkpoint, tokenizer = checkpoints.load_checkpoint(CheckpointSpec(bert_model=result.model_dir),
                                                         length=32, length_name="max_seq_length")
