@@ -491,7 +491,7 @@ def _one_update(checkpoint_dir, batch, accumulation_steps, strategy, next_senten
     import tensorflow as tf
 
     from bert_tf import optimization, pretrained
-    from bert_tf.pretraining import model as mlm_model, task
+    from bert_tf.pretraining import model as mlm_model, objective
     from bert_tf.training import Trainer
 
     checkpoint, tokenizer = pretrained.load_pretrained(checkpoint_dir)
@@ -503,7 +503,7 @@ def _one_update(checkpoint_dir, batch, accumulation_steps, strategy, next_senten
     dataset = tf.data.Dataset.from_generator(lambda: iter([batch]), output_signature=signature)
     trainer = Trainer(mlm.model, optimizer, strategy, passthrough_keys=(LABELS,), verbose=False,
                       feature_keys=mlm_model.MODEL_INPUTS, accumulation_steps=accumulation_steps,
-                      losses=task.losses(next_sentence))
+                      losses=objective.losses(next_sentence))
     trainer.fit(lambda epoch, first: (dataset, 1), epochs=1)
     return [v.numpy() for v in mlm.model.trainable_variables], trainer.history[-1]
 
@@ -584,21 +584,22 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, t
 
 def test_training_accuracy_from_running_counts():
     """The epoch's training accuracies from counts (memory does not grow with the epoch), through a resume."""
-    from bert_tf.pretraining import task
+    from bert_tf.pretraining.objective import NSP_PREDS
     from bert_tf.pretraining.tfrecords import NSP_FEATURE
+    from bert_tf.pretraining.training_accuracy import TrainingAccuracy
 
     steps = [{"preds": np.array([[5, 6, 7], [8, 9, 9]]), LABELS: np.array([[5, 0, IGNORE_LABEL], [8, 9, 1]]),
-              task.NSP_PREDS: np.array([0, 1]), NSP_FEATURE: np.array([0, 0])},
+              NSP_PREDS: np.array([0, 1]), NSP_FEATURE: np.array([0, 0])},
              {"preds": np.array([[1, 2, 3]]), LABELS: np.array([[1, IGNORE_LABEL, IGNORE_LABEL]]),
-              task.NSP_PREDS: np.array([1]), NSP_FEATURE: np.array([1])}]
-    scores = task.TrainingAccuracy(True)
+              NSP_PREDS: np.array([1]), NSP_FEATURE: np.array([1])}]
+    scores = TrainingAccuracy(True)
     scores.add(steps[0])
-    resumed = task.TrainingAccuracy(True)
+    resumed = TrainingAccuracy(True)
     resumed.set_state(scores.get_state())
     resumed.add(steps[1])
     assert resumed.running() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3}
     assert resumed.result() == {"accuracy": 4 / 6, "next_sentence_accuracy": 2 / 3} and resumed.result() == {}
-    alone = task.TrainingAccuracy(False)
+    alone = TrainingAccuracy(False)
     alone.add({k: v for k, v in steps[0].items() if k in ("preds", LABELS)})
     assert alone.result() == {"accuracy": 3 / 5}
 
@@ -784,45 +785,54 @@ def test_next_sentence_prediction_trains_reports_exports_and_resumes_bitwise(hf_
     assert models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1).backbone.num_layers == 2
 
 
-def test_next_sentence_prediction_off_unless_labels_and_head(hf_with_head, tiny_checkpoint, tmp_path):
+def _nsp_config(**settings):
+    from bert_tf.pretraining.config import PretrainingConfig
+
+    return PretrainingConfig(max_seq_length=16, max_predictions_per_seq=4, eval_batch_size=4, seed=42, verbose=False,
+                             **settings)
+
+
+def test_next_sentence_prediction_off_unless_labels_and_head(hf_with_head, tiny_checkpoint, tmp_path, capsys):
     """Evaluation alone (no training) says in the run table whether next-sentence prediction is on and why; files
     of which only some carry next_sentence_labels, or held-out records without them, fail with one line naming
-    the file, exit 2, and nothing written."""
-    from conftest import run_script_batch
+    the file, and nothing written (in-process, through the runner: bert_tf.pretraining.run)."""
+    from bert_tf.pretraining import run
 
     records = _nsp_records(tmp_path / "records")
-    evaluate = lambda checkpoint, held, out, *extra: [f"--bert_model={checkpoint}", "--nodo_train",
-                                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}",
-                                                      *NSP_COMMAND, *extra]
-    train = lambda files, held, out: [f"--bert_model={hf_with_head[0]}", f"--input_files={files}",
-                                      f"--eval_files_dir={held}", f"--output_dir={tmp_path / out}", *NSP_COMMAND,
-                                      "--num_train_steps=2"]
-    runs = run_script_batch("run_pretraining.py", {
+    evaluate = lambda checkpoint, held, out, **extra: _nsp_config(
+        bert_model=checkpoint, do_train=False, eval_files_dir=held, output_dir=str(tmp_path / out), **extra)
+    train = lambda files, held, out: _nsp_config(bert_model=hf_with_head[0], input_files=files, eval_files_dir=held,
+                                                 output_dir=str(tmp_path / out), num_train_steps=2)
+    stdout = {}
+    for name, cfg in {
         "on": evaluate(hf_with_head[0], records["eval"], "on"),
         "no_head": evaluate(tiny_checkpoint, records["eval"], "no_head"),
         "no_labels": evaluate(hf_with_head[0], records["plain"], "no_labels"),
-        "off": evaluate(hf_with_head[0], records["eval"], "off", "--next_sentence_prediction=off"),
-        "mixed": train(f"{records['train']},{records['plain']}", records["eval"], "mixed"),
-        "held_without": train(records["train"], records["plain"], "held_without"),
-    }, tmp_path)
-    for name, run in runs.items():
-        assert run.returncode == (2 if name in ("mixed", "held_without") else 0), (name, run.stderr[-2000:])
-    assert "next-sentence prediction  on (labels in the TFRecords" in runs["on"].stdout
+        "off": evaluate(hf_with_head[0], records["eval"], "off", next_sentence_prediction="off"),
+    }.items():
+        result = run.run(cfg)
+        assert result.evaluated == json.loads((tmp_path / name / "eval_results.json").read_text())["eval"]
+        stdout[name] = capsys.readouterr().out
+    assert "next-sentence prediction  on (labels in the TFRecords" in stdout["on"]
     on = json.loads((tmp_path / "on" / "eval_results.json").read_text())["eval"]
     assert on["loss"] == pytest.approx(on["masked_lm_loss"] + on["next_sentence_loss"])
-    assert "next-sentence prediction  off (the checkpoint has no next-sentence head" in runs["no_head"].stdout
-    assert "next-sentence prediction  off (the TFRecords carry no next_sentence_labels)" in runs["no_labels"].stdout
-    assert "next-sentence prediction  off (--next_sentence_prediction=off)" in runs["off"].stdout
+    assert "next-sentence prediction  off (the checkpoint has no next-sentence head" in stdout["no_head"]
+    assert "next-sentence prediction  off (the TFRecords carry no next_sentence_labels)" in stdout["no_labels"]
+    assert "next-sentence prediction  off (--next_sentence_prediction=off)" in stdout["off"]
     for name in ("no_head", "no_labels", "off"):
         figures = json.loads((tmp_path / name / "eval_results.json").read_text())["eval"]
         assert set(figures) == {"loss", "accuracy", "perplexity"}, name
         assert figures["loss"] == pytest.approx(on["masked_lm_loss"], rel=1e-5) if name == "off" else True
-    assert error_lines(runs["mixed"]) == [
-        f"error: {records['plain']}: record 1 has no feature 'next_sentence_labels' and {records['train']} does: "
-        "every file or none must carry it"]
-    assert error_lines(runs["held_without"]) == [
-        f"error: {records['plain']}: the held-out records carry no next_sentence_labels while the training records "
-        "do (or give --next_sentence_prediction=off)"]
+    with pytest.raises(InputError) as mixed:
+        run.run(train(f"{records['train']},{records['plain']}", records["eval"], "mixed"))
+    assert str(mixed.value) == (
+        f"{records['plain']}: record 1 has no feature 'next_sentence_labels' and {records['train']} does: "
+        "every file or none must carry it")
+    with pytest.raises(InputError) as held_without:
+        run.run(train(records["train"], records["plain"], "held_without"))
+    assert str(held_without.value) == (
+        f"{records['plain']}: the held-out records carry no next_sentence_labels while the training records "
+        "do (or give --next_sentence_prediction=off)")
     assert not (tmp_path / "mixed").exists() and not (tmp_path / "held_without").exists()
 
 

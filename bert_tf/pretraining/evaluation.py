@@ -1,36 +1,19 @@
-"""Held-out evaluation (masked-LM loss, accuracy, perplexity; with next-sentence prediction also its loss and
-accuracy), the training objective's terms and the training metrics."""
+"""Held-out evaluation: masked-LM loss, accuracy and perplexity (with next-sentence prediction also its loss and
+accuracy), the figures before training kept through a resume, and eval_results.json / eval_results.txt."""
 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+import os
+from typing import Dict, Optional
 
 import keras
 import numpy as np
 
 from bert_tf.batch_format import IGNORE_LABEL, LABELS
+from bert_tf.io_utils import write_json_atomic, write_text_atomic
 from bert_tf.pretraining.model import MLM_LOGITS, NSP_LOGITS
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
-from bert_tf.training import SINGLE_LOSS, Loss
-
-NSP_PREDS = "next_sentence_preds"
-# Masked LM + next-sentence prediction: the objective is the sum of the two means (NVIDIA's total loss).
-PRETRAINING_LOSSES = (Loss("masked_lm_loss", MLM_LOGITS, LABELS, "preds"),
-                      Loss("next_sentence_loss", NSP_LOGITS, NSP_FEATURE, NSP_PREDS))
-METRICS = ("loss", "accuracy", "perplexity")
-NSP_METRICS = ("masked_lm_loss", "next_sentence_loss", "next_sentence_accuracy")
-
-
-def losses(next_sentence: bool) -> Tuple[Loss, ...]:
-    """The Trainer's loss terms: masked LM alone, or masked LM + next-sentence prediction."""
-    return PRETRAINING_LOSSES if next_sentence else SINGLE_LOSS
-
-
-def metrics(next_sentence: bool) -> Tuple[str, ...]:
-    """The figures the history, curves and eval_results hold ("loss" is the whole objective, "accuracy" and
-    "perplexity" the masked LM's)."""
-    return METRICS + (NSP_METRICS if next_sentence else ())
 
 
 class CrossEntropyScores:
@@ -97,48 +80,6 @@ def evaluate(trainer, data, batch_size: int, next_sentence: bool = False) -> Dic
     return combined(scores.result(), nsp.result() if nsp is not None else None)
 
 
-class TrainingAccuracy:
-    """The training metrics (a TrainingOutputs): masked-LM accuracy over the epoch's labelled positions and, when it
-    is trained, next-sentence accuracy over its sequences, from running counts (memory does not grow with the
-    epoch); `running()` shows them on the progress line."""
-
-    KEYS = ("masked_lm_correct", "masked_lm_count", "next_sentence_correct", "next_sentence_count")
-
-    def __init__(self, next_sentence: bool):
-        self.next_sentence = next_sentence
-        self.counts = np.zeros(len(self.KEYS), np.int64)
-
-    def add(self, outputs: Dict[str, np.ndarray]) -> None:
-        """Count one training step's argmax hits against its labels."""
-        keep = outputs[LABELS] != IGNORE_LABEL
-        self.counts[:2] += (int(np.sum(outputs["preds"][keep] == outputs[LABELS][keep])), int(keep.sum()))
-        if self.next_sentence:
-            hits = outputs[NSP_PREDS] == outputs[NSP_FEATURE]
-            self.counts[2:] += (int(hits.sum()), hits.size)
-
-    def running(self) -> Dict[str, float]:
-        """The accuracies so far in the epoch."""
-        mlm_correct, mlm_count, nsp_correct, nsp_count = (int(c) for c in self.counts)
-        result = {"accuracy": mlm_correct / max(mlm_count, 1)}
-        if self.next_sentence:
-            result["next_sentence_accuracy"] = nsp_correct / max(nsp_count, 1)
-        return result
-
-    def result(self) -> Dict[str, float]:
-        """The epoch's accuracies (and a fresh start)."""
-        result = self.running() if self.counts[1] or self.counts[3] else {}
-        self.counts[:] = 0
-        return result
-
-    def get_state(self) -> Dict[str, np.ndarray]:
-        """The counts so far, for a checkpoint."""
-        return {"training_counts": self.counts.copy()}
-
-    def set_state(self, arrays: Dict[str, np.ndarray]) -> None:
-        """Restore get_state()'s output."""
-        self.counts = np.asarray(arrays["training_counts"], np.int64).copy()
-
-
 class HeldOutBefore(keras.callbacks.Callback):
     """Keeps the held-out figures measured before training through a resume (in the training state)."""
 
@@ -153,3 +94,14 @@ class HeldOutBefore(keras.callbacks.Callback):
     def set_state(self, state: Dict[str, Optional[Dict[str, float]]]) -> None:
         """Restore get_state()'s output."""
         self.values = state["before"]
+
+
+def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float]]]) -> str:
+    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity, with next-sentence prediction
+    also each loss and the next-sentence accuracy (before and after training, or of the checkpoint alone); returns
+    the text."""
+    rows = {name: value for name, value in results.items() if value}
+    write_json_atomic(os.path.join(out_dir, "eval_results.json"), rows)
+    text = "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()) for name, values in rows.items())
+    write_text_atomic(os.path.join(out_dir, "eval_results.txt"), text + "\n")
+    return text

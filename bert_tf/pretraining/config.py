@@ -1,0 +1,111 @@
+"""The settings of continued masked-LM pretraining (run_pretraining.py's flags): `PretrainingConfig`, its checks
+(`check`) and the --horovod launch (`with_horovod`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from bert_tf.config import OUTPUT, RESULT, SharedSettings, check_at_least, setting
+from bert_tf.errors import InputError
+from bert_tf.pretraining import masking
+
+COMMAND = "run_pretraining.py"
+
+
+@dataclasses.dataclass
+class PretrainingConfig(SharedSettings):
+    """Continued masked-LM (and next-sentence) pretraining of a checkpoint on text or TFRecords."""
+
+    input_files: Optional[str] = setting(None, RESULT, (
+        "Training text: a file, a folder, a quoted glob or @LIST, comma-separated: raw text (.txt: one document a "
+        "line, or paragraphs separated by blank lines), NER CSV or CoNLL (the words), consensus TSV (the contexts); "
+        "or TFRecords of create_pretraining_data.py."))
+    input_files_dir: Optional[str] = setting(None, RESULT, (
+        "NVIDIA's flag: a folder of create_pretraining_data.py TFRecords (or of text files) to train on."))
+    eval_files_dir: Optional[str] = setting(None, RESULT, (
+        "Held-out data (a folder, file, glob or @LIST; text or TFRecords) instead of --eval_fraction of the training "
+        "documents."))
+    output_dir: Optional[str] = setting(None, RESULT, (
+        "Output folder: model/ (a Hugging Face BertForMaskedLM directory that run_ner.py and run_classifier.py take "
+        "as --bert_model), history, curves, report.html."))
+    do_train: bool = setting(True, RESULT, "Train.")
+    do_eval: bool = setting(True, OUTPUT, "Evaluate on the held-out part before training and at every validation.")
+    train_batch_size: int = setting(16, RESULT, (
+        "Sequences per micro-step over all replicas; one optimizer step takes train_batch_size x "
+        "num_accumulation_steps sequences."))
+    eval_batch_size: int = setting(16, OUTPUT, "Sequences per evaluation batch.")
+    max_seq_length: int = setting(128, RESULT, "Block length in tokens ([CLS] and [SEP] included).")
+    max_predictions_per_seq: int = setting(20, RESULT, "Most masked positions per sequence.")
+    masked_lm_prob: float = setting(0.15, RESULT, (
+        "Share of a sequence's tokens to predict (80% [MASK], 10% random, 10% kept)."))
+    whole_word_masking: bool = setting(True, RESULT, "Mask all pieces of a word together.")
+    num_train_steps: Optional[int] = setting(None, RESULT, "Optimizer steps to train.")
+    num_warmup_steps: Optional[int] = setting(None, RESULT, (
+        "Linear warm-up steps (default: 10% of --num_train_steps), then linear decay to 0."))
+    num_accumulation_steps: int = setting(1, RESULT, (
+        "Micro-batches whose gradients are summed into one update (exactly one step of the k-times larger batch)."))
+    optimizer_type: str = setting("lamb", RESULT, "Optimizer (LAMB as NVIDIA's pretraining).",
+                                  choices=("lamb", "adamw"))
+    eval_fraction: float = setting(0.05, RESULT, (
+        "Share of the training documents held out for evaluation (without --eval_files_dir)."))
+    shuffle_buffer: int = setting(10_000, RESULT, (
+        "Text: blocks in the seeded shuffle buffer the input streams through (memory about 0.6 MiB a thousand "
+        "blocks of 128 tokens; the files' order is shuffled too)."))
+    num_validate_during_training: int = setting(1, RESULT, (
+        "Held-out evaluations per epoch, the last at its end."))
+    next_sentence_prediction: str = setting("auto", RESULT, (
+        "auto: train next-sentence prediction beside masked LM when the TFRecords carry next_sentence_labels and the "
+        "checkpoint has the head (cls/seq_relationship), as NVIDIA's run_pretraining.py; off: masked LM alone."),
+        choices=("auto", "off"))
+    report_loss: bool = setting(True, RESULT, (
+        "Accepted for NVIDIA's command lines (the loss is always reported)."))
+    use_fp16: bool = setting(False, RESULT, "NVIDIA's name for --use_amp.")
+
+    @property
+    def mixed_precision(self) -> bool:
+        """--use_amp or NVIDIA's --use_fp16."""
+        return self.use_amp or self.use_fp16
+
+    @property
+    def update_batch_size(self) -> int:
+        """Sequences per optimizer step (train_batch_size x num_accumulation_steps)."""
+        return self.train_batch_size * self.num_accumulation_steps
+
+    @property
+    def warmup_steps(self) -> int:
+        """--num_warmup_steps, else 10% of --num_train_steps."""
+        return self.num_warmup_steps if self.num_warmup_steps is not None else self.num_train_steps // 10
+
+
+def check(cfg: PretrainingConfig) -> None:
+    """Reject settings that cannot work (InputError), before anything is read or written."""
+    if not cfg.output_dir:
+        raise InputError("--output_dir is required")
+    if cfg.do_train and not cfg.num_train_steps:
+        raise InputError("--num_train_steps is required for training")
+    check_at_least(cfg, 1, ("train_batch_size", "eval_batch_size", "max_predictions_per_seq",
+                            "num_accumulation_steps", "num_validate_during_training", "shuffle_buffer"))
+    if cfg.max_seq_length < 8:
+        raise InputError(f"--max_seq_length={cfg.max_seq_length}: must be at least 8")
+    if not 0.0 < cfg.masked_lm_prob < 1.0:
+        raise InputError(f"--masked_lm_prob={cfg.masked_lm_prob}: must be between 0 and 1")
+    masking.check_max_predictions(cfg.max_seq_length, cfg.masked_lm_prob, cfg.max_predictions_per_seq)
+    if not (cfg.do_train or cfg.do_eval):
+        raise InputError("--nodo_train --nodo_eval: nothing to do")
+    if not (cfg.input_files or cfg.input_files_dir or (cfg.eval_files_dir and not cfg.do_train)):
+        raise InputError("--input_files (or --input_files_dir) is required")
+    if cfg.num_warmup_steps is not None and cfg.num_warmup_steps < 0:
+        raise InputError(f"--num_warmup_steps={cfg.num_warmup_steps}: must not be negative")
+
+
+def with_horovod(cfg: PretrainingConfig) -> PretrainingConfig:
+    """The config of the published mpiexec launch (--horovod): each rank a multi-worker worker, --train_batch_size
+    per rank (the config's the global batch); without --horovod `cfg` itself."""
+    if not cfg.horovod:
+        return cfg
+    from bert_tf import distribution  # TensorFlow: only for the launch
+
+    strategy, batch = distribution.horovod_batch(cfg.horovod, cfg.distribution, cfg.train_batch_size,
+                                                 "train_batch_size")
+    return dataclasses.replace(cfg, distribution=strategy, train_batch_size=batch)
