@@ -62,7 +62,7 @@ flags.DEFINE_bool("use_fp16", False, "NVIDIA's name for --use_amp.")
 FLAGS = flags.FLAGS
 
 # Imported after the flags so that `--help` is fast and TensorFlow starts only when needed.
-from bert_tf import (cli, distribution, fine_tuning, html_report, optimization, pretrained, resume,  # noqa: E402
+from bert_tf import (checkpoints, cli, distribution, html_report, optimization, resume,  # noqa: E402
                      tensorboard)
 from bert_tf.batch_format import LABELS, PADDING_MASK  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
@@ -94,7 +94,7 @@ def check_flags() -> None:
         raise InputError(f"--num_warmup_steps={FLAGS.num_warmup_steps}: must not be negative")
 
 
-def load_checkpoint() -> Tuple[pretrained.Checkpoint, object]:
+def load_checkpoint() -> Tuple[checkpoints.Checkpoint, object]:
     """The checkpoint and its tokenizer (NVIDIA's trio may leave out --vocab_file when vocab.txt lies beside
     --bert_config_file), checked against --max_seq_length and for a [MASK] token."""
     vocab_file = FLAGS.vocab_file
@@ -103,9 +103,9 @@ def load_checkpoint() -> Tuple[pretrained.Checkpoint, object]:
         if not os.path.isfile(beside):
             raise InputError("no vocabulary: give --vocab_file (no vocab.txt beside the config)", FLAGS.bert_config_file)
         vocab_file = beside
-    checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, vocab_file,
+    checkpoint, tokenizer = checkpoints.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, vocab_file,
                                                        FLAGS.init_checkpoint, FLAGS.do_lower_case)
-    fine_tuning.check_positions(checkpoint, FLAGS.max_seq_length, "max_seq_length")
+    checkpoints.check_positions(checkpoint, FLAGS.max_seq_length, "max_seq_length")
     tokenizer.token_to_id("[MASK]")
     return checkpoint, tokenizer
 
@@ -189,7 +189,7 @@ def next_sentence_plan(checkpoint, data) -> Tuple[Optional[Dict[str, np.ndarray]
         return None, "off (text carries no next-sentence labels)"
     if not data.has_next_sentence_labels:
         return None, "off (the TFRecords carry no next_sentence_labels)"
-    head = mlm_model.read_next_sentence_head(checkpoint)
+    head = checkpoints.read_next_sentence_head(checkpoint)
     if head is None:
         return None, "off (the checkpoint has no next-sentence head: cls/seq_relationship with the pooler)"
     return head, (f"on (labels in the TFRecords, head from {checkpoint.path}); loss = masked-LM loss + "

@@ -3,8 +3,8 @@ another job package.
 
     python scripts/check_imports.py [--edges]
 
-bert_tf is a flat core with one sub-package per job (ner/, classifier/, pretraining/): a job package uses
-the core, never another job package, and the core never imports a job package. Every `import bert_tf.x` /
+bert_tf is a core (flat modules and the checkpoints/ package) with one sub-package per job (ner/, classifier/,
+pretraining/): a job package uses the core, never another job package, and the core never imports a job package. Every `import bert_tf.x` /
 `from bert_tf... import ...` counts, wherever it stands (module level or inside a function), so an import moved
 into a function cannot hide a cycle. Exit status 1 and the cycle or the crossing edges on stderr; --edges
 prints every edge.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 PACKAGE = "bert_tf"
+CORE_PACKAGES = ("checkpoints",)  # sub-packages that belong to the core (any job may use them)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -86,8 +87,11 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
 
 
 def job_of(module: str) -> Optional[str]:
-    """The job package a module belongs to (`bert_tf.ner.task` -> `ner`), or None for the core."""
+    """The job package a module belongs to (`bert_tf.ner.task` -> `ner`), or None for the core (core
+    sub-packages such as bert_tf.checkpoints included)."""
     parts = module.split(".")
+    if len(parts) > 1 and parts[1] in CORE_PACKAGES:
+        return None
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and (ROOT / PACKAGE / parts[1]).is_dir()) else None
 
 
