@@ -201,3 +201,17 @@ def test_tf1_export_refuses_a_head_the_published_code_does_not_have(fine_tuned, 
     assert export.main([f"--model_dir={directory}", "--format=tf1", f"--output_dir={tmp_path / 'x'}"]) == 2
     assert "--format=tf1 needs a sequence classifier that reads the pooler" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_python_m_bert_tf_export_is_the_same_command_line(tmp_path: Path) -> None:
+    """`python -m bert_tf.export` (what the docs show) runs bert_tf.checkpoints.export's main: bad input is one
+    error line and exit status 2."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "bert_tf.export", f"--model_dir={tmp_path / 'none'}", "--format=hf",
+                           f"--output_dir={tmp_path / 'o'}"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no saved bert-tf model here" in done.stderr
