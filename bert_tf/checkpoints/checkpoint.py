@@ -98,7 +98,6 @@ def load_config(config_path: str) -> Dict[str, Any]:
     return config
 
 
-
 def backbone_from_config(config: Mapping[str, Any], dropout: float) -> Any:
     """A randomly initialised keras-hub BertBackbone shaped as a (validated) BERT config says."""
     import keras_hub

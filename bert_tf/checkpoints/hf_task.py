@@ -57,7 +57,6 @@ def write_hf_tokenizer(task: models.TaskModel, directory: str) -> None:
     huggingface.write_hf_tokenizer_files(task.tokenizer, task.backbone.max_sequence_length, directory)
 
 
-
 def export_hf(task: models.TaskModel, output_dir: str) -> None:
     """Write a transformers directory (config, safetensors weights, tokenizer files), replacing it atomically."""
     from safetensors.numpy import save_file

@@ -195,7 +195,6 @@ def hf_weight_source(directory: str) -> WeightSource:
     return read_safetensors(path)
 
 
-
 def hf_activation(config: Mapping[str, Any], config_path: str) -> str:
     """The activation a Hugging Face config's hidden_act means (a key of ACTIVATIONS)."""
     act = config.get("hidden_act", "gelu")
@@ -256,7 +255,6 @@ def vocabulary_lines(tokenizer: WordPieceTokenizer) -> List[str]:
             return [line.rstrip("\r\n") for line in f]
     by_id = {i: token for token, i in tokenizer.tokenizer.get_vocab(with_added_tokens=True).items()}
     return [by_id.get(i, f"[unused_id_{i}]") for i in range(max(by_id) + 1)]
-
 
 
 def write_hf_tokenizer_files(tokenizer: WordPieceTokenizer, max_length: int, directory: str) -> None:

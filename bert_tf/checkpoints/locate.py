@@ -71,7 +71,6 @@ def checkpoint_tokenizer(checkpoint: Checkpoint, do_lower_case: Optional[bool] =
     return WordPieceTokenizer.from_model_dir(tokenizer_dir(checkpoint), do_lower_case)
 
 
-
 def load_pretrained(bert_model: Optional[str], bert_config_file: Optional[str] = None,
                     vocab_file: Optional[str] = None, init_checkpoint: Optional[str] = None,
                     do_lower_case: Optional[bool] = None, revision: Optional[str] = None,

@@ -134,7 +134,6 @@ def tf2_h5_name(key: str) -> str:
     return "bert/" + re.sub(r"^encoder/layer/(\d+)/", r"encoder/layer_._\1/", "/".join(parts))
 
 
-
 @dataclasses.dataclass
 class StoredTensor:
     """One tensor in a checkpoint: its name there, its file, canonical shape, and a reader."""
@@ -168,7 +167,6 @@ def hf_canonical_name(name: str) -> str:
     if ".LayerNorm." in name or name.startswith("LayerNorm."):
         name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))
     return name
-
 
 
 def _weight_problems(slots: Sequence[Slot], source: WeightSource) -> Tuple[List[str], List[str]]:

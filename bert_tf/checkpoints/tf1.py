@@ -157,7 +157,6 @@ def tf1_checkpoint_from_dir(directory: str) -> Checkpoint:
     return Checkpoint("tf1", directory, tf1_activation(config, config_path), config)
 
 
-
 # --- reading -----------------------------------------------------------------------------------------------
 
 
@@ -186,7 +185,6 @@ def read_tf1(prefix: str, keys: Sequence[str]) -> WeightSource:
     used = {t.name for t in tensors.values()}
     unused = sorted(n for n in shapes if n not in used and not TF1_IGNORED.search(n))
     return WeightSource(prefix, tensors, tf1_name, unused)
-
 
 
 def read_tf1_classifier_head(prefix: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:

@@ -43,7 +43,6 @@ def load_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> ke
     return presets.load_preset_backbone(checkpoint, dropout)
 
 
-
 def build_task_model(
     checkpoint: Checkpoint,
     tokenizer: WordPieceTokenizer,
