@@ -72,7 +72,7 @@ import bert_tf  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
-                     pretrained, reports, resume, tensorboard)
+                     checkpoints, reports, resume, tensorboard)
 from bert_tf.classifier import calibration, feature_cache, task as classifier  # noqa: E402
 from bert_tf.batch_format import LABELS  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
@@ -150,11 +150,11 @@ def load_features(run: distribution.RunContext, labels: Sequence[str], labels_so
     return train_info, dev_info
 
 
-def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+def build_model(run: distribution.RunContext, checkpoint: checkpoints.Checkpoint, tokenizer: WordPieceTokenizer,
                 labels: Sequence[str], steps: Steps, weights: Optional[np.ndarray]) -> Tuple[models.TaskModel, Trainer]:
     """The sequence classifier, its optimizer (--optimizer, linear warm-up and decay) and trainer."""
     with run.strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout,
+        task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "sequence", FLAGS.classifier_dropout,
                                        pooling=FLAGS.pooling)
         schedule = optimization.WarmupLinearDecay(FLAGS.learning_rate, steps.warmup, steps.total)
         optimizer = optimization.make_optimizer(FLAGS.optimizer, schedule, FLAGS.weight_decay)
@@ -163,7 +163,7 @@ def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint,
     return task, trainer
 
 
-def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
+def run_table(checkpoint: checkpoints.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
               labels_source: str, train_info: feature_cache.CacheInfo, dev_info: feature_cache.CacheInfo,
               steps: Steps, weights: Optional[np.ndarray]) -> Dict[str, object]:
     """What this run trains, on what, how: printed at the start and kept for report.html."""
@@ -251,7 +251,7 @@ def finish_model(task: models.TaskModel, trainer: Trainer, dev_info: feature_cac
     if FLAGS.apply_temperature:
         calibration.apply_fitted_temperature(task, "the model just trained")
     if chief:
-        models.save_model(task, os.path.join(FLAGS.output_dir, "model"),
+        checkpoints.save_model(task, os.path.join(FLAGS.output_dir, "model"),
                           {"max_seq_length": FLAGS.max_seq_length, "replace_span": FLAGS.replace_span,
                            "flags": cli.flag_values(flags)})
 
@@ -295,15 +295,15 @@ def load_trained(run: distribution.RunContext) -> tuple:
     a TF1 checkpoint, with --labels_file or --labels_dir), else a saved one (--output_dir/model or --bert_model)."""
     trio = FLAGS.bert_config_file or FLAGS.vocab_file or FLAGS.init_checkpoint
     candidates = [] if trio else [os.path.join(FLAGS.output_dir, "model")] + ([FLAGS.bert_model] if FLAGS.bert_model else [])
-    fine_tuned = pretrained.saved_model_under(FLAGS.init_checkpoint)
+    fine_tuned = checkpoints.saved_model_under(FLAGS.init_checkpoint)
     if fine_tuned:  # the published prediction command: --init_checkpoint names the fine-tuning run's output
         cli.notice("--init_checkpoint is a model fine-tuned by bert-tf: its own config and vocabulary are used "
                    "(--bert_config_file and --vocab_file are not needed)", fine_tuned)
         candidates, trio = [fine_tuned], None
     for path in candidates:
-        if os.path.isfile(os.path.join(path, pretrained.SAVED_MODEL_META)):
+        if os.path.isfile(os.path.join(path, checkpoints.SAVED_MODEL_META)):
             with run.strategy.scope():
-                task = models.load_saved_model(path)
+                task = checkpoints.load_saved_model(path)
             if task.head != "sequence":
                 raise InputError("this saved model is not a sequence classifier", path)
             task.meta.setdefault("model_path", os.path.abspath(path))
@@ -311,7 +311,7 @@ def load_trained(run: distribution.RunContext) -> tuple:
                 calibration.apply_fitted_temperature(task, path)
             return task, Trainer(task.model, None, run.strategy, use_xla=FLAGS.use_xla, verbose=FLAGS.verbose)
     if trio or (FLAGS.bert_model and os.path.exists(FLAGS.bert_model)):
-        checkpoint, tokenizer = pretrained.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
+        checkpoint, tokenizer = checkpoints.load_pretrained(FLAGS.bert_model, FLAGS.bert_config_file, FLAGS.vocab_file,
                                                            FLAGS.init_checkpoint, FLAGS.do_lower_case)
         if checkpoint.kind == "tf1":
             return load_published(run, checkpoint, tokenizer)
@@ -319,7 +319,7 @@ def load_trained(run: distribution.RunContext) -> tuple:
                      "(or give a published TF1 classifier checkpoint with --labels_dir)", (candidates or [FLAGS.init_checkpoint])[0])
 
 
-def load_published(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer) -> tuple:
+def load_published(run: distribution.RunContext, checkpoint: checkpoints.Checkpoint, tokenizer) -> tuple:
     """A classifier fine-tuned by the published TF1 code, with the (sorted) labels it was trained on."""
     found = given_labels()
     if found is None:

@@ -77,7 +77,7 @@ FLAGS = flags.FLAGS
 import numpy as np  # noqa: E402
 
 from bert_tf import (class_weights, cli, distribution, fine_tuning, html_report, models, optimization,  # noqa: E402
-                     pretrained, resume, tensorboard)
+                     checkpoints, resume, tensorboard)
 from bert_tf.ner import data as ner_data, raw_text, task as ner  # noqa: E402
 from bert_tf.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
 from bert_tf.metrics import format_ner_report  # noqa: E402
@@ -215,11 +215,11 @@ def encode_inputs(datasets: Dict[str, List[ner_data.NerExample]], was_split: boo
                           buckets, steps_per_epoch, weights)
 
 
-def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+def build_model(run: distribution.RunContext, checkpoint: checkpoints.Checkpoint, tokenizer: WordPieceTokenizer,
                 inputs: TrainingInputs) -> Tuple[models.TaskModel, List[str], Trainer]:
     """The token classifier (with --freeze_layers applied; the frozen parts named), its optimizer and trainer."""
     with run.strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, inputs.labels, "token", FLAGS.classifier_dropout)
+        task = checkpoints.build_task_model(checkpoint, tokenizer, inputs.labels, "token", FLAGS.classifier_dropout)
         frozen = models.freeze_layers(task.backbone, FLAGS.freeze_layers)
         optimizer = build_optimizer(task, inputs.steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=FLAGS.use_xla, loss_scale=run.loss_scale,
@@ -228,7 +228,7 @@ def build_model(run: distribution.RunContext, checkpoint: pretrained.Checkpoint,
     return task, frozen, trainer
 
 
-def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
+def run_table(checkpoint: checkpoints.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
               inputs: TrainingInputs, frozen: List[str]) -> Dict[str, object]:
     """What this run trains, on what, how: printed at the start and kept for report.html."""
     train_docs, labels, context = inputs.train_docs, inputs.labels, inputs.context
@@ -255,7 +255,7 @@ def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: di
 
 
 def write_run_files(out_dir: str, chief: bool, summary: Dict[str, object], inputs: TrainingInputs,
-                    checkpoint: pretrained.Checkpoint) -> None:
+                    checkpoint: checkpoints.Checkpoint) -> None:
     """run_config.json, the run summary for report.html and, for data split here, the three splits."""
     os.makedirs(out_dir, exist_ok=True)
     if not chief:
@@ -292,7 +292,7 @@ def validate(trainer: Trainer, inputs: TrainingInputs, pad_id: int) -> Dict[str,
 def save_model(task: models.TaskModel, model_dir: str, context: str, chief: bool) -> None:
     """Save the model (the chief only) with what prediction needs: max_len, context, vote, decoding, flags."""
     if chief:
-        models.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags),
+        checkpoints.save_model(task, model_dir, {"max_len": FLAGS.max_len, "flags": cli.flag_values(flags),
                                             "context": context, "context_vote": FLAGS.context_vote,
                                             "decode": FLAGS.decode})
 
@@ -316,7 +316,7 @@ def fit(trainer: Trainer, task: models.TaskModel, inputs: TrainingInputs, checkp
                 checkpointer=checkpointer, save_every_steps=FLAGS.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s; best validation F1 {monitor.best:.4f} "
           f"at epoch {monitor.best_position:.2f}")
-    monitor.restore_best(task.model, lambda: models.load_saved_model(model_dir).model.get_weights())
+    monitor.restore_best(task.model, lambda: checkpoints.load_saved_model(model_dir).model.get_weights())
     return monitor
 
 
@@ -377,7 +377,7 @@ def predict(model_path: str) -> None:
                          FLAGS.overwrite_output_dir, check)
     run = distribution.setup_run(FLAGS.seed, FLAGS.use_amp, FLAGS.distribution, amp_dtype=FLAGS.amp_dtype)
     with run.strategy.scope():
-        task = models.load_saved_model(model_path)
+        task = checkpoints.load_saved_model(model_path)
     max_len = int(task.meta.get("max_len", FLAGS.max_len))
     context, context_text = choose_context(ner_data.has_documents(examples), task.meta.get("context", "none"))
     vote, decode = (FLAGS[name].value if FLAGS[name].present else task.meta.get(name, FLAGS[name].value)

@@ -96,10 +96,10 @@ def train_once(data: str, out: str, context: str, args: argparse.Namespace) -> D
 MEMORY_WORKER = r"""
 import json, resource, sys
 import numpy as np
-from bert_tf import pretrained
+from bert_tf import checkpoints
 from bert_tf.ner import task as ner
 doc_words, total, max_len = (int(x) for x in sys.argv[1:4])
-_, tokenizer = pretrained.load_pretrained(sys.argv[4])
+_, tokenizer = checkpoints.load_pretrained(sys.argv[4])
 rng = np.random.default_rng(0)
 vocab = ["word", "Niinistö", "vieraili", "Oulussa", "2020", "kemikaali", "ja", "."]
 docs = [[vocab[i] for i in rng.integers(0, len(vocab), doc_words)] for _ in range(total // doc_words)]

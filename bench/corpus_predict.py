@@ -35,19 +35,19 @@ MEASURE = ("import resource, subprocess, sys, time; t = time.time(); rc = subpro
 
 def save_model(directory: str, tiny: bool) -> str:
     """A saved bert-tf sequence classifier on MiniLM (or a tiny random BERT with MiniLM's vocabulary)."""
-    from bert_tf import models, pretrained
+    from bert_tf import models, checkpoints
 
-    checkpoint, tokenizer = pretrained.load_pretrained(minilm_dir())
+    checkpoint, tokenizer = checkpoints.load_pretrained(minilm_dir())
     labels = open(CONSENSUS_LABELS, encoding="utf-8").read().split()
     if tiny:
         config = dict(checkpoint.config, num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
                       intermediate_size=128)
-        backbone = pretrained.backbone_from_config(config, 0.1)
+        backbone = checkpoints.checkpoint.backbone_from_config(config, 0.1)
         model = models.build_sequence_classifier(backbone, len(labels), 0.1)
         task = models.TaskModel(model, backbone, tokenizer, labels, "sequence", checkpoint.activation, 0.1, {})
     else:
-        task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
-    models.save_model(task, directory, {"max_seq_length": 64, "replace_span": None})
+        task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
+    checkpoints.save_model(task, directory, {"max_seq_length": 64, "replace_span": None})
     return directory
 
 

@@ -111,13 +111,13 @@ def predict_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Classifier prediction examples/s with MiniLM under --use_amp's precision (and XLA if asked)."""
     from bench.tf_predict import classifier_rate
     from bench.tf_util import amp_unavailable
-    from bert_tf import distribution, pretrained
+    from bert_tf import distribution, checkpoints
 
     precision, _ = distribution.configure_precision(cfg["use_amp"])
     skipped = amp_unavailable(cfg["use_amp"])
     if skipped:
         return skipped
-    checkpoint, tokenizer = pretrained.load_pretrained(cfg["model_dir"])
+    checkpoint, tokenizer = checkpoints.load_pretrained(cfg["model_dir"])
     return {"precision": precision, "use_xla": cfg["use_xla"], **classifier_rate(cfg, checkpoint, tokenizer)}
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     if args.devices == "cpu":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.replicas)
-    from bert_tf import distribution, models, pretrained
+    from bert_tf import checkpoints, distribution
     from bert_tf.training import Trainer
 
     from bench.common import minilm_dir
@@ -50,9 +50,9 @@ def main() -> None:
 
         training.untune_device_pipelines = lambda: False  # what Trainer.distribute calls
     strategy = distribution.make_strategy("mirrored")
-    checkpoint, tokenizer = pretrained.load_pretrained(minilm_dir())
+    checkpoint, tokenizer = checkpoints.load_pretrained(minilm_dir())
     with strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, ["O", "B", "I"], "token", 0.1)
+        task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B", "I"], "token", 0.1)
     trainer = Trainer(task.model, None, strategy, verbose=False)
     rng = np.random.default_rng(0)
     rows = args.batches * 16

@@ -30,10 +30,10 @@ WORDS = ("talo kissa koira järvi metsä kaupunki Helsinki Turku Oulu presidentt
 CHILD = r"""
 import json, resource, sys, time
 started = time.time()
-from bert_tf import pretrained
+from bert_tf import checkpoints
 from bert_tf.pretraining import masking, stream
 path, model, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
-_, tokenizer = pretrained.load_pretrained(model)
+_, tokenizer = checkpoints.load_pretrained(model)
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 baseline = rss()
 table = masking.continuation_table(tokenizer)

@@ -79,11 +79,11 @@ def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict
 
 def build_trainer(cfg: Dict[str, Any], run, checkpoint, tokenizer, labels: List[str], steps_per_epoch: int):
     """Our task model, optimizer and Trainer, as run_ner.py builds them, for a distribution.setup_run context."""
-    from bert_tf import models, optimization, pretrained
+    from bert_tf import checkpoints, optimization
     from bert_tf.training import Trainer
 
     with run.strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, labels, "token", 0.1)
+        task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "token", 0.1)
         schedule = optimization.WarmupLinearDecay(
             cfg["learning_rate"], int(0.2 * steps_per_epoch), cfg["epochs"] * steps_per_epoch)
         optimizer = optimization.make_optimizer("adamw", schedule, cfg["weight_decay"])
@@ -187,13 +187,13 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Prepare the rows, time the input pipeline, train ours, evaluate, then the reference."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.ner import task as ner
     from bert_tf.ner import data as ner_data
 
     load_before = load_average()
     train, devel = read_data(cfg)
-    checkpoint, tokenizer = pretrained.load_pretrained(cfg["model_dir"])
+    checkpoint, tokenizer = checkpoints.load_pretrained(cfg["model_dir"])
     labels = ner_data.label_list_from_examples(train)
     label_to_id = {label: i for i, label in enumerate(labels)}
     started = time.perf_counter()

@@ -24,7 +24,7 @@ def _trainer(task, use_xla: bool):
 
 def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Words/s of ner.predict_words on BC5CDR devel (eval-set preparation timed apart)."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.ner import task as ner
     from bert_tf.ner import data as ner_data
 
@@ -32,7 +32,7 @@ def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     docs = [e.tokens for e in ner_data.read_conll(cfg["devel_path"], bare_tag_type=BC5CDR_TAG_TYPE)]
     if cfg["sentences"] is not None:
         docs = docs[: cfg["sentences"]]
-    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-Chemical", "I-Chemical"], "token", 0.1)
+    task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-Chemical", "I-Chemical"], "token", 0.1)
     trainer = _trainer(task, cfg["use_xla"])
     buckets = ner.bucket_lengths(cfg["max_len"], True)
     warm = ner.make_eval_set(docs[:200], None, {}, tokenizer, cfg["max_len"])
@@ -64,7 +64,7 @@ def _first_lines(path: str, count, work_dir: str) -> str:
 
 def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
     """Examples/s of classifier.predict_probabilities over a cache of the real consensus examples."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.classifier import task as classifier
     from bert_tf.classifier import feature_cache
     from bert_tf.classifier import data as consensus
@@ -75,7 +75,7 @@ def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any
     info = classifier.build_features(_first_lines(CONSENSUS_EXAMPLES, cfg["examples"], cfg["work_dir"]), labels,
                                      CONSENSUS_LABELS, tokenizer,
                                      cfg["max_seq_length"], None, cache_root)
-    task = models.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
+    task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
     trainer = _trainer(task, cfg["use_xla"])
     warm = classifier.as_training_batches(feature_cache.cache_dataset(info, cfg["batch_size"], False, 0))
     trainer.predict(warm, 2)
@@ -88,10 +88,10 @@ def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Both prediction rates, with one MiniLM checkpoint and tokenizer."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
 
     load_before = load_average()
-    checkpoint, tokenizer = pretrained.load_pretrained(cfg["model_dir"])
+    checkpoint, tokenizer = checkpoints.load_pretrained(cfg["model_dir"])
     return {"ner": ner_rate(cfg, checkpoint, tokenizer), "classifier": classifier_rate(cfg, checkpoint, tokenizer),
             "load_before": load_before}
 

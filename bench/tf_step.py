@@ -75,14 +75,14 @@ def build_model(cfg: Dict[str, Any]):
     word embeddings) of the configured shape (policy set beforehand)."""
     import keras_hub
 
-    from bert_tf import models, pretrained
+    from bert_tf import models, checkpoints
 
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=cfg["vocab"], num_layers=cfg["layers"], num_heads=cfg["heads"],
         hidden_dim=cfg["hidden"], intermediate_dim=cfg["intermediate"], dropout=cfg.get("dropout", 0.1),
         max_sequence_length=max(512, cfg["seq_len"]), num_segments=2,
     )
-    pretrained.set_feedforward_activation(backbone, "gelu_exact")
+    checkpoints.set_feedforward_activation(backbone, "gelu_exact")
     if cfg.get("task") == "mlm":
         from bert_tf.pretraining.model import build_masked_lm
 

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, T
 from absl import flags as absl_flags
 
 if typing.TYPE_CHECKING:
-    from bert_tf.checkpoints import CheckpointSpec
+    from bert_tf.checkpoints.spec import CheckpointSpec
 
 
 class Role(enum.Enum):
@@ -266,7 +266,7 @@ class SharedSettings:
     @property
     def checkpoint_spec(self) -> "CheckpointSpec":
         """Where the pretrained checkpoint is (--bert_model or NVIDIA's trio)."""
-        from bert_tf.checkpoints import CheckpointSpec
+        from bert_tf.checkpoints.spec import CheckpointSpec
 
         return CheckpointSpec(self.bert_model, self.revision, self.bert_config_file, self.vocab_file,
                               self.init_checkpoint, self.do_lower_case)

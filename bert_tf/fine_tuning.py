@@ -1,40 +1,15 @@
-"""What every fine-tuning script does the same way around its job: load the pretrained checkpoint named by the
-shared flags, checked against the script's sequence length, and fill the model, devices, batch and precision
-rows of the run table."""
+"""What every fine-tuning script does the same way around its job: fill the model, devices, batch and precision
+rows of the run table (the pretrained checkpoint itself comes from bert_tf.checkpoints.load_checkpoint)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping
 
-from absl import flags
-
-from bert_tf import distribution, flags as shared_flags, models, pretrained
-from bert_tf.errors import InputError
-from bert_tf.tokenization import WordPieceTokenizer
+from bert_tf import distribution, models
+from bert_tf.checkpoints import Checkpoint
 
 
-def check_positions(checkpoint: pretrained.Checkpoint, length: int, flag: str) -> None:
-    """Bad input when --`flag`=`length` exceeds the checkpoint's position embeddings (fine when unknown)."""
-    positions = pretrained.max_positions(checkpoint)
-    if positions is not None and length > positions:
-        raise InputError(f"--{flag}={length} exceeds the model's {positions} position embeddings", checkpoint.path)
-
-
-def load_checkpoint(values: flags.FlagValues, length_flag: str, chief: Optional[bool] = None,
-                    ) -> Tuple[pretrained.Checkpoint, WordPieceTokenizer]:
-    """The checkpoint of the shared flags (--bert_model, a Hub id at --revision, or --bert_config_file/--vocab_file/
-    --init_checkpoint) and its tokenizer (--do_lower_case), checked against the sequence length in flag
-    `length_flag`. `chief`: whether this process may download a Hub snapshot (default: read from the launch)."""
-    if chief is None:
-        chief = distribution.chief_by_environment(values.distribution)
-    checkpoint, tokenizer = pretrained.load_pretrained(shared_flags.bert_model_or_trio(values), values.bert_config_file,
-                                                       values.vocab_file, values.init_checkpoint, values.do_lower_case,
-                                                       values.revision, chief)
-    check_positions(checkpoint, values[length_flag].value, length_flag)
-    return checkpoint, tokenizer
-
-
-def run_table(checkpoint: pretrained.Checkpoint, task: models.TaskModel, run: distribution.RunContext,
+def run_table(checkpoint: Checkpoint, task: models.TaskModel, run: distribution.RunContext,
               batch_size: int, use_xla: bool, job_rows: Mapping[str, Any],
               training_rows: Mapping[str, Any]) -> Dict[str, Any]:
     """A fine-tuning run's table: model and tokenizer, the job's rows (labels, data, ...), devices and batch,

@@ -1,48 +1,20 @@
-"""Task models on a BERT backbone: the classification heads, freezing, and bert-tf's own saved-model format."""
+"""Task models on a BERT backbone: the classification heads, freezing, and the TaskModel they make (loading and
+saving them is bert_tf.checkpoints' business)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 from typing import Any, Dict, List, Optional, Sequence
 
 import keras
 import keras_hub
 
-from bert_tf import lifecycle, pretrained
 from bert_tf.batch_format import FEATURE_KEYS
-from bert_tf.errors import InputError, first_line
-from bert_tf.io_utils import atomic_directory
-from bert_tf.pretrained import SAVED_MODEL_META, Checkpoint, load_json, resolve_model_dir, set_feedforward_activation
+from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
-SAVED_MODEL_WEIGHTS = "model.weights.h5"
-SAVED_FORMAT_VERSION = 1
 EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm")
-
-
-def load_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> keras_hub.models.BertBackbone:
-    """Load the pretrained backbone of a checkpoint of any kind with its weights and the right activation."""
-    if checkpoint.kind in ("hf", "tf1"):
-        return pretrained.load_pretrained_backbone(checkpoint, dropout)
-    if checkpoint.kind == "bert_tf":
-        return load_saved_backbone(checkpoint, dropout)
-    return pretrained.load_preset_backbone(checkpoint, dropout)
-
-
-def load_saved_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> keras_hub.models.BertBackbone:
-    """The backbone of a model saved by bert-tf (rebuilt with `dropout` if one is given)."""
-    backbone = load_saved_model(checkpoint.path).backbone
-    if dropout is None or float(dropout) == float(backbone.dropout):
-        return backbone
-    config = {k: v for k, v in backbone.get_config().items() if k not in ("name", "trainable", "dtype")}
-    config["dropout"] = float(dropout)
-    rebuilt = keras_hub.models.BertBackbone(**config)
-    rebuilt.set_weights(backbone.get_weights())
-    set_feedforward_activation(rebuilt, checkpoint.activation)
-    return rebuilt
 
 
 def check_vocab_matches(backbone: keras_hub.models.BertBackbone, tokenizer: WordPieceTokenizer) -> None:
@@ -198,79 +170,6 @@ class TaskModel:
     dropout: float
     meta: Dict[str, Any]
     pooling: str = "pooler"
-
-
-def build_task_model(
-    checkpoint: Checkpoint,
-    tokenizer: WordPieceTokenizer,
-    labels: Sequence[str],
-    head: str,
-    dropout: float,
-    encoder_dropout: Optional[float] = None,
-    pooling: str = "pooler",
-) -> TaskModel:
-    """A new task model on top of a pretrained checkpoint (or a bert-tf model's backbone)."""
-    if checkpoint.kind == "bert_tf":
-        saved = load_saved_model(checkpoint.path)
-        backbone = saved.backbone
-    else:
-        backbone = load_backbone(checkpoint, encoder_dropout)
-    check_vocab_matches(backbone, tokenizer)
-    model = build_head(head, backbone, len(labels), dropout, pooling)
-    return TaskModel(model, backbone, tokenizer, list(labels), head, checkpoint.activation, dropout, {}, pooling)
-
-
-def save_model(task: TaskModel, directory: str, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Save weights, config, labels and tokenizer into `directory`, replacing it atomically."""
-    meta = {
-        "format_version": SAVED_FORMAT_VERSION,
-        "head": task.head,
-        "labels": task.labels,
-        "activation": task.activation,
-        "dropout": task.dropout,
-        "pooling": task.pooling,
-        "backbone": task.backbone.get_config(),
-        "do_lower_case": task.tokenizer.lowercase,
-        **task.meta,
-        **(extra or {}),
-    }
-    meta["backbone"].pop("dtype", None)
-    lifecycle.enter_phase("save")
-    with atomic_directory(directory) as tmp:
-        task.model.save_weights(os.path.join(tmp, SAVED_MODEL_WEIGHTS))
-        task.tokenizer.save(tmp)
-        with open(os.path.join(tmp, SAVED_MODEL_META), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False)
-
-
-def _backbone_from_config(config: Dict[str, Any], activation: str) -> keras_hub.models.BertBackbone:
-    config = {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")}
-    backbone = keras_hub.models.BertBackbone(**config)
-    set_feedforward_activation(backbone, activation)
-    return backbone
-
-
-def load_saved_model(path: str) -> TaskModel:
-    """Load a model saved by `save_model` (for prediction or further training)."""
-    directory = resolve_model_dir(path)
-    meta = load_json(os.path.join(directory, SAVED_MODEL_META))
-    try:
-        backbone = _backbone_from_config(meta["backbone"], meta["activation"])
-        labels = list(meta["labels"])
-        pooling = str(meta.get("pooling", "pooler"))  # models saved before pooling was a choice used the pooler
-        model = build_head(meta["head"], backbone, len(labels), float(meta["dropout"]), pooling)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{SAVED_MODEL_META} is incomplete or invalid ({e})", directory) from None
-    weights = os.path.join(directory, SAVED_MODEL_WEIGHTS)
-    if not os.path.isfile(weights):
-        raise InputError(f"missing {SAVED_MODEL_WEIGHTS}", directory)
-    try:
-        model.load_weights(weights)
-    except Exception as e:  # h5py/keras raise many types for damaged files
-        raise InputError(f"cannot read the weights ({type(e).__name__}: {first_line(e)})", weights) from None
-    tokenizer = WordPieceTokenizer.from_model_dir(directory, meta.get("do_lower_case"))
-    return TaskModel(model, backbone, tokenizer, labels, meta["head"], meta["activation"], float(meta["dropout"]), meta,
-                     pooling)
 
 
 def describe_backbone(backbone: keras_hub.models.BertBackbone) -> str:

@@ -8,7 +8,7 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-from bert_tf.pretrained import is_dense_weight, tf1_name
+from bert_tf.checkpoints.names import is_dense_weight, tf1_name
 
 
 def make_random_hf_checkpoint(directory: str, vocab: Sequence[str], hidden: int = 32, layers: int = 2,

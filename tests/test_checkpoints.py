@@ -1,4 +1,4 @@
-"""Tests for bert_tf.pretrained (and models loading): every checkpoint format, the activation each one means, clear errors."""
+"""Tests for bert_tf.checkpoints: every checkpoint format, the activation each one means, clear errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import checkpoint_factory
-from bert_tf import models, pretrained
+from bert_tf import checkpoints
 from bert_tf.errors import InputError
 
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "minilm_reference.npz"
@@ -54,7 +54,7 @@ def write_google_dir(directory: Path, hf_dir: str, extras: Dict[str, np.ndarray]
                      edit: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]] = lambda t: t) -> Path:
     """A Google-style TF1 directory (bert_config.json, vocab.txt, bert_model.ckpt.*) with hf_dir's weights."""
     directory.mkdir(parents=True, exist_ok=True)
-    state = {pretrained.hf_canonical_name(k): v for k, v in hf_state(hf_dir).items() if "position_ids" not in k}
+    state = {checkpoints.names.hf_canonical_name(k): v for k, v in hf_state(hf_dir).items() if "position_ids" not in k}
     tensors = checkpoint_factory.tf1_tensors(state)
     for name, value in extras.items():
         tensors[name] = np.zeros_like(tensors["bert/pooler/dense/kernel"]) if value is None else value
@@ -68,22 +68,22 @@ def write_google_dir(directory: Path, hf_dir: str, extras: Dict[str, np.ndarray]
 
 
 def test_canonical_names_follow_google_and_hugging_face_conventions():
-    assert pretrained.tf1_name("embeddings.word_embeddings.weight") == "bert/embeddings/word_embeddings"
-    assert pretrained.tf1_name("embeddings.LayerNorm.bias") == "bert/embeddings/LayerNorm/beta"
-    assert (pretrained.tf1_name("encoder.layer.11.attention.output.LayerNorm.weight")
+    assert checkpoints.names.tf1_name("embeddings.word_embeddings.weight") == "bert/embeddings/word_embeddings"
+    assert checkpoints.names.tf1_name("embeddings.LayerNorm.bias") == "bert/embeddings/LayerNorm/beta"
+    assert (checkpoints.names.tf1_name("encoder.layer.11.attention.output.LayerNorm.weight")
             == "bert/encoder/layer_11/attention/output/LayerNorm/gamma")
-    assert (pretrained.tf1_name("encoder.layer.0.intermediate.dense.weight")
+    assert (checkpoints.names.tf1_name("encoder.layer.0.intermediate.dense.weight")
             == "bert/encoder/layer_0/intermediate/dense/kernel")
-    assert pretrained.tf1_name("pooler.dense.bias") == "bert/pooler/dense/bias"
-    assert pretrained.hf_canonical_name("bert.embeddings.LayerNorm.gamma") == "embeddings.LayerNorm.weight"
-    assert (pretrained.hf_canonical_name("encoder.layer.2.output.LayerNorm.beta")
+    assert checkpoints.names.tf1_name("pooler.dense.bias") == "bert/pooler/dense/bias"
+    assert checkpoints.names.hf_canonical_name("bert.embeddings.LayerNorm.gamma") == "embeddings.LayerNorm.weight"
+    assert (checkpoints.names.hf_canonical_name("encoder.layer.2.output.LayerNorm.beta")
             == "encoder.layer.2.output.LayerNorm.bias")
-    assert pretrained.h5_canonical_name(
+    assert checkpoints.huggingface.h5_canonical_name(
         "bert/tf_bert_for_token_classification/bert/encoder/layer_._3/attention/self/query/kernel:0"
     ) == ("encoder.layer.3.attention.self.query.weight", True)
-    assert pretrained.h5_canonical_name("bert/tf_bert_model/bert/embeddings/position_embeddings/embeddings:0") == (
+    assert checkpoints.huggingface.h5_canonical_name("bert/tf_bert_model/bert/embeddings/position_embeddings/embeddings:0") == (
         "embeddings.position_embeddings.weight", False)
-    assert pretrained.h5_canonical_name("classifier/tf_bert_for_token_classification/classifier/bias:0") == (
+    assert checkpoints.huggingface.h5_canonical_name("classifier/tf_bert_for_token_classification/classifier/bias:0") == (
         "classifier.bias", False)
 
 
@@ -102,7 +102,7 @@ def reference() -> Dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def minilm_backbone(minilm):
     """all-MiniLM-L6-v2 loaded from its Hugging Face directory."""
-    return models.load_backbone(pretrained.find_checkpoint(minilm))
+    return checkpoints.load_backbone(checkpoints.find_checkpoint(minilm))
 
 
 def reference_inputs(reference: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -119,17 +119,17 @@ def max_diff_on_tokens(backbone, reference: Dict[str, np.ndarray]) -> float:
 
 
 def test_minilm_matches_transformers_with_exact_gelu(minilm, minilm_backbone, reference):
-    assert pretrained.find_checkpoint(minilm).activation == "gelu_exact"  # config.json says hidden_act "gelu"
+    assert checkpoints.find_checkpoint(minilm).activation == "gelu_exact"  # config.json says hidden_act "gelu"
     assert reference["attention_mask"].min() == 0 and reference["token_type_ids"].max() == 1  # padding, a pair
     assert max_diff_on_tokens(minilm_backbone, reference) < 1e-4
 
 
 def test_tanh_gelu_would_not_match_transformers(minilm_backbone, reference):
-    pretrained.set_feedforward_activation(minilm_backbone, "gelu_tanh")
+    checkpoints.set_feedforward_activation(minilm_backbone, "gelu_tanh")
     try:
         assert max_diff_on_tokens(minilm_backbone, reference) > 1e-3
     finally:
-        pretrained.set_feedforward_activation(minilm_backbone, "gelu_exact")
+        checkpoints.set_feedforward_activation(minilm_backbone, "gelu_exact")
 
 
 def test_minilm_tokenizer_gives_the_reference_ids(minilm, reference):
@@ -152,20 +152,20 @@ def test_tf1_checkpoint_of_minilm_loads_like_hugging_face(tmp_path, minilm, mini
     assert shapes["bert/encoder/layer_5/intermediate/dense/kernel"] == [384, 1536]  # Google's [in, out]
     assert shapes["bert/embeddings/word_embeddings"] == [30522, 384]
 
-    checkpoint = pretrained.find_checkpoint(str(directory))
+    checkpoint = checkpoints.find_checkpoint(str(directory))
     assert (checkpoint.kind, checkpoint.activation) == ("tf1", "gelu_tanh")  # TF1 "gelu" is the tanh form
-    backbone = models.load_backbone(checkpoint)
+    backbone = checkpoints.load_backbone(checkpoint)
     assert "ignored" not in capsys.readouterr().err  # optimizer slots, global_step, cls/ skipped silently
     tf1_out = outputs(backbone, reference_inputs(reference))["sequence_output"]
     assert max_diff_on_tokens(backbone, reference) > 1e-3
 
-    pretrained.set_feedforward_activation(minilm_backbone, "gelu_tanh")
+    checkpoints.set_feedforward_activation(minilm_backbone, "gelu_tanh")
     try:
         hf_out = outputs(minilm_backbone, reference_inputs(reference))["sequence_output"]
     finally:
-        pretrained.set_feedforward_activation(minilm_backbone, "gelu_exact")
+        checkpoints.set_feedforward_activation(minilm_backbone, "gelu_exact")
     assert np.abs(tf1_out - hf_out).max() < 1e-6
-    pretrained.set_feedforward_activation(backbone, "gelu_exact")
+    checkpoints.set_feedforward_activation(backbone, "gelu_exact")
     assert max_diff_on_tokens(backbone, reference) < 1e-4
 
 
@@ -175,7 +175,7 @@ def test_tf1_checkpoint_of_minilm_loads_like_hugging_face(tmp_path, minilm, mini
 @pytest.fixture(scope="module")
 def tiny_outputs(tiny_checkpoint) -> Dict[str, np.ndarray]:
     """Outputs of the tiny checkpoint loaded from its plain model.safetensors."""
-    return outputs(models.load_backbone(pretrained.find_checkpoint(tiny_checkpoint)), TINY_INPUTS)
+    return outputs(checkpoints.load_backbone(checkpoints.find_checkpoint(tiny_checkpoint)), TINY_INPUTS)
 
 
 def prefixed_gamma_beta(tensors: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -238,9 +238,9 @@ def test_hugging_face_layouts_load_the_same_weights(tmp_path, tiny_checkpoint, t
         make_sharded(directory)
     if layout == "tf_model_h5":
         make_tf_h5(directory)
-    checkpoint = pretrained.find_checkpoint(str(directory))
+    checkpoint = checkpoints.find_checkpoint(str(directory))
     assert (checkpoint.kind, checkpoint.activation) == ("hf", "gelu_exact")
-    got = outputs(models.load_backbone(checkpoint), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(checkpoint), TINY_INPUTS)
     for name in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(got[name], tiny_outputs[name], atol=1e-6)
 
@@ -248,7 +248,7 @@ def test_hugging_face_layouts_load_the_same_weights(tmp_path, tiny_checkpoint, t
 def test_missing_pooler_keeps_random_pooler_with_a_notice(tmp_path, tiny_checkpoint, tiny_outputs, capsys):
     directory = copy_hf(tiny_checkpoint, tmp_path / "token_model",
                         lambda t: {k: v for k, v in t.items() if not k.startswith("pooler.")})
-    got = outputs(models.load_backbone(pretrained.find_checkpoint(directory)), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(checkpoints.find_checkpoint(directory)), TINY_INPUTS)
     np.testing.assert_allclose(got["sequence_output"], tiny_outputs["sequence_output"], atol=1e-6)
     err = capsys.readouterr().err
     assert "no pooler weights" in err and len(err.strip().splitlines()) == 1
@@ -261,7 +261,7 @@ def test_pytorch_bin_loads_with_torch(tmp_path, tiny_checkpoint, tiny_outputs):
     state = {"bert." + k: torch.from_numpy(v.copy()) for k, v in hf_state(tiny_checkpoint).items()}
     torch.save(state, directory / "pytorch_model.bin")
     (directory / "model.safetensors").unlink()
-    got = outputs(models.load_backbone(pretrained.find_checkpoint(str(directory))), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(checkpoints.find_checkpoint(str(directory))), TINY_INPUTS)
     np.testing.assert_allclose(got["pooled_output"], tiny_outputs["pooled_output"], atol=1e-6)
 
 
@@ -271,7 +271,7 @@ def test_pytorch_bin_loads_with_torch(tmp_path, tiny_checkpoint, tiny_outputs):
 def load_error(path: str) -> InputError:
     """The InputError that finding and loading `path` raises."""
     with pytest.raises(InputError) as info:
-        models.load_backbone(pretrained.find_checkpoint(path))
+        checkpoints.load_backbone(checkpoints.find_checkpoint(path))
     return info.value
 
 
@@ -298,7 +298,7 @@ def test_vocabulary_larger_than_the_embedding_table(tmp_path, tiny_checkpoint):
     with open(directory / "vocab.txt", "a", encoding="utf-8") as f:
         f.write("extra1\nextra2\n")
     with pytest.raises(InputError, match="vocab_size") as info:
-        pretrained.find_checkpoint(str(directory))
+        checkpoints.find_checkpoint(str(directory))
     assert info.value.path == str(directory / "vocab.txt")
 
 
@@ -306,21 +306,21 @@ def test_unknown_formats_say_what_was_expected(tmp_path, tiny_checkpoint):
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / "weights.npz").write_bytes(b"")
     with pytest.raises(InputError, match="bert_config.json.*keras-hub preset.*bert-tf"):
-        pretrained.find_checkpoint(str(tmp_path / "odd"))
+        checkpoints.find_checkpoint(str(tmp_path / "odd"))
     flax = tmp_path / "flax"
     shutil.copytree(tiny_checkpoint, flax)
     (flax / "model.safetensors").rename(flax / "flax_model.msgpack")
     with pytest.raises(InputError, match=r"expected model.safetensors.*tf_model.h5.*found flax_model.msgpack"):
-        pretrained.find_checkpoint(str(flax))
+        checkpoints.find_checkpoint(str(flax))
 
 
 def test_pytorch_bin_without_torch_says_how_to_convert(tmp_path, tiny_checkpoint, monkeypatch):
     directory = tmp_path / "pt"
     shutil.copytree(tiny_checkpoint, directory)
     (directory / "model.safetensors").rename(directory / "pytorch_model.bin")
-    monkeypatch.setattr(pretrained, "torch_available", lambda: False)
+    monkeypatch.setattr(checkpoints.huggingface, "torch_available", lambda: False)
     with pytest.raises(InputError, match=r"pytorch_model.bin.*torch is not installed.*model.safetensors") as info:
-        pretrained.find_checkpoint(str(directory))
+        checkpoints.find_checkpoint(str(directory))
     assert info.value.path == str(directory)
 
 
@@ -330,7 +330,7 @@ def test_bad_config_is_named(tmp_path, tiny_checkpoint):
     config = json.loads((directory / "config.json").read_text())
     (directory / "config.json").write_text(json.dumps({**config, "num_attention_heads": 5}))
     with pytest.raises(InputError, match="not a multiple of num_attention_heads 5"):
-        pretrained.find_checkpoint(str(directory))
+        checkpoints.find_checkpoint(str(directory))
 
 
 # --- TensorFlow 1 checkpoints (tiny random model) ---------------------------------------------------------------
@@ -339,15 +339,15 @@ def test_bad_config_is_named(tmp_path, tiny_checkpoint):
 @pytest.fixture
 def hf_tanh_outputs(tiny_checkpoint) -> Dict[str, np.ndarray]:
     """The tiny checkpoint loaded from Hugging Face files with the tanh GELU forced."""
-    backbone = models.load_backbone(pretrained.find_checkpoint(tiny_checkpoint))
-    pretrained.set_feedforward_activation(backbone, "gelu_tanh")
+    backbone = checkpoints.load_backbone(checkpoints.find_checkpoint(tiny_checkpoint))
+    checkpoints.set_feedforward_activation(backbone, "gelu_tanh")
     return outputs(backbone, TINY_INPUTS)
 
 
 def test_tf1_directory_loads_with_tanh_gelu(tmp_path, tiny_checkpoint, hf_tanh_outputs):
-    checkpoint = pretrained.find_checkpoint(str(write_google_dir(tmp_path / "g", tiny_checkpoint)))
+    checkpoint = checkpoints.find_checkpoint(str(write_google_dir(tmp_path / "g", tiny_checkpoint)))
     assert (checkpoint.kind, checkpoint.activation) == ("tf1", "gelu_tanh")
-    got = outputs(models.load_backbone(checkpoint), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(checkpoint), TINY_INPUTS)
     for name in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(got[name], hf_tanh_outputs[name], atol=1e-6)
 
@@ -361,13 +361,13 @@ def test_trio_from_three_places(tmp_path, tiny_checkpoint, hf_tanh_outputs):
     for file in google.glob("bert_model.ckpt.*"):
         shutil.move(str(file), tmp_path / "ckpt" / file.name.replace("bert_model.ckpt", "model.ckpt-28252"))
     prefix = str(tmp_path / "ckpt" / "model.ckpt-28252")
-    checkpoint = pretrained.checkpoint_from_trio(str(tmp_path / "conf" / "bert_config.json"),
+    checkpoint = checkpoints.tf1.checkpoint_from_trio(str(tmp_path / "conf" / "bert_config.json"),
                                                   str(tmp_path / "voc" / "vocab.txt"), prefix)
     assert (checkpoint.kind, checkpoint.path, checkpoint.activation) == ("tf1", prefix, "gelu_tanh")
-    got = outputs(models.load_backbone(checkpoint, dropout=0.0), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(checkpoint, dropout=0.0), TINY_INPUTS)
     np.testing.assert_allclose(got["sequence_output"], hf_tanh_outputs["sequence_output"], atol=1e-6)
-    assert pretrained.trio_tokenizer(str(tmp_path / "voc" / "vocab.txt")).lowercase is True
-    assert pretrained.checkpoint_from_trio(str(tmp_path / "conf" / "bert_config.json"),
+    assert checkpoints.tf1.trio_tokenizer(str(tmp_path / "voc" / "vocab.txt")).lowercase is True
+    assert checkpoints.tf1.checkpoint_from_trio(str(tmp_path / "conf" / "bert_config.json"),
                                             str(tmp_path / "voc" / "vocab.txt"), prefix + ".index").path == prefix
 
 
@@ -375,25 +375,25 @@ def test_trio_errors_name_the_file(tmp_path, tiny_checkpoint):
     google = write_google_dir(tmp_path / "g", tiny_checkpoint)
     config, vocab = str(google / "bert_config.json"), str(google / "vocab.txt")
     with pytest.raises(InputError, match="no TensorFlow checkpoint with this prefix"):
-        pretrained.checkpoint_from_trio(config, vocab, str(google / "model.ckpt-5"))
+        checkpoints.tf1.checkpoint_from_trio(config, vocab, str(google / "model.ckpt-5"))
     with pytest.raises(InputError, match="does not exist") as info:
-        pretrained.checkpoint_from_trio(str(google / "nope.json"), vocab, str(google / "bert_model.ckpt"))
+        checkpoints.tf1.checkpoint_from_trio(str(google / "nope.json"), vocab, str(google / "bert_model.ckpt"))
     assert info.value.path.endswith("nope.json")
     big = tmp_path / "big_vocab.txt"
     big.write_text(Path(vocab).read_text() + "more\nwords\n")
     with pytest.raises(InputError, match="vocab_size") as info:
-        pretrained.checkpoint_from_trio(config, str(big), str(google / "bert_model.ckpt"))
+        checkpoints.tf1.checkpoint_from_trio(config, str(big), str(google / "bert_model.ckpt"))
     assert info.value.path == str(big)
 
 
 def test_tf1_prefix_path_and_missing_data_file(tmp_path, tiny_checkpoint):
     google = write_google_dir(tmp_path / "g", tiny_checkpoint)
-    checkpoint = pretrained.find_checkpoint(str(google / "bert_model.ckpt"))
+    checkpoint = checkpoints.find_checkpoint(str(google / "bert_model.ckpt"))
     assert (checkpoint.kind, checkpoint.path) == ("tf1", str(google / "bert_model.ckpt"))
     for data in google.glob("bert_model.ckpt.data-*"):
         data.unlink()
     with pytest.raises(InputError, match="has no data file"):
-        pretrained.find_checkpoint(str(google))
+        checkpoints.find_checkpoint(str(google))
 
 
 def test_tf1_missing_tensor_names_google_variable(tmp_path, tiny_checkpoint):
@@ -416,7 +416,7 @@ def test_tf1_wrong_shape_names_google_variable(tmp_path, tiny_checkpoint):
 
 def test_tf1_unexpected_variables_get_a_notice(tmp_path, tiny_checkpoint, capsys):
     extras = {**TF1_EXTRAS, "output_weights": np.zeros((3, 32), np.float32)}
-    models.load_backbone(pretrained.find_checkpoint(str(write_google_dir(tmp_path / "g", tiny_checkpoint, extras))))
+    checkpoints.load_backbone(checkpoints.find_checkpoint(str(write_google_dir(tmp_path / "g", tiny_checkpoint, extras))))
     err = capsys.readouterr().err
     assert "ignored 1 variable(s)" in err and "output_weights" in err and "adam" not in err
 
@@ -425,20 +425,20 @@ def test_tf1_picks_the_highest_step_or_the_checkpoint_file(tmp_path):
     for step in (900, 2000):
         checkpoint_factory.write_tf1_checkpoint(str(tmp_path / f"model.ckpt-{step}"), {"global_step": np.array(step)})
     checkpoint_factory.write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), {"global_step": np.array(0)})
-    assert pretrained.resolve_tf1_prefix(str(tmp_path)) == str(tmp_path / "model.ckpt-2000")
+    assert checkpoints.tf1.resolve_tf1_prefix(str(tmp_path)) == str(tmp_path / "model.ckpt-2000")
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/run/model.ckpt-900"\n'
                                          'all_model_checkpoint_paths: "/elsewhere/run/model.ckpt-900"\n')
-    assert pretrained.resolve_tf1_prefix(str(tmp_path)) == str(tmp_path / "model.ckpt-900")
+    assert checkpoints.tf1.resolve_tf1_prefix(str(tmp_path)) == str(tmp_path / "model.ckpt-900")
 
 
 def test_tf1_activations(tmp_path, tiny_checkpoint):
     google = write_google_dir(tmp_path / "g", tiny_checkpoint)
     config = json.loads((google / "bert_config.json").read_text())
     (google / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
-    assert pretrained.find_checkpoint(str(google)).activation == "relu"
+    assert checkpoints.find_checkpoint(str(google)).activation == "relu"
     (google / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "swish"}))
     with pytest.raises(InputError, match="unsupported hidden_act 'swish'") as info:
-        pretrained.find_checkpoint(str(google))
+        checkpoints.find_checkpoint(str(google))
     assert info.value.path == str(google / "bert_config.json")
 
 
@@ -448,16 +448,16 @@ def test_tf1_activations(tmp_path, tiny_checkpoint):
 def test_keras_hub_preset_and_bert_tf_model_still_load(tmp_path, tiny_checkpoint, tiny_outputs):
     from bert_tf.tokenization import WordPieceTokenizer
 
-    backbone = models.load_backbone(pretrained.find_checkpoint(tiny_checkpoint))
+    backbone = checkpoints.load_backbone(checkpoints.find_checkpoint(tiny_checkpoint))
     backbone.save_to_preset(str(tmp_path / "preset"))
-    preset = pretrained.find_checkpoint(str(tmp_path / "preset"))
+    preset = checkpoints.find_checkpoint(str(tmp_path / "preset"))
     assert preset.kind == "keras_hub"
-    assert models.load_backbone(preset).vocabulary_size == backbone.vocabulary_size
+    assert checkpoints.load_backbone(preset).vocabulary_size == backbone.vocabulary_size
 
-    task = models.build_task_model(pretrained.find_checkpoint(tiny_checkpoint),
+    task = checkpoints.build_task_model(checkpoints.find_checkpoint(tiny_checkpoint),
                                    WordPieceTokenizer.from_model_dir(tiny_checkpoint), ["O", "B-X"], "token", 0.1)
-    models.save_model(task, str(tmp_path / "saved"))
-    saved = pretrained.find_checkpoint(str(tmp_path / "saved"))
+    checkpoints.save_model(task, str(tmp_path / "saved"))
+    saved = checkpoints.find_checkpoint(str(tmp_path / "saved"))
     assert (saved.kind, saved.activation) == ("bert_tf", "gelu_exact")
-    got = outputs(models.load_backbone(saved, dropout=0.3), TINY_INPUTS)
+    got = outputs(checkpoints.load_backbone(saved, dropout=0.3), TINY_INPUTS)
     np.testing.assert_allclose(got["sequence_output"], tiny_outputs["sequence_output"], atol=1e-6)

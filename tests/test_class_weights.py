@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf import class_weights, models, pretrained
+from bert_tf import checkpoints, class_weights
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import Trainer, count_labelled, masked_sparse_ce_sum
@@ -57,12 +57,12 @@ def test_weighted_loss_is_the_weighted_mean() -> None:
 
 
 def test_trainer_applies_class_weights_in_the_loss(tiny_checkpoint) -> None:
-    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
+    checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
     rng = np.random.default_rng(0)
     batch = {"token_ids": rng.integers(5, 20, (6, 8)).astype(np.int32), "padding_mask": np.ones((6, 8), np.int32),
              "segment_ids": np.zeros((6, 8), np.int32), "labels": np.array([0, 0, 0, 0, 1, 2], np.int32)}
-    task = models.build_task_model(checkpoint, tokenizer, LABELS, "sequence", 0.0, encoder_dropout=0.0)
+    task = checkpoints.build_task_model(checkpoint, tokenizer, LABELS, "sequence", 0.0, encoder_dropout=0.0)
     task.model.get_layer("classifier").bias.assign([2.0, 0.0, -2.0])  # the labels' losses differ a lot
     logits = np.asarray(task.model({k: v for k, v in batch.items() if k != "labels"}, training=False), np.float64)
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))

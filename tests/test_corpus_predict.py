@@ -343,11 +343,11 @@ def published_checkpoint(base: Path, rows: int = 6) -> tuple:
 
 def independent_probabilities(hf: str, rows: list, head: tuple) -> np.ndarray:
     """softmax(pooled @ W.T + b) over every row of the head, from the Hugging Face copy of the body."""
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.classifier.features import featurize_mentions
     from bert_tf.tokenization import WordPieceTokenizer
 
-    backbone = pretrained.load_pretrained_backbone(pretrained.find_checkpoint(hf))
+    backbone = checkpoints.weights.load_pretrained_backbone(checkpoints.find_checkpoint(hf))
     tokenizer = WordPieceTokenizer.from_vocab(os.path.join(hf, "vocab.txt"), True)
     fields = [line.rstrip("\n").split("\t") for line in rows]
     features = featurize_mentions([f[3] for f in fields], [f[4] for f in fields], [f[5] for f in fields], tokenizer, 32)

@@ -80,11 +80,11 @@ def _set_head(model, seed: int) -> None:
 
 def _train_and_predict(strategy, checkpoint, tokenizer, out: Dict[str, np.ndarray]):
     """Train on the fixed batches for EPOCHS epochs; record weights, step outputs and predictions."""
-    from bert_tf import models, optimization, pretrained
+    from bert_tf import checkpoints, optimization
     from bert_tf.training import Trainer
 
     with strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, TOKEN_LABELS, "token", 0.0, encoder_dropout=0.0)
+        task = checkpoints.build_task_model(checkpoint, tokenizer, TOKEN_LABELS, "token", 0.0, encoder_dropout=0.0)
         optimizer = optimization.make_optimizer("adamw", 1e-3, 0.01)
     _set_head(task.model, 1)
     initial = task.model.get_weights()
@@ -149,7 +149,7 @@ def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
 
 def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out: Dict[str, np.ndarray]) -> None:
     """Probabilities of a 13-example cache with batches of 5 and 4, and the gathered input positions."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.classifier import task as classifier
     from bert_tf.classifier import feature_cache
     from bert_tf.training import Trainer
@@ -160,7 +160,7 @@ def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out:
     info = feature_cache.build_feature_cache(iter(records), str(scratch / "cache"),
                                              feature_cache.CacheSettings(tokenizer, 16, None, CLASS_LABELS))
     with strategy.scope():
-        task = models.build_task_model(checkpoint, tokenizer, CLASS_LABELS, "sequence", 0.0, encoder_dropout=0.0)
+        task = checkpoints.build_task_model(checkpoint, tokenizer, CLASS_LABELS, "sequence", 0.0, encoder_dropout=0.0)
     _set_head(task.model, 2)
     trainer = Trainer(task.model, None, strategy, verbose=False)
     for batch_size in CLASSIFIER_BATCHES:
@@ -176,10 +176,10 @@ def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out:
 
 def run_scenario(strategy, checkpoint_dir: str, scratch: Path) -> Dict[str, np.ndarray]:
     """Everything the tests compare, as numpy arrays."""
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.tokenization import WordPieceTokenizer
 
-    checkpoint = pretrained.find_checkpoint(checkpoint_dir)
+    checkpoint = checkpoints.find_checkpoint(checkpoint_dir)
     tokenizer = WordPieceTokenizer.from_model_dir(checkpoint_dir)
     out: Dict[str, np.ndarray] = {"replicas": np.array(strategy.num_replicas_in_sync)}
     one_batch = _batches_dataset(_fixed_batches(tokenizer.vocab_size)[:1])

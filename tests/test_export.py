@@ -1,4 +1,4 @@
-"""Tests for bert_tf.export: Hugging Face and SavedModel exports of fine-tuned bert-tf models."""
+"""Tests for bert_tf.checkpoints' exports (python -m bert_tf.export): Hugging Face and SavedModel exports of fine-tuned bert-tf models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bert_tf import export, models, pretrained
+from bert_tf import checkpoints, models
+from bert_tf.checkpoints import export, hf_task
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -35,12 +36,12 @@ def fine_tuned(tiny_checkpoint, tmp_path_factory) -> Dict[str, Tuple[str, np.nda
     rng = np.random.default_rng(7)
     saved = {}
     for head, labels in LABELS.items():
-        task = models.build_task_model(pretrained.find_checkpoint(tiny_checkpoint),
+        task = checkpoints.build_task_model(checkpoints.find_checkpoint(tiny_checkpoint),
                                        WordPieceTokenizer.from_model_dir(tiny_checkpoint), labels, head, 0.1)
         for variable in task.model.variables:
             variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
         directory = str(tmp_path_factory.mktemp(f"saved_{head}"))
-        models.save_model(task, directory)
+        checkpoints.save_model(task, directory)
         saved[head] = (directory, logits_of(task))
     return saved
 
@@ -62,7 +63,7 @@ def test_hf_export_files_config_and_layouts(hf_exports, head):
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
     config = json.loads((out / "config.json").read_text())
     labels = LABELS[head]
-    assert config["architectures"] == [export.HF_ARCHITECTURES[head]] and config["model_type"] == "bert"
+    assert config["architectures"] == [hf_task.HF_ARCHITECTURES[head]] and config["model_type"] == "bert"
     assert (config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]) == (32, 2, 64)
     assert config["hidden_act"] == "gelu" and config["layer_norm_eps"] == 1e-12
     assert config["id2label"] == {str(i): label for i, label in enumerate(labels)}
@@ -77,17 +78,17 @@ def test_hf_export_files_config_and_layouts(hf_exports, head):
 
 @pytest.mark.parametrize("head", ["token", "sequence"])
 def test_hf_export_predicts_identically_through_our_loader(fine_tuned, hf_exports, head):
-    task = export.load_hf_task_model(hf_exports[head])
+    task = hf_task.load_hf_task_model(hf_exports[head])
     assert (task.head, task.labels, task.activation) == (head, LABELS[head], "gelu_exact")
     assert np.abs(logits_of(task) - fine_tuned[head][1]).max() < 1e-5
 
 
 def test_load_hf_task_weights_checks_the_label_count(hf_exports, tiny_checkpoint):
-    checkpoint = pretrained.find_checkpoint(hf_exports["token"])
-    task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(hf_exports["token"]),
+    checkpoint = checkpoints.find_checkpoint(hf_exports["token"])
+    task = checkpoints.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(hf_exports["token"]),
                                    ["O", "B-X"], "token", 0.1)
     with pytest.raises(InputError, match=r"classifier.weight has shape \[4, 32\], expected \[2, 32\]"):
-        export.load_hf_task_weights(task, hf_exports["token"])
+        hf_task.load_hf_task_weights(task, hf_exports["token"])
 
 
 @pytest.mark.parametrize("head", ["token", "sequence"])
@@ -106,9 +107,9 @@ def test_hf_export_matches_transformers(fine_tuned, hf_exports, head):
 
 
 def test_tanh_models_export_gelu_new(fine_tuned):
-    task = models.load_saved_model(fine_tuned["token"][0])
-    assert export.hf_config(dataclasses.replace(task, activation="gelu_tanh"))["hidden_act"] == "gelu_new"
-    assert pretrained.HF_ACTIVATIONS["gelu_new"] == "gelu_tanh"  # and it is read back as the tanh form
+    task = checkpoints.load_saved_model(fine_tuned["token"][0])
+    assert hf_task.hf_config(dataclasses.replace(task, activation="gelu_tanh"))["hidden_act"] == "gelu_new"
+    assert checkpoints.huggingface.HF_ACTIVATIONS["gelu_new"] == "gelu_tanh"  # and it is read back as the tanh form
 
 
 @pytest.mark.parametrize("head", ["token", "sequence"])
@@ -118,7 +119,7 @@ def test_savedmodel_reloads_with_the_same_logits(fine_tuned, tmp_path, head):
     directory, expected = fine_tuned[head]
     out = tmp_path / "serving"
     assert export.main([f"--model_dir={directory}", "--format=savedmodel", f"--output_dir={out}"]) == 0
-    assert (out / export.LABELS_FILE).read_text().split("\n")[:-1] == LABELS[head]
+    assert (out / checkpoints.checkpoint.LABELS_FILE).read_text().split("\n")[:-1] == LABELS[head]
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     assert sorted(serve.structured_input_signature[1]) == ["padding_mask", "segment_ids", "token_ids"]
     result = serve(**{name: tf.constant(value) for name, value in INPUTS.items()})
@@ -169,13 +170,13 @@ def test_tf1_export_has_the_published_names_and_reads_back_to_the_same_logits(tm
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS + [f"w{i}" for i in range(20)]
     hf = make_random_hf_checkpoint(str(tmp_path / "hf"), vocab, hidden_act="gelu_new", seed=4)
     labels = ["out", "che", "dis"]  # not sorted: the published code sorts them, so the rows are reordered
-    task = models.build_task_model(pretrained.find_checkpoint(hf), WordPieceTokenizer.from_model_dir(hf), labels,
+    task = checkpoints.build_task_model(checkpoints.find_checkpoint(hf), WordPieceTokenizer.from_model_dir(hf), labels,
                                    "sequence", 0.1)
     rng = np.random.default_rng(5)
     for variable in task.model.variables:
         variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
     task.meta["global_step"] = 321
-    models.save_model(task, str(tmp_path / "saved"))
+    checkpoints.save_model(task, str(tmp_path / "saved"))
     expected = logits_of(task)
     out = tmp_path / "tf1"
     assert export.main([f"--model_dir={tmp_path / 'saved'}", "--format=tf1", f"--output_dir={out}"]) == 0
@@ -185,8 +186,8 @@ def test_tf1_export_has_the_published_names_and_reads_back_to_the_same_logits(tm
     assert shapes == published_tf1_names(2, 32, 64, len(vocab), 128, len(labels) + 1)
     assert (out / "labels.txt").read_text().splitlines() == ["che", "dis", "out"]
     assert json.loads((out / "bert_config.json").read_text())["hidden_act"] == "gelu"
-    checkpoint = pretrained.checkpoint_from_trio(str(out / "bert_config.json"), str(out / "vocab.txt"), str(out))
-    tokenizer = pretrained.trio_tokenizer(str(out / "vocab.txt"), True)
+    checkpoint = checkpoints.tf1.checkpoint_from_trio(str(out / "bert_config.json"), str(out / "vocab.txt"), str(out))
+    tokenizer = checkpoints.tf1.trio_tokenizer(str(out / "vocab.txt"), True)
     published = classifier.load_published_classifier(checkpoint, tokenizer, ["che", "dis", "out"], str(out))
     read_back = logits_of(published)
     assert published.meta["extra_logits"] == 1 and read_back.shape == (2, 4)
@@ -200,3 +201,17 @@ def test_tf1_export_refuses_a_head_the_published_code_does_not_have(fine_tuned, 
     assert export.main([f"--model_dir={directory}", "--format=tf1", f"--output_dir={tmp_path / 'x'}"]) == 2
     assert "--format=tf1 needs a sequence classifier that reads the pooler" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_python_m_bert_tf_export_is_the_same_command_line(tmp_path: Path) -> None:
+    """`python -m bert_tf.export` (what the docs show) runs bert_tf.checkpoints.export's main: bad input is one
+    error line and exit status 2."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "bert_tf.export", f"--model_dir={tmp_path / 'none'}", "--format=hf",
+                           f"--output_dir={tmp_path / 'o'}"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no saved bert-tf model here" in done.stderr

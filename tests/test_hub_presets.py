@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TINY_WORDS
 
-from bert_tf import hub, models, pretrained
+from bert_tf import checkpoints, hub
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -37,7 +37,7 @@ def preset(tmp_path, tiny_bert):
     import keras_hub
 
     folder = tmp_path / "preset"
-    models.load_backbone(pretrained.find_checkpoint(tiny_bert)).save_to_preset(str(folder))
+    checkpoints.load_backbone(checkpoints.find_checkpoint(tiny_bert)).save_to_preset(str(folder))
     keras_hub.models.BertTokenizer(vocabulary=f"{tiny_bert}/vocab.txt", lowercase=True).save_to_preset(str(folder))
     return folder
 
@@ -49,14 +49,14 @@ def test_preset_directory_loads_through_keras_hubs_loader(preset, tiny_bert, mon
     from_preset = keras_hub.models.BertBackbone.from_preset
     monkeypatch.setattr(keras_hub.models.BertBackbone, "from_preset",
                         lambda path, **kwargs: loaded.append(path) or from_preset(path, **kwargs))
-    checkpoint, tokenizer = pretrained.load_pretrained(str(preset))
+    checkpoint, tokenizer = checkpoints.load_pretrained(str(preset))
     assert checkpoint.kind == "keras_hub" and checkpoint.hub is None
     reference = WordPieceTokenizer.from_model_dir(tiny_bert)
     words = ["Alice", "visited", "Oslo", "and", "Acmecorp", "."]
     assert tokenizer.encode_words(words) == reference.encode_words(words)  # lower-cased as the preset says
-    got = models.load_backbone(checkpoint)(INPUTS)
+    got = checkpoints.load_backbone(checkpoint)(INPUTS)
     assert loaded == [str(preset)]
-    want = models.load_backbone(pretrained.find_checkpoint(tiny_bert))(INPUTS)
+    want = checkpoints.load_backbone(checkpoints.find_checkpoint(tiny_bert))(INPUTS)
     np.testing.assert_allclose(got["sequence_output"], want["sequence_output"], atol=1e-6)
     assert hub.resolve_preset(str(preset)) == str(preset)  # keras-hub's file lookup, as for kaggle:// handles
 
@@ -66,6 +66,6 @@ def test_preset_with_another_tokenizer_is_one_line(preset):
     config = json.loads(config_path.read_text())
     config_path.write_text(json.dumps({**config, "class_name": "GemmaTokenizer"}))
     with pytest.raises(InputError) as caught:
-        pretrained.load_pretrained(str(preset))
+        checkpoints.load_pretrained(str(preset))
     assert caught.value.problem == ("a keras-hub GemmaTokenizer preset: only BertTokenizer (WordPiece) presets are "
                                     "supported") and caught.value.path == str(config_path)

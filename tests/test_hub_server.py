@@ -16,7 +16,7 @@ from conftest import ROOT, error_lines
 from hub_server import HubServer
 from test_front_door import run_in
 
-from bert_tf import hub, pretrained
+from bert_tf import hub, checkpoints
 from bert_tf.errors import InputError
 from bert_tf.flags import PUBLISHED_NER_MODEL
 
@@ -53,7 +53,7 @@ def snapshot_of(home: Path) -> Path:
 def test_hub_id_downloads_into_an_empty_cache_then_resolves_offline(live_hub, tmp_path, minilm, monkeypatch):
     from huggingface_hub import constants
 
-    checkpoint, tokenizer = pretrained.load_pretrained(PUBLISHED_NER_MODEL)
+    checkpoint, tokenizer = checkpoints.load_pretrained(PUBLISHED_NER_MODEL)
     snapshot = snapshot_of(tmp_path / "hf_home")
     assert checkpoint.kind == "hf" and Path(checkpoint.path) == snapshot
     assert sorted(os.listdir(snapshot)) == NEEDED  # one weight file and the tokenizer files, not the rest

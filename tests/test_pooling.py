@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import export, models, pretrained
+from bert_tf import checkpoints, models
+from bert_tf.checkpoints import hf_task
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -24,7 +25,7 @@ INPUTS = {
 
 def build(tiny_checkpoint: str, pooling: str) -> models.TaskModel:
     """A sequence classifier on the tiny checkpoint with the given pooling."""
-    return models.build_task_model(pretrained.find_checkpoint(tiny_checkpoint),
+    return checkpoints.build_task_model(checkpoints.find_checkpoint(tiny_checkpoint),
                                    WordPieceTokenizer.from_model_dir(tiny_checkpoint), LABELS, "sequence", 0.1,
                                    pooling=pooling)
 
@@ -65,10 +66,10 @@ def test_pooling_is_saved_and_loaded_and_temperature_folds_into_the_logits(tiny_
     before = np.asarray(task.model(INPUTS, training=False))
     models.fold_temperature(task, 2.0)
     np.testing.assert_allclose(np.asarray(task.model(INPUTS, training=False)), before / 2.0, rtol=1e-5, atol=1e-6)
-    models.save_model(task, str(tmp_path / "model"))
-    meta = json.loads((tmp_path / "model" / pretrained.SAVED_MODEL_META).read_text())
+    checkpoints.save_model(task, str(tmp_path / "model"))
+    meta = json.loads((tmp_path / "model" / checkpoints.SAVED_MODEL_META).read_text())
     assert meta["pooling"] == "mention" and meta["temperature"] == 2.0
-    loaded = models.load_saved_model(str(tmp_path / "model"))
+    loaded = checkpoints.load_saved_model(str(tmp_path / "model"))
     assert loaded.pooling == "mention" and loaded.meta["temperature"] == 2.0
     np.testing.assert_allclose(np.asarray(loaded.model(INPUTS, training=False)), before / 2.0, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError):
@@ -77,19 +78,19 @@ def test_pooling_is_saved_and_loaded_and_temperature_folds_into_the_logits(tiny_
 
 def test_models_saved_without_pooling_load_with_the_pooler(tiny_checkpoint, tmp_path: Path):
     task = build(tiny_checkpoint, "pooler")
-    models.save_model(task, str(tmp_path / "model"))
-    meta_path = tmp_path / "model" / pretrained.SAVED_MODEL_META
+    checkpoints.save_model(task, str(tmp_path / "model"))
+    meta_path = tmp_path / "model" / checkpoints.SAVED_MODEL_META
     meta = json.loads(meta_path.read_text())
     del meta["pooling"]
     meta_path.write_text(json.dumps(meta))
-    assert models.load_saved_model(str(tmp_path / "model")).pooling == "pooler"
+    assert checkpoints.load_saved_model(str(tmp_path / "model")).pooling == "pooler"
 
 
 def test_bad_pooling_is_an_input_error(tiny_checkpoint):
     with pytest.raises(InputError, match="pooling 'mean'"):
         build(tiny_checkpoint, "mean")
     with pytest.raises(InputError, match="sequence classifiers only"):
-        models.build_task_model(pretrained.find_checkpoint(tiny_checkpoint),
+        checkpoints.build_task_model(checkpoints.find_checkpoint(tiny_checkpoint),
                                 WordPieceTokenizer.from_model_dir(tiny_checkpoint), LABELS, "token", 0.1,
                                 pooling="mention")
 
@@ -101,10 +102,10 @@ def test_mention_pooled_hf_export(tiny_checkpoint, tmp_path: Path):
         variable.assign(variable.numpy() + rng.normal(0.0, 0.05, variable.shape).astype("float32"))
     expected = np.asarray(task.model(INPUTS, training=False))
     out = tmp_path / "hf"
-    export.export_hf(task, str(out))
+    hf_task.export_hf(task, str(out))
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertModel"] and config["bert_tf_pooling"] == "mention"
-    reloaded = export.load_hf_task_model(str(out))
+    reloaded = hf_task.load_hf_task_model(str(out))
     assert (reloaded.head, reloaded.pooling) == ("sequence", "mention")
     np.testing.assert_allclose(np.asarray(reloaded.model(INPUTS, training=False)), expected, atol=1e-5)
     torch = pytest.importorskip("torch")
@@ -123,8 +124,8 @@ def test_mention_pooled_hf_export(tiny_checkpoint, tmp_path: Path):
 
 
 def test_fine_tuning_a_mention_pooled_model_with_the_pooler_trains_the_pooler(tiny_checkpoint, tmp_path: Path):
-    models.save_model(build(tiny_checkpoint, "mention"), str(tmp_path / "model"))
-    again = models.build_task_model(pretrained.find_checkpoint(str(tmp_path / "model")),
+    checkpoints.save_model(build(tiny_checkpoint, "mention"), str(tmp_path / "model"))
+    again = checkpoints.build_task_model(checkpoints.find_checkpoint(str(tmp_path / "model")),
                                     WordPieceTokenizer.from_model_dir(str(tmp_path / "model")), LABELS, "sequence",
                                     0.1, pooling="pooler")
     assert any("pooled_dense" in v.path for v in again.model.trainable_variables)

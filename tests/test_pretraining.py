@@ -339,11 +339,11 @@ def hf_with_head(tiny_checkpoint, tmp_path_factory):
 def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
     from safetensors.numpy import load_file
 
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     directory, state, config = hf_with_head
-    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(directory))
+    mlm = mlm_model.load_masked_lm(*checkpoints.load_pretrained(directory))
     assert "tied decoder" in mlm.head_source
     ids, mask, positions = _model_inputs()
     expected = numpy_masked_lm(state, config, ids, mask, positions)
@@ -353,7 +353,7 @@ def test_head_from_hf_checkpoint_and_export_match_numpy(hf_with_head, tmp_path):
     assert exported["architectures"] == ["BertForMaskedLM"] and exported["hidden_act"] == "gelu"
     assert np.abs(numpy_masked_lm(load_file(str(tmp_path / "export" / "model.safetensors")), exported, ids, mask,
                                   positions) - expected).max() < 1e-4
-    reloaded = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path / "export")))
+    reloaded = mlm_model.load_masked_lm(*checkpoints.load_pretrained(str(tmp_path / "export")))
     assert np.array_equal(_logits(reloaded, ids, mask, positions), _logits(mlm, ids, mask, positions))
 
 
@@ -364,7 +364,7 @@ def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
     import h5py
     from test_checkpoints import tf2_h5_weight
 
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     directory, state, config = hf_with_head
@@ -381,7 +381,7 @@ def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
         else:
             leaf = {"weight": "kernel" if ".dense." in key else "gamma", "bias": "beta" if "LayerNorm" in key else "bias"}
             path = key.replace("cls.", "mlm___cls.").rsplit(".", 1)
-            array = value.T if key == mlm_model.HEAD_DENSE_WEIGHT else value
+            array = value.T if key == checkpoints.names.HEAD_DENSE_WEIGHT else value
             groups["mlm___cls"]["tf_bert_for_pre_training/" + path[0].replace(".", "/") + "/" + leaf[path[1]] + ":0"] = array
     with h5py.File(tmp_path / "tf_model.h5", "w") as f:
         f.attrs["layer_names"] = [g.encode() for g in groups]
@@ -390,8 +390,8 @@ def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
             for name, array in weights.items():
                 group.create_dataset(name, data=np.asarray(array, np.float32))
             group.attrs["weight_names"] = [n.encode() for n in weights]
-    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
-    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
+    checkpoint, tokenizer = checkpoints.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=checkpoints.read_next_sentence_head(checkpoint))
     assert "tied decoder" in mlm.head_source
     _check_next_sentence_model(mlm, state, config)
 
@@ -399,16 +399,16 @@ def test_heads_from_tf_model_h5_match_numpy(hf_with_head, tmp_path):
 def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_path):
     import keras_hub
 
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
     from bert_tf.tokenization import WordPieceTokenizer
 
     directory, state, config = hf_with_head
-    backbone = models.load_backbone(pretrained.find_checkpoint(directory))
+    backbone = checkpoints.load_backbone(checkpoints.find_checkpoint(directory))
     task = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
     mlm_model.assign_head(task.masked_lm_head, {k: v for k, v in state.items() if k.startswith("cls.")}, directory)
     task.save_to_preset(str(tmp_path / "preset"))
-    checkpoint = pretrained.find_checkpoint(str(tmp_path / "preset"))
+    checkpoint = checkpoints.find_checkpoint(str(tmp_path / "preset"))
     assert checkpoint.kind == "keras_hub"
     mlm = mlm_model.load_masked_lm(checkpoint, WordPieceTokenizer.from_model_dir(directory))
     assert "tied decoder" in mlm.head_source and mlm.activation == "gelu_tanh"  # keras-hub's BertBackbone's GELU
@@ -416,24 +416,24 @@ def test_head_from_keras_hub_masked_lm_preset_matches_numpy(hf_with_head, tmp_pa
     tanh_config = {**config, "hidden_act": "gelu_tanh"}
     assert np.abs(_logits(mlm, ids, mask, positions) - numpy_masked_lm(state, tanh_config, ids, mask, positions)).max() < 1e-4
     backbone.save_to_preset(str(tmp_path / "backbone_only"))
-    assert mlm_model.read_head_weights(pretrained.find_checkpoint(str(tmp_path / "backbone_only"))) is None
+    assert checkpoints.read_masked_lm_head(checkpoints.find_checkpoint(str(tmp_path / "backbone_only"))) is None
 
 
 def test_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_path):
     from checkpoint_factory import tf1_tensors, write_tf1_checkpoint
 
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     directory, state, config = hf_with_head
     backbone = {k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")}
     tensors = tf1_tensors(backbone)
-    for key, name in mlm_model.TF1_HEAD_NAMES.items():
-        tensors[name] = state[key].T if key == mlm_model.HEAD_DENSE_WEIGHT else state[key]
+    for key, name in checkpoints.tf1.TF1_HEAD_NAMES.items():
+        tensors[name] = state[key].T if key == checkpoints.names.HEAD_DENSE_WEIGHT else state[key]
     write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
     (tmp_path / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
     shutil.copy(os.path.join(directory, "vocab.txt"), tmp_path)
-    mlm = mlm_model.load_masked_lm(*pretrained.load_pretrained(str(tmp_path)))
+    mlm = mlm_model.load_masked_lm(*checkpoints.load_pretrained(str(tmp_path)))
     assert mlm.activation == "gelu_tanh" and "tied decoder" in mlm.head_source  # Google's gelu is the tanh form
     ids, mask, positions = _model_inputs()
     expected = numpy_masked_lm(state, {**config, "hidden_act": "gelu_new"}, ids, mask, positions)
@@ -445,12 +445,12 @@ def test_next_sentence_head_from_hf_and_export_match_numpy(hf_with_head, tiny_ch
     a phase-2 run reads again; a checkpoint without the head has none to read."""
     from safetensors.numpy import load_file
 
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     directory, state, config = hf_with_head
-    checkpoint, tokenizer = pretrained.load_pretrained(directory)
-    head = mlm_model.read_next_sentence_head(checkpoint)
+    checkpoint, tokenizer = checkpoints.load_pretrained(directory)
+    head = checkpoints.read_next_sentence_head(checkpoint)
     mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=head)
     _check_next_sentence_model(mlm, state, config)
     mlm_model.save_hf(mlm, str(tmp_path / "export"))
@@ -460,9 +460,9 @@ def test_next_sentence_head_from_hf_and_export_match_numpy(hf_with_head, tiny_ch
     assert saved["cls.seq_relationship.weight"].shape == (2, config["hidden_size"])
     ids, mask, _ = _model_inputs()
     assert np.abs(numpy_next_sentence(saved, exported, ids, mask) - numpy_next_sentence(state, config, ids, mask)).max() < 1e-5
-    again = mlm_model.read_next_sentence_head(pretrained.find_checkpoint(str(tmp_path / "export")))
+    again = checkpoints.read_next_sentence_head(checkpoints.find_checkpoint(str(tmp_path / "export")))
     assert all(np.array_equal(again[k], state[k]) for k in again)
-    assert mlm_model.read_next_sentence_head(pretrained.find_checkpoint(tiny_checkpoint)) is None
+    assert checkpoints.read_next_sentence_head(checkpoints.find_checkpoint(tiny_checkpoint)) is None
     plain = mlm_model.load_masked_lm(checkpoint, tokenizer)  # masked LM alone: the pooler stays as loaded
     assert plain.next_sentence is None and not plain.backbone.get_layer("pooled_dense").trainable
 
@@ -471,7 +471,7 @@ def test_next_sentence_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_
     """Google's/BioBERT's cls/seq_relationship/output_weights [2, hidden] and output_bias."""
     from checkpoint_factory import tf1_head_tensors, tf1_tensors, write_tf1_checkpoint
 
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     directory, state, config = hf_with_head
@@ -480,8 +480,8 @@ def test_next_sentence_head_from_tf1_checkpoint_matches_numpy(hf_with_head, tmp_
     write_tf1_checkpoint(str(tmp_path / "bert_model.ckpt"), tensors)
     (tmp_path / "bert_config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
     shutil.copy(os.path.join(directory, "vocab.txt"), tmp_path)
-    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path))
-    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=mlm_model.read_next_sentence_head(checkpoint))
+    checkpoint, tokenizer = checkpoints.load_pretrained(str(tmp_path))
+    mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=checkpoints.read_next_sentence_head(checkpoint))
     _check_next_sentence_model(mlm, state, {**config, "hidden_act": "gelu_new"})  # Google's gelu: the tanh form
 
 
@@ -490,12 +490,12 @@ def _one_update(checkpoint_dir, batch, accumulation_steps, strategy, next_senten
     under `strategy`; with `next_sentence` masked LM + next-sentence prediction (the checkpoint's heads)."""
     import tensorflow as tf
 
-    from bert_tf import optimization, pretrained
+    from bert_tf import checkpoints, optimization
     from bert_tf.pretraining import model as mlm_model, objective
     from bert_tf.training import Trainer
 
-    checkpoint, tokenizer = pretrained.load_pretrained(checkpoint_dir)
-    head = mlm_model.read_next_sentence_head(checkpoint) if next_sentence else None
+    checkpoint, tokenizer = checkpoints.load_pretrained(checkpoint_dir)
+    head = checkpoints.read_next_sentence_head(checkpoint) if next_sentence else None
     with strategy.scope():
         mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, dropout=0.0, next_sentence=head)
         optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
@@ -552,13 +552,13 @@ def test_gradient_accumulation_equals_one_large_batch(hf_with_head, tokenizer, t
         [sys.executable, "-c", MIRRORED_UPDATE, str(ROOT / "tests"), hf_with_head[0], str(tmp_path / "batch.npz"),
          str(tmp_path / "mirrored.npz")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
     from bert_tf.pretraining import model as mlm_model
 
     try:
-        checkpoint, tokenizer = pretrained.load_pretrained(hf_with_head[0])
+        checkpoint, tokenizer = checkpoints.load_pretrained(hf_with_head[0])
         model = mlm_model.load_masked_lm(checkpoint, tokenizer,
-                                         next_sentence=mlm_model.read_next_sentence_head(checkpoint)).model
+                                         next_sentence=checkpoints.read_next_sentence_head(checkpoint)).model
         initial = {v.path: v.numpy() for v in model.trainable_variables}
         (one, row), (four, _) = (_one_update(hf_with_head[0], batch, k, tf.distribute.get_strategy(), True)
                                  for k in (1, 4))
@@ -682,7 +682,7 @@ def _command(checkpoint, text, out, *extra):
 
 
 def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpoint, tmp_path):
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
 
     text = _text_corpus(tmp_path / "text")
     reference = run_script(_command(tiny_checkpoint, text, tmp_path / "ref"))
@@ -711,8 +711,8 @@ def test_end_to_end_perplexity_falls_resumes_bitwise_and_fine_tunes(tiny_checkpo
     assert weights(tmp_path / "run") == weights(tmp_path / "ref")
     assert json.loads((tmp_path / "run" / "eval_results.json").read_text()) == results
 
-    checkpoint, tokenizer = pretrained.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
-    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
+    checkpoint, tokenizer = checkpoints.load_pretrained(str(tmp_path / "ref"))  # what run_ner.py --bert_model does
+    task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1)
     assert checkpoint.kind == "hf" and task.backbone.num_layers == 2
 
 
@@ -742,7 +742,7 @@ def test_next_sentence_prediction_trains_reports_exports_and_resumes_bitwise(hf_
     that the fine-tuning scripts load; a run killed after step 5 (second epoch) resumes to the same weights."""
     from safetensors.numpy import load_file
 
-    from bert_tf import models, pretrained
+    from bert_tf import checkpoints
 
     records = _nsp_records(tmp_path / "records")
     args = [f"--bert_model={hf_with_head[0]}", f"--input_files={records['train']}",
@@ -781,8 +781,8 @@ def test_next_sentence_prediction_trains_reports_exports_and_resumes_bitwise(hf_
     assert {"loss", "masked_lm_loss", "next_sentence_loss"} <= _event_tags(ref / "tensorboard" / "train")
     assert {"next_sentence_loss", "next_sentence_accuracy", "masked_lm_loss"} <= _event_tags(
         ref / "tensorboard" / "validation")
-    checkpoint, tokenizer = pretrained.load_pretrained(str(ref))  # what run_ner.py --bert_model does
-    assert models.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1).backbone.num_layers == 2
+    checkpoint, tokenizer = checkpoints.load_pretrained(str(ref))  # what run_ner.py --bert_model does
+    assert checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-X"], "token", 0.1).backbone.num_layers == 2
 
 
 def _nsp_config(**settings):
@@ -857,10 +857,10 @@ def test_too_few_predictions_for_the_masking_rate():
 
 
 def test_checkpoint_without_vocabulary(tiny_checkpoint, tmp_path):
-    from bert_tf import pretrained
+    from bert_tf import checkpoints
 
     for name in os.listdir(tiny_checkpoint):
         if name != "vocab.txt":
             shutil.copy(os.path.join(tiny_checkpoint, name), tmp_path)
     with pytest.raises(InputError, match="no vocabulary"):
-        pretrained.load_pretrained(str(tmp_path))
+        checkpoints.load_pretrained(str(tmp_path))

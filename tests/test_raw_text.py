@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import models, pretrained
+from bert_tf import checkpoints
 
 from bert_tf.ner import brat
 
@@ -78,12 +78,12 @@ def test_one_document_a_line(tmp_path: Path) -> None:
 
 
 def test_run_ner_predicts_raw_text_with_offsets_and_a_quiet_start(tmp_path: Path, tiny_checkpoint: str) -> None:
-    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
-    task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
+    checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
+    task = checkpoints.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
                                    ["O", "B-LOC", "I-LOC"], "token", 0.0)
     bias = [v for v in task.model.weights if "classifier" in v.path and v.path.endswith("bias")][0]
     bias.assign([0.0, 20.0, 0.0])  # every word a one-word LOC entity, whatever the random encoder says
-    models.save_model(task, str(tmp_path / "model"), {"max_len": 16})
+    checkpoints.save_model(task, str(tmp_path / "model"), {"max_len": 16})
     (tmp_path / "docs").mkdir()
     text = "Rome and\tRome, 5. toukokuuta — x-y.\n\nÄiti 🍕 Oslo.\r\nLima"
     (tmp_path / "docs" / "d1.txt").write_bytes(text.encode("utf-8"))

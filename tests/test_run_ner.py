@@ -124,12 +124,12 @@ def eval_list(text: str):
 def test_reload_gives_identical_logits(tmp_path, tiny_checkpoint):
     import tensorflow as tf
 
-    from bert_tf import models, optimization, pretrained
+    from bert_tf import checkpoints, optimization
     from bert_tf.tokenization import WordPieceTokenizer
     from bert_tf.training import Trainer
 
-    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
-    task = models.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
+    checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
+    task = checkpoints.build_task_model(checkpoint, WordPieceTokenizer.from_model_dir(tiny_checkpoint),
                                    ["O", "B-X"], "token", 0.1)
     rng = np.random.default_rng(0)
     batch = {"token_ids": rng.integers(5, 30, (3, 9)).astype(np.int32), "padding_mask": np.ones((3, 9), np.int32),
@@ -139,8 +139,8 @@ def test_reload_gives_identical_logits(tmp_path, tiny_checkpoint):
     trainer.fit(lambda epoch, first: (tf.data.Dataset.from_tensors(batch), 1), epochs=2, validations_per_epoch=0)
     features = {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")}
     before = task.model(features, training=False).numpy()
-    models.save_model(task, str(tmp_path / "model"))
-    reloaded = models.load_saved_model(str(tmp_path))
+    checkpoints.save_model(task, str(tmp_path / "model"))
+    reloaded = checkpoints.load_saved_model(str(tmp_path))
     after = reloaded.model(features, training=False).numpy()
     assert np.array_equal(before, after)
     assert reloaded.labels == ["O", "B-X"] and reloaded.activation == "gelu_exact"

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from bert_tf import models, optimization, pretrained, tensorboard
+from bert_tf import checkpoints, optimization, tensorboard
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import Trainer
 from conftest import StepOutputs, check_png
@@ -41,9 +41,9 @@ def read_summaries(log_dir: str, plugin: str) -> Dict[str, list]:
 
 
 def _fit(tiny_checkpoint, out_dir, enabled: bool, steps: int = 6, log_every: int = 2):
-    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
+    checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
-    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
+    task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
     schedule = optimization.WarmupLinearDecay(1e-3, warmup_steps=2, total_steps=2 * steps)
     trainer = Trainer(task.model, optimization.make_optimizer("adamw", schedule, 0.0), tf.distribute.get_strategy(),
                       log_every=log_every, verbose=False)

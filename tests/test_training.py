@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf import models, optimization, pretrained
+from bert_tf import models, optimization, checkpoints
 from conftest import StepOutputs
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import Trainer, masked_sparse_ce_sum, validation_steps
@@ -40,9 +40,9 @@ def test_validation_steps_are_evenly_spaced():
 
 
 def _task(tiny_checkpoint, freeze=0):
-    checkpoint = pretrained.find_checkpoint(tiny_checkpoint)
+    checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
-    task = models.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
+    task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
     frozen = models.freeze_layers(task.backbone, freeze)
     return task, frozen
 

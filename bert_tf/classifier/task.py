@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from bert_tf import lifecycle, models, pretrained
+from bert_tf import checkpoints, lifecycle, models
 from bert_tf.batch_format import LABELS
 from bert_tf.classifier import calibration, feature_cache, prediction_files
 from bert_tf.classifier import data as consensus
@@ -90,22 +90,23 @@ def read_labels_dir(directory: str) -> Tuple[List[str], str]:
     return sorted(consensus.read_labels_file(path)), path
 
 
-def load_published_classifier(checkpoint: pretrained.Checkpoint, tokenizer: WordPieceTokenizer,
+def load_published_classifier(checkpoint: checkpoints.Checkpoint, tokenizer: WordPieceTokenizer,
                               labels: Sequence[str], labels_source: str) -> models.TaskModel:
     """A classifier fine-tuned by the published TF1 code (BERT body + pooler, output_weights/output_bias of
     len(labels) or len(labels) + 1 rows), ready to predict: its model gives every row's logit."""
-    head = pretrained.read_tf1_classifier_head(pretrained.resolve_tf1_prefix(checkpoint.path))
+    head = checkpoints.tf1.read_tf1_classifier_head(checkpoints.tf1.resolve_tf1_prefix(checkpoint.path))
     if head is None:
-        raise InputError(f"no classifier head ({pretrained.TF1_CLASSIFIER_WEIGHTS}, {pretrained.TF1_CLASSIFIER_BIAS}): "
+        raise InputError(f"no classifier head ({checkpoints.tf1.TF1_CLASSIFIER_WEIGHTS}, "
+                         f"{checkpoints.tf1.TF1_CLASSIFIER_BIAS}): "
                          "a pretrained checkpoint, not a fine-tuned classifier (train with --do_train)", checkpoint.path)
     weights, bias = head
     if weights.shape[0] not in (len(labels), len(labels) + 1):
-        raise InputError(f"{len(labels)} labels, but the checkpoint's {pretrained.TF1_CLASSIFIER_WEIGHTS} has "
+        raise InputError(f"{len(labels)} labels, but the checkpoint's {checkpoints.tf1.TF1_CLASSIFIER_WEIGHTS} has "
                          f"{weights.shape[0]} rows (expected {len(labels)} or {len(labels) + 1})", labels_source)
-    backbone = models.load_backbone(checkpoint)
+    backbone = checkpoints.load_backbone(checkpoint)
     models.check_vocab_matches(backbone, tokenizer)
     if weights.shape[1] != backbone.hidden_dim:
-        raise InputError(f"{pretrained.TF1_CLASSIFIER_WEIGHTS} has {weights.shape[1]} columns, the model's hidden "
+        raise InputError(f"{checkpoints.tf1.TF1_CLASSIFIER_WEIGHTS} has {weights.shape[1]} columns, the model's hidden "
                          f"size is {backbone.hidden_dim}", checkpoint.path)
     model = models.build_sequence_classifier(backbone, int(weights.shape[0]), 0.1, "pooler")
     layer = model.get_layer("classifier")

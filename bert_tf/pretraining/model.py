@@ -2,7 +2,8 @@
 embeddings transposed, i.e. a decoder tied to them, plus an output bias), its head weights read from the checkpoint,
 and its Hugging Face BertForMaskedLM directory (the run's OUTPUT/model). With next-sentence prediction also BERT's
 next-sentence head (dense 2 over the pooler's output, i.e. tanh(dense([CLS]))), read from the checkpoint, and the
-directory is a BertForPreTraining one."""
+directory is a BertForPreTraining one. Reading the heads of each checkpoint format is bert_tf.checkpoints'
+business (read_masked_lm_head, read_next_sentence_head)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import keras
 import keras_hub
 import numpy as np
 
-from bert_tf import export, models, pretrained
+from bert_tf import checkpoints, models
 from bert_tf.batch_format import FEATURE_KEYS
+from bert_tf.checkpoints import huggingface, names
+from bert_tf.checkpoints.checkpoint import ACTIVATIONS, Checkpoint
+from bert_tf.checkpoints.names import HEAD_BIAS, HEAD_DENSE_WEIGHT, NSP_BIAS, NSP_WEIGHT
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_directory
-from bert_tf.pretrained import Checkpoint
 from bert_tf.pretraining.masking import MASKED_POSITIONS
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -28,26 +31,6 @@ HF_ARCHITECTURE = "BertForMaskedLM"
 HF_PRETRAINING_ARCHITECTURE = "BertForPreTraining"  # masked LM + next-sentence prediction
 MLM_LOGITS, NSP_LOGITS = "logits", "next_sentence_logits"  # the outputs of a model with both heads
 LAYER_NORM_EPSILON = 1e-12
-# The head's weights under Hugging Face names (canonical layout: dense weights [out, in]) and TF1 names.
-HEAD_DENSE_WEIGHT, HEAD_DENSE_BIAS = "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias"
-HEAD_NORM_WEIGHT, HEAD_NORM_BIAS = "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias"
-HEAD_BIAS = "cls.predictions.bias"
-HEAD_KEYS = (HEAD_DENSE_WEIGHT, HEAD_DENSE_BIAS, HEAD_NORM_WEIGHT, HEAD_NORM_BIAS, HEAD_BIAS)
-TF1_HEAD_NAMES = {
-    HEAD_DENSE_WEIGHT: "cls/predictions/transform/dense/kernel",
-    HEAD_DENSE_BIAS: "cls/predictions/transform/dense/bias",
-    HEAD_NORM_WEIGHT: "cls/predictions/transform/LayerNorm/gamma",
-    HEAD_NORM_BIAS: "cls/predictions/transform/LayerNorm/beta",
-    HEAD_BIAS: "cls/predictions/output_bias",
-}
-# The next-sentence head: [2, hidden] and [2] in Hugging Face and TF1 alike (Google's output_weights are [out, in]).
-# Logit 0: B follows A; 1: B is random (create_pretraining_data.py's next_sentence_labels).
-NSP_WEIGHT, NSP_BIAS = "cls.seq_relationship.weight", "cls.seq_relationship.bias"
-TF1_NSP_NAMES = {NSP_WEIGHT: "cls/seq_relationship/output_weights", NSP_BIAS: "cls/seq_relationship/output_bias"}
-# The pooler the next-sentence head reads, which a checkpoint with the head must hold too.
-TF1_POOLER_NAMES = {key: pretrained.tf1_name(key) for key in pretrained.POOLER_KEYS}
-
-
 @dataclasses.dataclass
 class MaskedLM:
     """The masked-LM model with its backbone, head layer, tokenizer and activation."""
@@ -71,7 +54,7 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str, ne
     outputs = backbone({k: inputs[k] for k in FEATURE_KEYS})
     initializer = keras.initializers.TruncatedNormal(stddev=0.02)
     head = keras_hub.layers.MaskedLMHead(
-        token_embedding=backbone.token_embedding, intermediate_activation=pretrained.ACTIVATIONS[activation],
+        token_embedding=backbone.token_embedding, intermediate_activation=ACTIVATIONS[activation],
         layer_norm_epsilon=LAYER_NORM_EPSILON, kernel_initializer=initializer, name="mlm_head")
     logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(
         head(outputs["sequence_output"], inputs[MASKED_POSITIONS]))
@@ -82,71 +65,6 @@ def build_masked_lm(backbone: keras_hub.models.BertBackbone, activation: str, ne
         nsp_head(outputs["pooled_output"]))
     model = keras.Model(inputs, {MLM_LOGITS: logits, NSP_LOGITS: nsp_logits}, name="bert_pretraining")
     return model, head, nsp_head
-
-
-def preset_head_weights(path: str) -> Optional[Dict[str, np.ndarray]]:
-    """The masked-LM head of a keras-hub preset saved from a BertMaskedLM task (task.json naming it, and
-    task.weights.h5), in the canonical layout; None for a preset of a backbone alone or of another task."""
-    config_path = os.path.join(path, "task.json")
-    if not (os.path.isfile(config_path) and os.path.isfile(os.path.join(path, "task.weights.h5"))):
-        return None
-    with open(config_path, encoding="utf-8") as f:
-        if json.load(f).get("class_name") != "BertMaskedLM":
-            return None
-    try:
-        task = keras_hub.models.BertMaskedLM.from_preset(path, preprocessor=None)
-    except Exception as e:  # keras-hub raises assorted errors for broken presets
-        raise InputError(f"cannot load the masked-LM task ({type(e).__name__}: {str(e).splitlines()[0]})",
-                         path) from None
-    values = {k: np.asarray(v.numpy(), np.float32) for k, v in head_variables(task.masked_lm_head).items()}
-    values[HEAD_DENSE_WEIGHT] = values[HEAD_DENSE_WEIGHT].T  # Keras kernels are [in, out]
-    return values
-
-
-def read_canonical(checkpoint: Checkpoint, tf1_names: Dict[str, str],
-                   tf1_transposed: Sequence[str] = ()) -> Optional[Dict[str, np.ndarray]]:
-    """The tensors of `tf1_names`' keys (canonical names; the TF1 names beside them) of an "hf" or "tf1"
-    checkpoint in the canonical layout, or None unless it holds them all (`tf1_transposed`: stored [in, out] in
-    TF1)."""
-    if checkpoint.kind == "hf":
-        tensors = pretrained.hf_weight_source(checkpoint.path).tensors
-        if not all(k in tensors for k in tf1_names):
-            return None
-        return {k: tensors[k].read() for k in tf1_names}
-    if checkpoint.kind == "tf1":
-        import tensorflow as tf
-
-        reader = tf.train.load_checkpoint(pretrained.resolve_tf1_prefix(checkpoint.path))
-        names = reader.get_variable_to_shape_map()
-        if not all(n in names for n in tf1_names.values()):
-            return None
-        values = {k: np.asarray(reader.get_tensor(n), np.float32) for k, n in tf1_names.items()}
-        return {k: v.T if k in tf1_transposed else v for k, v in values.items()}
-    return None
-
-
-def read_head_weights(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
-    """The masked-LM head of an "hf", "tf1" or "keras_hub" checkpoint in the canonical layout, or None when it has
-    none."""
-    if checkpoint.kind == "keras_hub":
-        return preset_head_weights(checkpoint.path)
-    return read_canonical(checkpoint, TF1_HEAD_NAMES, (HEAD_DENSE_WEIGHT,))  # TF1 kernels are [in, out]
-
-
-def read_next_sentence_head(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
-    """The next-sentence head (cls.seq_relationship weight [2, hidden] and bias [2]) of an "hf" checkpoint
-    (safetensors, tf_model.h5, pytorch_model.bin; bert-tf's own output) or a "tf1" one, or None when it has none or
-    no pooler to read it from (keras-hub has no next-sentence task)."""
-    values = read_canonical(checkpoint, {**TF1_NSP_NAMES, **TF1_POOLER_NAMES},
-                            tuple(k for k in TF1_POOLER_NAMES if pretrained.is_dense_weight(k)))
-    return None if values is None else {k: values[k] for k in TF1_NSP_NAMES}
-
-
-def head_variables(head: keras_hub.layers.MaskedLMHead) -> Dict[str, Any]:
-    """The head's variables under their canonical names."""
-    return {HEAD_DENSE_WEIGHT: head._intermediate_dense.kernel, HEAD_DENSE_BIAS: head._intermediate_dense.bias,
-            HEAD_NORM_WEIGHT: head._intermediate_layer_norm.gamma, HEAD_NORM_BIAS: head._intermediate_layer_norm.beta,
-            HEAD_BIAS: head._bias}
 
 
 def assign_canonical(slots: Sequence[Tuple[str, Any, bool]], values: Dict[str, np.ndarray], source: str) -> None:
@@ -162,7 +80,8 @@ def assign_canonical(slots: Sequence[Tuple[str, Any, bool]], values: Dict[str, n
 
 def assign_head(head: keras_hub.layers.MaskedLMHead, values: Dict[str, np.ndarray], source: str) -> None:
     """Copy canonical masked-LM head weights into the head; InputError naming the tensor when a shape differs."""
-    assign_canonical([(k, v, k == HEAD_DENSE_WEIGHT) for k, v in head_variables(head).items()], values, source)
+    slots = [(k, v, k == HEAD_DENSE_WEIGHT) for k, v in names.mlm_head_variables(head).items()]
+    assign_canonical(slots, values, source)
 
 
 def assign_next_sentence(head: keras.layers.Dense, values: Dict[str, np.ndarray], source: str) -> None:
@@ -174,11 +93,11 @@ def assign_next_sentence(head: keras.layers.Dense, values: Dict[str, np.ndarray]
 def load_masked_lm(checkpoint: Checkpoint, tokenizer: WordPieceTokenizer, dropout: Optional[float] = None,
                    next_sentence: Optional[Dict[str, np.ndarray]] = None) -> MaskedLM:
     """The masked-LM model of a checkpoint of any kind; its head from the checkpoint when it has one. With
-    `next_sentence` (read_next_sentence_head's weights), the model also predicts the next sentence."""
-    backbone = models.load_backbone(checkpoint, dropout)
+    `next_sentence` (checkpoints.read_next_sentence_head's weights), the model also predicts the next sentence."""
+    backbone = checkpoints.load_backbone(checkpoint, dropout)
     models.check_vocab_matches(backbone, tokenizer)
     model, head, nsp_head = build_masked_lm(backbone, checkpoint.activation, next_sentence is not None)
-    values = read_head_weights(checkpoint)
+    values = checkpoints.read_masked_lm_head(checkpoint)
     if values is not None:
         assign_head(head, values, checkpoint.path)
     if nsp_head is not None:
@@ -191,8 +110,8 @@ def hf_state_dict(mlm: MaskedLM) -> Dict[str, np.ndarray]:
     """The model's weights under transformers' BertForMaskedLM names (the decoder is tied, so not stored); with the
     next-sentence head under BertForPreTraining's (cls.seq_relationship.*)."""
     state = {"bert." + key: value for key, value in
-             pretrained.backbone_state(mlm.backbone, include_pooler=True).items()}
-    for key, variable in head_variables(mlm.head).items():
+             names.backbone_state(mlm.backbone, include_pooler=True).items()}
+    for key, variable in names.mlm_head_variables(mlm.head).items():
         value = np.asarray(variable.numpy(), np.float32)
         state[key] = np.ascontiguousarray(value.T) if key == HEAD_DENSE_WEIGHT else value
     state["cls.predictions.decoder.bias"] = state[HEAD_BIAS]
@@ -210,10 +129,10 @@ def save_hf(mlm: MaskedLM, directory: str, extra: Optional[Dict[str, Any]] = Non
 
     architecture = HF_ARCHITECTURE if mlm.next_sentence is None else HF_PRETRAINING_ARCHITECTURE
     config = {"architectures": [architecture],
-              **export.hf_encoder_config(mlm.backbone, mlm.activation, mlm.tokenizer.pad_id),
+              **huggingface.hf_encoder_config(mlm.backbone, mlm.activation, mlm.tokenizer.pad_id),
               "tie_word_embeddings": True, **(extra or {})}
     with atomic_directory(directory) as tmp:
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, ensure_ascii=False)
         save_file(hf_state_dict(mlm), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        export.write_hf_tokenizer_files(mlm.tokenizer, mlm.backbone.max_sequence_length, tmp)
+        huggingface.write_hf_tokenizer_files(mlm.tokenizer, mlm.backbone.max_sequence_length, tmp)

@@ -26,7 +26,7 @@ from bert_tf import (checkpoints, cli, config, distribution, html_report, lifecy
                      tensorboard)
 from bert_tf.batch_format import LABELS, PADDING_MASK
 from bert_tf.errors import InputError
-from bert_tf.pretrained import Checkpoint
+from bert_tf.checkpoints import Checkpoint
 from bert_tf.pretraining import evaluation, model as mlm_model, objective, tfrecords
 from bert_tf.pretraining.config import COMMAND, PretrainingConfig, check, with_horovod
 from bert_tf.pretraining.data import Data, TrainingData, read_held_out, read_training_data
@@ -96,7 +96,7 @@ def next_sentence_plan(cfg: PretrainingConfig, checkpoint: Checkpoint,
         return None, "off (text carries no next-sentence labels)"
     if not data.has_next_sentence_labels:
         return None, "off (the TFRecords carry no next_sentence_labels)"
-    head = mlm_model.read_next_sentence_head(checkpoint)
+    head = checkpoints.read_next_sentence_head(checkpoint)
     if head is None:
         return None, "off (the checkpoint has no next-sentence head: cls/seq_relationship with the pooler)"
     return head, (f"on (labels in the TFRecords, head from {checkpoint.path}); loss = masked-LM loss + "
