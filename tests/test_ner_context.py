@@ -173,9 +173,9 @@ def test_one_default_vote_and_decoding_for_the_library_and_the_command_line():
 
     from bert_tf.ner import decoding
 
-    run_ner = (Path(__file__).resolve().parent.parent / "run_ner.py").read_text()
-    assert 'DEFINE_enum("context_vote", windowing.DEFAULT_VOTE' in run_ner
-    assert 'DEFINE_enum("decode", decoding.DEFAULT_DECODE' in run_ner
+    from bert_tf.ner.config import NerConfig
+
+    assert NerConfig().vote == windowing.DEFAULT_VOTE and NerConfig().decoding == decoding.DEFAULT_DECODE
     evaluate = inspect.signature(ner_evaluation.evaluate).parameters
     assert evaluate["vote"].default == windowing.DEFAULT_VOTE == "majority"
     assert evaluate["decode_mode"].default == decoding.DEFAULT_DECODE == "viterbi"
