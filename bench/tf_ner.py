@@ -146,7 +146,7 @@ def run_reference(cfg: Dict[str, Any], rows, eval_set, num_labels: int, pad_id: 
 def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -> Dict[str, float]:
     """Our stitching and metrics applied to per-window logits computed elsewhere."""
     from bert_tf.ner import prediction as ner_prediction
-    from bert_tf.metrics import ner_metrics
+    from bert_tf.ner.metrics import ner_metrics
 
     collector = ner_prediction.WindowCollector(eval_set.rows, eval_set.num_docs, [len(w) for w in eval_set.words])
     for row, logits in enumerate(window_logits):

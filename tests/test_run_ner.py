@@ -90,7 +90,7 @@ def test_training_learns_and_writes_every_output(trained):
 
 def test_reloaded_model_predicts_what_was_reported(trained):
     """Predicting the test file with the saved model reproduces the test F1 written after training."""
-    from bert_tf.metrics import ner_metrics
+    from bert_tf.ner.metrics import ner_metrics
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"

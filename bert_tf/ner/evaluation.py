@@ -8,7 +8,7 @@ import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
 from bert_tf.batch_format import IGNORE_LABEL
-from bert_tf.metrics import ner_metrics
+from bert_tf.ner.metrics import ner_metrics
 from bert_tf.ner import decoding, windowing
 from bert_tf.ner.batching import ROW_ID
 from bert_tf.ner.prediction import EvalSet, WordPredictions, collect_windows, decode

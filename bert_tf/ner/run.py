@@ -70,17 +70,19 @@ def run(cfg: NerConfig) -> Optional[PredictResult]:
 
 def predict_sentences(model_dir: str, sentences: Sequence[Sequence[str]], batch_size: int = 16) -> List[List[str]]:
     """The predicted tags of each sentence (a list of words) by the model saved in `model_dir` (a training run's
-    output folder or its model/ folder), with the model's saved context, vote and decoding."""
+    output folder or its model/ folder), each sentence alone, with the model's saved vote and decoding."""
     import tensorflow as tf
 
     from bert_tf.training import Trainer
 
-    task = models.load_saved_model(model_dir)
-    examples = [ner_data.NerExample(tuple(words), None, i + 1) for i, words in enumerate(sentences)]
-    settings = NerModelSettings.for_prediction(task.meta, NerConfig(batch_size=batch_size))
-    trainer = Trainer(task.model, None, tf.distribute.get_strategy(), verbose=False)
-    predictions = _tag(trainer, task, examples, settings, "none", NerConfig(batch_size=batch_size))
-    return [[task.labels[i] for i in ids] for ids in predictions.label_ids]
+    with lifecycle.running(COMMAND):
+        cfg = NerConfig(batch_size=batch_size, verbose=False)
+        task = models.load_saved_model(model_dir)
+        examples = [ner_data.NerExample(tuple(words), None, i + 1) for i, words in enumerate(sentences)]
+        settings = NerModelSettings.for_prediction(task.meta, cfg)
+        trainer = Trainer(task.model, None, tf.distribute.get_strategy(), verbose=False)
+        predictions = _tag(trainer, task, examples, settings, "none", cfg)  # no document ids: each alone
+        return [[task.labels[i] for i in ids] for ids in predictions.label_ids]
 
 
 def _output_checked(cfg: NerConfig) -> NerConfig:

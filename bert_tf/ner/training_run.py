@@ -15,7 +15,7 @@ from bert_tf import (checkpoints, class_weights, cli, config, distribution, fine
                      models, optimization, pretrained, resume, tensorboard)
 from bert_tf.errors import InputError
 from bert_tf.io_utils import write_json_atomic, write_text_atomic
-from bert_tf.metrics import format_ner_report
+from bert_tf.ner.metrics import format_ner_report
 from bert_tf.ner import data as ner_data, windowing
 from bert_tf.ner.batching import ROW_ID, batches_dataset, bucket_lengths, make_batches
 from bert_tf.ner.config import COMMAND, NerConfig
