@@ -3,7 +3,8 @@
     from bert_tf.ner.config import NerConfig
     from bert_tf.ner import run
 
-    result = run.train(NerConfig(data_path="data", save_model_path="out", bert_model="TurkuNLP/bert-base-finnish-cased-v1"))
+    result = run.train(NerConfig(data_path="data", save_model_path="out", epochs=3))  # the published model
+    result.metrics["f1"]
     tags = run.predict_sentences("out", [["Sauli", "Niinistö", "asuu", "Helsingissä", "."]])
 """
 
