@@ -75,7 +75,8 @@ def test_crossing_checker_finds_a_job_package_importing_another():
 def test_jobs_live_in_their_packages():
     """The NER and classifier modules are in bert_tf/ner/ and bert_tf/classifier/, not in the core."""
     modules = set(package_modules())
-    for name in ("data", "windowing", "decoding", "task", "raw_text", "sentences", "brat"):
+    for name in ("data", "windowing", "decoding", "rows", "batching", "prediction", "evaluation", "entities", "metrics",
+                 "outputs", "config", "run", "training_run", "model_settings", "raw_text", "sentences", "brat"):
         assert f"bert_tf.ner.{name}" in modules, name
     for name in ("data", "features", "feature_cache", "task", "calibration", "prediction_files", "corpus",
                  "blocklists"):
