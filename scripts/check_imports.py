@@ -86,7 +86,7 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
 
 
 def job_of(module: str) -> Optional[str]:
-    """The job package a module belongs to (`bert_tf.ner.task` -> `ner`), or None for the core."""
+    """The job package a module belongs to (`bert_tf.ner.rows` -> `ner`), or None for the core."""
     parts = module.split(".")
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and (ROOT / PACKAGE / parts[1]).is_dir()) else None
 
