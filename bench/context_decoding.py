@@ -97,18 +97,18 @@ MEMORY_WORKER = r"""
 import json, resource, sys
 import numpy as np
 from bert_tf import checkpoints
-from bert_tf.ner import task as ner
+from bert_tf.ner import batching as ner_batching, rows as ner_rows
 doc_words, total, max_len = (int(x) for x in sys.argv[1:4])
 _, tokenizer = checkpoints.load_pretrained(sys.argv[4])
 rng = np.random.default_rng(0)
 vocab = ["word", "Niinistö", "vieraili", "Oulussa", "2020", "kemikaali", "ja", "."]
 docs = [[vocab[i] for i in rng.integers(0, len(vocab), doc_words)] for _ in range(total // doc_words)]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-pieces = ner.encode_documents(docs, tokenizer)
-rows, cut, _ = ner.training_rows(pieces, [[0] * len(d) for d in docs], max_len, tokenizer)
-buckets = ner.bucket_lengths(max_len, True)
-for batch in ner.make_batches(rows.lengths(), 16, buckets, False):
-    ner.pad_batch(rows, batch, buckets, tokenizer.pad_id)
+pieces = ner_rows.encode_documents(docs, tokenizer)
+rows, cut, _ = ner_rows.training_rows(pieces, [[0] * len(d) for d in docs], max_len, tokenizer)
+buckets = ner_batching.bucket_lengths(max_len, True)
+for batch in ner_batching.make_batches(rows.lengths(), 16, buckets, False):
+    ner_batching.pad_batch(rows, batch, buckets, tokenizer.pad_id)
 print(json.dumps({"doc_words": doc_words, "documents": len(docs), "windows": len(rows), "words_cut": cut,
                   "rss_before_mib": before, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -37,7 +37,7 @@ def ner_compute(flags: Dict[str, str], model_dir: str) -> Dict[str, int]:
     """Steps and padded tokens of a NER demo run that trains every epoch (no early stop)."""
     import numpy as np
 
-    from bert_tf.ner import data as ner_data, task as ner
+    from bert_tf.ner import data as ner_data, batching as ner_batching, rows as ner_rows
     from bert_tf.tokenization import WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer.from_model_dir(model_dir)
@@ -46,12 +46,12 @@ def ner_compute(flags: Dict[str, str], model_dir: str) -> Dict[str, int]:
     train = train[:keep] if keep else train
     labels = {t: 0 for e in train for t in e.tags}
     max_len, batch, epochs = int(flags["max_len"]), int(flags["batch_size"]), int(flags["epochs"])
-    rows, _, _ = ner.training_rows(ner.encode_documents([e.tokens for e in train], tokenizer),
+    rows, _, _ = ner_rows.training_rows(ner_rows.encode_documents([e.tokens for e in train], tokenizer),
                                    [[labels[t] for t in e.tags] for e in train], max_len, tokenizer)
     given = [b for b in flags.get("bucket_lengths", "").split(",") if b]
-    buckets = ner.bucket_lengths(max_len, flags.get("bucket_by_length", "true") != "false", given)
+    buckets = ner_batching.bucket_lengths(max_len, flags.get("bucket_by_length", "true") != "false", given)
     lengths = rows.lengths()
-    batches = ner.make_batches(lengths, batch, buckets, False)
+    batches = ner_batching.make_batches(lengths, batch, buckets, False)
     padded = sum(len(b) * buckets[int(np.searchsorted(buckets, min(lengths[b].max(), buckets[-1])))] for b in batches)
     return {"steps": len(batches) * epochs, "tokens": padded * epochs}
 

@@ -43,17 +43,17 @@ def _subsample(examples: List, count, seed: int) -> List:
 
 def padded_fraction(lengths: np.ndarray, batches: Sequence[np.ndarray], buckets: Sequence[int]) -> float:
     """Fraction of the positions fed to the model that are padding, for bucketed batches."""
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching
 
-    positions = sum(ner.padded_length(int(lengths[b].max()), buckets) * len(b) for b in batches)
+    positions = sum(ner_batching.padded_length(int(lengths[b].max()), buckets) * len(b) for b in batches)
     return 1.0 - float(lengths.sum()) / positions
 
 
 def pipeline_rate(rows, batches, buckets, pad_id: int, workers: int) -> Dict[str, float]:
     """Batches/s of the NER tf.data pipeline alone (padding, conversion, prefetch; no model)."""
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching
 
-    dataset = ner.batches_dataset(rows, batches, buckets, pad_id, workers)
+    dataset = ner_batching.batches_dataset(rows, batches, buckets, pad_id, workers)
     started = time.perf_counter()
     count = sum(1 for _ in dataset)
     seconds = time.perf_counter() - started
@@ -62,11 +62,11 @@ def pipeline_rate(rows, batches, buckets, pad_id: int, workers: int) -> Dict[str
 
 def alternative_padding(lengths: np.ndarray, batch_size: int, seed: int) -> Dict[str, float]:
     """Padded fractions of other batching schemes on the same rows (no training; for the report)."""
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching
 
     rng = np.random.default_rng(seed)
     powers_of_two = [16, 32, 64, 128]
-    batches = ner.make_batches(lengths, batch_size, powers_of_two, True, rng)
+    batches = ner_batching.make_batches(lengths, batch_size, powers_of_two, True, rng)
     order = rng.permutation(len(lengths))
     dynamic = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     dyn_positions = sum(int(lengths[b].max()) * len(b) for b in dynamic)
@@ -94,7 +94,7 @@ def build_trainer(cfg: Dict[str, Any], run, checkpoint, tokenizer, labels: List[
 
 def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict[str, Any]:
     """One (or cfg["epochs"]) training epoch(s) with length buckets; wall time and padding."""
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching
 
     from bench.tf_util import EpochTimer
 
@@ -102,9 +102,9 @@ def train_ours(cfg: Dict[str, Any], trainer, rows, buckets, pad_id: int) -> Dict
 
     def make_epoch_dataset(epoch: int, first_step: int):
         rng = np.random.default_rng([cfg["seed"], epoch])
-        batches = ner.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, rng)
+        batches = ner_batching.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, rng)
         fractions.append(padded_fraction(rows.lengths(), batches, buckets))
-        return ner.batches_dataset(rows, batches, buckets, pad_id, cfg["num_workers"]), len(batches)
+        return ner_batching.batches_dataset(rows, batches, buckets, pad_id, cfg["num_workers"]), len(batches)
 
     timer = EpochTimer()
     trainer.fit(make_epoch_dataset, epochs=cfg["epochs"], callbacks=[timer])
@@ -145,10 +145,10 @@ def run_reference(cfg: Dict[str, Any], rows, eval_set, num_labels: int, pad_id: 
 
 def score_logits(eval_set, window_logits: List[np.ndarray], labels: List[str]) -> Dict[str, float]:
     """Our stitching and metrics applied to per-window logits computed elsewhere."""
-    from bert_tf.ner import task as ner
-    from bert_tf.metrics import ner_metrics
+    from bert_tf.ner import prediction as ner_prediction
+    from bert_tf.ner.metrics import ner_metrics
 
-    collector = ner.WindowCollector(eval_set.rows, eval_set.num_docs, [len(w) for w in eval_set.words])
+    collector = ner_prediction.WindowCollector(eval_set.rows, eval_set.num_docs, [len(w) for w in eval_set.words])
     for row, logits in enumerate(window_logits):
         collector({"logits": [logits], "row_id": [row]})
     predictions = collector.result()
@@ -162,7 +162,7 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
                     buckets: List[int], steps_per_epoch: int, use_amp: bool) -> Dict[str, Any]:
     """Our epoch(s) from the pretrained weights, then devel metrics; with use_amp, --use_amp's precision."""
     from bert_tf import distribution
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import evaluation as ner_evaluation
 
     from bench.tf_util import amp_unavailable
 
@@ -176,7 +176,7 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
     log(f"NER: training ours (xla={cfg['use_xla']}, precision {run.precision})")
     result = train_ours(cfg, trainer, rows, buckets, tokenizer.pad_id)
     started = time.perf_counter()
-    metrics, _ = ner.evaluate(trainer, eval_set, labels, cfg["eval_batch_size"], buckets, tokenizer.pad_id,
+    metrics, _ = ner_evaluation.evaluate(trainer, eval_set, labels, cfg["eval_batch_size"], buckets, tokenizer.pad_id,
                               cfg["num_workers"])
     result["eval_seconds"] = time.perf_counter() - started
     result["metrics"] = {k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}
@@ -188,7 +188,7 @@ def train_and_score(cfg: Dict[str, Any], checkpoint, tokenizer, labels: List[str
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Prepare the rows, time the input pipeline, train ours, evaluate, then the reference."""
     from bert_tf import checkpoints
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching, prediction as ner_prediction, rows as ner_rows
     from bert_tf.ner import data as ner_data
 
     load_before = load_average()
@@ -197,14 +197,14 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
     labels = ner_data.label_list_from_examples(train)
     label_to_id = {label: i for i, label in enumerate(labels)}
     started = time.perf_counter()
-    pieces = ner.encode_documents([e.tokens for e in train], tokenizer)
-    rows, words_cut, _ = ner.training_rows(pieces, [[label_to_id[t] for t in e.tags] for e in train],
+    pieces = ner_rows.encode_documents([e.tokens for e in train], tokenizer)
+    rows, words_cut, _ = ner_rows.training_rows(pieces, [[label_to_id[t] for t in e.tags] for e in train],
                                            cfg["max_len"], tokenizer)
-    eval_set = ner.make_eval_set([e.tokens for e in devel], [e.tags for e in devel], label_to_id, tokenizer,
+    eval_set = ner_prediction.make_eval_set([e.tokens for e in devel], [e.tags for e in devel], label_to_id, tokenizer,
                                  cfg["max_len"])
     featurize_seconds = time.perf_counter() - started
-    buckets = ner.bucket_lengths(cfg["max_len"], True)
-    batches = ner.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, np.random.default_rng(cfg["seed"]))
+    buckets = ner_batching.bucket_lengths(cfg["max_len"], True)
+    batches = ner_batching.make_batches(rows.lengths(), cfg["batch_size"], buckets, True, np.random.default_rng(cfg["seed"]))
     result: Dict[str, Any] = {
         "sentences": len(train), "eval_sentences": len(devel), "words_cut": words_cut, "labels": labels,
         "learning_rate": cfg["learning_rate"], "batch_size": cfg["batch_size"], "max_len": cfg["max_len"],

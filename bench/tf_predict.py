@@ -1,6 +1,6 @@
 """Worker: prediction throughput with all-MiniLM-L6-v2 (NER words/s, classifier examples/s).
 
-NER: ner.predict_words over BC5CDR devel (overlapping windows of max_len, length buckets),
+NER: ner_prediction.predict_words over BC5CDR devel (overlapping windows of max_len, length buckets),
 after a warm-up pass over a few documents so that tracing is not timed. Classifier:
 classifier.predict_probabilities over a feature cache of the real consensus examples, after
 a warm-up over its first batches. The heads are untrained: only the speed matters here.
@@ -23,9 +23,9 @@ def _trainer(task, use_xla: bool):
 
 
 def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
-    """Words/s of ner.predict_words on BC5CDR devel (eval-set preparation timed apart)."""
+    """Words/s of ner_prediction.predict_words on BC5CDR devel (eval-set preparation timed apart)."""
     from bert_tf import checkpoints
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching, prediction as ner_prediction
     from bert_tf.ner import data as ner_data
 
     require_files(cfg["devel_path"])
@@ -34,14 +34,14 @@ def ner_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
         docs = docs[: cfg["sentences"]]
     task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-Chemical", "I-Chemical"], "token", 0.1)
     trainer = _trainer(task, cfg["use_xla"])
-    buckets = ner.bucket_lengths(cfg["max_len"], True)
-    warm = ner.make_eval_set(docs[:200], None, {}, tokenizer, cfg["max_len"])
-    ner.predict_words(trainer, warm, cfg["batch_size"], buckets, tokenizer.pad_id)
+    buckets = ner_batching.bucket_lengths(cfg["max_len"], True)
+    warm = ner_prediction.make_eval_set(docs[:200], None, {}, tokenizer, cfg["max_len"])
+    ner_prediction.predict_words(trainer, warm, cfg["batch_size"], buckets, tokenizer.pad_id)
     started = time.perf_counter()
-    eval_set = ner.make_eval_set(docs, None, {}, tokenizer, cfg["max_len"])
+    eval_set = ner_prediction.make_eval_set(docs, None, {}, tokenizer, cfg["max_len"])
     prepare = time.perf_counter() - started
     started = time.perf_counter()
-    ner.predict_words(trainer, eval_set, cfg["batch_size"], buckets, tokenizer.pad_id)
+    ner_prediction.predict_words(trainer, eval_set, cfg["batch_size"], buckets, tokenizer.pad_id)
     seconds = time.perf_counter() - started
     words = sum(len(d) for d in docs)
     return {"documents": len(docs), "words": words, "windows": len(eval_set.rows), "seconds": seconds,

@@ -65,14 +65,6 @@ def define_shared_flags() -> None:
                       "its local rank; the batch size is per rank (global = batch x ranks). Alone: one process.")
 
 
-PUBLISHED_NER_MODEL = "TurkuNLP/bert-base-finnish-cased-v1"  # the default of the published train_bert_ner.py
-
-
-def set_published_ner_model() -> None:
-    """run_ner.py: --bert_model defaults to the published script's model, a Hugging Face Hub id."""
-    flags.FLAGS.set_default("bert_model", PUBLISHED_NER_MODEL)
-
-
 def bert_model_or_trio(values) -> Optional[str]:
     """--bert_model, unless only its default is set and the NVIDIA trio (--bert_config_file, --vocab_file,
     --init_checkpoint) names the checkpoint instead."""

@@ -88,8 +88,12 @@ class Run:
     # ----- the run as a block ---------------------------------------------------------------------------------
     def __enter__(self) -> "Run":
         _runs.append(self)
-        install_sigterm_handler()
-        self.enter_phase("start-up")
+        try:
+            install_sigterm_handler()
+            self.enter_phase("start-up")
+        except BaseException:  # stopped as it starts (a phase hook): no run is left in progress
+            _runs.remove(self)
+            raise
         return self
 
     def __exit__(self, kind, error, traceback) -> None:

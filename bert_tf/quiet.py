@@ -6,7 +6,7 @@ and imports TensorFlow with file descriptor 2 sent to a temporary file: the line
 logging is initialised ("All log messages before absl::InitializeLog()", oneDNN, CUDA stubs) cannot be
 switched off by the environment. What was caught is kept in `captured` and shown if the import fails.
 With --verbose_tf nothing is hidden (TF_CPP_MIN_LOG_LEVEL=0). absl parses the flags later, so the flag is
-read from sys.argv here; it is defined for absl in bert_tf.flags. SIGTERM from here until a run starts exits with
+read from sys.argv here; it is defined for absl from bert_tf.config.SharedSettings. SIGTERM from here until a run starts exits with
 status 75 (bert_tf.lifecycle: one handler for the whole process): nothing is written yet, so the same command starts afresh.
 """
 

@@ -127,18 +127,20 @@ def _pipelines_autotuned(distributed) -> List[int]:
 
 def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
     """Evaluate overlapping windows (an odd number): rows seen, word predictions and metrics."""
-    from bert_tf.ner import task as ner
+    from bert_tf.ner import batching as ner_batching, evaluation as ner_evaluation, prediction as ner_prediction
 
     rng = random.Random(2)
     docs = [[rng.choice(TINY_WORDS) for _ in range(n)] for n in NER_DOC_LENGTHS]
     tags = [[rng.choice(TOKEN_LABELS[:2]) for _ in doc] for doc in docs]
-    eval_set = ner.make_eval_set(docs, tags, {t: i for i, t in enumerate(TOKEN_LABELS)}, tokenizer, NER_MAX_LEN)
-    buckets = ner.bucket_lengths(NER_MAX_LEN, True)
-    batches = ner.make_batches(eval_set.rows.lengths(), NER_BATCH, buckets, shuffle=False)
+    eval_set = ner_prediction.make_eval_set(docs, tags, {t: i for i, t in enumerate(TOKEN_LABELS)}, tokenizer,
+                                            NER_MAX_LEN)
+    buckets = ner_batching.bucket_lengths(NER_MAX_LEN, True)
+    batches = ner_batching.make_batches(eval_set.rows.lengths(), NER_BATCH, buckets, shuffle=False)
     seen: List[np.ndarray] = []
-    dataset = ner.batches_dataset(eval_set.rows, batches, buckets, tokenizer.pad_id, 1)
+    dataset = ner_batching.batches_dataset(eval_set.rows, batches, buckets, tokenizer.pad_id, 1)
     trainer.predict(dataset, len(batches), lambda o: seen.append(o["row_id"]))
-    metrics, predictions = ner.evaluate(trainer, eval_set, TOKEN_LABELS, NER_BATCH, buckets, tokenizer.pad_id, 1)
+    metrics, predictions = ner_evaluation.evaluate(trainer, eval_set, TOKEN_LABELS, NER_BATCH, buckets,
+                                                   tokenizer.pad_id, 1)
     out["ner_windows"] = np.array(len(eval_set.rows))
     out["ner_rows_seen"] = np.concatenate(seen)
     out["ner_words"] = np.array([len(p) for p in predictions.label_ids])

@@ -16,7 +16,7 @@ from conftest import ROOT, error_lines
 
 from bert_tf import distribution, hub
 from bert_tf.errors import InputError
-from bert_tf.flags import PUBLISHED_NER_MODEL
+from bert_tf.ner.config import PUBLISHED_NER_MODEL
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 DEMO = ROOT / "data" / "demo"

@@ -18,7 +18,7 @@ from test_front_door import run_in
 
 from bert_tf import hub, checkpoints
 from bert_tf.errors import InputError
-from bert_tf.flags import PUBLISHED_NER_MODEL
+from bert_tf.ner.config import PUBLISHED_NER_MODEL
 
 COMMIT = "4f2a9c0b7e1d3a5c6b8e0f1a2c3d4e5f6a7b8c9d"
 NEEDED = ["config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",

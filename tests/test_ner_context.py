@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf.ner import task as ner
+from bert_tf.ner import evaluation as ner_evaluation, prediction as ner_prediction, rows as ner_rows
 
 from bert_tf.ner import windowing
 from bert_tf.ner import data as ner_data
@@ -43,8 +43,8 @@ def test_windows_cover_every_word_once_within_budget_and_document(context):
 def test_context_window_holds_neighbours_and_masks_them_out_of_the_loss(tokenizer):
     sentences = [["world"] * 3, ["hello"], ["abc"], ["world"] * 6, ["big"]]  # one document, then another
     labels = [[1, 1, 1], [2], [3], [4] * 6, [5]]
-    pieces = ner.encode_documents(sentences, tokenizer)
-    rows, cut, _ = ner.training_rows(pieces, labels, 12, tokenizer, ["d1", "d1", "d1", "d1", "d2"], "document")
+    pieces = ner_rows.encode_documents(sentences, tokenizer)
+    rows, cut, _ = ner_rows.training_rows(pieces, labels, 12, tokenizer, ["d1", "d1", "d1", "d1", "d2"], "document")
     assert cut == 0
     windows = rows.windows.tolist()
     # sentence 1 ("hello", word 3): 2 sub-tokens, 8 to fill: 4 for the left (3 words fit), the other 5 right
@@ -56,7 +56,7 @@ def test_context_window_holds_neighbours_and_masks_them_out_of_the_loss(tokenize
     # the last sentence of d1 has no right context: the room goes left; d2's word is never added
     assert windows[3] == [4, 11, 5, 11] and windows[4] == [11, 12, 11, 12]
     assert all(len(rows.row(i).token_ids) <= 12 for i in range(len(rows)))
-    alone, _, _ = ner.training_rows(pieces, labels, 12, tokenizer, ["d1", "d1", "d1", "d1", "d2"], "none")
+    alone, _, _ = ner_rows.training_rows(pieces, labels, 12, tokenizer, ["d1", "d1", "d1", "d1", "d2"], "none")
     assert alone.windows.tolist()[1] == [3, 4, 3, 4]
 
 
@@ -68,7 +68,7 @@ def test_context_fills_both_sides_about_equally():
     assert windowing.context_window(prefix, 97, 99, 90, 100, 10) == (90, 100)
 
 
-def _outputs_from_table(rows: ner.Rows, table):
+def _outputs_from_table(rows: ner_rows.Rows, table):
     """Logits making window r predict table[r] for every word (a dict word -> label overrides)."""
     outputs = []
     for r in range(len(rows)):
@@ -81,8 +81,8 @@ def _outputs_from_table(rows: ner.Rows, table):
     return outputs
 
 
-def _collect(rows: ner.Rows, table, sentences: int) -> ner.WindowCollector:
-    collector = ner.WindowCollector(rows, sentences, [2] * sentences)
+def _collect(rows: ner_rows.Rows, table, sentences: int) -> ner_prediction.WindowCollector:
+    collector = ner_prediction.WindowCollector(rows, sentences, [2] * sentences)
     for out in _outputs_from_table(rows, table):
         collector(out)
     return collector
@@ -90,8 +90,8 @@ def _collect(rows: ner.Rows, table, sentences: int) -> ner.WindowCollector:
 
 def test_central_and_majority_votes(tokenizer):
     sentences = [["world"] * 2 for _ in range(9)]
-    pieces = ner.encode_documents(sentences, tokenizer)
-    rows = ner.window_rows(pieces, 8, tokenizer, doc_ids=["d"] * 9, context="document")  # 6 words a window
+    pieces = ner_rows.encode_documents(sentences, tokenizer)
+    rows = ner_rows.window_rows(pieces, 8, tokenizer, doc_ids=["d"] * 9, context="document")  # 6 words a window
     containing = [r for r in range(len(rows)) if rows.windows[r][0] <= 4 < rows.windows[r][1]]
     assert containing == [0, 1, 2, 3]  # word 4 (sentence 2) is seen by 4 windows, most central in its own (2)
     table = [{"*": 0} for _ in range(len(rows))]
@@ -173,10 +173,10 @@ def test_one_default_vote_and_decoding_for_the_library_and_the_command_line():
 
     from bert_tf.ner import decoding
 
-    run_ner = (Path(__file__).resolve().parent.parent / "run_ner.py").read_text()
-    assert 'DEFINE_enum("context_vote", windowing.DEFAULT_VOTE' in run_ner
-    assert 'DEFINE_enum("decode", decoding.DEFAULT_DECODE' in run_ner
-    evaluate = inspect.signature(ner.evaluate).parameters
+    from bert_tf.ner.config import NerConfig
+
+    assert NerConfig().vote == windowing.DEFAULT_VOTE and NerConfig().decoding == decoding.DEFAULT_DECODE
+    evaluate = inspect.signature(ner_evaluation.evaluate).parameters
     assert evaluate["vote"].default == windowing.DEFAULT_VOTE == "majority"
     assert evaluate["decode_mode"].default == decoding.DEFAULT_DECODE == "viterbi"
-    assert inspect.signature(ner.predict_words).parameters["vote"].default == windowing.DEFAULT_VOTE
+    assert inspect.signature(ner_prediction.predict_words).parameters["vote"].default == windowing.DEFAULT_VOTE

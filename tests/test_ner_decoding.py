@@ -9,7 +9,7 @@ import pytest
 
 from bert_tf.ner import decoding
 
-from bert_tf.ner import task as ner
+from bert_tf.ner import entities as ner_entities, evaluation as ner_evaluation, prediction as ner_prediction
 
 LABELS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
@@ -68,7 +68,7 @@ def test_invalid_argmax_is_repaired():
     path = decoding.viterbi([log_probs], LABELS)[0]
     assert decoding.invalid_transitions([path], LABELS) == 0
     assert [LABELS[i] for i in path] == ["B-A", "I-A", "O", "B-B"]
-    repairs = ner.argmax_repairs([argmax], [path], LABELS)
+    repairs = ner_evaluation.argmax_repairs([argmax], [path], LABELS)
     assert repairs["invalid_argmax_tags"] == 2 and repairs["words_changed"] == 2
     # conlleval reads the argmax as A over words 0-1 and B over word 3, the same chunks as the repaired path
     assert repairs["argmax_entities"] == 2 and repairs["entities_only_in_argmax"] == 0
@@ -76,18 +76,18 @@ def test_invalid_argmax_is_repaired():
 
 def test_decode_keeps_distributions_and_reports_chosen_probability():
     log_probs = np.log(np.array([[0.3, 0.3, 0.4, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]]) + 1e-12)
-    predictions = ner.WordPredictions([log_probs.argmax(1)], [np.exp(log_probs.max(1))], [log_probs])
-    decoded = ner.decode(predictions, LABELS, "viterbi")
+    predictions = ner_prediction.WordPredictions([log_probs.argmax(1)], [np.exp(log_probs.max(1))], [log_probs])
+    decoded = ner_prediction.decode(predictions, LABELS, "viterbi")
     assert decoded.label_ids[0].tolist() == [1, 2]  # B-A I-A (0.3*0.7) beats O O (0.3*0.2) and B-A O
     assert np.allclose(decoded.confidence[0], [0.3, 0.7])
-    assert ner.decode(predictions, LABELS, "argmax").label_ids[0].tolist() == [2, 2]
+    assert ner_prediction.decode(predictions, LABELS, "argmax").label_ids[0].tolist() == [2, 2]
 
 
 def test_entity_probability_by_hand():
     words = ["Sauli", "Niinistö", "vieraili", "Oulussa"]
     tags = ["B-A", "I-A", "O", "B-B"]
     chosen = np.log([0.9, 0.8, 0.99, 0.6])
-    entities = ner.entities_of(words, tags, np.exp(chosen), chosen)
+    entities = ner_entities.entities_of(words, tags, np.exp(chosen), chosen)
     assert entities[0]["probability"] == pytest.approx(0.72)  # 0.9 * 0.8
     assert entities[0]["confidence"] == pytest.approx(0.85)
     assert entities[1]["probability"] == pytest.approx(0.6)

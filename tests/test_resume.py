@@ -6,7 +6,6 @@ killed in every phase, are in test_preemption.py."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 from pathlib import Path
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import check_png, error_lines, run_script, run_script_batch
+from conftest import check_png, error_lines, run_script
 
 NAMES, PLACES, ORGS = ["alice", "bob", "carol", "dave"], ["paris", "rome", "oslo", "lima"], ["acme"]
 
@@ -90,7 +90,7 @@ def test_training_learns_and_writes_every_output(trained):
 
 def test_reloaded_model_predicts_what_was_reported(trained):
     """Predicting the test file with the saved model reproduces the test F1 written after training."""
-    from bert_tf.metrics import ner_metrics
+    from bert_tf.ner.metrics import ner_metrics
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"
@@ -175,7 +175,7 @@ def _bad_tag(base: Path, tiny_checkpoint: str):
     lines = (data / "val.csv").read_text().splitlines()
     lines[3] = lines[3].replace("'B-PER'", "'PERSON'", 1).replace("'B-LOC'", "'PLACE'", 1)
     (data / "val.csv").write_text("\n".join(lines) + "\n")
-    return data, tiny_checkpoint, []
+    return data, tiny_checkpoint, {}
 
 
 def _unseen_tag(base: Path, tiny_checkpoint: str):
@@ -183,13 +183,13 @@ def _unseen_tag(base: Path, tiny_checkpoint: str):
     test = pd.read_csv(data / "test.csv")
     test.loc[0, "tags"] = str(["B-DATE"] * len(eval_list(test.loc[0, "tokens"])))
     test.to_csv(data / "test.csv", index=False)
-    return data, tiny_checkpoint, []
+    return data, tiny_checkpoint, {}
 
 
 def _non_empty_output(base: Path, tiny_checkpoint: str):
     (base / "out").mkdir(parents=True)
     (base / "out" / "keep.txt").write_text("precious")
-    return write_learnable_set(base / "data"), tiny_checkpoint, []
+    return write_learnable_set(base / "data"), tiny_checkpoint, {}
 
 
 def _no_weights(base: Path, tiny_checkpoint: str):
@@ -197,84 +197,87 @@ def _no_weights(base: Path, tiny_checkpoint: str):
 
     shutil.copytree(tiny_checkpoint, base / "model")
     (base / "model" / "model.safetensors").unlink()
-    return write_learnable_set(base / "data"), str(base / "model"), []
+    return write_learnable_set(base / "data"), str(base / "model"), {}
 
 
 def _long_max_len(base: Path, tiny_checkpoint: str):
-    return write_learnable_set(base / "data"), tiny_checkpoint, ["--max_len=512"]
+    return write_learnable_set(base / "data"), tiny_checkpoint, {"max_len": 512}
 
 
 def _bad_buckets(base: Path, tiny_checkpoint: str):
-    return write_learnable_set(base / "data"), tiny_checkpoint, ["--bucket_lengths=16,abc"]
-
-
-def _negative_max_train_examples(base: Path, tiny_checkpoint: str):
-    return write_learnable_set(base / "data"), tiny_checkpoint, ["--max_train_examples=-1"]
+    return write_learnable_set(base / "data"), tiny_checkpoint, {"bucket_lengths": ["16", "abc"]}
 
 
 BAD_RUNS = {"bad_tag": _bad_tag, "unseen_tag": _unseen_tag, "non_empty_output": _non_empty_output,
-            "no_weights": _no_weights, "long_max_len": _long_max_len, "bad_buckets": _bad_buckets,
-            "negative_max_train_examples": _negative_max_train_examples}
+            "no_weights": _no_weights, "long_max_len": _long_max_len, "bad_buckets": _bad_buckets}
 
 
-@pytest.fixture(scope="module")
-def bad_runs(tmp_path_factory, tiny_checkpoint):
-    """Every bad-input case of BAD_RUNS run by run_ner.py in one interpreter: name -> (process, data, out)."""
-    root = tmp_path_factory.mktemp("ner_bad_input")
-    cases, folders = {}, {}
-    for name, setup in BAD_RUNS.items():
-        data, model, extra = setup(root / name, tiny_checkpoint)
-        folders[name] = (data, root / name / "out")
-        cases[name] = [f"--bert_model={model}", f"--data_path={data}", f"--save_model_path={root / name / 'out'}",
-                       "--epochs=1", "--max_len=32", *extra]
-    processes = run_script_batch("run_ner.py", cases, root)
-    return {name: (processes[name], *folders[name]) for name in BAD_RUNS}
+def _bad_run(name: str, root: Path, tiny_checkpoint: str):
+    """Case `name` of BAD_RUNS run in-process by the runner (bert_tf.ner.run.run): (its InputError, data, out)."""
+    from bert_tf.errors import InputError
+    from bert_tf.ner import run
+    from bert_tf.ner.config import NerConfig
+
+    data, model, extra = BAD_RUNS[name](root / name, tiny_checkpoint)
+    out = root / name / "out"
+    cfg = NerConfig(**{"bert_model": model, "data_path": str(data), "save_model_path": str(out), "epochs": 1,
+                       "max_len": 32, "verbose": False, **extra})
+    with pytest.raises(InputError) as raised:
+        run.run(cfg)
+    return raised.value, data, out
 
 
-def test_bad_tag_names_file_and_line_and_writes_nothing(bad_runs):
-    process, data, out = bad_runs["bad_tag"]
-    assert process.returncode == 2
-    errors = error_lines(process)
-    assert len(errors) == 1 and f"{data / 'val.csv'}:4:" in errors[0], process.stderr[-2000:]
-    assert "Traceback" not in process.stderr
+@pytest.fixture
+def bad_run(tmp_path, tiny_checkpoint):
+    """Run a bad-input case of BAD_RUNS in-process: name -> (InputError, data folder, output folder)."""
+    return lambda name: _bad_run(name, tmp_path, tiny_checkpoint)
+
+
+def test_bad_tag_names_file_and_line_and_writes_nothing(bad_run):
+    error, data, out = bad_run("bad_tag")
+    assert str(error).startswith(f"{data / 'val.csv'}:4:"), str(error)
     assert not out.exists()
 
 
-def test_tags_unseen_in_training_are_listed(bad_runs):
-    process, data, out = bad_runs["unseen_tag"]
-    message = error_lines(process)[0]
-    assert process.returncode == 2 and "B-DATE" in message and "--labels_file" in message
+def test_tags_unseen_in_training_are_listed(bad_run):
+    error, data, out = bad_run("unseen_tag")
+    message = str(error)
+    assert "B-DATE" in message and "--labels_file" in message
     assert f"{data / 'test.csv'}:2:" in message
     assert not out.exists()
 
 
-def test_non_empty_output_is_not_overwritten(bad_runs):
-    process, _, out = bad_runs["non_empty_output"]
-    assert process.returncode == 2 and "--overwrite_output_dir" in error_lines(process)[0]
+def test_non_empty_output_is_not_overwritten(bad_run):
+    error, _, out = bad_run("non_empty_output")
+    assert "--overwrite_output_dir" in str(error)
     assert os.listdir(out) == ["keep.txt"]
 
 
-def test_model_without_weights_is_explained(bad_runs):
-    process, _, out = bad_runs["no_weights"]
-    assert process.returncode == 2 and "model.safetensors" in error_lines(process)[0]
+def test_model_without_weights_is_explained(bad_run):
+    error, _, out = bad_run("no_weights")
+    assert "model.safetensors" in str(error)
     assert not out.exists()
 
 
-def test_max_len_beyond_position_embeddings(bad_runs):
-    process, _, _ = bad_runs["long_max_len"]
-    assert process.returncode == 2 and "128 position embeddings" in error_lines(process)[-1]
+def test_max_len_beyond_position_embeddings(bad_run):
+    error, _, _ = bad_run("long_max_len")
+    assert "128 position embeddings" in str(error)
 
 
-def test_bad_bucket_lengths_are_refused(bad_runs):
-    process, _, out = bad_runs["bad_buckets"]
-    assert process.returncode == 2 and "--bucket_lengths=16,abc" in error_lines(process)[0]
+def test_bad_bucket_lengths_are_refused(bad_run):
+    error, _, out = bad_run("bad_buckets")
+    assert "--bucket_lengths=16,abc" in str(error)
     assert not out.exists()
 
 
-def test_negative_max_train_examples_is_refused(bad_runs):
-    process, _, out = bad_runs["negative_max_train_examples"]
+def test_negative_max_train_examples_is_refused(tmp_path, tiny_checkpoint):
+    """The command line: one error line, exit status 2, nothing written."""
+    data, out = write_learnable_set(tmp_path / "data"), tmp_path / "out"
+    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                          f"--save_model_path={out}", "--epochs=1", "--max_len=32", "--max_train_examples=-1"])
     assert process.returncode == 2 and error_lines(process) == [
         "error: --max_train_examples=-1: must be 0 (all) or positive"]
+    assert "Traceback" not in process.stderr
     assert not out.exists()
 
 

@@ -28,7 +28,7 @@ def test_every_module_imports_in_a_fresh_interpreter_in_either_order():
               "    importlib.import_module(name)\n"
               "print(len(sys.argv) - 1)\n")
     modules = package_modules()
-    assert "bert_tf.checkpoints.tf1" in modules and "bert_tf.ner.task" in modules
+    assert "bert_tf.checkpoints.tf1" in modules and "bert_tf.ner.evaluation" in modules
     for order in (modules, modules[::-1]):
         done = subprocess.run([sys.executable, "-c", script, *order], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
@@ -63,19 +63,20 @@ def test_crossing_checker_finds_a_job_package_importing_another():
     sys.path.insert(0, str(ROOT / "scripts"))
     import check_imports
 
-    graph = {"bert_tf.ner.task": {"bert_tf.metrics", "bert_tf.classifier.calibration"},
+    graph = {"bert_tf.ner.evaluation": {"bert_tf.metrics", "bert_tf.classifier.calibration"},
              "bert_tf.metrics": set(), "bert_tf.training": {"bert_tf.ner.data"},
              "bert_tf.classifier.calibration": {"bert_tf.metrics"}, "bert_tf.ner.data": set()}
-    assert check_imports.crossing_edges(graph) == ["bert_tf.ner.task -> bert_tf.classifier.calibration",
+    assert check_imports.crossing_edges(graph) == ["bert_tf.ner.evaluation -> bert_tf.classifier.calibration",
                                                    "bert_tf.training -> bert_tf.ner.data"]
-    del graph["bert_tf.ner.task"], graph["bert_tf.training"]
+    del graph["bert_tf.ner.evaluation"], graph["bert_tf.training"]
     assert check_imports.crossing_edges(graph) == []
 
 
 def test_jobs_live_in_their_packages():
     """The NER and classifier modules are in bert_tf/ner/ and bert_tf/classifier/, not in the core."""
     modules = set(package_modules())
-    for name in ("data", "windowing", "decoding", "task", "raw_text", "sentences", "brat"):
+    for name in ("data", "windowing", "decoding", "rows", "batching", "prediction", "evaluation", "entities", "metrics",
+                 "outputs", "config", "run", "training_run", "model_settings", "raw_text", "sentences", "brat"):
         assert f"bert_tf.ner.{name}" in modules, name
     for name in ("data", "features", "feature_cache", "task", "calibration", "prediction_files", "corpus",
                  "blocklists"):

@@ -18,7 +18,7 @@ from bert_tf.ner import brat
 from bert_tf.ner.data import NerExample
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_directory, write_text_atomic
-from bert_tf.ner.task import entities_of
+from bert_tf.ner.entities import entities_of
 from bert_tf.ner.sentences import Sentence, Token, split_sentences
 
 TEXT_EXTENSION = ".txt"

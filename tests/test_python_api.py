@@ -1,0 +1,33 @@
+"""The jobs' Python API: a config built in Python, training in-process, prediction of plain Python lists."""
+
+from __future__ import annotations
+
+import ast
+
+import pandas as pd
+
+from test_run_ner import write_learnable_set
+
+
+def test_ner_python_api(tmp_path, minilm):
+    """NerConfig -> bert_tf.ner.run.train -> predict_sentences: the model learned the synthetic entities (always-O
+    has entity F1 0)."""
+    from seqeval.metrics import f1_score
+
+    from bert_tf.ner import run
+    from bert_tf.ner.config import NerConfig
+
+    data = write_learnable_set(tmp_path / "data")
+    cfg = NerConfig(bert_model=minilm, data_path=str(data), save_model_path=str(tmp_path / "out"), max_len=32,
+                    epochs=4, batch_size=16, learning_rate=3e-4, seed=3, verbose=False, tensorboard=False)
+    result = run.train(cfg)
+    assert result.model_dir == str(tmp_path / "out" / "model")
+    assert result.metrics["f1"] > 0.5, result.metrics["f1"]
+
+    test = pd.read_csv(data / "test.csv")
+    sentences = [ast.literal_eval(cell) for cell in test["tokens"]]
+    gold = [ast.literal_eval(cell) for cell in test["tags"]]
+    predicted = run.predict_sentences(result.output_dir, sentences)
+    assert [len(p) for p in predicted] == [len(s) for s in sentences]
+    always_o = f1_score(gold, [["O"] * len(s) for s in sentences])
+    assert f1_score(gold, predicted) > always_o + 0.5, (f1_score(gold, predicted), always_o)
