@@ -230,14 +230,16 @@ def test_a_folder_is_continued_by_its_own_run_only(tmp_path):
 
 def test_the_published_no_op_flags_leave_a_run_the_same_run():
     """A requeued published command that drops --do_prepare or changes --cased continues its own run."""
-    from bert_tf import ownership
+    from bert_tf import config
+    from bert_tf.classifier.config import ClassifierConfig
 
-    published = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": "true",
-                                                             "cased": "true", "master": None})
-    edited = ownership.run_identity("run_classifier.py", {"learning_rate": 2e-5, "do_prepare": None,
-                                                          "cased": "false", "iterations_per_loop": "1000"})
+    def identity(**settings):
+        return config.identity(ClassifierConfig(**settings), "run_classifier.py")
+
+    published = identity(learning_rate=2e-5, do_prepare="true", cased="true", master=None)
+    edited = identity(learning_rate=2e-5, do_prepare=None, cased="false", iterations_per_loop="1000")
     assert published == edited
-    assert published != ownership.run_identity("run_classifier.py", {"learning_rate": 3e-5, "do_prepare": "true"})
+    assert published != identity(learning_rate=3e-5, do_prepare="true")
 
 
 def test_a_rerun_removes_temporaries_and_puts_back_a_folder_caught_mid_replacement(tmp_path):
