@@ -89,7 +89,11 @@ class Run:
     def __enter__(self) -> "Run":
         _runs.append(self)
         install_sigterm_handler()
-        self.enter_phase("start-up")
+        try:
+            self.enter_phase("start-up")
+        except BaseException:  # stopped as it starts (SIGTERM, a phase hook): no __exit__ follows
+            _runs.remove(self)
+            raise
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
