@@ -88,10 +88,10 @@ class Run:
     # ----- the run as a block ---------------------------------------------------------------------------------
     def __enter__(self) -> "Run":
         _runs.append(self)
+        install_sigterm_handler()
         try:
-            install_sigterm_handler()
             self.enter_phase("start-up")
-        except BaseException:  # stopped as it starts (a phase hook): no run is left in progress
+        except BaseException:  # stopped as it starts (SIGTERM, a phase hook): no __exit__ follows
             _runs.remove(self)
             raise
         return self

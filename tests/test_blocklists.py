@@ -12,8 +12,8 @@ from typing import List, Sequence
 
 import pytest
 
-from bert_tf.classifier import blocklists
-from bert_tf.classifier.blocklists import LocalOptions, RatioOptions, global_lines, local_lines
+from bert_tf.classifier import blocklist_files, blocklist_rules, blocklists
+from bert_tf.classifier.blocklist_rules import LocalOptions, RatioOptions, global_lines, local_lines
 from bert_tf.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -72,13 +72,13 @@ def cells_of(lines: List[str]) -> List[List[str]]:
 
 def test_float_sum_left_to_right_and_compensated():
     values = [1.0, 1e100, 1.0, -1e100]
-    assert blocklists.float_sum(values) == 0.0  # Python 3.11 sum(): 1 + 1e100 loses the 1s
-    assert blocklists.float_sum(values, compensated=True) == 2.0  # Python 3.12 sum() keeps them
-    assert blocklists.float_sum([0.1] * 10) == 0.9999999999999999
+    assert blocklist_rules.float_sum(values) == 0.0  # Python 3.11 sum(): 1 + 1e100 loses the 1s
+    assert blocklist_rules.float_sum(values, compensated=True) == 2.0  # Python 3.12 sum() keeps them
+    assert blocklist_rules.float_sum([0.1] * 10) == 0.9999999999999999
 
 
 def test_gnu_numeric_value_reads_no_exponent():
-    value = blocklists.gnu_numeric_value
+    value = blocklist_rules.gnu_numeric_value
     assert value("1e-05\tx") == 1
     assert value("inf\tx") == 0 and value("nan") == 0 and value("") == 0
     assert value("-1000\tx") == -1000 and value("-.5") == -0.5 and value("007.50") == 7.5
@@ -90,7 +90,7 @@ def test_sort_numeric_reverse_ties_compare_whole_lines_reversed():
     # GNU sort -rn (checked with coreutils 9.1, LC_ALL=C.UTF-8): the numbers 2, 1.5, 1 ... then ties in reverse.
     expected = ["2\tx", "1.5e+16\tn", "1e-05\tz", "1\tb", "1\ta", "01\tc", ".5\tk", "inf\ty", "0\tp", "-0\tq",
                 "-1000\tm"]
-    assert blocklists.sort_numeric_reverse(lines) == expected
+    assert blocklist_rules.sort_numeric_reverse(lines) == expected
 
 
 @pytest.mark.skipif(shutil.which("sort") is None, reason="GNU sort is not installed")
@@ -99,7 +99,7 @@ def test_sort_numeric_reverse_agrees_with_gnu_sort():
              "inf\tCAT\t11", "-1.5\tq", "12\tz", "1.2e+2\tw", "é\t1", "e\t1"]
     gnu = subprocess.run(["sort", "-rn"], input="".join(l + "\n" for l in lines), capture_output=True, text=True,
                          env=dict(os.environ, LC_ALL="C.UTF-8"), check=True).stdout.splitlines()
-    assert blocklists.sort_numeric_reverse(lines) == gnu
+    assert blocklist_rules.sort_numeric_reverse(lines) == gnu
 
 
 # ----------------------------------------------------------------------------- local
@@ -328,7 +328,7 @@ def test_pipeline_global_list_sees_every_document(tmp_path):
     local = (out / "local_blacklists-01-ggp" / "output_with_probabilities_0.tsv").read_text().splitlines()
     assert [c[2:4] for c in cells_of(local)] == [["1", "TNF"], ["2", "TNF"], ["3", "bad"], ["4", "bad"]]
     assert (out / "dis_global_min_mentions_1_min_docs_2_threshold_0.85.tsv").read_text() == ""  # 0.8 < 0.85
-    assert sorted(p.name for p in out.iterdir()) == sorted(blocklists.output_names(blocklists.PipelineOptions()).values())
+    assert sorted(p.name for p in out.iterdir()) == sorted(blocklist_files.output_names(blocklists.PipelineOptions()).values())
 
 
 def test_pipeline_refuses_existing_outputs_and_writes_nothing_on_bad_input(tmp_path):
@@ -398,14 +398,14 @@ def test_cli_pipeline_missing_type_exits_2(tmp_path):
 
 
 def test_temperature_note_reads_prediction_info(tmp_path):
-    assert "unknown" in blocklists.temperature_note(str(tmp_path))
+    assert "unknown" in blocklist_files.temperature_note(str(tmp_path))
     (tmp_path / "prediction_info.json").write_text('{"temperature": 1.7321}')
-    assert blocklists.temperature_note(str(tmp_path)) == "predictions calibrated at temperature 1.732 (--calibrate)"
+    assert blocklist_files.temperature_note(str(tmp_path)) == "predictions calibrated at temperature 1.732 (--calibrate)"
     (tmp_path / "prediction_info.json").write_text('{"temperature": null}')
-    assert "not calibrated" in blocklists.temperature_note(str(tmp_path))
+    assert "not calibrated" in blocklist_files.temperature_note(str(tmp_path))
     (tmp_path / "prediction_info.json").write_text("{broken")
     with pytest.raises(InputError, match="prediction_info.json"):
-        blocklists.temperature_note(str(tmp_path))
+        blocklist_files.temperature_note(str(tmp_path))
 
 
 def test_pipeline_flags_default_to_the_published_options() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf.classifier import task as classifier
+from bert_tf.classifier import evaluation as classifier
 from bert_tf.metrics import log_softmax, softmax
 
 from bert_tf.classifier import calibration

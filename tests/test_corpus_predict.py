@@ -29,7 +29,7 @@ BATCH = 8  # 5 batches a shard
 KILLER = """
 import os, runpy, signal, sys
 sys.path.insert(0, {root!r})
-from bert_tf.classifier import task as classifier
+from bert_tf.classifier import prediction_writer as classifier
 calls = [0]
 original = classifier.PredictionWriter.add
 def add(self, probs, gold=None):

@@ -152,7 +152,7 @@ def _ner_evaluation(trainer, tokenizer, out: Dict[str, np.ndarray]) -> None:
 def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out: Dict[str, np.ndarray]) -> None:
     """Probabilities of a 13-example cache with batches of 5 and 4, and the gathered input positions."""
     from bert_tf import checkpoints
-    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import inference as classifier, inputs
     from bert_tf.classifier import feature_cache
     from bert_tf.training import Trainer
 
@@ -168,10 +168,10 @@ def _classifier_predictions(strategy, checkpoint, tokenizer, scratch: Path, out:
     for batch_size in CLASSIFIER_BATCHES:
         probs, gold = classifier.predict_probabilities(trainer, info, batch_size)
         out[f"clf_probs_{batch_size}"], out[f"clf_gold_{batch_size}"] = probs, gold
-        dataset = classifier.as_training_batches(
+        dataset = inputs.as_training_batches(
             feature_cache.cache_dataset(info, batch_size, shuffle=False, seed=0, with_index=True))
         gathered: List[np.ndarray] = []
-        trainer.predict(dataset, classifier.steps_for(info.num_examples, batch_size),
+        trainer.predict(dataset, inputs.steps_for(info.num_examples, batch_size),
                         lambda o: gathered.append(o["index"]))
         out[f"clf_gathered_index_{batch_size}"] = np.concatenate(gathered)
 
@@ -474,7 +474,7 @@ def test_describe_batch_gives_the_rows_per_replica(batch, replicas, expected):
 
 
 def test_input_order_puts_rows_back_in_order_once():
-    from bert_tf.classifier.task import InputOrder
+    from bert_tf.classifier.inference import InputOrder
 
     emitted: List[np.ndarray] = []
     order = InputOrder(6, lambda rows: emitted.append(rows["value"]))
@@ -486,7 +486,7 @@ def test_input_order_puts_rows_back_in_order_once():
 
 
 def test_input_order_reports_a_missing_row():
-    from bert_tf.classifier.task import InputOrder
+    from bert_tf.classifier.inference import InputOrder
 
     order = InputOrder(3, lambda rows: None)
     order.add(np.array([0, 2]), {"value": np.zeros(2)})

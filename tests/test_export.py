@@ -165,7 +165,7 @@ def test_tf1_export_has_the_published_names_and_reads_back_to_the_same_logits(tm
     from checkpoint_factory import make_random_hf_checkpoint
     from conftest import TINY_WORDS
 
-    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import published_model as classifier
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS + [f"w{i}" for i in range(20)]
     hf = make_random_hf_checkpoint(str(tmp_path / "hf"), vocab, hidden_act="gelu_new", seed=4)

@@ -233,19 +233,16 @@ def test_a_folder_is_continued_by_its_own_run_only(tmp_path):
 
 def test_the_published_no_op_flags_leave_a_run_the_same_run():
     """A requeued published command that drops --do_prepare or changes --cased continues its own run."""
-    import dataclasses
-
     from bert_tf import config
+    from bert_tf.classifier.config import ClassifierConfig
 
-    @dataclasses.dataclass
-    class Settings(config.SharedSettings):
-        do_prepare: str = config.setting(None, config.PUBLISHED_NOOP, "does nothing")
-        cased: str = config.setting(None, config.PUBLISHED_NOOP, "does nothing")
+    def identity(**settings):
+        return config.identity(ClassifierConfig(**settings), "run_classifier.py")
 
-    published = config.identity(Settings(learning_rate=2e-5, do_prepare="true", cased="true"), "run_classifier.py")
-    edited = config.identity(Settings(learning_rate=2e-5, cased="false"), "run_classifier.py")
+    published = identity(learning_rate=2e-5, do_prepare="true", cased="true", master=None)
+    edited = identity(learning_rate=2e-5, do_prepare=None, cased="false", iterations_per_loop="1000")
     assert published == edited
-    assert published != config.identity(Settings(learning_rate=3e-5, do_prepare="true"), "run_classifier.py")
+    assert published != identity(learning_rate=3e-5, do_prepare="true")
 
 
 def test_a_rerun_removes_temporaries_and_puts_back_a_folder_caught_mid_replacement(tmp_path):
@@ -278,7 +275,7 @@ def test_blocklists_pipeline_killed_in_every_step_finishes_identically(tmp_path)
         remove = install(f"kill_at={phase}", simulated=True)
         with pytest.raises(SimulatedKill):
             blocklists.main(command + ["--output_dir", str(out)])
-        remove()
+        remove()  # the stopped run's claim went with it (bert_tf.lifecycle); its owner file stays for the rerun
         assert (out / ownership.OWNER_FILE).is_file()
     assert blocklists.main(command + ["--output_dir", str(out)]) == 0
     reference = {p.relative_to(tmp_path / "reference"): p.read_bytes() for p in (tmp_path / "reference").rglob("*")

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import check_png, error_lines, run_script, run_script_batch
+from bert_tf.classifier import run as classifier_run
+from bert_tf.classifier.config import ClassifierConfig
+from bert_tf.errors import InputError
+from conftest import check_png, error_lines, run_script
 
 LABELS = ["che", "dis", "ggp", "org", "out"]
 
@@ -134,49 +137,62 @@ BAD_ROWS = {  # case -> (train.tsv rows, line of the error, words in it)
 }
 
 
+def run_bad(cfg: ClassifierConfig) -> str:
+    """The one-line error of a run on bad input (the runner, in this process): InputError, as the command line's
+    `error: ...` line without its prefix."""
+    with pytest.raises(InputError) as caught:
+        classifier_run.run(cfg)
+    return str(caught.value)
+
+
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory, tiny_checkpoint):
-    """run_classifier.py on every bad input below in one interpreter: name -> (process, case folder)."""
+    """The runner on every bad input below: name -> (its error, case folder)."""
     root = tmp_path_factory.mktemp("classifier_bad_input")
     labels = root / "labels.txt"
     labels.write_text("che\ndis\nggp\norg\nout\n")
-    common = [f"--bert_model={tiny_checkpoint}", "--do_train", "--max_seq_length=16"]
+    common = dict(bert_model=str(tiny_checkpoint), do_train=True, max_seq_length=16)
     cases = {}
     for name, (rows, _, _) in BAD_ROWS.items():
         (root / name).mkdir()
-        cases[name] = [*common, f"--data_dir={_data(root / name, rows)}", f"--output_dir={root / name / 'out'}",
-                       f"--labels_file={labels}"]
+        cases[name] = ClassifierConfig(**common, data_dir=str(_data(root / name, rows)),
+                                       output_dir=str(root / name / "out"), labels_file=str(labels))
     (root / "no_dev").mkdir()
     (_data(root / "no_dev", ROW) / "dev.tsv").unlink()
-    cases["no_dev"] = [*common, f"--data_dir={root / 'no_dev' / 'data'}", f"--output_dir={root / 'no_dev' / 'out'}"]
+    cases["no_dev"] = ClassifierConfig(**common, data_dir=str(root / "no_dev" / "data"),
+                                       output_dir=str(root / "no_dev" / "out"))
     (root / "few_labels").mkdir()
     (root / "few_labels" / "labels.txt").write_text("dis\nout\n")
-    cases["few_labels"] = [*common, f"--data_dir={_data(root / 'few_labels', ROW)}",
-                           f"--output_dir={root / 'few_labels' / 'out'}",
-                           f"--labels_file={root / 'few_labels' / 'labels.txt'}"]
-    cases["nothing_to_do"] = [f"--output_dir={root / 'nothing' / 'o'}"]
-    processes = run_script_batch("run_classifier.py", cases, root)
-    return {name: (process, root / name) for name, process in processes.items()}
+    cases["few_labels"] = ClassifierConfig(**common, data_dir=str(_data(root / "few_labels", ROW)),
+                                           output_dir=str(root / "few_labels" / "out"),
+                                           labels_file=str(root / "few_labels" / "labels.txt"))
+    cases["nothing_to_do"] = ClassifierConfig(output_dir=str(root / "nothing" / "o"))
+    return {name: (run_bad(cfg), root / name) for name, cfg in cases.items()}
 
 
 @pytest.mark.parametrize("name", sorted(BAD_ROWS))
 def test_bad_training_rows_name_file_and_line(bad_runs, name):
-    process, folder = bad_runs[name]
+    error, folder = bad_runs[name]
     _, line, words = BAD_ROWS[name]
-    assert process.returncode == 2, process.stderr[-2000:]
-    errors = error_lines(process)
-    assert len(errors) == 1 and f"{folder / 'data' / 'train.tsv'}:{line}:" in errors[0] and words in errors[0], errors
-    assert "Traceback" not in process.stderr
+    assert f"{folder / 'data' / 'train.tsv'}:{line}:" in error and words in error, error
     assert not (folder / "out").exists()
 
 
 def test_missing_file_and_disagreeing_label_file(bad_runs):
-    process, folder = bad_runs["no_dev"]
-    assert process.returncode == 2 and "dev.tsv" in error_lines(process)[0]
-    process, folder = bad_runs["few_labels"]
-    assert process.returncode == 2
-    assert "'che'" in error_lines(process)[0] and str(folder / "labels.txt") in error_lines(process)[0]
+    error, folder = bad_runs["no_dev"]
+    assert "dev.tsv" in error
+    error, folder = bad_runs["few_labels"]
+    assert "'che'" in error and str(folder / "labels.txt") in error
     assert not (folder / "out").exists()
+
+
+def test_bad_input_on_the_command_line_is_one_error_line(tmp_path):
+    """The command line's form of bad input: exit status 2, one `error:` line, no traceback, nothing written."""
+    process = run_script(["run_classifier.py", "--do_eval", f"--output_dir={tmp_path / 'out'}"])
+    assert process.returncode == 2, process.stderr[-2000:]
+    assert error_lines(process) == ["error: --data_dir is required for --do_train and --do_eval"]
+    assert "Traceback" not in process.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
@@ -193,5 +209,5 @@ def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
 
 
 def test_nothing_to_do_is_an_error(bad_runs):
-    process, _ = bad_runs["nothing_to_do"]
-    assert process.returncode == 2 and "nothing to do" in error_lines(process)[0]
+    error, _ = bad_runs["nothing_to_do"]
+    assert "nothing to do" in error

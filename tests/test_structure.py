@@ -78,7 +78,7 @@ def test_jobs_live_in_their_packages():
     for name in ("data", "windowing", "decoding", "rows", "batching", "prediction", "evaluation", "entities", "metrics",
                  "outputs", "config", "run", "training_run", "model_settings", "raw_text", "sentences", "brat"):
         assert f"bert_tf.ner.{name}" in modules, name
-    for name in ("data", "features", "feature_cache", "task", "calibration", "prediction_files", "corpus",
-                 "blocklists"):
+    for name in ("data", "features", "feature_cache", "config", "run", "inputs", "evaluation", "calibration",
+                 "prediction_files", "corpus", "blocklists"):
         assert f"bert_tf.classifier.{name}" in modules, name
     assert not {"bert_tf.ner_context", "bert_tf.blocklists", "bert_tf.corpus", "bert_tf.data"} & modules

@@ -30,11 +30,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
 
+from bert_tf import config
 from bert_tf.classifier import prediction_files
+from bert_tf.classifier.config import SHARD_ID_MODES, CorpusSettings
 from bert_tf.errors import InputError
 from bert_tf.io_utils import GLOB_CHARACTERS, LIST_PREFIX, expand_input, load_json, write_json_atomic
 
-SHARD_ID_MODES = ("stem", "last_field")
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 RECORD_PREFIX = "shard_info"
 # What decides a shard's probabilities, in the order a difference is reported (the weights digest last: a
@@ -45,25 +46,9 @@ COMMANDS = ("pending", "count")
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Define the corpus prediction flags (run_classifier.py's, and this module's command line's)."""
-    flags.DEFINE_string("predict_file", None, "Input for --do_predict (default: <data_dir>/test.tsv): a file, or a "
-                        "corpus of shards: a folder (its *.tsv), a glob pattern (quoted), or @LIST (a file naming one "
-                        "input a line). A corpus is predicted in one process; shards whose outputs exist are skipped.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("predict_output_dir", None, "Where --do_predict writes (default: --output_dir).",
-                        flag_values=flag_values)
-    flags.DEFINE_enum("shard_id", "stem", list(SHARD_ID_MODES), "How a corpus shard NAME.tsv names its outputs "
-                      "(output_with_probabilities_ID.tsv): stem (ID = NAME) or last_field (the text after NAME's last "
-                      "'-', e.g. 042 of ggp-contexts-w100-042.tsv, as the published pipeline).", flag_values=flag_values)
-    flags.DEFINE_integer("shard_index", None, "With --num_shard_groups=N: this process's group, 0..N-1 (default: "
-                         "$SLURM_ARRAY_TASK_ID); it predicts the shards j with j % N == index.", flag_values=flag_values)
-    flags.DEFINE_integer("num_shard_groups", 1, "Split a corpus between N independent processes (SLURM array tasks, "
-                         "single-GPU jobs): shard j goes to group j % N.", flag_values=flag_values)
-    flags.DEFINE_bool("seed_compatible_outputs", False, "Also write the published pipeline's 8-column "
-                      "output_with_probabilities_dict.tsv (for a corpus: published/test_output_labels_ID.txt and "
-                      "published/output_with_probabilities_ID.tsv, the 8-column file under its published name). "
-                      "test_results.tsv (no header) and test_output_labels.txt are written for one input anyway.",
-                      flag_values=flag_values)
+    """Define the corpus prediction flags (this module's command line's; run_classifier.py's come with its config),
+    from the fields of bert_tf.classifier.config.CorpusSettings."""
+    config.define_flags(CorpusSettings, flag_values)
 
 
 @dataclasses.dataclass(frozen=True)
