@@ -152,7 +152,7 @@ def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
         return verify_parallel(cfg)
     import resource
 
-    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import inputs as classifier
     from bert_tf.classifier import data as consensus
     from bert_tf.tokenization import WordPieceTokenizer
 

@@ -2,7 +2,7 @@
 
 NER: ner_prediction.predict_words over BC5CDR devel (overlapping windows of max_len, length buckets),
 after a warm-up pass over a few documents so that tracing is not timed. Classifier:
-classifier.predict_probabilities over a feature cache of the real consensus examples, after
+inference.predict_probabilities over a feature cache of the real consensus examples, after
 a warm-up over its first batches. The heads are untrained: only the speed matters here.
 """
 
@@ -63,24 +63,24 @@ def _first_lines(path: str, count, work_dir: str) -> str:
 
 
 def classifier_rate(cfg: Dict[str, Any], checkpoint, tokenizer) -> Dict[str, Any]:
-    """Examples/s of classifier.predict_probabilities over a cache of the real consensus examples."""
+    """Examples/s of inference.predict_probabilities over a cache of the real consensus examples."""
     from bert_tf import checkpoints
-    from bert_tf.classifier import task as classifier
+    from bert_tf.classifier import inference, inputs
     from bert_tf.classifier import feature_cache
     from bert_tf.classifier import data as consensus
 
     require_files(CONSENSUS_EXAMPLES, CONSENSUS_LABELS)
     labels = consensus.read_labels_file(CONSENSUS_LABELS)
     cache_root = os.path.join(cfg["work_dir"], "predict_cache")
-    info = classifier.build_features(_first_lines(CONSENSUS_EXAMPLES, cfg["examples"], cfg["work_dir"]), labels,
+    info = inputs.build_features(_first_lines(CONSENSUS_EXAMPLES, cfg["examples"], cfg["work_dir"]), labels,
                                      CONSENSUS_LABELS, tokenizer,
                                      cfg["max_seq_length"], None, cache_root)
     task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "sequence", 0.1)
     trainer = _trainer(task, cfg["use_xla"])
-    warm = classifier.as_training_batches(feature_cache.cache_dataset(info, cfg["batch_size"], False, 0))
+    warm = inputs.as_training_batches(feature_cache.cache_dataset(info, cfg["batch_size"], False, 0))
     trainer.predict(warm, 2)
     started = time.perf_counter()
-    probs, _ = classifier.predict_probabilities(trainer, info, cfg["batch_size"])
+    probs, _ = inference.predict_probabilities(trainer, info, cfg["batch_size"])
     seconds = time.perf_counter() - started
     return {"examples": int(len(probs)), "max_seq_length": cfg["max_seq_length"], "seconds": seconds,
             "examples_per_s": len(probs) / seconds}

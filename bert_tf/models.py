@@ -140,12 +140,12 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int) -> List[str]:
+def freeze_layers(backbone: keras_hub.models.BertBackbone, freeze: int, setting: str) -> List[str]:
     """Freeze nothing (0), the embeddings (-1), or the embeddings and the first `freeze` encoder layers."""
     if freeze == 0:
         return []
     if freeze < -1 or freeze > backbone.num_layers:
-        raise InputError(f"--freeze_layers={freeze}: must be -1, 0 or 1..{backbone.num_layers}")
+        raise InputError(f"--{setting}={freeze}: must be -1, 0 or 1..{backbone.num_layers}")
     names = list(EMBEDDING_LAYERS) + [f"transformer_layer_{i}" for i in range(max(freeze, 0))]
     for name in names:
         backbone.get_layer(name).trainable = False

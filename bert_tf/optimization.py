@@ -3,7 +3,7 @@
 * `WarmupLinearDecay`: linear warm-up to the peak rate, then linear decay to 0 at the last step.
 * `EpochExponentialDecay`: the rate multiplied by `gamma` after every epoch.
 * `BertAdamW` / `BertLamb`: Keras AdamW / Lamb with decoupled weight decay that skips LayerNorm
-  weights and biases, optional per-variable learning-rate multipliers (`--double_lr`), and
+  weights and biases, optional per-variable learning-rate multipliers (e.g. a slower encoder), and
   gradients that the training loop has already all-reduced and clipped.
 """
 

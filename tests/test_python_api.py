@@ -31,3 +31,26 @@ def test_ner_python_api(tmp_path, minilm):
     assert [len(p) for p in predicted] == [len(s) for s in sentences]
     always_o = f1_score(gold, [["O"] * len(s) for s in sentences])
     assert f1_score(gold, predicted) > always_o + 0.5, (f1_score(gold, predicted), always_o)
+
+
+def test_the_readme_python_example_trains_a_model_that_learned(tmp_path, monkeypatch, capsys):
+    """The README's Python block, run as it stands (from a folder where data/ is the repository's), in-process:
+    the demo NER model beats always-O by a wide margin and tags the example sentence."""
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.metrics["f1"] > 0.6, result.metrics  # always-O: entity F1 0
+    printed = capsys.readouterr().out
+    assert f"test F1 {result.metrics['f1']:.3f}" in printed
+    tagged = ast.literal_eval(printed.strip().splitlines()[-1])
+    assert len(tagged) == 1 and len(tagged[0]) == 6 and tagged[0][0] != "O"
+    assert (tmp_path / "runs" / "api_ner" / "model").is_dir()

@@ -43,7 +43,7 @@ def _task(tiny_checkpoint, freeze=0):
     checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
     task = checkpoints.build_task_model(checkpoint, tokenizer, ["O", "B-X", "I-X"], "token", 0.0, encoder_dropout=0.0)
-    frozen = models.freeze_layers(task.backbone, freeze)
+    frozen = models.freeze_layers(task.backbone, freeze, "freeze_layers")
     return task, frozen
 
 
@@ -170,7 +170,7 @@ def test_freeze_layers_rejects_out_of_range(tiny_checkpoint):
 
     task, _ = _task(tiny_checkpoint)
     with pytest.raises(InputError, match="freeze_layers=5"):
-        models.freeze_layers(task.backbone, 5)
+        models.freeze_layers(task.backbone, 5, "freeze_layers")
 
 
 @pytest.mark.parametrize("linear", [True, False])

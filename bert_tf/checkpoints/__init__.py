@@ -51,9 +51,9 @@ def check_positions(checkpoint: Checkpoint, length: int, length_name: str) -> No
 
 
 def load_checkpoint(spec: CheckpointSpec, *, chief: bool = True, length: Optional[int] = None,
-                    length_name: str = "max_seq_length") -> Tuple[Checkpoint, WordPieceTokenizer]:
-    """The checkpoint `spec` names and its tokenizer, checked against the sequence `length` (flag `length_name`,
-    for the message). `chief`: whether this process may download a Hub snapshot (the others wait for it)."""
+                    length_name: str = "") -> Tuple[Checkpoint, WordPieceTokenizer]:
+    """The checkpoint `spec` names and its tokenizer, checked against the sequence `length` (the job's setting
+    `length_name`, for the message). `chief`: whether this process may download a Hub snapshot (the others wait for it)."""
     checkpoint, tokenizer = load_pretrained(spec.bert_model, spec.bert_config_file, trio_vocab_file(spec),
                                             spec.init_checkpoint, spec.do_lower_case, spec.revision, chief)
     if length is not None:

@@ -7,7 +7,7 @@ checkpoint for the published TF1 code.
 
 hf: config.json, model.safetensors (BertForTokenClassification or BertForSequenceClassification names and
 layouts), vocab.txt and tokenizer_config.json, loadable by transformers and by bert-tf itself
-(`load_hf_task_model`). A sequence classifier that does not read the pooler (--pooling=cls or mention) has no
+(`load_hf_task_model`). A sequence classifier that does not read the pooler (pooling cls or mention) has no
 transformers class: it is exported as a BertModel (architectures ["BertModel"]) with the same classifier.weight
 and classifier.bias tensors beside it and `bert_tf_pooling` / `bert_tf_pooling_position` in config.json, saying
 which hidden state the classifier reads. savedmodel: a SavedModel whose `serving_default` signature takes int32 token_ids,
@@ -16,7 +16,7 @@ labels.txt beside it. tf1 (sequence classifiers reading the pooler, the publishe
 with the variable names and shapes of a classifier fine-tuned by the published run_ner_consensus.py (bert/...,
 output_weights [labels + 1, hidden] and output_bias [labels + 1], rows in sorted label order, the last one the
 published code's unused row, its bias -10,000 so that no probability changes; global_step), a `checkpoint` file,
-bert_config.json, vocab.txt and labels.txt (for --labels_dir).
+bert_config.json, vocab.txt and labels.txt (for run_classifier.py's labels folder).
 
 `python -m bert_tf.export` runs the same command line.
 """

@@ -147,7 +147,7 @@ def build_model(cfg: NerConfig, run: distribution.RunContext, checkpoint: checkp
     """The token classifier (with --freeze_layers applied; the frozen parts named), its optimizer and trainer."""
     with run.strategy.scope():
         task = checkpoints.build_task_model(checkpoint, tokenizer, inputs.labels, "token", cfg.classifier_dropout)
-        frozen = models.freeze_layers(task.backbone, cfg.freeze_layers)
+        frozen = models.freeze_layers(task.backbone, cfg.freeze_layers, "freeze_layers")
         optimizer = build_optimizer(cfg, inputs.steps_per_epoch)
     trainer = Trainer(task.model, optimizer, run.strategy, use_xla=cfg.use_xla, loss_scale=run.loss_scale,
                       passthrough_keys=(ROW_ID,), log_every=cfg.log_every, verbose=cfg.verbose,
