@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bert_tf.classifier import calibration  # noqa: E402
-from bert_tf.metrics import classification_metrics, softmax  # noqa: E402
+from bert_tf.classifier.metrics import classification_metrics  # noqa: E402
+from bert_tf.metrics import softmax  # noqa: E402
 from bert_tf.checkpoints import SAVED_MODEL_META  # noqa: E402
 from bench.common import CONSENSUS_EXAMPLES, CONSENSUS_LABELS, minilm_dir  # noqa: E402
 from test_run_classifier import split_examples  # noqa: E402

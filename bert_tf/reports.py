@@ -206,26 +206,7 @@ def plot_all_history(
 # ----------------------------------------------------------------------------- eval_results.txt, Google/NVIDIA form
 
 # What Google's and NVIDIA's run_classifier.py (and the published run_ner_consensus.py) call the averaged figures.
-PUBLISHED_AVERAGE_KEYS = {("micro", "precision"): "precision", ("micro", "recall"): "recall",
-                          ("micro", "f1"): "f1-score", ("macro", "precision"): "precision_mac",
-                          ("macro", "recall"): "recall_mac", ("macro", "f1"): "f1-macro",
-                          ("weighted", "precision"): "precision_weighted", ("weighted", "recall"): "recall_weighted",
-                          ("weighted", "f1"): "f1-weighted"}
 TF_LOG_PREFIX = "INFO:tensorflow:"
-
-
-def published_eval_results(metrics: Dict[str, Any], global_step: int) -> Dict[str, Any]:
-    """A classification evaluation under the names the published TF1 code gives it (eval_accuracy, eval_loss,
-    loss, global_step, precision/recall/f1-score (micro), *_mac / f1-macro, *_weighted / f1-weighted), plus
-    LABEL_precision, LABEL_recall, LABEL_f1 and LABEL_support for every label."""
-    result: Dict[str, Any] = {"eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"],
-                              "loss": metrics["loss"], "global_step": int(global_step)}
-    for (average, figure), key in PUBLISHED_AVERAGE_KEYS.items():
-        result[key] = metrics[average][figure]
-    for label, figures in metrics["per_class"].items():
-        for figure in ("precision", "recall", "f1", "support"):
-            result[f"{label}_{figure}"] = figures[figure]
-    return result
 
 
 def published_value(value: Any) -> str:

@@ -12,7 +12,7 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
-from bert_tf.metrics import classification_metrics, format_classification_report
+from bert_tf.classifier.metrics import classification_metrics, format_classification_report
 from bert_tf.ner.metrics import format_ner_report, ner_metrics
 
 # ============================================================================= NER: hand-computed cases

@@ -181,11 +181,11 @@ def test_plot_confusion_matrix_rejects_wrong_shape(tmp_path):
 
 
 def test_eval_results_in_the_google_nvidia_form(tmp_path, capsys):
-    from bert_tf.metrics import classification_metrics
+    from bert_tf.classifier.metrics import classification_metrics, published_eval_results
 
     metrics = classification_metrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], ["che", "dis", "out"], "out")
     metrics["loss"] = 0.5
-    result = reports.published_eval_results(metrics, 48828)
+    result = published_eval_results(metrics, 48828)
     path = tmp_path / "eval_results.txt"
     reports.write_published_eval_results(str(path), result)
     lines = path.read_text().splitlines()

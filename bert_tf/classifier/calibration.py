@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from bert_tf import models
 from bert_tf.errors import InputError
 from bert_tf.io_utils import atomic_path
-from bert_tf.metrics import classification_metrics, log_softmax, softmax
+from bert_tf.classifier.metrics import classification_metrics
+from bert_tf.metrics import log_softmax, softmax
 
 ECE_BINS = 15
 # Temperatures searched when fitting (log-uniform bounds): wide enough for any fine-tuned classifier.

@@ -11,7 +11,7 @@ from bert_tf.batch_format import LABELS
 from bert_tf.classifier import calibration, feature_cache
 from bert_tf.classifier.inference import predict_logits
 from bert_tf.errors import InputError
-from bert_tf.metrics import classification_metrics
+from bert_tf.classifier.metrics import classification_metrics
 
 
 NEGATIVE_LABEL = "out"

@@ -11,7 +11,8 @@ from bert_tf.classifier import calibration, evaluation, inputs
 from bert_tf.classifier.config import ClassifierConfig
 from bert_tf.classifier.model_settings import Classifier
 from bert_tf.io_utils import write_json_atomic, write_text_atomic
-from bert_tf.metrics import format_classification_report, softmax
+from bert_tf.classifier.metrics import format_classification_report, published_eval_results
+from bert_tf.metrics import softmax
 
 EVAL_REPORT = "eval_report.txt"  # the formatted report; eval_results.txt is the published key = value form
 EVAL_OUTPUTS = ("eval_results.json", "eval_results.txt", EVAL_REPORT)
@@ -49,7 +50,7 @@ def evaluate_on_dev(cfg: ClassifierConfig, model: Classifier, cache_root: str, c
         write_json_atomic(os.path.join(out, "eval_results.json"), metrics)
         write_text_atomic(os.path.join(out, EVAL_REPORT), report)
         reports.write_published_eval_results(os.path.join(out, "eval_results.txt"),
-                                             reports.published_eval_results(metrics, settings.global_step))
+                                             published_eval_results(metrics, settings.global_step))
         reports.plot_confusion_matrix(metrics["confusion_matrix"], model.labels,
                                       os.path.join(out, "confusion_matrix.png"), title="Confusion matrix (dev)")
         after = metrics["calibration"]["temperature"]

@@ -7,7 +7,8 @@ from typing import Optional, Sequence
 
 from seqeval.metrics.sequence_labeling import get_entities
 
-from bert_tf.metrics import OUTSIDE_TAG, PRF_KEYS, _heading, _number, _prf, _safe_ratio, _score_table
+from bert_tf.metrics import PRF_KEYS, format_number, heading, prf, safe_ratio, score_table
+from bert_tf.ner.data import OUTSIDE_TAG
 
 
 def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> None:
@@ -39,9 +40,9 @@ def _entity_scores(gold: list[list[str]], pred: list[list[str]]) -> tuple[dict, 
     correct_by_type = Counter(entity[0] for entity in correct)
     per_class = {}
     for entity_type in sorted(set(gold_by_type) | set(pred_by_type)):
-        scores = _prf(correct_by_type[entity_type], pred_by_type[entity_type], gold_by_type[entity_type])
+        scores = prf(correct_by_type[entity_type], pred_by_type[entity_type], gold_by_type[entity_type])
         per_class[entity_type] = {**scores, "support": int(gold_by_type[entity_type])}
-    overall = _prf(len(correct), len(pred_entities), len(gold_entities))
+    overall = prf(len(correct), len(pred_entities), len(gold_entities))
     return overall, per_class
 
 
@@ -49,7 +50,7 @@ def _token_accuracy(gold: list[list[str]], pred: list[list[str]]) -> float:
     """Fraction of positions whose predicted tag equals the gold tag."""
     total = sum(len(sentence) for sentence in gold)
     same = sum(g == p for gold_tags, pred_tags in zip(gold, pred) for g, p in zip(gold_tags, pred_tags))
-    return _safe_ratio(same, total)
+    return safe_ratio(same, total)
 
 
 def _drop_gold_outside(gold: list[list[str]], pred: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
@@ -94,12 +95,12 @@ def ner_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
 def format_ner_report(metrics: dict, loss: Optional[float] = None, title: str = "") -> str:
     """A fixed-width text report of `ner_metrics` output: headline figures with and without O, then per type."""
     without_o = metrics.get("without_o", {})
-    lines = _heading(title)
+    lines = heading(title)
     lines.append(f"{'':<10}  {'all words':>10}  {'without O':>10}")
-    lines.append(f"{'loss':<10}  {_number(loss):>10}  {'':>10}")
+    lines.append(f"{'loss':<10}  {format_number(loss):>10}  {'':>10}")
     for key in ("accuracy", *PRF_KEYS):
-        lines.append(f"{key:<10}  {_number(metrics.get(key)):>10}  {_number(without_o.get(key)):>10}")
+        lines.append(f"{key:<10}  {format_number(metrics.get(key)):>10}  {format_number(without_o.get(key)):>10}")
     lines.append(f"words: {metrics.get('num_words', 0)}  sentences: {metrics.get('num_sentences', 0)}")
     lines.append("")
-    lines.extend(_score_table(metrics.get("per_class", {}), "type"))
+    lines.extend(score_table(metrics.get("per_class", {}), "type"))
     return "\n".join(lines) + "\n"
