@@ -82,6 +82,11 @@ def _field_types(config_type: type) -> Dict[str, Any]:
     return {name: _base_type(hint) for name, hint in hints.items()}
 
 
+# A field's type -> the absl function that defines its flag (enums: fields with choices).
+FLAG_DEFINERS = {bool: absl_flags.DEFINE_bool, int: absl_flags.DEFINE_integer, float: absl_flags.DEFINE_float,
+                 list: absl_flags.DEFINE_list, str: absl_flags.DEFINE_string}
+
+
 def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_flags.FLAGS,
                  module_name: Optional[str] = None) -> None:
     """Define one absl flag per field of `config_type` (skipping flags already defined), as flags of the calling
@@ -97,24 +102,11 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         help_text = field.metadata["help"].replace("%", "%%")
         kind, choices = types[field.name], field.metadata["choices"]
+        where = {"flag_values": flag_values, "module_name": module_name}
         if choices is not None:
-            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, flag_values=flag_values,
-                                   module_name=module_name)
-        elif kind is bool:
-            absl_flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values,
-                                   module_name=module_name)
-        elif kind is int:
-            absl_flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values,
-                                   module_name=module_name)
-        elif kind is float:
-            absl_flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values,
-                                   module_name=module_name)
-        elif kind is list:
-            absl_flags.DEFINE_list(field.name, default, help_text, flag_values=flag_values,
-                                   module_name=module_name)
-        elif kind is str:
-            absl_flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values,
-                                   module_name=module_name)
+            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, **where)
+        elif kind in FLAG_DEFINERS:
+            FLAG_DEFINERS[kind](field.name, default, help_text, **where)
         else:
             raise TypeError(f"{config_type.__name__}.{field.name}: no flag type for {kind!r}")
 
