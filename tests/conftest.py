@@ -161,20 +161,6 @@ def run_script(args: Sequence[str], cwd: Path = ROOT, timeout: int = 600) -> sub
                           timeout=timeout, env=env)
 
 
-def run_script_batch(script: str, cases: Dict[str, Sequence[str]], folder: Path) -> Dict[str, subprocess.CompletedProcess]:
-    """Each case's command line of `script` run in one interpreter (tests/script_batch.py: one TensorFlow start
-    for all); a CompletedProcess per case, with the script's own stdout and stderr."""
-    import json
-
-    cases_path = folder / "cases.json"
-    cases_path.write_text(json.dumps({name: [str(a) for a in args] for name, args in cases.items()}))
-    process = run_script([ROOT / "tests" / "script_batch.py", script, cases_path])
-    assert process.returncode == 0, process.stderr[-3000:]
-    results = json.loads(process.stdout.strip().splitlines()[-1])
-    return {name: subprocess.CompletedProcess([script, *cases[name]], r["returncode"], r["stdout"], r["stderr"])
-            for name, r in results.items()}
-
-
 def error_lines(process: subprocess.CompletedProcess) -> List[str]:
     """The 'error: ...' lines a script printed on stderr."""
     return [line for line in process.stderr.splitlines() if line.startswith("error:")]
