@@ -24,15 +24,17 @@ from typing import Sequence
 from absl import app
 
 from bert_tf import cli, config
-from bert_tf.classifier import config as classifier_config, run
+from bert_tf.classifier.config import ClassifierConfig
 
-classifier_config.define_flags()
+config.define_flags(ClassifierConfig)
+
+from bert_tf.classifier import run  # noqa: E402  (after the flags, as the other scripts)
 
 
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """--do_train, --do_eval and --do_predict, in that order."""
-    run.run(config.from_flags(classifier_config.ClassifierConfig))
+    run.run(config.from_flags(ClassifierConfig))
 
 
 if __name__ == "__main__":

@@ -46,10 +46,12 @@ Config = TypeVar("Config")
 
 
 def setting(default: Any, role: Role, help: str, *, choices: Optional[Sequence[str]] = None,
-            flag: bool = True) -> Any:
-    """A config field: its default, role, help text (the flag's), and for an enum its choices. `flag=False`: a
-    Python-only field (no command-line flag)."""
-    metadata = {"role": role, "help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag}
+            lower_bound: Optional[int] = None, flag: bool = True) -> Any:
+    """A config field: its default, role, help text (the flag's; for a PUBLISHED_NOOP, why it does nothing), for an
+    enum its choices, for a number the least value its flag accepts. `flag=False`: a Python-only field (no
+    command-line flag)."""
+    metadata = {"role": role, "help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
+                "lower_bound": lower_bound}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -100,9 +102,14 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
         if not field.metadata["flag"] or field.name in flag_values:
             continue
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-        help_text = field.metadata["help"].replace("%", "%%")
+        help_text = field.metadata["help"]
+        if role_of(field) is PUBLISHED_NOOP:
+            help_text = f"Accepted for the published command lines; does nothing ({help_text})."
+        help_text = help_text.replace("%", "%%")
         kind, choices = types[field.name], field.metadata["choices"]
         where = {"flag_values": flag_values, "module_name": module_name}
+        if field.metadata.get("lower_bound") is not None:
+            where["lower_bound"] = field.metadata["lower_bound"]
         if choices is not None:
             absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, **where)
         elif kind in FLAG_DEFINERS:

@@ -87,3 +87,19 @@ def test_the_core_names_no_job_setting():
         flagged = {n for n in job_only - set(OTHER_MEANINGS) for s in strings if re.search(rf"--{n}\b", s)}
         found += [f"{path.relative_to(ROOT)}: {name}" for name in sorted(named | flagged)]
     assert found == []
+
+
+def test_each_script_help_lists_its_own_flags():
+    """`python run_X.py --help` lists the flags of its config (absl lists a script's key flags only: they are
+    defined from the config as the script's own)."""
+    import subprocess
+    import sys
+
+    processes = {script: subprocess.Popen([sys.executable, script, "--help"], cwd=ROOT, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+                 for script, _ in JOBS.values()}
+    for job, (script, config_class) in JOBS.items():
+        out = processes[script].communicate(timeout=300)[0]
+        cls = getattr(importlib.import_module(f"bert_tf.{job}.config"), config_class)
+        listed = set(re.findall(r"^\s+--(?:\[no\])?(\w+):", out, re.M))
+        assert {f.name for f in dataclasses.fields(cls)} <= listed, (script, out[-2000:])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from absl import flags
 
 from bert_tf import config
 from bert_tf.classifier import published_flags
@@ -89,7 +88,7 @@ class ClassifierConfig(SharedSettings, CorpusSettings):
         "a grid search."))
     featurize_workers: Optional[int] = setting(None, OUTPUT, (
         "Processes that featurize a data file into the feature cache (default: the usable cores, at most 8; 1: in "
-        "this process)."))
+        "this process)."), lower_bound=1)
     pooling: str = setting("pooler", RESULT, (
         "What the classifier reads: pooler (the pretrained tanh pooler over [CLS], the published setting), cls (the "
         "raw [CLS] state) or mention (the state of the mention's first token, position max_seq_length/2; the "
@@ -106,28 +105,12 @@ class ClassifierConfig(SharedSettings, CorpusSettings):
         "Accepted from published command lines; changes nothing: the published --use_fp16 only changed the "
         "optimizer (loss scaling, float16 compression of Horovod's gradient all-reduce) while the model stayed "
         "float32 (its automatic mixed precision switch is commented out). --use_amp is mixed precision."))
-    # The published command lines' flags that do nothing here (bert_tf.classifier.published_flags: the help is the notice's
-    # reason; their flags are defined there, with its help text).
+    # The published command lines' flags that do nothing here (bert_tf.classifier.published_flags: why, which is
+    # also the notice's reason).
     do_prepare: Optional[str] = setting(None, PUBLISHED_NOOP, NOOPS["do_prepare"])
     cased: Optional[str] = setting(None, PUBLISHED_NOOP, NOOPS["cased"])
     master: Optional[str] = setting(None, PUBLISHED_NOOP, NOOPS["master"])
     iterations_per_loop: Optional[str] = setting(None, PUBLISHED_NOOP, NOOPS["iterations_per_loop"])
-
-
-def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Define run_classifier.py's flags: one per field of ClassifierConfig (the published no-ops with their
-    published help text, --featurize_workers bounded below by 1 as before)."""
-    if "do_prepare" not in flag_values:
-        published_flags.define_published_flags()
-    if "featurize_workers" not in flag_values:
-        flags.DEFINE_integer("featurize_workers", None, _help("featurize_workers"), lower_bound=1,
-                             flag_values=flag_values)
-    config.define_flags(ClassifierConfig, flag_values)
-
-
-def _help(name: str) -> str:
-    """The help text of a field of ClassifierConfig."""
-    return next(f.metadata["help"] for f in dataclasses.fields(ClassifierConfig) if f.name == name)
 
 
 def check(cfg: ClassifierConfig) -> None:

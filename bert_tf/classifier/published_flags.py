@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Dict
 
-from absl import flags
-
 # flag -> why it does nothing (what the published code did with it)
 IGNORED_FLAGS: Dict[str, str] = {
     "do_prepare": "the published script never defined it (tf.compat.v1.app.run ignored it); features are "
@@ -21,10 +19,3 @@ IGNORED_FLAGS: Dict[str, str] = {
     "master": "a TPU/TensorFlow master URL; use --distribution",
     "iterations_per_loop": "a TPU Estimator setting; the training loop here has no such loop",
 }
-
-
-def define_published_flags() -> None:
-    """Define the published classifier flags that do nothing here (any value accepted, as the published
-    script accepted anything for them)."""
-    for name, why in IGNORED_FLAGS.items():
-        flags.DEFINE_string(name, None, f"Accepted for the published command lines; does nothing ({why}).")
