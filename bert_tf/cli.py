@@ -113,7 +113,3 @@ def notice(message: str, path: Optional[str] = None, kind: str = "note") -> None
     print(f"{kind}: {where}{' '.join(message.split())}", file=sys.stderr)
     sys.stderr.flush()
 
-
-def remove_tree_quietly(path: str) -> None:
-    """Remove a directory this run created (after bad input), ignoring errors."""
-    shutil.rmtree(path, ignore_errors=True)

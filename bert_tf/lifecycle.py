@@ -16,6 +16,7 @@ Modules deep in a run (the training loop, the checkpointer, the report writer) c
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -51,8 +52,6 @@ class Run:
 
     def claim_for(self, directory: str) -> Optional[Any]:
         """This run's claim on `directory`, if it has one."""
-        import os
-
         for claim in self.claims:
             if os.path.abspath(claim.directory) == os.path.abspath(directory):
                 return claim

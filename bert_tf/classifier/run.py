@@ -139,21 +139,15 @@ def prepare_training_dir(cfg: ClassifierConfig, fingerprint: Dict[str, Any],
 def model_for_run(cfg: ClassifierConfig, context: distribution.RunContext, labels: Optional[Sequence[str]],
                   labels_source: Optional[str], checkpointer: Optional[resume.TrainingCheckpointer]) -> Classifier:
     """Write run_config.json, then train (--do_train) or load the model to evaluate and predict with. On bad input
-    the output folder goes again when this run created it."""
-    created = not os.path.exists(cfg.output_dir)
-    try:
-        os.makedirs(cfg.output_dir, exist_ok=True)
-        if context.chief:
-            cli.write_run_config(cfg.output_dir, config.values(cfg))
-        if cfg.do_train:
-            return fitting.train_model(cfg, context, labels, labels_source, checkpointer)
-        model = model_loading.load_trained(cfg, context)
-        print(f"using {distribution.describe_devices(context.strategy)}")
-        return model
-    except InputError:
-        if created:
-            cli.remove_tree_quietly(cfg.output_dir)
-        raise
+    the run's claim on the output folder removes it again when this run created it (bert_tf.lifecycle)."""
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    if context.chief:
+        cli.write_run_config(cfg.output_dir, config.values(cfg))
+    if cfg.do_train:
+        return fitting.train_model(cfg, context, labels, labels_source, checkpointer)
+    model = model_loading.load_trained(cfg, context)
+    print(f"using {distribution.describe_devices(context.strategy)}")
+    return model
 
 
 def finish(cfg: ClassifierConfig, model: Classifier, context: distribution.RunContext,
