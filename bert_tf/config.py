@@ -190,6 +190,44 @@ def check_at_least(config: Any, minimum: int, names: Iterable[str]) -> None:
             raise InputError(f"--{name}={value}: must be at least {minimum}")
 
 
+# ----- the prediction engine (the classifier's and NER's --do_predict) ------------------------------------------
+INFERENCE_ENGINES = ("tensorflow", "onnxruntime")
+INFERENCE_PRECISIONS = ("float32", "int8", "float16")
+
+
+@dataclasses.dataclass
+class InferenceSettings:
+    """Which engine computes --do_predict's predictions, and in which precision (docs/inference.md)."""
+
+    inference_engine: str = setting("tensorflow", OUTPUT, (
+        "What computes --do_predict's predictions: tensorflow (the Keras model), or onnxruntime (the model exported "
+        "to ONNX, cached in the output folder's onnx/, run by ONNX Runtime: faster, see --inference_precision). "
+        "One process only (no multi-worker or Horovod launch)."), choices=INFERENCE_ENGINES)
+    inference_precision: str = setting("float32", OUTPUT, (
+        "With --inference_engine=onnxruntime: float32 (the model's own arithmetic; probabilities within 1e-4 of "
+        "TensorFlow's), int8 (dynamic int8 quantization of the encoder, CPUs: fastest there; probabilities move "
+        "by up to a few hundredths, so a few labels near a tie change), or float16 (CUDA GPUs, onnxruntime-gpu)."),
+        choices=INFERENCE_PRECISIONS)
+
+
+def check_inference(config: Any) -> None:
+    """InputError for an engine setting that cannot work: a reduced --inference_precision without ONNX Runtime,
+    ONNX Runtime with --use_amp, or with more than one process."""
+    from bert_tf.errors import InputError
+
+    if config.inference_engine == "tensorflow":
+        if config.inference_precision != "float32":
+            raise InputError(f"--inference_precision={config.inference_precision} needs "
+                             "--inference_engine=onnxruntime (TensorFlow's reduced precision is --use_amp)")
+        return
+    if config.use_amp:
+        raise InputError("--inference_engine=onnxruntime takes its precision from --inference_precision; "
+                         "drop --use_amp")
+    if config.distribution == "multi_worker" or config.horovod:
+        raise InputError("--inference_engine=onnxruntime predicts in one process: drop --horovod and "
+                         "--distribution=multi_worker (split a corpus with --num_shard_groups instead)")
+
+
 # ----- the settings every job shares --------------------------------------------------------------------------
 DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
 AMP_DTYPES = ("auto", "float16", "bfloat16")

@@ -1,9 +1,11 @@
-"""Export a model fine-tuned by bert-tf as a Hugging Face directory, a TensorFlow SavedModel or a TensorFlow 1
-checkpoint for the published TF1 code.
+"""Export a model fine-tuned by bert-tf as a Hugging Face directory, a TensorFlow SavedModel, a TensorFlow 1
+checkpoint for the published TF1 code, or an ONNX model for ONNX Runtime.
 
     python -m bert_tf.checkpoints.export --model_dir=runs/ner/model --format=hf --output_dir=out/hf [--overwrite]
     python -m bert_tf.checkpoints.export --model_dir=runs/ner/model --format=savedmodel --output_dir=out/serving
     python -m bert_tf.checkpoints.export --model_dir=runs/clf/model --format=tf1 --output_dir=out/tf1
+    python -m bert_tf.checkpoints.export --model_dir=runs/clf/model --format=onnx --output_dir=out/onnx \
+        [--precision=int8]
 
 hf: config.json, model.safetensors (BertForTokenClassification or BertForSequenceClassification names and
 layouts), vocab.txt and tokenizer_config.json, loadable by transformers and by bert-tf itself
@@ -16,7 +18,10 @@ labels.txt beside it. tf1 (sequence classifiers reading the pooler, the publishe
 with the variable names and shapes of a classifier fine-tuned by the published run_ner_consensus.py (bert/...,
 output_weights [labels + 1, hidden] and output_bias [labels + 1], rows in sorted label order, the last one the
 published code's unused row, its bias -10,000 so that no probability changes; global_step), a `checkpoint` file,
-bert_config.json, vocab.txt and labels.txt (for run_classifier.py's labels folder).
+bert_config.json, vocab.txt and labels.txt (for run_classifier.py's labels folder). onnx: model.onnx (int32
+token_ids, padding_mask, segment_ids [batch, length] in, float32 logits out; ONNX Runtime's fused transformer
+operators, see bert_tf.onnx_engine) in --precision float32, int8 (dynamic quantization, CPUs) or float16 (CUDA),
+with labels.txt beside it.
 
 `python -m bert_tf.export` runs the same command line.
 """
@@ -24,28 +29,46 @@ bert_config.json, vocab.txt and labels.txt (for run_classifier.py's labels folde
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
 from bert_tf import cli
 from bert_tf.checkpoints import bert_tf_format, hf_task, savedmodel, tf1
+from bert_tf.config import INFERENCE_PRECISIONS
 from bert_tf.errors import InputError
 
-FORMATS = ("hf", "savedmodel", "tf1")
+FORMATS = ("hf", "savedmodel", "tf1", "onnx")
 
 
-def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False) -> None:
-    """Export the bert-tf model in `model_dir` to `output_dir` in format "hf", "savedmodel" or "tf1"."""
+def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False, precision: str = "float32") -> None:
+    """Export the bert-tf model in `model_dir` to `output_dir` in format "hf", "savedmodel", "tf1" or "onnx" (of
+    `precision`)."""
     if fmt not in FORMATS:
         raise InputError(f"--format={fmt}: must be one of {', '.join(FORMATS)}")
+    if precision != "float32" and fmt != "onnx":
+        raise InputError(f"--precision={precision} applies to --format=onnx only")
     cli.check_output_dir(output_dir, overwrite, "output_dir", overwrite_flag="--overwrite", action="replace it")
     task = bert_tf_format.load_saved_model(model_dir)
     if fmt == "hf":
         hf_task.export_hf(task, output_dir)
     elif fmt == "tf1":
         tf1.export_tf1(task, output_dir)
+    elif fmt == "onnx":
+        export_onnx_dir(task, output_dir, precision)
     else:
         savedmodel.export_savedmodel(task, output_dir)
+
+
+def export_onnx_dir(task, output_dir: str, precision: str) -> None:
+    """model.onnx of `precision` and labels.txt, replacing `output_dir` atomically."""
+    from bert_tf import onnx_engine
+    from bert_tf.io_utils import atomic_directory
+
+    with atomic_directory(output_dir) as tmp:
+        onnx_engine.export_onnx(task, os.path.join(tmp, "model.onnx"), precision)
+        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(label + "\n" for label in task.labels))
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -53,7 +76,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bert_tf.export", description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", required=True, help="a model saved by bert-tf (or its run directory)")
     parser.add_argument("--format", required=True, choices=FORMATS,
-                        help="hf: transformers; savedmodel: TF serving; tf1: the published TF1 code's checkpoint")
+                        help="hf: transformers; savedmodel: TF serving; tf1: the published TF1 code's checkpoint; "
+                        "onnx: ONNX Runtime")
+    parser.add_argument("--precision", default="float32", choices=INFERENCE_PRECISIONS,
+                        help="with --format=onnx: float32, int8 (dynamic quantization, CPUs) or float16 (CUDA)")
     parser.add_argument("--output_dir", required=True, help="where to write the export")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
     return parser.parse_args(argv)
@@ -64,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
 
     def run() -> None:
-        export(args.model_dir, args.format, args.output_dir, args.overwrite)
+        export(args.model_dir, args.format, args.output_dir, args.overwrite, args.precision)
         print(f"exported {args.model_dir} as {args.format} to {args.output_dir}")
 
     return cli.error_exit_status(run)

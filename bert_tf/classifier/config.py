@@ -15,7 +15,7 @@ from typing import Optional
 
 from bert_tf import config
 from bert_tf.classifier import published_flags
-from bert_tf.config import OUTPUT, PUBLISHED_NOOP, RESULT, SharedSettings, setting
+from bert_tf.config import OUTPUT, PUBLISHED_NOOP, RESULT, InferenceSettings, SharedSettings, setting
 from bert_tf.errors import InputError
 
 NOOPS = published_flags.IGNORED_FLAGS
@@ -53,7 +53,7 @@ class CorpusSettings:
 
 
 @dataclasses.dataclass
-class ClassifierConfig(SharedSettings, CorpusSettings):
+class ClassifierConfig(SharedSettings, CorpusSettings, InferenceSettings):
     """Every setting of run_classifier.py (the field name is the flag)."""
 
     learning_rate: float = setting(5e-6, RESULT, "Peak learning rate.")
@@ -130,6 +130,7 @@ def check(cfg: ClassifierConfig) -> None:
         raise InputError("--data_dir is required for --do_train and --do_eval")
     if cfg.labels_file and cfg.labels_dir:
         raise InputError("give --labels_file or --labels_dir, not both")
+    config.check_inference(cfg)
 
 
 def with_horovod(cfg: ClassifierConfig) -> ClassifierConfig:

@@ -15,7 +15,8 @@ complete, so a killed run loses at most the shard in flight.
 
 Each shard's outputs have a record of what produced them, shard_info_ID.json (shard_info.json for one input),
 written before its outputs: the digest of the model's weights (backbone and head), the labels, the length,
-the replacement token, the pooling, the temperature folded into the probabilities and the precision. A rerun
+the replacement token, the pooling, the temperature folded into the probabilities, the engine (tensorflow or
+onnxruntime) and its precision. A rerun
 skips a done shard only when its record is the run's; otherwise it stops, naming the shard and the difference,
 unless --overwrite_output_dir.
 """
@@ -41,7 +42,9 @@ RECORD_PREFIX = "shard_info"
 # What decides a shard's probabilities, in the order a difference is reported (the weights digest last: a
 # folded temperature changes the weights too, and is named as such).
 PROVENANCE_KEYS = ("labels", "extra_logits", "max_seq_length", "replace_span", "pooling", "temperature",
-                   "precision", "model_digest")
+                   "engine", "precision", "model_digest")
+# What a record written before a key existed means by its absence.
+PROVENANCE_DEFAULTS = {"engine": "tensorflow"}
 COMMANDS = ("pending", "count")
 
 
@@ -112,11 +115,12 @@ def record_name(sid: str) -> str:
 
 
 def provenance(model_digest: str, labels: Sequence[str], extra_logits: int, max_seq_length: int,
-               replace_span: Optional[str], pooling: str, temperature: float, precision: str) -> Dict[str, Any]:
+               replace_span: Optional[str], pooling: str, temperature: float, precision: str,
+               engine: str = "tensorflow") -> Dict[str, Any]:
     """What decides a shard's probabilities (PROVENANCE_KEYS), as its record stores it."""
     return {"model_digest": model_digest, "labels": list(labels), "extra_logits": int(extra_logits),
             "max_seq_length": int(max_seq_length), "replace_span": replace_span, "pooling": pooling,
-            "temperature": float(temperature), "precision": precision}
+            "temperature": float(temperature), "engine": engine, "precision": precision}
 
 
 def read_record(path: str) -> Optional[Dict[str, Any]]:
@@ -135,8 +139,9 @@ def record_difference(recorded: Dict[str, Any], current: Dict[str, Any]) -> Opti
     """The first setting in which two records differ, in words ("model_digest 1a2b3c4d5e6f (recorded) vs ...");
     None when they agree."""
     for key in PROVENANCE_KEYS:
-        if recorded.get(key) != current.get(key):
-            return f"{key} {_short(recorded.get(key))} vs {_short(current.get(key))}"
+        before, now = (record.get(key, PROVENANCE_DEFAULTS.get(key)) for record in (recorded, current))
+        if before != now:
+            return f"{key} {_short(before)} vs {_short(now)}"
     return None
 
 

@@ -9,7 +9,7 @@ import dataclasses
 from typing import List, Optional
 
 from bert_tf import config
-from bert_tf.config import OPERATIONAL, OUTPUT, RESULT, SharedSettings, setting
+from bert_tf.config import OPERATIONAL, OUTPUT, RESULT, InferenceSettings, SharedSettings, setting
 from bert_tf.errors import InputError
 from bert_tf.ner import decoding, windowing
 
@@ -18,7 +18,7 @@ PUBLISHED_NER_MODEL = "TurkuNLP/bert-base-finnish-cased-v1"  # the default of th
 
 
 @dataclasses.dataclass
-class NerConfig(SharedSettings):
+class NerConfig(SharedSettings, InferenceSettings):
     """Every setting of a NER run (training, test, prediction); the field names are run_ner.py's flags."""
 
     bert_model: Optional[str] = setting(None, RESULT, (
@@ -118,6 +118,7 @@ def check(cfg: NerConfig) -> None:
     if not all(str(b).isdigit() and int(b) >= 8 for b in cfg.bucket_lengths):
         raise InputError(f"--bucket_lengths={','.join(str(b) for b in cfg.bucket_lengths)}: must be whole numbers "
                          "of at least 8")
+    config.check_inference(cfg)
 
 
 def normalized(cfg: NerConfig) -> NerConfig:

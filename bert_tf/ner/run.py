@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bert_tf import checkpoints, config, distribution, lifecycle, models, ownership
 from bert_tf.errors import InputError
@@ -101,10 +101,23 @@ def _tag(trainer, task: models.TaskModel, examples: Sequence[ner_data.NerExample
                                 settings.context_vote), task.labels, settings.decode)
 
 
-def _predict(cfg: NerConfig) -> PredictResult:
-    """Tag --predict_file (see `predict`)."""
+def _predictor(cfg: NerConfig, task: models.TaskModel, run: distribution.RunContext,
+               onnx_dir: str) -> Tuple[Any, str, str]:
+    """What computes the predictions (--inference_engine: the model's Trainer, or an ONNX Runtime predictor whose
+    export is cached in `onnx_dir`), where it runs and its precision, in words."""
+    if cfg.inference_engine == "onnxruntime":
+        from bert_tf import onnx_engine
+
+        predictor = onnx_engine.predictor_for(task, cfg.inference_precision, onnx_dir, verbose=cfg.verbose)
+        return predictor, f"ONNX Runtime on {predictor.device}", cfg.inference_precision
     from bert_tf.training import Trainer
 
+    trainer = Trainer(task.model, None, run.strategy, use_xla=cfg.use_xla, verbose=cfg.verbose)
+    return trainer, distribution.describe_devices(run.strategy), run.precision
+
+
+def _predict(cfg: NerConfig) -> PredictResult:
+    """Tag --predict_file (see `predict`)."""
     if not cfg.predict_file:
         raise InputError("--do_predict needs --predict_file")
     documents = raw_text.read_documents(cfg.predict_file) if raw_text.is_raw_text(cfg.predict_file) else None
@@ -125,9 +138,9 @@ def _predict(cfg: NerConfig) -> PredictResult:
         task = checkpoints.load_saved_model(cfg.save_model_path)
     settings = NerModelSettings.for_prediction(task.meta, cfg)
     context, context_text = choose_context(cfg.context, ner_data.has_documents(examples), settings.context)
-    trainer = Trainer(task.model, None, run.strategy, use_xla=cfg.use_xla, verbose=cfg.verbose)
-    print(f"predicting with {distribution.describe_devices(run.strategy)}; "
-          f"batch {run.describe_batch(cfg.batch_size)}; precision {run.precision}; "
+    trainer, devices, precision = _predictor(cfg, task, run, os.path.join(os.path.dirname(os.path.abspath(output)),
+                                                                         "onnx"))
+    print(f"predicting with {devices}; batch {run.describe_batch(cfg.batch_size)}; precision {precision}; "
           f"context {context_text}, {settings.context_vote} window, decoding {settings.decode}")
     started = time.time()
     predictions = _tag(trainer, task, examples, settings, context, cfg)
