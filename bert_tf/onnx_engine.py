@@ -112,46 +112,69 @@ def _feedforward_activation(g: _GraphBuilder, x: str, bias: str, activation: str
     raise InputError(f"activation {activation!r}: the ONNX export knows gelu_exact, gelu_tanh and relu")
 
 
-def _encoder_layer(g: _GraphBuilder, x: str, mask: str, state: Dict[str, np.ndarray], i: int, heads: int,
-                   activation: str) -> str:
-    """One post-LayerNorm transformer layer: fused self-attention, output projection + residual + LayerNorm,
-    feed-forward + residual + LayerNorm."""
-    p, n = f"encoder.layer.{i}.", f"layer{i}"
+def _self_attention(g: _GraphBuilder, x: str, mask: str, state: Dict[str, np.ndarray], p: str, n: str,
+                    heads: int, query: Optional[str]) -> str:
+    """Multi-head self-attention of `x` [batch, length, hidden] with padded keys masked, before the output
+    projection: for every position (one fused Attention node), or with `query` (the input states of the only
+    positions read, [batch, k, hidden]) for those positions alone."""
     qkv = [f"{p}attention.self.{part}" for part in ("query", "key", "value")]
-    attended = g.node("Attention", [x, g.weight(f"{n}_qkv_kernel", np.concatenate([_kernel(state, k) for k in qkv], 1)),
-                                    g.weight(f"{n}_qkv_bias", np.concatenate([state[k + ".bias"] for k in qkv])),
-                                    mask], f"{n}_attention", domain=MS_DOMAIN, num_heads=heads)
+    bias = g.weight(f"{n}_qkv_bias", np.concatenate([state[k + ".bias"] for k in qkv]))
+    if query is None:
+        kernel = g.weight(f"{n}_qkv_kernel", np.concatenate([_kernel(state, k) for k in qkv], 1))
+        return g.node("Attention", [x, kernel, bias, mask], f"{n}_attention", domain=MS_DOMAIN, num_heads=heads)
+    projections = [g.node("MatMul", [source, g.weight(f"{n}_{part}_kernel", _kernel(state, key))], f"{n}_{part}_matmul")
+                   for source, part, key in zip((query, x, x), ("query", "key", "value"), qkv)]
+    return g.node("MultiHeadAttention", projections + [bias, mask], f"{n}_attention", domain=MS_DOMAIN,
+                  num_heads=heads)
+
+
+def _encoder_layer(g: _GraphBuilder, x: str, mask: str, state: Dict[str, np.ndarray], i: int, heads: int,
+                   activation: str, query: Optional[str] = None) -> str:
+    """One post-LayerNorm transformer layer: self-attention, output projection + residual + LayerNorm,
+    feed-forward + residual + LayerNorm. With `query` (some positions' input states, [batch, k, hidden]) only those
+    positions' outputs are computed (attending to every position of `x`): the same numbers for them, less
+    arithmetic."""
+    p, n = f"encoder.layer.{i}.", f"layer{i}"
+    attended = _self_attention(g, x, mask, state, p, n, heads, query)
     projected = g.node("MatMul", [attended, g.weight(f"{n}_attention_output_kernel",
                                                      _kernel(state, p + "attention.output.dense"))],
                        f"{n}_attention_output_matmul")
-    x = g.node("SkipLayerNormalization", [projected, x, g.weight(f"{n}_attention_gamma", state[p + "attention.output.LayerNorm.weight"]),
-                                          g.weight(f"{n}_attention_beta", state[p + "attention.output.LayerNorm.bias"]),
-                                          g.weight(f"{n}_attention_output_bias", state[p + "attention.output.dense.bias"])],
-               f"{n}_attention_norm", domain=MS_DOMAIN, epsilon=LAYER_NORM_EPSILON)
+    x = _add_norm(g, projected, x if query is None else query, state, p + "attention.output", f"{n}_attention")
     inner = g.node("MatMul", [x, g.weight(f"{n}_intermediate_kernel", _kernel(state, p + "intermediate.dense"))],
                    f"{n}_intermediate_matmul")
     inner = _feedforward_activation(g, inner, g.weight(f"{n}_intermediate_bias", state[p + "intermediate.dense.bias"]),
                                     activation, f"{n}_intermediate")
     out = g.node("MatMul", [inner, g.weight(f"{n}_output_kernel", _kernel(state, p + "output.dense"))],
                  f"{n}_output_matmul")
-    return g.node("SkipLayerNormalization", [out, x, g.weight(f"{n}_output_gamma", state[p + "output.LayerNorm.weight"]),
-                                             g.weight(f"{n}_output_beta", state[p + "output.LayerNorm.bias"]),
-                                             g.weight(f"{n}_output_bias", state[p + "output.dense.bias"])],
-                  f"{n}_output_norm", domain=MS_DOMAIN, epsilon=LAYER_NORM_EPSILON)
+    return _add_norm(g, out, x, state, p + "output", f"{n}_output")
 
 
-def _pooled(g: _GraphBuilder, sequence: str, pooling: str, state: Dict[str, np.ndarray]) -> str:
-    """The vector a sequence classifier reads (see models.POOLINGS)."""
+def _add_norm(g: _GraphBuilder, x: str, residual: str, state: Dict[str, np.ndarray], key: str, n: str) -> str:
+    """LayerNorm(x + the dense layer's bias + residual) of the dense layer `key` (one SkipLayerNormalization)."""
+    return g.node("SkipLayerNormalization", [x, residual, g.weight(f"{n}_gamma", state[key + ".LayerNorm.weight"]),
+                                             g.weight(f"{n}_beta", state[key + ".LayerNorm.bias"]),
+                                             g.weight(f"{n}_dense_bias", state[key + ".dense.bias"])],
+                  f"{n}_norm", domain=MS_DOMAIN, epsilon=LAYER_NORM_EPSILON)
+
+
+def _read_position(g: _GraphBuilder, x: str, pooling: str) -> str:
+    """The hidden states [batch, 1, hidden] at the position a sequence classifier reads (models.POOLINGS): the
+    first, or the middle (length // 2) for pooling "mention"."""
     if pooling == "mention":
-        length = g.node("Gather", [g.node("Shape", [sequence], "sequence_shape"),
-                                   g.weight("length_index", np.array(1, np.int64))], "sequence_length")
-        index = g.node("Div", [length, g.weight("two", np.array(2, np.int64))], "middle_index")
+        length = g.node("Gather", [g.node("Shape", [x], "sequence_shape"),
+                                   g.weight("length_axis_index", np.array([1], np.int64))], "sequence_length")
+        index = g.node("Div", [length, g.weight("two", np.array([2], np.int64))], "middle_index")
     else:
-        index = g.weight("first_index", np.array(0, np.int64))
-    token = g.node("Gather", [sequence, index], f"{pooling}_token", axis=1)
+        index = g.weight("first_index", np.array([0], np.int64))
+    return g.node("Gather", [x, index], f"{pooling}_position", axis=1)
+
+
+def _sequence_features(g: _GraphBuilder, token: str, pooling: str, state: Dict[str, np.ndarray]) -> str:
+    """The vector [batch, hidden] a sequence classifier reads, from the last layer's output at its position."""
+    vector = g.node("Squeeze", [token, g.weight("position_axis", np.array([1], np.int64))], f"{pooling}_token")
     if pooling != "pooler":
-        return token
-    return g.node("Tanh", [g.dense(token, _kernel(state, "pooler.dense"), state["pooler.dense.bias"], "pooler")],
+        return vector
+    return g.node("Tanh", [g.dense(vector, _kernel(state, "pooler.dense"), state["pooler.dense.bias"], "pooler")],
                   "pooled")
 
 
@@ -168,9 +191,14 @@ def build_onnx_model(task) -> Any:
     g = _GraphBuilder()
     mask = PADDING_MASK
     x = _embeddings(g, state)
-    for i in range(task.backbone.num_layers):
-        x = _encoder_layer(g, x, mask, state, i, task.backbone.num_heads, task.activation)
-    features = _pooled(g, x, task.pooling, state) if task.head == "sequence" else x
+    layers, heads = task.backbone.num_layers, task.backbone.num_heads
+    for i in range(layers - 1):
+        x = _encoder_layer(g, x, mask, state, i, heads, task.activation)
+    if task.head == "sequence":  # the last layer for the one position the classifier reads
+        token = _encoder_layer(g, x, mask, state, layers - 1, heads, task.activation, _read_position(g, x, task.pooling))
+        features = _sequence_features(g, token, task.pooling, state)
+    else:
+        features = _encoder_layer(g, x, mask, state, layers - 1, heads, task.activation)
     classifier = task.model.get_layer("classifier")
     product = g.node("MatMul", [features, g.weight("classifier_kernel", np.asarray(classifier.kernel.numpy(), np.float32))],
                      "classifier_matmul")
