@@ -15,7 +15,10 @@ Steps (each in a process of its own; a step that fails is reported and the other
  4. a few training steps under MirroredStrategy over two logical GPUs carved from the one device, whose
     weights must match one replica's;
  5. classifier prediction at length 256 with --use_amp --use_xla: examples/s;
- 6. the GPU section of bench/RESULTS.md, with the exact command.
+ 6. the ONNX Runtime inference engine (--inference_engine=onnxruntime) on the GPU: TensorFlow float32, ONNX
+    Runtime float32 and float16 interleaved, examples/s at length 256, and float16's largest probability change
+    and label agreement (gpu_check.sh installs onnxruntime-gpu for it when the environment lacks CUDA's provider);
+ 7. the GPU section of bench/RESULTS.md, with the exact command.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import (BC5CDR_DEVEL, BC5CDR_TRAIN, ROOT, CaseSkipped, bert_train_flops, log,  # noqa: E402
-                          minilm_dir, run_json)
+from bench.common import (BC5CDR_DEVEL, BC5CDR_TRAIN, CONSENSUS_EXAMPLES, ROOT, CaseSkipped,  # noqa: E402
+                          bert_train_flops, log, minilm_dir, run_json)
 
 BEGIN, END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
 # Dense (no sparsity) half-precision tensor-core peaks in TFLOP/s, from the vendors' data sheets.
@@ -71,11 +74,13 @@ def sizes(dry_run: bool) -> Dict[str, Any]:
         return {"shape": {"batch": 2, "vocab": 512, "layers": 2, "heads": 2, "hidden": 32, "intermediate": 64,
                           "labels": 5, "seed": 1, "warmup": 1, "steps": 2, "repeats": 1},
                 "seq_lens": [16], "ner": {"sentences": 8, "eval_sentences": 8, "max_len": 16},
-                "predict_examples": 16, "predict_batch": 16, "predict_length": 32, "mirrored_steps": 2}
+                "predict_examples": 16, "predict_batch": 16, "predict_length": 32, "mirrored_steps": 2,
+                "engine_repeats": 1}
     return {"shape": {"batch": 32, "vocab": 30522, "layers": 12, "heads": 12, "hidden": 768, "intermediate": 3072,
                       "labels": 9, "seed": 1, "warmup": 2, "steps": 10, "repeats": 2},
             "seq_lens": [128, 256], "ner": {"sentences": None, "eval_sentences": None, "max_len": 128},
-            "predict_examples": None, "predict_batch": 128, "predict_length": 256, "mirrored_steps": 4}
+            "predict_examples": None, "predict_batch": 128, "predict_length": 256, "mirrored_steps": 4,
+            "engine_repeats": 3}
 
 
 PRECISIONS = (("float32", False, "auto"), ("float16", True, "float16"), ("bfloat16", True, "bfloat16"))
@@ -137,6 +142,10 @@ def run_steps(args: argparse.Namespace, plan: Dict[str, Any], timeout: float) ->
                                  "use_xla": not args.dry_run,
                                  "examples": plan["predict_examples"], "batch_size": plan["predict_batch"],
                                  "max_seq_length": plan["predict_length"], "work_dir": work}))
+        jobs.append(("engine", {"mode": "engine", "model_dir": model, "consensus": CONSENSUS_EXAMPLES,
+                                "examples": plan["predict_examples"], "batch_size": plan["predict_batch"],
+                                "max_seq_length": plan["predict_length"], "repeats": plan["engine_repeats"],
+                                "work_dir": work}))
     results: Dict[str, Any] = {}
     for name, cfg in jobs:
         log(f"step {name}: starting")
@@ -228,9 +237,29 @@ def render(results: Dict[str, Any], args: argparse.Namespace, command: str) -> s
               "- " + (f"{predict['examples_per_s']:,.0f} examples/s over {predict['examples']} examples "
                       f"({predict.get('precision')})" if "examples_per_s" in predict
                       else predict.get("skipped") or predict.get("error", "not run")),
+              "", *engine_lines(results.get("engine", {})),
               "", "### Verdicts", "", *(verdicts(results, peak, args.dry_run) or ["- none could be judged"]),
               "", END]
     return "\n".join(lines) + "\n"
+
+
+def engine_lines(engine: Dict[str, Any]) -> List[str]:
+    """The inference engine's subsection: each engine's examples/s and, for ONNX Runtime, its probabilities'
+    distance from TensorFlow float32's."""
+    lines = [f"### Inference engine (ONNX Runtime {engine.get('onnxruntime', '?')}, classifier, length "
+             f"{engine.get('max_seq_length', '?')}, engines interleaved)", ""]
+    if "engines" not in engine:
+        return lines + ["- " + (engine.get("skipped") or engine.get("error") or "not run")]
+    lines.append(f"ONNX Runtime's providers: {', '.join(engine.get('providers', []))}.")
+    lines.append("")
+    for name, figures in engine["engines"].items():
+        where = f" on {figures['device']}" if "device" in figures else ""
+        closeness = (f"; largest probability change {figures['max_probability_change']:.2g}, labels agree "
+                     f"{100 * figures['label_agreement']:.1f}%" if "label_agreement" in figures else "")
+        lines.append(f"- {name}{where}: {_fmt(figures['examples_per_s_best'])} examples/s (best of "
+                     f"{engine['repeats']}; {_fmt(figures['speedup_best'], 2)}x TensorFlow float32){closeness}")
+    lines += [f"- {name}: {note}" for name, note in engine.items() if str(note).startswith("skipped")]
+    return lines
 
 
 def _why_not_run(key: str, ner: Dict[str, Any]) -> str:

@@ -8,6 +8,10 @@ Modes:
   mirrored  a few training steps under MirroredStrategy over two logical devices carved from the
             first GPU (the CPU where there is none) and the same steps on one device: the weights must match.
   predict   classifier prediction examples/s (bench.tf_predict.classifier_rate) with --use_amp's precision.
+  engine    the ONNX Runtime engine on the GPU (bert_tf.onnx_engine): examples/s of TensorFlow float32, ONNX
+            Runtime float32 and float16 (CUDA), interleaved, and float16's largest probability change and
+            label agreement against TensorFlow float32; where CUDA is absent (a dry run) float32 on the CPU
+            and why float16 could not run.
 """
 
 from __future__ import annotations
@@ -121,8 +125,53 @@ def predict_rate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return {"precision": precision, "use_xla": cfg["use_xla"], **classifier_rate(cfg, checkpoint, tokenizer)}
 
 
+def engine_rates(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """ONNX Runtime float32 and float16 against TensorFlow float32 on a MiniLM classifier (random head)."""
+    import os
+
+    from bench.inference_engine import feature_batches, interleaved_rates
+    from bench.tf_predict import _first_lines
+    from bert_tf import checkpoints, onnx_engine
+    from bert_tf.errors import InputError
+    from bert_tf.metrics import softmax
+    from bert_tf.training import Trainer
+    import onnxruntime
+    import tensorflow as tf
+
+    if hasattr(onnxruntime, "preload_dlls"):  # the CUDA and cuDNN libraries of the nvidia-* wheels TensorFlow uses
+        onnxruntime.preload_dlls()
+    checkpoint, tokenizer = checkpoints.load_pretrained(cfg["model_dir"])
+    task = checkpoints.build_task_model(checkpoint, tokenizer, ["che", "dis", "ggp", "org", "out"], "sequence", 0.1,
+                                        pooling="mention")
+    path = _first_lines(cfg["consensus"], cfg["examples"], cfg["work_dir"])
+    dataset, count = feature_batches(task, path, cfg["max_seq_length"], cfg["batch_size"], cfg["work_dir"])
+    runners: Dict[str, Any] = {"tensorflow float32": Trainer(task.model, None, tf.distribute.get_strategy(),
+                                                             verbose=False)}
+    notes = {"providers": onnxruntime.get_available_providers(), "onnxruntime": onnxruntime.__version__}
+    for precision in ("float32", "float16"):
+        try:
+            runners[f"onnxruntime {precision}"] = onnx_engine.predictor_for(
+                task, precision, os.path.join(cfg["work_dir"], "onnx"), verbose=False)
+        except InputError as err:  # no CUDA provider: what the report says instead of a figure
+            notes[f"onnxruntime {precision}"] = f"skipped: {err}"
+        except Exception as err:  # one failing path must not hide the others: it is the finding
+            notes[f"onnxruntime {precision}"] = f"skipped: failed: {type(err).__name__}: {str(err)[:300]}"
+    result = {**interleaved_rates(runners, dataset, count, cfg["batch_size"], cfg["repeats"]), **notes,
+              "max_seq_length": cfg["max_seq_length"]}
+    batch = next(iter(dataset.as_numpy_iterator()))
+    reference = softmax(np.asarray(task.model({k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")},
+                                              training=False), np.float64))
+    for name, runner in runners.items():
+        if name.startswith("onnxruntime"):
+            probs = softmax(runner.run(batch).astype(np.float64))
+            result["engines"][name].update(device=runner.device,
+                                           max_probability_change=float(np.max(np.abs(probs - reference))),
+                                           label_agreement=float(np.mean(probs.argmax(1) == reference.argmax(1))))
+    return result
+
+
 MODES = {"device": device_info, "steps": step_rates, "ner": ner_epoch, "mirrored": mirrored_matches_one_device,
-         "predict": predict_rate}
+         "predict": predict_rate, "engine": engine_rates}
 
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:

@@ -124,10 +124,45 @@ def changes(reference: Tuple[List[str], List[List[float]]], other: Tuple[List[st
             "labels_changed": sum(a != b for a, b in zip(reference[0], other[0]))}
 
 
-def timed_batches(model_dir: str, test: str, rows: int, length: int, batch: int, work: str):
-    """The task model, its Trainer, and the held-out examples' feature dataset (rows examples)."""
+def feature_batches(task, path: str, length: int, batch: int, work: str) -> Tuple[Any, int]:
+    """The feature batches of a consensus file for `task` (cached in memory, read once) and the example count."""
     from bert_tf.classifier import feature_cache, inputs
-    from bert_tf.classifier.inputs import as_training_batches
+
+    info = inputs.build_features(path, task.labels, "labels", task.tokenizer, length, None,
+                                 os.path.join(work, "timed_cache"), check_labels=False)
+    dataset = inputs.as_training_batches(feature_cache.cache_dataset(info, batch, shuffle=False, seed=0,
+                                                                     with_index=True)).cache()
+    for _ in dataset:  # read once: the timed passes read memory
+        pass
+    return dataset, info.num_examples
+
+
+def interleaved_rates(runners: Dict[str, Any], dataset: Any, count: int, batch: int, repeats: int) -> Dict[str, Any]:
+    """Examples/s of each runner's predict loop over `dataset` (`count` examples), the runners interleaved
+    (A B C A B C ...) over `repeats` rounds after one warm-up batch each; best and median round, and each
+    against the first runner."""
+    steps = -(-count // batch)
+    for runner in runners.values():  # warm-up: tracing, first allocations
+        runner.predict(dataset.take(1), 1, lambda out: None)
+    seconds: Dict[str, List[float]] = {name: [] for name in runners}
+    for round_ in range(1, repeats + 1):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner.predict(dataset, steps, lambda out: None)
+            seconds[name].append(time.perf_counter() - started)
+        log(f"round {round_}: " + ", ".join(f"{n} {count / s[-1]:.1f}/s" for n, s in seconds.items()))
+    out = {name: {"examples_per_s_best": count / min(times), "examples_per_s_median": count / statistics.median(times),
+                  "seconds_each_repeat": times} for name, times in seconds.items()}
+    base = out[next(iter(runners))]
+    for figures in out.values():
+        figures["speedup_best"] = figures["examples_per_s_best"] / base["examples_per_s_best"]
+        figures["speedup_median"] = figures["examples_per_s_median"] / base["examples_per_s_median"]
+    return {"examples": count, "batch_size": batch, "repeats": repeats, "engines": out}
+
+
+def speed_case(model_dir: str, test: str, work: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """Examples/s of each engine's predict loop on the first --timed_rows held-out examples, interleaved."""
+    from bert_tf import onnx_engine
     from bert_tf.checkpoints import load_saved_model
     from bert_tf.training import Trainer
     import tensorflow as tf
@@ -135,44 +170,12 @@ def timed_batches(model_dir: str, test: str, rows: int, length: int, batch: int,
     task = load_saved_model(model_dir)
     head = os.path.join(work, "timed.tsv")
     with open(test, encoding="utf-8") as f, open(head, "w", encoding="utf-8") as g:
-        g.writelines(f.readlines()[:rows])
-    info = inputs.build_features(head, task.labels, "labels", task.tokenizer, length, None,
-                                 os.path.join(work, "timed_cache"), check_labels=False)
-    dataset = as_training_batches(feature_cache.cache_dataset(info, batch, shuffle=False, seed=0, with_index=True))
-    dataset = dataset.cache()
-    for _ in dataset:  # read once: the timed passes read memory
-        pass
-    return task, Trainer(task.model, None, tf.distribute.get_strategy(), verbose=False), dataset, info.num_examples
-
-
-def speed_case(model_dir: str, test: str, work: str, args: argparse.Namespace) -> Dict[str, Any]:
-    """Examples/s of each engine's predict loop, interleaved over --repeats rounds (after one warm-up batch each)."""
-    from bert_tf import onnx_engine
-
-    task, trainer, dataset, count = timed_batches(model_dir, test, args.timed_rows, args.max_seq_length,
-                                                  args.batch_size, work)
-    steps = -(-count // args.batch_size)
-    runners = {"tensorflow float32": trainer}
+        g.writelines(f.readlines()[:args.timed_rows])
+    dataset, count = feature_batches(task, head, args.max_seq_length, args.batch_size, work)
+    runners = {"tensorflow float32": Trainer(task.model, None, tf.distribute.get_strategy(), verbose=False)}
     for engine in ENGINES[1:]:
         runners[name_of(engine)] = onnx_engine.predictor_for(task, engine[1], os.path.join(work, "onnx"), verbose=False)
-    for runner in runners.values():  # warm-up: tracing, first allocations
-        runner.predict(dataset.take(1), 1, lambda out: None)
-    seconds: Dict[str, List[float]] = {name: [] for name in runners}
-    for round_ in range(1, args.repeats + 1):
-        for name, runner in runners.items():
-            started = time.perf_counter()
-            runner.predict(dataset, steps, lambda out: None)
-            seconds[name].append(time.perf_counter() - started)
-        log(f"round {round_}: " + ", ".join(f"{n} {count / s[-1]:.1f}/s" for n, s in seconds.items()))
-    out = {}
-    for name, times in seconds.items():
-        out[name] = {"examples_per_s_best": count / min(times), "examples_per_s_median": count / statistics.median(times),
-                     "seconds_each_repeat": times}
-    base = out["tensorflow float32"]
-    for figures in out.values():
-        figures["speedup_best"] = figures["examples_per_s_best"] / base["examples_per_s_best"]
-        figures["speedup_median"] = figures["examples_per_s_median"] / base["examples_per_s_median"]
-    return {"examples": count, "batch_size": args.batch_size, "repeats": args.repeats, "engines": out}
+    return interleaved_rates(runners, dataset, count, args.batch_size, args.repeats)
 
 
 def write_demo_corpus(folder: str) -> str:

@@ -50,9 +50,12 @@ def test_dry_run_runs_every_step_on_the_cpu(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = results.read_text(encoding="utf-8")
-    for heading in ("## GPU check (dry run", "### Training step", "### NER epoch", "### Prediction", "### Verdicts"):
+    for heading in ("## GPU check (dry run", "### Training step", "### NER epoch", "### Prediction",
+                    "### Inference engine (ONNX Runtime", "### Verdicts"):
         assert heading in text
     assert "| 16 | float32 | yes |" in text and "| 16 | bfloat16 | no |" in text
     assert "devel F1" in text and "examples/s" in text
     assert "matches one replica" in text
+    assert "- onnxruntime float32 on the CPU:" in text and "labels agree" in text  # the engine step ran
+    assert "onnxruntime float16: skipped: --inference_precision=float16 runs on a CUDA GPU" in text
     assert not (ROOT / "bench" / "RESULTS.md").read_text(encoding="utf-8").count("dry run on the CPU")
