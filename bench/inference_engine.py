@@ -76,12 +76,13 @@ def fine_tune(work: str, data: str, length: int, epochs: float, seed: int) -> Tu
     return os.path.join(out, "model"), time.time() - started
 
 
-def predict_file(model: str, engine: Tuple[str, str], predict: str, out: str, length: int) -> None:
-    """run_classifier.py --do_predict of `predict` (a file or a corpus folder) into `out`."""
+def predict_file(model: str, engine: Tuple[str, str], predict: str, out: str, length: int, work: str) -> None:
+    """run_classifier.py --do_predict of `predict` (a file or a corpus) into `out`; the run's folder (and its ONNX
+    export) is one per engine under `work`."""
     from bert_tf.classifier import run
     from bert_tf.classifier.config import ClassifierConfig
 
-    run.predict(ClassifierConfig(bert_model=model, output_dir=os.path.join(os.path.dirname(out), "run_" + os.path.basename(out)),
+    run.predict(ClassifierConfig(bert_model=model, output_dir=os.path.join(work, "run_" + "_".join(engine)),
                                  predict_file=predict, predict_output_dir=out, max_seq_length=length,
                                  predict_batch_size=32, verbose=False, overwrite_output_dir=True,
                                  inference_engine=engine[0], inference_precision=engine[1]))
@@ -109,7 +110,7 @@ def accuracy_case(model: str, test: str, work: str, length: int) -> Dict[str, An
     results, reference = {}, None
     for engine in ENGINES:
         out = os.path.join(work, "accuracy", name_of(engine).replace(" ", "_"))
-        predict_file(model, engine, test, out, length)
+        predict_file(model, engine, test, out, length, work)
         gold, predicted, probs = read_probabilities(os.path.join(out, "output_with_probabilities.tsv"))
         reference = reference or (predicted, probs)
         results[name_of(engine)] = {**quality(gold, predicted, labels), "examples": len(gold),
@@ -208,7 +209,7 @@ def demo_case(model: str, work: str, length: int) -> Dict[str, Any]:
         shutil.rmtree(run_dir, ignore_errors=True)
         for kind in DEMO_TYPES:
             predict_file(model, engine, os.path.join(contexts, f"{kind}-contexts-w100-*.tsv"),
-                         os.path.join(run_dir, f"{kind}-predictions"), length)
+                         os.path.join(run_dir, f"{kind}-predictions"), length, work)
         lists = os.path.join(run_dir, "blocklists")
         if blocklists.main(["pipeline", "--run_dir", run_dir, "--output_dir", lists]) != 0:
             raise RuntimeError(f"the blocklists pipeline failed on {run_dir}")
@@ -270,14 +271,19 @@ def main() -> int:
         log(f"case {case}")
         case_started = time.time()
         result[case] = {**run_case(), "load_after": load_average(), "case_seconds": time.time() - case_started}
+        write_result(args.out, result)  # what is done so far survives a later failure
     result["gemm_after"] = gemm()
     result["load_after"] = load_average()
     result["total_seconds"] = time.time() - started
-    text = json.dumps(result, indent=2)
-    print(text)
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
+
+
+def write_result(path: str, result: Dict[str, Any]) -> None:
+    """Write the JSON result."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ TARGETS = {
     "ner_f1": 0.01,  # |F1 difference|
     "prep_rate": 50_000.0,  # examples/s at the first size
     "prep_growth_mb": 200.0,  # peak RSS growth from the first to the last size
+    "engine_int8_speed": 2.5,  # ONNX Runtime int8 / TensorFlow float32 examples/s
+    "engine_int8_accuracy": 0.5,  # |accuracy difference| in points
 }
 
 
@@ -253,6 +255,70 @@ def predict_lines(pred: Dict[str, Any]) -> List[str]:
     ])
 
 
+# ----------------------------------------------------------------------------- inference engine
+
+ENGINE_INTRO = (
+    "`python bench/inference_engine.py` (one run for the whole table): all-MiniLM-L6-v2 fine-tuned (pooling "
+    "mention) on the first {train_rows} real consensus examples at length {train_length}, {epochs:g} epochs; "
+    "accuracy and macro-F1 on the other {examples} examples at length {length}, each engine predicting them with "
+    "`run_classifier.py --do_predict --inference_engine=... --inference_precision=...`; speed: each engine's "
+    "predict loop over the same {timed} examples (batch {batch}), the engines interleaved (A B C A B C ...) over "
+    "{repeats} rounds after a warm-up batch, best and median round; demo corpus: data/demo/consensus/test.tsv as "
+    "12 tagger shards (scripts/demo_published_pipeline.sh's layout) predicted by each engine, then the blocklists "
+    "pipeline; changes are against TensorFlow float32."
+)
+
+
+def inference_engine_lines(engine: Dict[str, Any]) -> List[str]:
+    """Markdown of the inference engine section (results.json's "inference_engine", bench/inference_engine.py)."""
+    args, speed, accuracy, demo = engine["args"], engine.get("speed", {}), engine.get("accuracy", {}), engine.get("demo", {})
+    names = list(speed.get("engines") or accuracy)
+    some = next(iter(accuracy.values()), {})
+    lines = [ENGINE_INTRO.format(train_rows=args["train_rows"], train_length=args["train_length"],
+                                 epochs=args["epochs"], examples=some.get("examples", "?"),
+                                 length=args["max_seq_length"], timed=speed.get("examples", "?"),
+                                 batch=args["batch_size"], repeats=args["repeats"]), "",
+             f"* Command: `{engine['command']}`; date {engine['date']}; {engine['machine']['cpu']}, "
+             f"{engine['machine']['cores']} cores; " + ", ".join(f"{k} {v}" for k, v in engine["machine"]["versions"].items()),
+             f"* float32 2048^2 tf.matmul: {engine['gemm_before']['flops'] / 1e9:.1f} GFLOP/s before, "
+             f"{engine['gemm_after']['flops'] / 1e9:.1f} after (best of repeated runs); load average (1/5/15 min) "
+             f"before {engine['load_before']}, after {engine['load_after']}" + (
+                 ". **The machine was shared with other busy processes**: absolute rates are depressed and noisy; "
+                 "the interleaved rounds keep the ratios between engines comparable." if _engine_shared(engine) else ""),
+             ""]
+    rows = []
+    for name in names:
+        s, a, d = speed.get("engines", {}).get(name, {}), accuracy.get(name, {}), demo.get(name, {})
+        rows.append([name, f"{_f(s.get('examples_per_s_best'), 1)} / {_f(s.get('examples_per_s_median'), 1)}",
+                     f"**{_f(s.get('speedup_best'))}x** / {_f(s.get('speedup_median'))}x",
+                     _f(a.get("accuracy")), _f(a.get("macro_f1")), _f(a.get("max_probability_change"), 4),
+                     str(a.get("labels_changed", "—")), _f(d.get("max_probability_change"), 4),
+                     str(d.get("labels_changed", "—")), str(d.get("blocklist_entries_changed", "—"))])
+    lines += _table(["engine", "examples/s best / median", "x TF float32 best / median", "accuracy %", "macro-F1 %",
+                     "largest prob. change", "labels changed", "demo: largest prob. change", "demo: labels changed",
+                     "demo: blocklist entries changed"], rows)
+    return lines + engine_verdicts(speed, accuracy)
+
+
+def _engine_shared(engine: Dict[str, Any]) -> bool:
+    """Whether the 1-minute load exceeded the cores by more than half a core at some point of the run."""
+    loads = _loads(engine) + engine["load_before"][:1] + engine["load_after"][:1]
+    return max(loads, default=0) > engine["machine"]["cores"] + 0.5
+
+
+def engine_verdicts(speed: Dict[str, Any], accuracy: Dict[str, Any]) -> List[str]:
+    """The int8 targets: examples/s against TensorFlow float32, and accuracy within half a point."""
+    int8, base = speed.get("engines", {}).get("onnxruntime int8"), accuracy.get("tensorflow float32")
+    if not int8 or not base or "onnxruntime int8" not in accuracy:
+        return []
+    gap = abs(accuracy["onnxruntime int8"]["accuracy"] - base["accuracy"])
+    return [f"Targets: int8 >= {TARGETS['engine_int8_speed']}x TensorFlow float32's examples/s: "
+            f"{_f(int8['speedup_best'])}x best, {_f(int8['speedup_median'])}x median "
+            f"({_met(int8['speedup_best'] >= TARGETS['engine_int8_speed'])}); accuracy within "
+            f"{TARGETS['engine_int8_accuracy']} point: {gap:.2f} points "
+            f"({_met(gap <= TARGETS['engine_int8_accuracy'])}).", ""]
+
+
 # ----------------------------------------------------------------------------- whole report
 
 
@@ -398,6 +464,9 @@ def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]
     out += prep_md
     out += ["## 5. Prediction throughput (all-MiniLM-L6-v2, untrained heads, after a warm-up)", ""]
     out += predict_lines(cases.get("predict", {}))
+    if _ok(results.get("inference_engine")):
+        out += ["## 6. Inference engines: TensorFlow and ONNX Runtime (float32, int8) for classifier prediction", ""]
+        out += inference_engine_lines(results["inference_engine"])
     if results["machine"]["gpu"] == "none":
         out += ["## GPU", "", "No GPU was available to this run, so the GPU figures of the issue are not measured "
                 "here. On a GPU machine run:", "", "```", GPU_COMMAND, "```", "", GPU_NOTE, ""]
