@@ -14,7 +14,9 @@ and ONNX Runtime int8, one run for the whole table.
    scripts/demo_published_pipeline.sh lays it out) predicted by each engine, then the blocklists pipeline: the
    largest probability change against TensorFlow float32 and the number of blocklist entries (lines of
    auto_local.tsv and auto_global.tsv) that differ from TensorFlow float32's.
-5. The float32 tf.matmul rate (2048^2) before and after, and the load averages.
+5. Where ONNX Runtime spends its time: each operator type's share of one profiled pass over the timed examples,
+   float32 and int8.
+6. The float32 tf.matmul rate (2048^2) before and after, and the load averages.
 Writes JSON (default bench/inference_engine.json) and prints it.
 """
 
@@ -179,6 +181,40 @@ def speed_case(model_dir: str, test: str, work: str, args: argparse.Namespace) -
     return interleaved_rates(runners, dataset, count, args.batch_size, args.repeats)
 
 
+def profile_case(model_dir: str, work: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """Where each ONNX Runtime precision spends its time: the share of each operator type in one profiled pass
+    over the timed examples (ONNX Runtime's profiler, kernel times only)."""
+    import collections
+    import glob
+
+    import onnxruntime
+
+    from bert_tf.checkpoints import load_saved_model
+
+    task = load_saved_model(model_dir)
+    dataset, count = feature_batches(task, os.path.join(work, "timed.tsv"), args.max_seq_length, args.batch_size,
+                                     work)
+    out = {}
+    for _, precision in ENGINES[1:]:
+        options = onnxruntime.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(work, f"profile_{precision}")
+        path = glob.glob(os.path.join(work, "onnx", f"model-*-{precision}.onnx"))[0]
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        for batch in dataset.as_numpy_iterator():
+            session.run(["logits"], {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")})
+        with open(session.end_profiling(), encoding="utf-8") as f:
+            events = json.load(f)
+        times: Dict[str, float] = collections.Counter()
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                times[event["args"]["op_name"]] += event["dur"]
+        total = sum(times.values())
+        out[precision] = {"kernel_seconds": total / 1e6, "examples": count,
+                          "share_by_op": {op: t / total for op, t in sorted(times.items(), key=lambda kv: -kv[1])}}
+    return out
+
+
 def write_demo_corpus(folder: str) -> str:
     """The demo test split as a tagger's output, 3 shards a type (scripts/demo_published_pipeline.sh's layout)."""
     os.makedirs(folder, exist_ok=True)
@@ -245,7 +281,7 @@ def main() -> int:
     parser.add_argument("--timed_rows", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", default="", help="comma-separated cases not to run: accuracy, speed, demo")
+    parser.add_argument("--skip", default="", help="comma-separated cases not to run: speed, accuracy, profile, demo")
     parser.add_argument("--work_dir", default="/tmp/bert_tf_bench_engine")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "inference_engine.json"))
     args = parser.parse_args()
@@ -265,6 +301,7 @@ def main() -> int:
                        "epochs": args.epochs, "train_seconds": train_seconds}
     for case, run_case in (("speed", lambda: speed_case(model, test, args.work_dir, args)),
                            ("accuracy", lambda: accuracy_case(model, test, args.work_dir, args.max_seq_length)),
+                           ("profile", lambda: profile_case(model, args.work_dir, args)),
                            ("demo", lambda: demo_case(model, args.work_dir, args.max_seq_length))):
         if case in skip:
             continue

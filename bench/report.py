@@ -297,7 +297,20 @@ def inference_engine_lines(engine: Dict[str, Any]) -> List[str]:
     lines += _table(["engine", "examples/s best / median", "x TF float32 best / median", "accuracy %", "macro-F1 %",
                      "largest prob. change", "labels changed", "demo: largest prob. change", "demo: labels changed",
                      "demo: blocklist entries changed"], rows)
-    return lines + engine_verdicts(speed, accuracy)
+    return lines + profile_lines(engine.get("profile", {})) + engine_verdicts(speed, accuracy)
+
+
+def profile_lines(profile: Dict[str, Any]) -> List[str]:
+    """Each ONNX Runtime precision's time by operator type (the profiled pass), largest first."""
+    lines = []
+    for precision, figures in profile.items():
+        if not isinstance(figures, dict) or "share_by_op" not in figures:
+            continue
+        shares = [f"{op} {100 * share:.0f}%" for op, share in figures["share_by_op"].items() if share >= 0.005]
+        lines.append(f"* ONNX Runtime {precision}, where its time goes (one profiled pass over the "
+                     f"{figures['examples']} timed examples, {figures['kernel_seconds']:.1f} s of kernels): "
+                     + ", ".join(shares))
+    return lines + [""] if lines else []
 
 
 def _engine_shared(engine: Dict[str, Any]) -> bool:

@@ -225,7 +225,7 @@ def check_inference(config: Any) -> None:
                          "drop --use_amp")
     if config.distribution == "multi_worker" or config.horovod:
         raise InputError("--inference_engine=onnxruntime predicts in one process: drop --horovod and "
-                         "--distribution=multi_worker (split a corpus with --num_shard_groups instead)")
+                         "--distribution=multi_worker (split the input between independent processes instead)")
 
 
 # ----- the settings every job shares --------------------------------------------------------------------------

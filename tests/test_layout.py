@@ -76,7 +76,8 @@ def test_the_core_names_no_job_setting():
     the roles in the config, and the job passes its own names."""
     from bert_tf import config
 
-    shared = {f.name for f in dataclasses.fields(config.SharedSettings)}
+    # The settings the core declares itself: every job's, and the prediction engine's (classifier and NER).
+    shared = {f.name for kind in (config.SharedSettings, config.InferenceSettings) for f in dataclasses.fields(kind)}
     names = [{f.name for f in dataclasses.fields(getattr(importlib.import_module(f"bert_tf.{job}.config"), cls))}
              for job, (_, cls) in JOBS.items()]
     job_only = set().union(*names) - set.intersection(*names) - shared  # do_train, output...: every job's
