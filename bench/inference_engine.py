@@ -11,7 +11,8 @@ and ONNX Runtime int8, one run for the whole table.
    batches of --timed_rows held-out examples, the engines interleaved (A B C A B C ...) --repeats times so that
    other processes' load falls on all of them alike; best and median repeat.
 4. The demo corpus (data/demo/consensus/test.tsv as the tagger's output, 3 shards a type, as
-   scripts/demo_published_pipeline.sh lays it out) predicted by each engine, then the blocklists pipeline: the
+   scripts/demo_published_pipeline.sh lays it out) predicted by each engine (one run over the 12 shards, their
+   files then sorted into TYPE-predictions folders), then the blocklists pipeline: the
    largest probability change against TensorFlow float32 and the number of blocklist entries (lines of
    auto_local.tsv and auto_global.tsv) that differ from TensorFlow float32's.
 5. Where ONNX Runtime spends its time: each operator type's share of one profiled pass over the timed examples,
@@ -232,6 +233,20 @@ def write_demo_corpus(folder: str) -> str:
     return folder
 
 
+def sort_by_type(folder: str, run_dir: str) -> None:
+    """Move each shard's files (outputs and record) of a corpus predicted in one run into RUN_DIR/TYPE-predictions,
+    where the blocklists pipeline reads them (as if each type had been predicted on its own)."""
+    import re
+
+    for name in os.listdir(folder):
+        found = re.match(r"^(?:test_results|output_with_probabilities|shard_info)_(\w+)-contexts-w100-\d+\.", name)
+        if found:
+            target = os.path.join(run_dir, f"{found.group(1)}-predictions")
+            os.makedirs(target, exist_ok=True)
+            os.replace(os.path.join(folder, name), os.path.join(target, name))
+            shutil.copy(os.path.join(folder, "prediction_info.json"), target)  # the run's settings, as per type
+
+
 def demo_case(model: str, work: str, length: int) -> Dict[str, Any]:
     """Each engine on the demo corpus: the blocklists, and what changes against TensorFlow float32."""
     import glob
@@ -243,9 +258,8 @@ def demo_case(model: str, work: str, length: int) -> Dict[str, Any]:
     for engine in ENGINES:
         run_dir = os.path.join(work, "demo", name_of(engine).replace(" ", "_"))
         shutil.rmtree(run_dir, ignore_errors=True)
-        for kind in DEMO_TYPES:
-            predict_file(model, engine, os.path.join(contexts, f"{kind}-contexts-w100-*.tsv"),
-                         os.path.join(run_dir, f"{kind}-predictions"), length, work)
+        predict_file(model, engine, contexts, os.path.join(run_dir, "all"), length, work)
+        sort_by_type(os.path.join(run_dir, "all"), run_dir)
         lists = os.path.join(run_dir, "blocklists")
         if blocklists.main(["pipeline", "--run_dir", run_dir, "--output_dir", lists]) != 0:
             raise RuntimeError(f"the blocklists pipeline failed on {run_dir}")

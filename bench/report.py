@@ -272,7 +272,8 @@ ENGINE_INTRO = (
 def inference_engine_lines(engine: Dict[str, Any]) -> List[str]:
     """Markdown of the inference engine section (results.json's "inference_engine", bench/inference_engine.py)."""
     args, speed, accuracy, demo = engine["args"], engine.get("speed", {}), engine.get("accuracy", {}), engine.get("demo", {})
-    names = list(speed.get("engines") or accuracy)
+    names = list(dict.fromkeys(name for case in (speed.get("engines", {}), accuracy, demo) for name, value in case.items()
+                               if isinstance(value, dict)))
     some = next(iter(accuracy.values()), {})
     lines = [ENGINE_INTRO.format(train_rows=args["train_rows"], train_length=args["train_length"],
                                  epochs=args["epochs"], examples=some.get("examples", "?"),
