@@ -292,8 +292,8 @@ def inference_engine_lines(engine: Dict[str, Any]) -> List[str]:
         s, a, d = speed.get("engines", {}).get(name, {}), accuracy.get(name, {}), demo.get(name, {})
         rows.append([name, f"{_f(s.get('examples_per_s_best'), 1)} / {_f(s.get('examples_per_s_median'), 1)}",
                      f"**{_f(s.get('speedup_best'))}x** / {_f(s.get('speedup_median'))}x",
-                     _f(a.get("accuracy")), _f(a.get("macro_f1")), _f(a.get("max_probability_change"), 4),
-                     str(a.get("labels_changed", "—")), _f(d.get("max_probability_change"), 4),
+                     _f(a.get("accuracy")), _f(a.get("macro_f1")), _g(a.get("max_probability_change")),
+                     str(a.get("labels_changed", "—")), _g(d.get("max_probability_change")),
                      str(d.get("labels_changed", "—")), str(d.get("blocklist_entries_changed", "—"))])
     lines += _table(["engine", "examples/s best / median", "x TF float32 best / median", "accuracy %", "macro-F1 %",
                      "largest prob. change", "labels changed", "demo: largest prob. change", "demo: labels changed",
@@ -312,6 +312,11 @@ def profile_lines(profile: Dict[str, Any]) -> List[str]:
                      f"{figures['examples']} timed examples, {figures['kernel_seconds']:.1f} s of kernels): "
                      + ", ".join(shares))
     return lines + [""] if lines else []
+
+
+def _g(value: Optional[float]) -> str:
+    """A small figure in two significant digits (0 as 0)."""
+    return "-" if value is None else f"{value:.2g}"
 
 
 def _engine_shared(engine: Dict[str, Any]) -> bool:
