@@ -190,6 +190,7 @@ def profile_case(model_dir: str, work: str, args: argparse.Namespace) -> Dict[st
 
     import onnxruntime
 
+    from bert_tf import onnx_engine
     from bert_tf.checkpoints import load_saved_model
 
     task = load_saved_model(model_dir)
@@ -200,7 +201,7 @@ def profile_case(model_dir: str, work: str, args: argparse.Namespace) -> Dict[st
         options = onnxruntime.SessionOptions()
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(work, f"profile_{precision}")
-        path = glob.glob(os.path.join(work, "onnx", f"model-*-{precision}.onnx"))[0]
+        path = glob.glob(os.path.join(work, "onnx", f"model-*-{precision}-v{onnx_engine.EXPORT_VERSION}.onnx"))[0]
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         for batch in dataset.as_numpy_iterator():
             session.run(["logits"], {k: batch[k] for k in ("token_ids", "padding_mask", "segment_ids")})
