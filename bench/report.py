@@ -311,7 +311,31 @@ def profile_lines(profile: Dict[str, Any]) -> List[str]:
         lines.append(f"* ONNX Runtime {precision}, where its time goes (one profiled pass over the "
                      f"{figures['examples']} timed examples, {figures['kernel_seconds']:.1f} s of kernels): "
                      + ", ".join(shares))
+    int8 = profile.get("int8", {}).get("share_by_op")
+    if int8:
+        integer_ops = ("DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeLinear",
+                       "QAttention")
+        floating = sum(share for op, share in int8.items() if op not in integer_ops)
+        lines.append(f"* What bounds int8: {100 * floating:.0f}% of its kernel time is in operators that compute in "
+                     f"float32 whatever the precision (LayerNorm with the residual, GELU, the last layer's attention, "
+                     f"the embeddings), and QAttention's {100 * int8.get('QAttention', 0):.0f}% includes the float32 "
+                     "attention scores, softmax and context products (only its Q/K/V projection is int8); only the "
+                     "rest gets faster with int8 arithmetic.")
     return lines + [""] if lines else []
+
+
+def per_tensor_lines(earlier: Optional[Dict[str, Any]]) -> List[str]:
+    """One line on the earlier run of the same bench with int8 weights quantized per tensor (why per channel)."""
+    if not _ok(earlier) or "onnxruntime int8" not in earlier.get("accuracy", {}):
+        return []
+    int8, base = earlier["accuracy"]["onnxruntime int8"], earlier["accuracy"]["tensorflow float32"]
+    demo = earlier.get("demo", {}).get("onnxruntime int8", {})
+    return [f"An earlier run of the same command ({earlier['date']}) quantized the int8 weights with one scale per "
+            f"tensor: accuracy {_f(int8['accuracy'])}% against {_f(base['accuracy'])}%, {int8['labels_changed']} of "
+            f"{int8['examples']} labels changed, probabilities moved by up to {_g(int8['max_probability_change'])}, "
+            f"{demo.get('blocklist_entries_changed', '?')} demo blocklist entries changed; int8 "
+            f"{_f(earlier['speed']['engines']['onnxruntime int8']['speedup_best'])}x TensorFlow float32 (best round). "
+            "The engine quantizes per output channel since (bench/inference_engine_per_tensor.json).", ""]
 
 
 def _g(value: Optional[float]) -> str:
@@ -486,6 +510,7 @@ def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]
     if _ok(results.get("inference_engine")):
         out += ["## 6. Inference engines: TensorFlow and ONNX Runtime (float32, int8) for classifier prediction", ""]
         out += inference_engine_lines(results["inference_engine"])
+        out += per_tensor_lines(results.get("inference_engine_per_tensor"))
     if results["machine"]["gpu"] == "none":
         out += ["## GPU", "", "No GPU was available to this run, so the GPU figures of the issue are not measured "
                 "here. On a GPU machine run:", "", "```", GPU_COMMAND, "```", "", GPU_NOTE, ""]
