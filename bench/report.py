@@ -259,7 +259,8 @@ def predict_lines(pred: Dict[str, Any]) -> List[str]:
 
 ENGINE_INTRO = (
     "`python bench/inference_engine.py` (one run for the whole table): all-MiniLM-L6-v2 fine-tuned (pooling "
-    "mention) on the first {train_rows} real consensus examples at length {train_length}, {epochs:g} epochs; "
+    "mention) on the first {train_rows} real consensus examples (a tenth of them as dev) at length {train_length}, "
+    "{epochs:g} epochs; "
     "accuracy and macro-F1 on the other {examples} examples at length {length}, each engine predicting them with "
     "`run_classifier.py --do_predict --inference_engine=... --inference_precision=...`; speed: each engine's "
     "predict loop over the same {timed} examples (batch {batch}), the engines interleaved (A B C A B C ...) over "
