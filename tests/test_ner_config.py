@@ -16,7 +16,8 @@ from bert_tf.ner.model_settings import NerModelSettings
 # The old hand-kept lists (resume.NOT_FINGERPRINTED, ownership.NOT_IDENTIFYING), restricted to run_ner.py's flags.
 NOT_FINGERPRINTED = {"verbose", "verbose_tf", "log_every", "tensorboard", "overwrite_output_dir", "resume",
                      "save_checkpoints_steps", "keep_checkpoints", "num_workers", "distribution", "use_xla",
-                     "deterministic", "do_predict", "predict_file", "predict_output", "horovod"}
+                     "deterministic", "do_predict", "predict_file", "predict_output", "horovod",
+                     "inference_engine", "inference_precision"}
 NOT_IDENTIFYING = {"verbose", "verbose_tf", "log_every", "overwrite_output_dir", "resume", "num_workers",
                    "keep_checkpoints"}
 
