@@ -62,10 +62,12 @@ def test_check_messages(changes, message):
 
 def test_saved_model_settings_win_unless_given():
     saved = NerModelSettings(64, "document", "central", "argmax")
-    assert NerModelSettings.for_prediction(saved.meta(), NerConfig()) == saved
-    assert NerModelSettings.for_prediction(saved.meta(), NerConfig(decode="viterbi", max_len=32)) == \
+    assert NerModelSettings.for_prediction(saved.meta(), NerConfig(), 512) == saved
+    assert NerModelSettings.for_prediction(saved.meta(), NerConfig(decode="viterbi", max_len=32), 512) == \
         NerModelSettings(64, "document", "central", "viterbi")
-    old = NerModelSettings.for_prediction({"flags": {}}, NerConfig(max_len=48))  # saved before these keys
+    old = NerModelSettings.for_prediction({"flags": {}}, NerConfig(max_len=48), 512)  # saved before these keys
     assert old == NerModelSettings(48, "none", "majority", "viterbi")
+    foreign = NerModelSettings.for_prediction({}, NerConfig(max_len=512), 128)  # a folder from another tool
+    assert foreign.max_len == 128
     assert NerModelSettings.of_training(NerConfig(max_len=40), "none").meta() == {
         "max_len": 40, "context": "none", "context_vote": "majority", "decode": "viterbi"}

@@ -72,7 +72,7 @@ def test_training_learns_and_writes_every_output(trained):
     for name in ("loss.png", "accuracy.png", "f1.png"):
         check_png(out / name)
     for name in ("history.csv", "test_results.json", "test_report.txt", "run_config.json",
-                 "model/bert_tf_model.json", "model/model.weights.h5", "model/vocab.txt"):
+                 "model/bert_tf_model.json", "model/config.json", "model/model.safetensors", "model/vocab.txt"):
         assert (out / name).is_file(), name
     results = json.loads((out / "test_results.json").read_text())
     assert results["f1"] > 0.9, results

@@ -63,7 +63,11 @@ class ClassifierConfig(SharedSettings, CorpusSettings):
         "Folder with train.tsv, dev.tsv, test.tsv (six tab-separated columns)."))
     output_dir: Optional[str] = setting(None, RESULT, "Output folder: model, reports, plots, predictions.")
     labels_file: Optional[str] = setting(None, RESULT, (
-        "Label set, one a line (default: the sorted labels of train.tsv)."))
+        "Label set, one a line, in sorted order (the published code's order of the probability columns; default: "
+        "the sorted labels of train.tsv)."))
+    keep_labels_order: bool = setting(False, RESULT, (
+        "Accept a --labels_file that is not sorted and keep its order for the probability columns (the published "
+        "scripts that read test_results.tsv assume sorted labels)."))
     labels_dir: Optional[str] = setting(None, RESULT, (
         "Published-pipeline style: a folder holding labels.txt, whose labels are sorted as the published code "
         "sorts them (instead of --labels_file)."))
