@@ -6,6 +6,8 @@ there); scripts/compare_published_contexts.sh runs the same comparison on larger
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
@@ -116,3 +118,25 @@ def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path, capsys, name
     message = error_of(capsys, arguments(out, folder))
     assert message.startswith(f"error: {path}:{line}: ") and problem in message, message
     assert not out.exists()
+
+
+def test_the_slurm_launch_runs_split_shards_and_cleanup(tmp_path):
+    from conftest import fake_slurm_env
+
+    env = fake_slurm_env(tmp_path)
+    out = tmp_path / "out"
+    launch = subprocess.run(["bash", str(ROOT / "scripts" / "contexts.sh"), "--launcher", "slurm", "--groups", "2",
+                             "--python", sys.executable, "--", *arguments(out)], env=env, capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert launch.returncode == 0, launch.stderr
+    state = tmp_path / "state"
+    split, shards, finish = (state / f"job_{n}.sbatch" for n in (100, 101, 102))
+    assert "--dependency=afterok:100" in shards.read_text() and "--array=0-1%50" in shards.read_text()
+    assert "--dependency=afterok:101" in finish.read_text()
+    jobs = [(split, None), (shards, "1"), (shards, "0"), (finish, None)]
+    for script, task in jobs:  # as SLURM would run them, in dependency order
+        job_env = dict(os.environ, **({"SLURM_ARRAY_TASK_ID": task} if task else {}))
+        assert subprocess.run(["bash", str(script)], env=job_env, capture_output=True, timeout=60).returncode == 0
+    for expected in EXPECTED:
+        assert (out / expected.name).read_bytes() == expected.read_bytes(), expected.name
+    assert not (out / contexts.SPLIT_DIR).exists()
