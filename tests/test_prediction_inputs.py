@@ -140,3 +140,13 @@ def test_the_slurm_launch_runs_split_shards_and_cleanup(tmp_path):
     for expected in EXPECTED:
         assert (out / expected.name).read_bytes() == expected.read_bytes(), expected.name
     assert not (out / contexts.SPLIT_DIR).exists()
+
+
+def test_the_demo_tagger_run_gives_a_context_for_every_demo_test_row(tmp_path):
+    demo = ROOT / "data" / "demo"
+    out = tmp_path / "out"
+    assert contexts.main(arguments(out, demo / "tagger")[:-4] + ["--shards", "3"]) == 0
+    rows = [line.split("\t") for line in (demo / "consensus" / "test.tsv").read_text(encoding="utf-8").splitlines()]
+    written = [line.split("\t") for path in out.glob("*.tsv") for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r[0], r[4]) for r in written) == sorted((r[0], r[4]) for r in rows)
+    assert {(r[0], r[4], r[2]) for r in rows if r[2] != "out"} <= {(r[0], r[4], r[2]) for r in written}
