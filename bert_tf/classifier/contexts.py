@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ from bert_tf.classifier import context_windows, tagger_output
 from bert_tf.classifier.context_windows import Match
 from bert_tf.classifier.corpus import resolve_group
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_directory, atomic_path, load_json, write_json_atomic
+from bert_tf.io_utils import atomic_directory, atomic_path, load_json, remove_atomic_leftovers, write_json_atomic
 from bert_tf.progress import ProgressBar
 
 TYPES = ("che", "org", "ggp", "dis")
@@ -207,20 +206,11 @@ def shard_lines(split_dir: str, shard: int, settings: Dict[str, Any], species: O
                                                  organisms, ["org"], words, matches_path)
 
 
-def remove_stale_temporaries(paths: Sequence[str]) -> None:
-    """Remove the temporaries a killed run left for these outputs (names as io_utils.atomic_path makes them)."""
-    for path in paths:
-        directory, name = os.path.split(path)
-        for leftover in glob.glob(os.path.join(glob.escape(directory), "." + glob.escape(name) + ".*.tmp")):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-
-
 def write_shard(output_dir: str, split_dir: str, shard: int, settings: Dict[str, Any],
                 species: Optional[Set[str]]) -> None:
     """Write one shard's context files, all renamed into place only when every line is written."""
     outputs = shard_outputs(output_dir, settings, shard)
-    remove_stale_temporaries(list(outputs.values()))
+    remove_atomic_leftovers(outputs.values())
     with contextlib.ExitStack() as stack:
         files = {t: stack.enter_context(open(stack.enter_context(atomic_path(path)), "w", encoding="utf-8",
                                              newline="\n"))
