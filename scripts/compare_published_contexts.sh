@@ -5,9 +5,10 @@
 #   scripts/compare_published_contexts.sh PUBLISHED_REPO_DIR [SEED...]
 #
 # PUBLISHED_REPO_DIR is a checkout of BioBERT-based-entity-type-classifier (its generate_prediction_inputs/
-# scripts are used, unchanged, from a temporary copy). For each SEED (default: 1 2 3) scripts/make_tagger_cases.py
-# writes a tagger run with awkward cases, and both chains turn it into context files for che, org, ggp and dis,
-# once with 7 shards and 100 words, once with 1 shard and 3 words, once with 12 shards and 12 words. The
+# scripts are used, unchanged, from a temporary copy). Both chains turn tagger runs into context files for che, org,
+# ggp and dis: the demo's (data/demo/tagger, 3 shards, 100 words) and, for each SEED (default: 1 2 3), one that
+# scripts/make_tagger_cases.py writes with awkward cases, once with 7 shards and 100 words, once with 1 shard and
+# 3 words, once with 12 shards and 12 words. The
 # published commands are those of generate_prediction_inputs/sort-split.sh and generate-contexts.sh with the shard
 # count and the words as parameters, sort under LC_ALL=C, python3 = $PYTHON (default python3).
 # Exit status: 0 identical, 1 different (diff on stdout), 2 bad arguments or a failed run.
@@ -28,6 +29,10 @@ export LC_ALL=C
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+documents() {  # IN: the documents files of a tagger run, in name order (no spaces in the paths)
+    echo "$1"/documents*
+}
+
 published() {  # IN OUT N WORDS: the published chain (sort-split.sh, generate-contexts.sh) in OUT
     local in=$1 out=$2 n=$3 words=$4 i w type
     mkdir -p "$out/scripts" "$out/results"
@@ -36,7 +41,7 @@ published() {  # IN OUT N WORDS: the published chain (sort-split.sh, generate-co
     cd "$out"
     perl ./scripts/create_matches.pl "$in/all_entities.tsv" "$in/all_matches.tsv" results/database_matches.tsv >/dev/null
     perl ./scripts/create_documents.pl "$in/excluded_documents.txt" \
-        "gzip -cdf $in/documents-1.tsv $in/documents-2.tsv.gz $in/documents-3.tsv |" results/database_documents.tsv
+        "gzip -cdf $(documents "$in") |" results/database_documents.tsv
     mkdir -p split sorted-split split-org-only split-org-only-first split-org-only-first-ranked \
         split-org-only-first-species sorted-split-org-only-first-species split-contexts delme
     "$PYTHON" ./scripts/split_string.py -n "$n" -s .tsv results/database_documents.tsv split/database_documents-
@@ -70,30 +75,31 @@ ours() {  # IN OUT N WORDS
     local in=$1
     PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m bert_tf.classifier.contexts \
         --matches "$in/all_matches.tsv" --entities "$in/all_entities.tsv" --excluded "$in/excluded_documents.txt" \
-        --documents "$in/documents-1.tsv" "$in/documents-2.tsv.gz" "$in/documents-3.tsv" \
+        --documents $(documents "$in") \
         --ranks "$in/scientific_names_and_ranks.tsv" --output_dir "$2" --shards "$3" --words "$4" >/dev/null
 }
 
 status=0
+cases=("demo $REPO/data/demo/tagger 3 100")
 for seed in $SEEDS; do
-    in=$work/in-$seed
-    "$PYTHON" "$REPO/scripts/make_tagger_cases.py" --out "$in" --seed "$seed"
-    for setting in "7 100" "1 3" "12 12"; do
-        read -r n words <<<"$setting"
-        case=$work/case-$seed-$n-$words
+    "$PYTHON" "$REPO/scripts/make_tagger_cases.py" --out "$work/in-$seed" --seed "$seed"
+    for setting in "7 100" "1 3" "12 12"; do cases+=("seed-$seed $work/in-$seed $setting"); done
+done
+for spec in "${cases[@]}"; do
+        read -r name in n words <<<"$spec"
+        case=$work/case-$name-$n-$words
         published "$in" "$case/published" "$n" "$words"
-        ours "$in" "$case/ours" "$n" "$words" || { echo "error: bert_tf.classifier.contexts failed (seed $seed)" >&2; exit 2; }
+        ours "$in" "$case/ours" "$n" "$words" 2>/dev/null || { echo "error: bert_tf.classifier.contexts failed ($name)" >&2; exit 2; }
         if diff -r -x contexts_info.json "$case/published/split-contexts" "$case/ours"; then
             lines=$(cat "$case/ours"/*.tsv | wc -l)
             skipped=$(cat "$case/published"/delme/* | grep -c 'extra space' || true)
             empty=$(cat "$case/published"/delme/* | grep -c '^ValueError: no \(documents\|tags\)$' || true)
             failed=$(cat "$case/published"/delme/* | grep '^[A-Za-z]*Error' | grep -vc '^ValueError: no \(documents\|tags\)$' || true)
-            echo "seed $seed, $n shard(s), $words words: identical ($(ls "$case/ours"/*.tsv | wc -l) files, $lines lines;" \
+            echo "$name, $n shard(s), $words words: identical ($(ls "$case/ours"/*.tsv | wc -l) files, $lines lines;" \
                  "published: $skipped 'extra space' document skips, $empty runs on an empty shard, $failed other failures)"
             [[ $failed == 0 ]] || status=1
         else
             status=1
         fi
-    done
 done
 exit $status

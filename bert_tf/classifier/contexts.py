@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import os
 import shutil
 import sys
@@ -158,6 +159,8 @@ def split_matches(args: argparse.Namespace, split_dir: str, progress: ProgressBa
 
 def split(args: argparse.Namespace, output_dir: str, settings: Dict[str, Any]) -> None:
     """Step 1: every shard's documents and matches under OUTPUT_DIR/.split/, then the run record."""
+    for leftover in glob.glob(os.path.join(glob.escape(output_dir), f"{SPLIT_DIR}.*.tmp")):  # a killed split's
+        shutil.rmtree(leftover, ignore_errors=True)
     with atomic_directory(os.path.join(output_dir, SPLIT_DIR)) as split_dir:
         documents = split_documents(args, split_dir, ProgressBar(None, "documents", unit="document"))
         matches = split_matches(args, split_dir, ProgressBar(None, "matches", unit="match"))
