@@ -77,7 +77,7 @@ check_settings() {
   [[ $MAX_QUEUED =~ ^[0-9]+$ ]] || die "--max_queued must be a whole number, got '$MAX_QUEUED'"
   if [[ -z $PYTHON ]]; then
     PYTHON=python3
-    [[ -x $REPO_ROOT/.venv/bin/python ]] && PYTHON=$REPO_ROOT/.venv/bin/python
+    if [[ -x $REPO_ROOT/.venv/bin/python ]]; then PYTHON=$REPO_ROOT/.venv/bin/python; fi
   fi
 }
 

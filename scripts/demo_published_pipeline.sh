@@ -43,7 +43,7 @@ took "2. prediction inputs (tagger output -> 12 context shards)"
 step "3. predict the corpus (3 shards x 4 types, one process a type)"
 for type in $TYPES; do
   bash scripts/predict_corpus.sh --inputs "$OUT/contexts/$type-contexts-w100-*.tsv" --run_dir "$RUN" \
-    --type "$type" --model "$OUT/classifier/model" --max_seq_length 32 --batch_size 64 \
+    --type "$type" --model "$OUT/classifier/model" --max_seq_length 32 --batch_size 64 --python "$PY" \
     --extra_flags "${PREDICT_FLAGS:-}"
 done
 took "3. predict 12 shards"
