@@ -101,12 +101,18 @@ def remove_outputs(output_dir: str, settings: Dict[str, Any]) -> None:
         os.remove(os.path.join(output_dir, RECORD))
 
 
+def read_record(output_dir: str) -> Optional[Dict[str, Any]]:
+    """The run record of `output_dir`; None when there is none."""
+    path = os.path.join(output_dir, RECORD)
+    return load_json(path) if os.path.isfile(path) else None
+
+
 def claim(output_dir: str, settings: Dict[str, Any], overwrite: bool) -> None:
     """Check that `output_dir` holds nothing or this run's files (removing another run's with `overwrite`)."""
     path = os.path.join(output_dir, RECORD)
-    if not os.path.isfile(path):
+    recorded = read_record(output_dir)
+    if recorded is None:
         return
-    recorded = load_json(path)
     difference = settings_difference(recorded, settings)
     if difference is None:
         return
@@ -225,11 +231,12 @@ def write_shard(output_dir: str, split_dir: str, shard: int, settings: Dict[str,
 def run_shards(output_dir: str, group: int, num_groups: int) -> int:
     """Step 2: the context files of this group's shards (shard j in group j % num_groups), done ones skipped;
     the number written."""
-    settings = load_json(os.path.join(output_dir, RECORD)) if os.path.isfile(os.path.join(output_dir, RECORD)) else None
+    settings = read_record(output_dir)
     split_dir = os.path.join(output_dir, SPLIT_DIR)
     if settings is None:
         raise InputError(f"no {RECORD}: run the split step first", output_dir)
-    pending = [s for s in range(settings["shards"]) if s % num_groups == group and not shard_done(output_dir, settings, s)]
+    pending = [s for s in range(settings["shards"])
+               if s % num_groups == group and not shard_done(output_dir, settings, s)]
     if pending and not os.path.isdir(split_dir):
         raise InputError(f"no {SPLIT_DIR}/ folder (removed once every shard was done?): run the split step again",
                          output_dir)
@@ -265,7 +272,7 @@ def run(args: argparse.Namespace) -> None:
     if args.step in ("all", "shards"):
         written = run_shards(output_dir, group, args.num_shard_groups)
         notice(f"{written} shard(s) written", output_dir)
-    if args.step == "all" and all_done(output_dir, load_json(os.path.join(output_dir, RECORD))):
+    if args.step == "all" and all_done(output_dir, read_record(output_dir) or {"shards": 0}):
         shutil.rmtree(os.path.join(output_dir, SPLIT_DIR), ignore_errors=True)
 
 
