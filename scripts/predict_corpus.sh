@@ -106,7 +106,7 @@ check_settings() {
   fi
   if [[ -z $PYTHON ]]; then
     PYTHON=python3
-    [[ -x $REPO_ROOT/.venv/bin/python ]] && PYTHON=$REPO_ROOT/.venv/bin/python
+    if [[ -x $REPO_ROOT/.venv/bin/python ]]; then PYTHON=$REPO_ROOT/.venv/bin/python; fi
   fi
 }
 
