@@ -18,8 +18,8 @@ class PretrainingConfig(SharedSettings):
     """Continued masked-LM (and next-sentence) pretraining of a checkpoint on text or TFRecords."""
 
     input_files: Optional[str] = setting(None, RESULT, (
-        "Training text: a file, a folder, a quoted glob or @LIST, comma-separated: raw text (.txt: one document a "
-        "line, or paragraphs separated by blank lines), NER CSV or CoNLL (the words), consensus TSV (the contexts); "
+        "Training text: a file, a folder, a quoted glob or @LIST, comma-separated: raw text in Google's format "
+        "(.txt: one sentence a line, a blank line between documents), NER CSV or CoNLL (the words), consensus TSV (the contexts); "
         "or TFRecords of create_pretraining_data.py."))
     input_files_dir: Optional[str] = setting(None, RESULT, (
         "NVIDIA's flag: a folder of create_pretraining_data.py TFRecords (or of text files) to train on."))
