@@ -865,12 +865,12 @@ def test_next_sentence_prediction_trains_from_create_pretraining_data_records(hf
     from bert_tf.pretraining.create_pretraining_data import run as write_records
 
     records = {}
-    for name, documents in (("train", 24), ("eval", 8)):
+    for name, documents, dupe_factor in (("train", 24, 3), ("eval", 8, 1)):
         records[name] = str(tmp_path / f"{name}.tfrecord")
         write_records(PretrainingDataConfig(
             input_file=_topic_text(tmp_path / f"{name}.txt", documents, len(records)), output_file=records[name],
             vocab_file=os.path.join(hf_with_head[0], "vocab.txt"), max_seq_length=16, max_predictions_per_seq=4,
-            dupe_factor=3, random_seed=5))
+            dupe_factor=dupe_factor, random_seed=5))
     result = run.run(_nsp_config(bert_model=hf_with_head[0], input_files=records["train"],
                                  eval_files_dir=records["eval"], output_dir=str(tmp_path / "out"),
                                  train_batch_size=8, num_train_steps=12, num_warmup_steps=2, learning_rate=3e-3,
