@@ -18,8 +18,8 @@ class PretrainingConfig(SharedSettings):
     """Continued masked-LM (and next-sentence) pretraining of a checkpoint on text or TFRecords."""
 
     input_files: Optional[str] = setting(None, RESULT, (
-        "Training text: a file, a folder, a quoted glob or @LIST, comma-separated: raw text (.txt: one document a "
-        "line, or paragraphs separated by blank lines), NER CSV or CoNLL (the words), consensus TSV (the contexts); "
+        "Training text: a file, a folder, a quoted glob or @LIST, comma-separated: raw text in Google's format "
+        "(.txt: one sentence a line, a blank line between documents), NER CSV or CoNLL (the words), consensus TSV (the contexts); "
         "or TFRecords of create_pretraining_data.py."))
     input_files_dir: Optional[str] = setting(None, RESULT, (
         "NVIDIA's flag: a folder of create_pretraining_data.py TFRecords (or of text files) to train on."))
@@ -109,3 +109,51 @@ def with_horovod(cfg: PretrainingConfig) -> PretrainingConfig:
     strategy, batch = distribution.horovod_batch(cfg.horovod, cfg.distribution, cfg.train_batch_size,
                                                  "train_batch_size")
     return dataclasses.replace(cfg, distribution=strategy, train_batch_size=batch)
+
+
+@dataclasses.dataclass
+class PretrainingDataConfig:
+    """The settings of `python -m bert_tf.pretraining.create_pretraining_data`: Google's create_pretraining_data.py
+    flags (same names, same defaults), run once per input file, and where the records go."""
+
+    input_file: Optional[str] = setting(None, RESULT, (
+        "Raw text in Google's format (one sentence a line, a blank line between documents): files, folders, quoted "
+        "globs or @LIST, comma-separated. Each file is read alone and gives its own records."))
+    output_file: Optional[str] = setting(None, OUTPUT, (
+        "With one input file: the TFRecord file(s) to write, comma-separated (records dealt round-robin over them, "
+        "as Google's script does)."))
+    output_dir: Optional[str] = setting(None, OUTPUT, (
+        "Instead of --output_file: a folder that gets, for each input file NAME.txt, NAME.tfrecord (or "
+        "NAME-00000-of-0000K.tfrecord ... with --output_shards=K)."))
+    output_shards: int = setting(1, OUTPUT, (
+        "With --output_dir: files each input file's records are dealt round-robin over."), lower_bound=1)
+    vocab_file: Optional[str] = setting(None, RESULT, "The vocab.txt of the BERT model to pretrain.")
+    do_lower_case: bool = setting(True, RESULT, (
+        "Lower-case the text and strip accents (uncased models); --nodo_lower_case for cased ones."))
+    do_whole_word_mask: bool = setting(False, RESULT, "Mask all the WordPieces of a word together.")
+    max_seq_length: int = setting(128, RESULT, "Tokens per record ([CLS] and the two [SEP] included).",
+                                  lower_bound=5)
+    max_predictions_per_seq: int = setting(20, RESULT, "Most masked positions per record.", lower_bound=0)
+    random_seed: int = setting(12345, RESULT, "Seed of the random draws (Python's random.Random, as Google's).")
+    dupe_factor: int = setting(10, RESULT, "Passes over each file's documents (each with new pairs and masks).",
+                               lower_bound=1)
+    masked_lm_prob: float = setting(0.15, RESULT, "Share of a record's tokens to predict.")
+    short_seq_prob: float = setting(0.1, RESULT, "Share of documents whose records aim at a random shorter length.")
+
+
+def check_data_config(cfg: PretrainingDataConfig) -> None:
+    """Reject settings of the data writer that cannot work (InputError), before anything is read or written."""
+    for name in ("input_file", "vocab_file"):
+        if not getattr(cfg, name):
+            raise InputError(f"--{name} is required")
+    if bool(cfg.output_file) == bool(cfg.output_dir):
+        raise InputError("give --output_file (one input file) or --output_dir (one output per input file)")
+    if cfg.output_file and cfg.output_shards != 1:
+        raise InputError("--output_shards goes with --output_dir (with --output_file, list the files)")
+    check_at_least(cfg, 1, ("dupe_factor", "output_shards"))
+    check_at_least(cfg, 0, ("max_predictions_per_seq",))
+    if cfg.max_seq_length < 5:
+        raise InputError(f"--max_seq_length={cfg.max_seq_length}: must be at least 5 ([CLS], two [SEP], two tokens)")
+    for name in ("masked_lm_prob", "short_seq_prob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise InputError(f"--{name}={getattr(cfg, name)}: must be between 0 and 1")
