@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -146,6 +147,10 @@ def jobs(tmp_path_factory, tiny_checkpoint) -> Jobs:
         submitted.submit(name, "classifier_1gpu.sbatch", [], clf, f"--output_dir={submitted.out(name)}",
                          "--train_batch_size=6", "--deterministic", "--save_checkpoints_steps=2",
                          "--num_train_epochs=6")
+    submitted.requeue_outcome = []
+    submitted.requeuer = threading.Thread(target=requeue_after_first_checkpoint, daemon=True, args=(
+        submitted.ids["requeued"], submitted.out("requeued") / "checkpoints", submitted.requeue_outcome))
+    submitted.requeuer.start()
     ner = write_flagfile(base / "ner.flags", [
         f"--bert_model={tiny_checkpoint}", f"--data_path={write_learnable_set(base / 'ner_data', (('train', 24), ('val', 8), ('test', 8)))}",
         "--max_len=32", "--epochs=1", "--batch_size=8", "--learning_rate=5e-3", "--noverbose", "--notensorboard"])
@@ -193,32 +198,42 @@ def test_srun_multi_worker_trains_as_the_tf_config_launch(jobs):
     assert json.loads((jobs.out("srun") / "eval_results.json").read_text())["num_examples"] == 13
 
 
-def test_requeued_run_resumes_and_ends_as_an_uninterrupted_one(jobs):
-    """scontrol requeue after the run's first checkpoint: SLURM stops the job (SIGTERM), starts it again, the same
-    command resumes from the checkpoint, and the weights and results equal the uninterrupted run's bitwise."""
-    job_id, checkpoints = jobs.ids["requeued"], jobs.out("requeued") / "checkpoints"
+def requeue_after_first_checkpoint(job_id: str, checkpoints: Path, outcome: List[str]) -> None:
+    """Once the run of `job_id` has written its first checkpoint, `scontrol requeue` it and let it start again at
+    once; appends to `outcome` what went wrong, or "requeued"."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while not any(checkpoints.glob("ckpt-*.index")):
-        assert time.monotonic() < deadline and job_state(job_id).get("JobState") in ("PENDING", "RUNNING"), \
-            jobs.log("requeued").read_text()[-3000:]
+    while not any(checkpoints.glob("ckpt-*")):
+        state = job_state(job_id).get("JobState")
+        if state not in ("PENDING", "RUNNING") or time.monotonic() > deadline:
+            outcome.append(f"job {job_id} left the queue ({state}) before a checkpoint appeared in {checkpoints}")
+            return
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
-    # SLURM holds a requeued job back for two minutes (its begin time); start it now
-    for _ in range(60):
+    for _ in range(120):  # SLURM holds a requeued job back for two minutes (its begin time): start it now
         if job_state(job_id).get("JobState") == "PENDING":
             break
         time.sleep(0.5)
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True, timeout=60)
+    outcome.append("requeued")
+
+
+def test_requeued_run_resumes_and_ends_as_an_uninterrupted_one(jobs):
+    """scontrol requeue after the run's first checkpoint (classifier_1gpu.sbatch): SLURM stops the job (SIGTERM),
+    starts it again, the same command resumes from the checkpoint, and the weights and results equal the
+    uninterrupted run's bitwise; that run learned (it beats the majority baseline)."""
+    jobs.requeuer.join(WAIT_SECONDS)
+    assert jobs.requeue_outcome == ["requeued"], jobs.requeue_outcome
     states = jobs.wait("requeued", "single")
     assert states["requeued"]["Restarts"] == "1"
     log = jobs.log("requeued").read_text()
-    assert f"job {job_id} (restart 1)" in log and "resuming from" in log, log[-3000:]
+    assert f"job {jobs.ids['requeued']} (restart 1)" in log and "resuming from" in log, log[-3000:]
     got, want = (_h5_arrays(jobs.out(n) / "model" / "model.weights.h5") for n in ("requeued", "single"))
     assert got.keys() == want.keys()
     for name in want:
         assert np.array_equal(got[name], want[name]), name
-    assert (json.loads((jobs.out("requeued") / "eval_results.json").read_text())
-            == json.loads((jobs.out("single") / "eval_results.json").read_text()))
+    results = json.loads((jobs.out("single") / "eval_results.json").read_text())
+    assert json.loads((jobs.out("requeued") / "eval_results.json").read_text()) == results
+    assert results["beats_majority_baseline"] is True
 
 
 @pytest.mark.parametrize("job", ["ner", "pretraining"])
@@ -280,7 +295,6 @@ def test_corpus_prediction_as_a_job_array_and_a_rerun_of_the_missing_shards(jobs
     outputs are lost, the same command submits an array of that group only, and the outputs are whole again."""
     contexts = tmp_path / "contexts"
     contexts.mkdir()
-    lines = (ROOT / "tests" / "fixtures").glob("*")  # noqa: F841  (the shards are written below)
     rows = (jobs.base / "clf_data" / "test.tsv").read_text().splitlines()
     for shard in range(3):
         (contexts / f"ggp-contexts-w100-{shard:03d}.tsv").write_text("\n".join(rows[shard::3]) + "\n")
