@@ -89,7 +89,7 @@ submit_script() {  # script: sbatch it (SBATCH_CMD); prints the job id, or dies 
   error=$(mktemp)
   if ! output=$("${SBATCH_CMD[@]}" "$1" 2>"$error"); then
     reason=$(grep -v '^ *$' "$error" | grep -iv 'Batch job submission failed: Requested node configuration' |
-      tail -n 1 | sed 's/^sbatch: error: //')
+      tail -n 1 | sed 's/^sbatch: error: //; s/^Batch job submission failed: //')
     [[ -n $reason ]] || reason=$(grep -v '^ *$' "$error" | tail -n 1 | sed 's/^sbatch: error: //')
     rm -f "$error"
     die "sbatch refused $1: ${reason:-no reason given} ($(refused_option "$reason" "$1"))"

@@ -146,7 +146,7 @@ def jobs(tmp_path_factory, tiny_checkpoint) -> Jobs:
     for name in ("single", "requeued"):
         submitted.submit(name, "classifier_1gpu.sbatch", [], clf, f"--output_dir={submitted.out(name)}",
                          "--train_batch_size=6", "--deterministic", "--save_checkpoints_steps=2",
-                         "--num_train_epochs=6")
+                         "--num_train_epochs=6", "--verbose")  # verbose: the resumed run says from where
     submitted.requeue_outcome = []
     submitted.requeuer = threading.Thread(target=requeue_after_first_checkpoint, daemon=True, args=(
         submitted.ids["requeued"], submitted.out("requeued") / "checkpoints", submitted.requeue_outcome))
@@ -226,7 +226,9 @@ def test_requeued_run_resumes_and_ends_as_an_uninterrupted_one(jobs):
     states = jobs.wait("requeued", "single")
     assert states["requeued"]["Restarts"] == "1"
     log = jobs.log("requeued").read_text()
-    assert f"job {jobs.ids['requeued']} (restart 1)" in log and "resuming from" in log, log[-3000:]
+    assert f"job {jobs.ids['requeued']} (restart 1)" in log, log[-3000:]
+    assert "interrupted: stopped by SIGTERM at step" in log
+    assert re.search(r"resuming from \S+ \(global step [1-9]", log), log[-3000:]
     got, want = (_h5_arrays(jobs.out(n) / "model" / "model.weights.h5") for n in ("requeued", "single"))
     assert got.keys() == want.keys()
     for name in want:
@@ -255,6 +257,27 @@ def run_launcher(command: List[str]) -> subprocess.CompletedProcess:
     done = subprocess.run(command, cwd=ROOT, env=job_env(), capture_output=True, text=True, timeout=WAIT_SECONDS)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done
+
+
+def test_launchers_check_the_node_and_name_a_refused_option(jobs, tmp_path):
+    """A request larger than this node (as sinfo reports it) stops the grid before anything is submitted, and a job
+    sbatch itself refuses (a node feature this node lacks) is one line naming the option."""
+    data = _write_classifier_data(tmp_path / "data")
+    grid = ["bash", "scripts/run_finetuning_grid.sh", "--launcher=slurm", f"--models=tiny:{jobs.checkpoint}:16",
+            "--batch_sizes=6", "--learning_rates=5e-3", "--epochs=1", "--seeds=1", f"--data_dir={data}",
+            f"--out_dir={tmp_path / 'grid'}", "--gpus=0", "--mem=1G"]
+    cpus = max(int(c) for c in subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True,
+                                               timeout=60).stdout.split())
+    too_many = subprocess.run(grid + [f"--cpus_per_task={cpus + 1}"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+    assert too_many.returncode == 2 and too_many.stderr.splitlines() == [
+        f"error: --cpus_per_task={cpus + 1}: needs {cpus + 1} CPUs on a node; the largest node of partition "
+        f"(default) has {cpus} (sinfo)"]
+    refused = subprocess.run(grid + ["--cpus_per_task=1", "--sbatch_options=--constraint=v100"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    script = next((tmp_path / "grid").glob("tiny/*/rep1/job.sbatch"))
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        f"error: sbatch refused {script}: Invalid feature specification (--constraint=v100)"]
 
 
 def test_grid_launcher_on_slurm(jobs, tmp_path):
