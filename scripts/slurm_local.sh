@@ -45,17 +45,12 @@ node_line() {  # this host as slurmd sees it: NodeName=... CPUs=... RealMemory=.
   slurmd -C | head -n 1
 }
 
-write_conf() {  # slurm.conf for this host (unless someone else's is there)
-  if [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
-    die "$CONF exists and was not written by this script: leaving it (stop here, or move it away)"
-  fi
-  local node host tmp
+render_conf() {  # slurm.conf for this host, on stdout
+  local node host
   node=$(node_line) || die "slurmd -C failed"
   host=${node#NodeName=}
   host=${host%% *}
-  mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$LOGS"
-  tmp=$(mktemp "$CONF_DIR/.slurm.conf.XXXXXX")
-  cat >"$tmp" <<EOF
+  cat <<EOF
 $MARK
 ClusterName=local
 SlurmctldHost=$host(127.0.0.1)
@@ -82,14 +77,27 @@ ReturnToService=2
 SlurmdTimeout=300
 InactiveLimit=0
 KillWait=10
-MinJobAge=300
+MinJobAge=3600
 SchedulerParameters=sched_interval=2,bf_interval=2
 $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
-  if [[ -f $CONF ]] && cmp -s "$tmp" "$CONF"; then rm -f "$tmp"; return 1; fi
+}
+
+conf_is_current() {  # whether slurm.conf is the one this script would write now
+  [[ -f $CONF ]] && grep -qF "$MARK" "$CONF" && cmp -s <(render_conf) "$CONF"
+}
+
+write_conf() {  # slurm.conf for this host (unless someone else's is there); fails when it was already so
+  if [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
+    die "$CONF exists and was not written by this script: leaving it (stop here, or move it away)"
+  fi
+  conf_is_current && return 1
+  mkdir -p "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$LOGS"
+  local tmp
+  tmp=$(mktemp "$CONF_DIR/.slurm.conf.XXXXXX")
+  render_conf >"$tmp"
   mv -f "$tmp" "$CONF"
-  return 0
 }
 
 pid_file() {  # daemon: where it writes its process id
@@ -168,7 +176,7 @@ status() {
 up() {
   ((EUID == 0)) || die "run as root (it installs packages and starts the SLURM daemons)"
   export PATH=$PATH:/usr/sbin:/sbin
-  if [[ -f $CONF ]] && grep -qF "$MARK" "$CONF" && status >/dev/null 2>&1; then status; return 0; fi
+  if command -v slurmd >/dev/null 2>&1 && conf_is_current && status >/dev/null 2>&1; then status; return 0; fi
   install_packages
   local changed=0
   if write_conf; then changed=1; fi

@@ -84,7 +84,8 @@ def wait_for(job_ids: Sequence[str], timeout: float = WAIT_SECONDS) -> Dict[str,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listed = subprocess.run(["squeue", "-h", "-j", ids, "-o", "%i"], capture_output=True, text=True, timeout=60)
-        if listed.returncode == 0 and not listed.stdout.strip():
+        gone = listed.returncode != 0 and "Invalid job id" in listed.stderr  # ended long ago: forgotten
+        if gone or (listed.returncode == 0 and not listed.stdout.strip()):
             return {job_id: job_state(job_id) for job_id in job_ids}
         time.sleep(1)
     subprocess.run(["scancel", *job_ids], timeout=60)
