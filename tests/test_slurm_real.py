@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 import pytest
@@ -127,7 +127,7 @@ def write_flagfile(path: Path, flags: Sequence[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def jobs(tmp_path_factory, tiny_checkpoint) -> Jobs:
+def jobs(tmp_path_factory, tiny_checkpoint) -> Iterator[Jobs]:
     """Every ready-to-submit script of scripts/slurm/, submitted as it is with this node's resources."""
     problem = slurm_problem()
     if problem:
@@ -166,7 +166,11 @@ def jobs(tmp_path_factory, tiny_checkpoint) -> Jobs:
                 options = []  # one process driving the node's devices (--distribution=mirrored)
             submitted.submit(f"{job}_{form}", f"{job}_{form}.sbatch", options, flagfile,
                              f"{out_flag}={submitted.out(f'{job}_{form}')}")
-    return submitted
+    submitted.grid = start_grid(submitted)
+    submitted.corpus = submit_corpus(submitted)
+    yield submitted
+    if submitted.grid.poll() is None:
+        submitted.grid.kill()
 
 
 def test_published_production_launch_mpiexec_horovod_in_sbatch(jobs):
@@ -281,31 +285,35 @@ def test_launchers_check_the_node_and_name_a_refused_option(jobs, tmp_path):
         f"error: sbatch refused {script}: Invalid feature specification (--constraint=v100)"]
 
 
+def grid_command(jobs: Jobs, *options: str) -> List[str]:
+    """The grid launcher over 2 learning rates of the tiny model, on this node's resources."""
+    return ["bash", "scripts/run_finetuning_grid.sh", "--launcher=slurm", f"--models=tiny:{jobs.checkpoint}:16",
+            "--batch_sizes=6", "--learning_rates=5e-3 1e-3", "--epochs=1", "--seeds=1",
+            f"--data_dir={jobs.base / 'clf_data'}", f"--out_dir={jobs.out('grid')}", "--gpus=0", "--cpus_per_task=1",
+            *options]
+
+
+def start_grid(jobs: Jobs) -> subprocess.Popen:
+    """The grid launcher, in the background (it waits for a free queue slot before each submission)."""
+    name = f"grid{os.getpid()}"
+    command = grid_command(jobs, f"--python={sys.executable}", "--gpu_flags=none", "--time_limit=00:20:00",
+                           "--mem=1G", f"--job_name={name}", "--max_queued=1", f"--squeue_cmd=squeue -h -n {name}",
+                           "--poll_seconds=1", "--extra_flags=--noverbose --nocalibrate --notensorboard")
+    with open(jobs.log("grid"), "w") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=job_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
 def test_grid_launcher_on_slurm(jobs, tmp_path):
     """scripts/run_finetuning_grid.sh --launcher=slurm: two runs under one job name, at most one queued at a time
     (polled with squeue -n, as the published orchestration), each trained by its job; the report ranks them."""
-    data = _write_classifier_data(tmp_path / "data")
-    labels = tmp_path / "labels.txt"
-    labels.write_text("loc\nout\nper\n")
-    out, name = tmp_path / "grid", f"grid{os.getpid()}"
-    done = run_launcher(["bash", "scripts/run_finetuning_grid.sh", "--launcher=slurm", f"--models=tiny:{jobs.checkpoint}:16",
-                         "--batch_sizes=6", "--learning_rates=5e-3 1e-3", "--epochs=1", "--seeds=1",
-                         f"--data_dir={data}", f"--out_dir={out}", f"--python={sys.executable}", "--gpu_flags=none",
-                         "--gpus=0", "--cpus_per_task=1", "--time_limit=00:20:00", "--mem=1G", f"--job_name={name}",
-                         "--max_queued=1", f"--squeue_cmd=squeue -h -n {name}", "--poll_seconds=1",
-                         f"--extra_flags=--labels_file={labels} --noverbose --nocalibrate --notensorboard"])
-    assert "0 finished (skipped), 0 already submitted (skipped), 0 ran, 2 submitted, 0 failed" in done.stdout
-    assert "waiting" in done.stdout  # the second run waited for the first to leave the queue
+    assert jobs.grid.wait(WAIT_SECONDS) == 0, jobs.log("grid").read_text()[-3000:]
+    output, out, name = jobs.log("grid").read_text(), jobs.out("grid"), f"grid{os.getpid()}"
+    assert "0 finished (skipped), 0 already submitted (skipped), 0 ran, 2 submitted, 0 failed" in output
+    assert "jobs queued (cap 1); waiting" in output  # the second run waited for the first to leave the queue
     job_ids = [(p / ".submitted").read_text().strip() for p in sorted(out.glob("tiny/*/rep1"))]
-    assert len(job_ids) == 2
-    for job_id in job_ids:
-        assert job_state(job_id).get("JobName") == name
-    states = wait_for(job_ids)
-    assert_completed(states, list(out.glob("tiny/*/rep1/slurm-*.out")))
-    again = run_launcher(["bash", "scripts/run_finetuning_grid.sh", "--launcher=slurm", f"--models=tiny:{jobs.checkpoint}:16",
-                          "--batch_sizes=6", "--learning_rates=5e-3 1e-3", "--epochs=1", "--seeds=1",
-                          f"--data_dir={data}", f"--out_dir={out}", "--gpus=0", "--cpus_per_task=1"])
-    assert "grid: 2 finished (skipped)" in again.stdout
+    assert len(job_ids) == 2 and {job_state(i).get("JobName") for i in job_ids} == {name}
+    assert_completed(wait_for(job_ids), list(out.glob("tiny/*/rep1/slurm-*.out")))
+    assert "grid: 2 finished (skipped)" in run_launcher(grid_command(jobs)).stdout
     run_launcher([sys.executable, "scripts/grid_report.py", str(out), "--out", str(tmp_path / "report")])
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     accuracies = {row["learning_rate"]: float(row["accuracy_mean"]) for row in rows}
@@ -314,30 +322,38 @@ def test_grid_launcher_on_slurm(jobs, tmp_path):
         assert accuracies[lr] == pytest.approx(got, abs=5e-7)
 
 
-def test_corpus_prediction_as_a_job_array_and_a_rerun_of_the_missing_shards(jobs, tmp_path):
-    """scripts/predict_corpus.sh --launcher=slurm --array: one array job, a task per shard group; after a shard's
-    outputs are lost, the same command submits an array of that group only, and the outputs are whole again."""
-    contexts = tmp_path / "contexts"
+def corpus_command(jobs: Jobs, *options: str) -> List[str]:
+    """Corpus prediction of 3 shards in 2 groups as one job array, with the model of the uninterrupted run."""
+    return ["bash", "scripts/predict_corpus.sh", f"--inputs={jobs.out('contexts')}", f"--run_dir={jobs.out('corpus')}",
+            "--type=ggp", f"--model={jobs.out('single') / 'model'}", "--launcher=slurm", "--array", "--groups=2",
+            f"--python={sys.executable}", "--gres=none", "--cpus_per_task=1", "--mem=1G", "--max_seq_length=16",
+            "--time_limit=00:20:00", "--gpu_flags=none", "--poll_seconds=1", *options]
+
+
+def submit_corpus(jobs: Jobs) -> subprocess.CompletedProcess:
+    """The corpus prediction's array, submitted now to start once the run that trains its model has ended well."""
+    contexts = jobs.out("contexts")
     contexts.mkdir()
     rows = (jobs.base / "clf_data" / "test.tsv").read_text().splitlines()
     for shard in range(3):
         (contexts / f"ggp-contexts-w100-{shard:03d}.tsv").write_text("\n".join(rows[shard::3]) + "\n")
-    jobs.wait("single")
-    run_dir = tmp_path / "run"
-    command = ["bash", "scripts/predict_corpus.sh", f"--inputs={contexts}", f"--run_dir={run_dir}", "--type=ggp",
-               f"--model={jobs.out('single') / 'model'}", "--launcher=slurm", "--array", "--groups=2",
-               f"--python={sys.executable}", "--gres=none", "--cpus_per_task=1", "--mem=1G", "--max_seq_length=16",
-               "--time_limit=00:20:00", "--gpu_flags=none", "--poll_seconds=1"]
-    first = run_launcher(command)
-    jobs_dir, predictions = run_dir / "ggp-jobs", run_dir / "ggp-predictions"
-    assert "#SBATCH --array=0,1%300" in (jobs_dir / "array.sbatch").read_text()
-    assert "3 shard(s) in 2 group(s): 0 group(s) done, 1 submitted" in first.stdout
+    return run_launcher(corpus_command(jobs, f"--sbatch_options=--dependency=afterok:{jobs.ids['single']}"))
+
+
+def test_corpus_prediction_as_a_job_array_and_a_rerun_of_the_missing_shards(jobs):
+    """scripts/predict_corpus.sh --launcher=slurm --array: one array job (started by SLURM after the training job it
+    depends on), a task per shard group; after a shard's outputs are lost, the same command submits an array of
+    that group only, and the outputs are whole again."""
+    jobs_dir, predictions = jobs.out("corpus") / "ggp-jobs", jobs.out("corpus") / "ggp-predictions"
+    assert "3 shard(s) in 2 group(s): 0 group(s) done, 1 submitted" in jobs.corpus.stdout
+    script = (jobs_dir / "array.sbatch").read_text()
+    assert "#SBATCH --array=0,1%300" in script and f"#SBATCH --dependency=afterok:{jobs.ids['single']}" in script
     assert_completed(wait_for([(jobs_dir / "array.submitted").read_text().strip()]), list(jobs_dir.glob("slurm-*")))
     outputs = sorted(p.name for p in predictions.glob("output_with_probabilities_*.tsv"))
     assert outputs == [f"output_with_probabilities_{i:03d}.tsv" for i in range(3)]
     kept = {p.name: p.read_text() for p in predictions.glob("*_00[0-2].tsv")}
     (predictions / "output_with_probabilities_001.tsv").unlink()  # shard 1 is group 1's
-    second = run_launcher(command + ["--resubmit"])
+    second = run_launcher(corpus_command(jobs, "--resubmit"))
     assert "1 group(s) done, 1 submitted" in second.stdout
     assert "#SBATCH --array=1%300" in (jobs_dir / "array.sbatch").read_text()
     assert_completed(wait_for([(jobs_dir / "array.submitted").read_text().strip()]), list(jobs_dir.glob("slurm-*")))
