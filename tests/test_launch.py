@@ -62,7 +62,6 @@ def test_the_cluster_resolver_of_an_mpi_launch_is_tf_config_not_slurm(clean_env)
     resolver = distribution._cluster_resolver()
     assert isinstance(resolver, tf.distribute.cluster_resolver.TFConfigClusterResolver)
     assert (resolver.task_type, resolver.task_id) == ("worker", 1)
-    assert __import__("os").environ.get("CUDA_VISIBLE_DEVICES") == cuda
 
 
 def test_srun_without_mpi_uses_slurm_and_its_procid(clean_env):
