@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-BATCH_SCRIPT = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"}  # what sbatch --ntasks=2 sets
+# What a batch script of `sbatch --ntasks=2` and a task of its `srun` step see (SLURM 22.05; tests/test_slurm_real.py
+# runs both launches on a real scheduler).
+BATCH_SCRIPT = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"}
 SRUN_STEP = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "2"}
 
 
