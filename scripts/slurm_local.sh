@@ -176,7 +176,7 @@ status() {
 up() {
   ((EUID == 0)) || die "run as root (it installs packages and starts the SLURM daemons)"
   export PATH=$PATH:/usr/sbin:/sbin
-  if command -v slurmd >/dev/null 2>&1 && conf_is_current && status >/dev/null 2>&1; then status; return 0; fi
+  if running slurmctld && running slurmd && conf_is_current && status >/dev/null 2>&1; then status; return 0; fi
   install_packages
   local changed=0
   if write_conf; then changed=1; fi
