@@ -134,6 +134,12 @@ FAKE_SCONTROL = '''#!/bin/bash
 echo "$*" >>"$FAKE_STATE/scontrol_log"
 '''
 
+# The partition's nodes, one a line as `sinfo -h -N -o '%N %c %m %G'` lists them (FAKE_SINFO replaces them).
+FAKE_SINFO = '''#!/bin/bash
+printf '%s\\n' "${FAKE_SINFO:-g1 64 512000 gpu:v100:4(S:0-1)
+g2 64 512000 gpu:v100:4(S:0-1)}"
+'''
+
 
 def write_script(path: Path, text: str) -> Path:
     """Write an executable script."""
@@ -143,12 +149,14 @@ def write_script(path: Path, text: str) -> Path:
 
 
 def fake_slurm_env(tmp_path: Path) -> dict:
-    """The environment with fake sbatch/squeue/scontrol (tmp_path/bin) first on PATH, keeping their state
-    (job ids, the queue length) in tmp_path/state."""
+    """The environment with fake sbatch/squeue/scontrol/sinfo (tmp_path/bin) first on PATH, keeping their state
+    (job ids, the queue length) in tmp_path/state: a stand-in for a cluster of several nodes with GPUs, which the
+    one-node SLURM of tests/test_slurm_real.py cannot be."""
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
     bin_dir.mkdir()
     state.mkdir()
-    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("scontrol", FAKE_SCONTROL)):
+    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("scontrol", FAKE_SCONTROL),
+                       ("sinfo", FAKE_SINFO)):
         write_script(bin_dir / name, text)
     (state / "queued").write_text("0\n")
     return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state), USER="tester")

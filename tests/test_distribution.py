@@ -665,7 +665,8 @@ def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, st
     (base / "logs_mpi").mkdir()
     (base / "logs_tf").mkdir()
     port = _consecutive_free_ports(2)
-    # As inside `sbatch --ntasks=2` (the published production launch): the batch script's SLURM variables, the
+    # As inside `sbatch --ntasks=2` (the published production launch, run under a real sbatch and mpiexec in
+    # tests/test_slurm_real.py): the batch script's SLURM variables, the
     # same in every rank (SLURM_PROCID=0, no step variables), beside each rank's own MPI variables.
     mpi_env = [_clean_env(TMPDIR=str(scratch), BERT_TF_MPI_PORT=str(port), OMPI_COMM_WORLD_RANK=str(i),
                           OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_LOCAL_RANK=str(i), OMPI_COMM_WORLD_LOCAL_SIZE="2",
