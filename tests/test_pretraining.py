@@ -848,14 +848,6 @@ def test_bad_input_exits_2_and_writes_nothing(tiny_checkpoint, tmp_path):
     assert "--horovod: no MPI launch: one process" in process.stdout  # as Horovod with one rank
 
 
-def test_too_few_predictions_for_the_masking_rate():
-    masking.check_max_predictions(128, 0.15, 20)  # NVIDIA's phase 1 (19 wanted)
-    masking.check_max_predictions(512, 0.15, 80)  # phase 2 (77)
-    with pytest.raises(InputError, match="--max_predictions_per_seq=10 is too small: a full block of 128 tokens "
-                                         "masks 19"):
-        masking.check_max_predictions(128, 0.15, 10)
-
-
 def test_checkpoint_without_vocabulary(tiny_checkpoint, tmp_path):
     from bert_tf import checkpoints
 

@@ -72,8 +72,9 @@ def evaluate(cfg: PretrainingConfig) -> PretrainingResult:
 
 
 def prepared(cfg: PretrainingConfig) -> PretrainingConfig:
-    """The checked config, with the --horovod launch applied."""
+    """The checked config, with the --horovod launch applied; the published flags that do nothing said once."""
     check(cfg)
+    config.note_published_noops(cfg)
     return with_horovod(cfg)
 
 
@@ -125,14 +126,44 @@ def build_trainer(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: Wor
     optimizer, and the Trainer."""
     with context.strategy.scope():
         mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=next_sentence)
-        schedule = optimization.WarmupLinearDecay(cfg.learning_rate, cfg.warmup_steps, cfg.num_train_steps)
-        optimizer = optimization.make_optimizer(cfg.optimizer_type, schedule, cfg.weight_decay)
+        schedule = optimization.make_schedule(cfg.learning_rate_schedule, cfg.optimizer_type, cfg.peak_learning_rate,
+                                              cfg.warmup_steps, cfg.num_train_steps)
+        optimizer = optimization.make_optimizer(cfg.optimizer_type, schedule, cfg.weight_decay,
+                                                lamb_decay=cfg.lamb_weight_decay)
     on = next_sentence is not None
     trainer = Trainer(mlm.model, optimizer, context.strategy, use_xla=cfg.use_xla, loss_scale=context.loss_scale,
                       passthrough_keys=(LABELS, PADDING_MASK) + ((NSP_FEATURE,) if on else ()),
                       log_every=cfg.log_every, verbose=cfg.verbose, feature_keys=mlm_model.MODEL_INPUTS,
                       accumulation_steps=cfg.num_accumulation_steps, losses=objective.losses(on))
     return mlm, trainer
+
+
+def describe_masking(cfg: PretrainingConfig, data: Data) -> str:
+    """The run table's masking line: the TFRecords' own masks, or how text is masked."""
+    if isinstance(data, tfrecords.TFRecordData):
+        return (f"as written in the TFRecords (made once by create_pretraining_data.py, at most "
+                f"{cfg.max_predictions_per_seq} a sequence; --masked_lm_prob and --whole_word_masking do not apply)")
+    return (f"{'whole-word' if cfg.whole_word_masking else 'per-piece'}, {cfg.masked_lm_prob:g} of the tokens (at "
+            f"most {cfg.max_predictions_per_seq}), 80/10/10, new masks every epoch (seed {cfg.seed})")
+
+
+def describe_rate(cfg: PretrainingConfig) -> str:
+    """The run table's learning-rate line: the effective peak (with the --horovod scaling) and the schedule."""
+    peak = f"peak {cfg.peak_learning_rate:g}"
+    if cfg.horovod_ranks > 1:
+        peak += (f" (--learning_rate {cfg.learning_rate:g} x {cfg.horovod_ranks} ranks, as NVIDIA's --horovod)"
+                 if cfg.scale_learning_rate_by_ranks else " (not scaled by the ranks: --noscale_learning_rate_by_ranks)")
+    return peak + "; " + optimization.describe_schedule(cfg.learning_rate_schedule, cfg.optimizer_type,
+                                                        cfg.peak_learning_rate, cfg.warmup_steps, cfg.num_train_steps)
+
+
+def describe_optimizer(cfg: PretrainingConfig) -> str:
+    """The run table's optimizer line."""
+    decay = f"weight decay {cfg.weight_decay:g} (not on LayerNorm weights or biases)"
+    if cfg.optimizer_type == "lamb":
+        decay += (" inside the trust ratio, as NVIDIA's LAMB" if cfg.lamb_weight_decay == "trust_ratio" else
+                  ", decoupled from the LAMB step (--lamb_weight_decay=decoupled)")
+    return f"{cfg.optimizer_type}, {decay}; gradients clipped to global norm 1"
 
 
 def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer,
@@ -147,14 +178,13 @@ def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: 
         "next-sentence prediction": nsp_line,
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
         "data": data.described,
-        "masking": f"{'whole-word' if cfg.whole_word_masking else 'per-piece'}, {cfg.masked_lm_prob:g} of the "
-                   f"tokens (at most {cfg.max_predictions_per_seq}), 80/10/10, new masks every epoch (seed "
-                   f"{cfg.seed})",
+        "masking": describe_masking(cfg, data.train),
         "devices": distribution.describe_devices(context.strategy),
         "batch": f"{context.describe_batch(cfg.train_batch_size)} x {cfg.num_accumulation_steps} accumulation "
-                 f"step(s) = {cfg.update_batch_size} sequences per update",
-        "steps": f"{cfg.num_train_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s)); optimizer "
-                 f"{cfg.optimizer_type}, learning rate {cfg.learning_rate:g}",
+                 f"step(s): global batch {cfg.update_batch_size} sequences per update",
+        "steps": f"{cfg.num_train_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s))",
+        "optimizer": describe_optimizer(cfg),
+        "learning rate": describe_rate(cfg),
         "precision": context.precision, "xla": cfg.use_xla,
     }
 
@@ -203,13 +233,13 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     callbacks = [held_out_before] + ([HistoryWriter(trainer, out_dir, objective.metrics(on))] if chief else [])
     callbacks += tensorboard.make_writer(cfg.tensorboard, chief, trainer, out_dir)
     checkpointer.attach(mlm.model, trainer.optimizer)
-    started = time.time()
+    started, accuracy = time.time(), TrainingAccuracy(on)
     trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.num_train_steps / steps_per_epoch), validate=validate,
-                outputs=TrainingAccuracy(on), validations_per_epoch=cfg.num_validate_during_training,
+                outputs=accuracy, validations_per_epoch=cfg.num_validate_during_training,
                 callbacks=callbacks, checkpointer=checkpointer, save_every_steps=cfg.save_checkpoints_steps)
     seconds = time.time() - started
-    tokens = cfg.num_train_steps * train_data.batch_size * cfg.max_seq_length
-    print(f"training took {seconds:.1f} s (at most {tokens / max(seconds, 1e-9):.0f} tokens/s)")
+    print(f"training took {seconds:.1f} s ({accuracy.tokens / max(seconds, 1e-9):.0f} tokens/s: real tokens, "
+          "padding not counted)")
     last = next((row for row in reversed(trainer.history) if row["split"] == "val"), None)
     after = {k: last[k] for k in objective.metrics(on)} if last else None
     model_dir = os.path.join(out_dir, "model")
@@ -240,7 +270,8 @@ def _evaluate(cfg: PretrainingConfig) -> PretrainingResult:
     cli.print_table("bert-tf masked-LM evaluation", {
         "model": f"{checkpoint.path} ({checkpoint.kind})", "masked-LM head": mlm.head_source,
         "next-sentence prediction": nsp_line, "data": described,
-        "masking": f"fixed held-out masks, {cfg.masked_lm_prob:g} of the tokens (seed {cfg.seed})",
+        "masking": describe_masking(cfg, held) if isinstance(held, tfrecords.TFRecordData) else
+                   f"fixed held-out masks, {cfg.masked_lm_prob:g} of the tokens (seed {cfg.seed})",
         "devices": distribution.describe_devices(context.strategy), "precision": context.precision})
     results = evaluation.evaluate(trainer, held, cfg.eval_batch_size, next_sentence is not None)
     if context.chief:
