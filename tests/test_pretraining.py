@@ -653,7 +653,7 @@ def test_nvidia_tfrecords_read(tmp_path):
     with pytest.raises(InputError, match="empty.tfrecord: no records"):
         tfrecords.TFRecordData([str(tmp_path / "empty.tfrecord")], 16, 4, 2)
     (tmp_path / "cut.tfrecord").write_bytes((tmp_path / "a.tfrecord").read_bytes()[:-10])
-    with pytest.raises(InputError, match=r"cut.tfrecord: damaged TFRecord file \(truncated record at \d+"):
+    with pytest.raises(InputError, match=r"cut.tfrecord: record 5 is damaged or truncated \(truncated record at \d+"):
         tfrecords.TFRecordData([str(tmp_path / "cut.tfrecord")], 16, 4, 2)
 
 

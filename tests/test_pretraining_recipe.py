@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bert_tf import config
+from bert_tf.errors import InputError
 from bert_tf.pretraining.config import PretrainingConfig, check, with_horovod
 
 # --- numpy transcriptions of NVIDIA's TensorFlow/LanguageModeling/BERT/optimization.py -------------------------
@@ -188,3 +189,61 @@ def test_masked_positions_capped_as_google():
         check(_published_config(max_seq_length=length, max_predictions_per_seq=cap, horovod=False))
         assert masking.predictions_for(length, 0.15, cap) == min(cap, max(1, int(round(length * 0.15))))
     assert masking.predictions_for(512, 0.15, 76) == 76
+
+
+# --- every record checked as it is read --------------------------------------------------------------------
+
+
+def write_records(path, count: int, vocab_size: int, length: int = 16, predictions: int = 4, bad=None) -> str:
+    """`count` valid create_pretraining_data.py records (ids below `vocab_size`); `bad` = (record number, feature,
+    values or None to leave the feature out) spoils one."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(len(str(path)))
+    ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(x) for x in v]))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for number in range(1, count + 1):
+            ids = [2] + list(rng.integers(6, vocab_size, length - 2)) + [3]
+            features = {"input_ids": ints(ids), "input_mask": ints([1] * length), "segment_ids": ints([0] * length),
+                        "masked_lm_positions": ints([1, 2, 3, 0][:predictions]),
+                        "masked_lm_ids": ints(ids[1:4] + [0]),
+                        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1, 1, 1, 0])),
+                        "next_sentence_labels": ints([number % 2])}
+            if bad is not None and bad[0] == number:
+                if bad[2] is None:
+                    del features[bad[1]]
+                else:
+                    features[bad[1]] = ints(bad[2])
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ((8, "input_ids", [2] + [7] * 14 + [60]), "input_ids holds token id 60, outside the vocabulary of 60 ids"),
+    ((6, "masked_lm_weights", None), "feature 'masked_lm_weights' holds 0 values, expected 4 (missing"),
+    ((3, "segment_ids", [0] * 15), "feature 'segment_ids' holds 15 values, expected 16"),
+    ((5, "masked_lm_positions", [1, 2, 16, 0]), "masked_lm_positions holds position 16, outside the sequence of 16"),
+    ((7, "next_sentence_labels", [2]), "next_sentence_labels holds 2, expected 0 or 1")])
+def test_each_record_checked_as_read(tmp_path, bad, problem):
+    from bert_tf.pretraining import tfrecords
+
+    path = write_records(tmp_path / "part.tfrecord", 9, 60, bad=bad)
+    data = tfrecords.TFRecordData([path], 16, 4, 2, seed=0, vocab_size=60)
+    data.next_sentence = True
+    with pytest.raises(InputError) as error, tfrecords.naming_bad_records():
+        list(data.eval_dataset(2)[0].as_numpy_iterator())
+    assert str(error.value).startswith(f"{path}: record {bad[0]}: {problem}")
+    if bad[1] == "input_ids":  # the training side reads through the same checks
+        with pytest.raises(InputError) as error, tfrecords.naming_bad_records():
+            list(data.epoch_dataset(0, 0, 4).as_numpy_iterator())
+        assert str(error.value).startswith(f"{path}: record {bad[0]}: {problem}")
+
+
+def test_truncated_file_named_with_its_record(tmp_path):
+    from bert_tf.pretraining import tfrecords
+
+    path = write_records(tmp_path / "cut.tfrecord", 6, 60)
+    with open(path, "rb+") as f:
+        f.truncate(len(open(path, "rb").read()) - 7)
+    with pytest.raises(InputError, match=re.escape(f"{path}: record 6 is damaged or truncated (")):
+        tfrecords.TFRecordData([path], 16, 4, 2, vocab_size=60)

@@ -27,10 +27,12 @@ from bert_tf import (checkpoints, cli, config, distribution, html_report, lifecy
 from bert_tf.batch_format import LABELS, PADDING_MASK
 from bert_tf.errors import InputError
 from bert_tf.checkpoints import Checkpoint
+from bert_tf.checkpoints.tf1 import GLOBAL_STEP_KEY
 from bert_tf.pretraining import evaluation, model as mlm_model, objective, tfrecords
 from bert_tf.pretraining.config import COMMAND, PretrainingConfig, check, with_horovod
 from bert_tf.pretraining.data import Data, TrainingData, read_held_out, read_training_data
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
+from bert_tf.pretraining.snapshots import SnapshotWriter
 from bert_tf.pretraining.training_accuracy import TrainingAccuracy
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import HistoryWriter, Trainer
@@ -211,7 +213,12 @@ def _train(cfg: PretrainingConfig) -> PretrainingResult:
         cli.write_run_config(cfg.output_dir, config.values(cfg), {"checkpoint": checkpoint.path})
         html_report.write_run_summary(cfg.output_dir, "bert-tf masked-LM pretraining", {
             **summary, html_report.EXAMPLES_PER_EPOCH: data.train.steps_per_epoch * cfg.update_batch_size})
-    return fit(cfg, trainer, mlm, data, checkpointer, context.chief)
+    try:
+        with tfrecords.naming_bad_records():
+            return fit(cfg, trainer, mlm, data, checkpointer, context.chief)
+    except InputError:  # a bad record met while training: the training states saved so far stay
+        resume.keep_saved_states(checkpointer)
+        raise
 
 
 def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data: TrainingData,
@@ -225,7 +232,8 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
         return train_data.epoch_dataset(epoch, first_step, num), num
 
     on = mlm.next_sentence is not None
-    validate = (lambda: evaluation.evaluate(trainer, held, cfg.eval_batch_size, on)) if held is not None else None
+    validate = (lambda: evaluation.evaluate(trainer, held, cfg.eval_batch_size, on, cfg.max_eval_steps)
+                ) if held is not None else None
     before = validate() if validate is not None and checkpointer.resume_state is None else None
     if before:
         print("held-out before training: " + "  ".join(f"{k}={v:.4f}" for k, v in before.items()))
@@ -233,9 +241,12 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     callbacks = [held_out_before] + ([HistoryWriter(trainer, out_dir, objective.metrics(on))] if chief else [])
     callbacks += tensorboard.make_writer(cfg.tensorboard, chief, trainer, out_dir)
     checkpointer.attach(mlm.model, trainer.optimizer)
+    if chief:
+        trainer.step_hooks.append(SnapshotWriter(mlm, out_dir, cfg.save_checkpoints_steps, cfg.keep_checkpoint_max))
     started, accuracy = time.time(), TrainingAccuracy(on)
     trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.num_train_steps / steps_per_epoch), validate=validate,
                 outputs=accuracy, validations_per_epoch=cfg.num_validate_during_training,
+                validate_every_steps=cfg.eval_every_steps,
                 callbacks=callbacks, checkpointer=checkpointer, save_every_steps=cfg.save_checkpoints_steps)
     seconds = time.time() - started
     print(f"training took {seconds:.1f} s ({accuracy.tokens / max(seconds, 1e-9):.0f} tokens/s: real tokens, "
@@ -244,13 +255,15 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     after = {k: last[k] for k in objective.metrics(on)} if last else None
     model_dir = os.path.join(out_dir, "model")
     if chief:
-        mlm_model.save_hf(mlm, model_dir)
-        print(evaluation.write_eval_results(out_dir, {"before": held_out_before.values, "after": after}))
+        mlm_model.save_hf(mlm, model_dir, {GLOBAL_STEP_KEY: trainer.global_step})
+        print(evaluation.write_eval_results(out_dir, {"before": held_out_before.values, "after": after},
+                                            trainer.global_step))
         html_report.write_run_report(out_dir)
     resume.finish_training(checkpointer, cfg.keep_checkpoints)
     architecture = mlm_model.HF_PRETRAINING_ARCHITECTURE if on else mlm_model.HF_ARCHITECTURE
     print(f"outputs in {out_dir}: model/ (Hugging Face {architecture}; --bert_model={out_dir} for run_ner.py and "
-          "run_classifier.py), eval_results.txt, history.csv, loss.png, accuracy.png, perplexity.png"
+          "run_classifier.py), model.ckpt-STEP snapshots, eval_results.txt, history.csv, loss.png, accuracy.png, "
+          "perplexity.png"
           f"{', masked_lm_loss.png, next_sentence_loss.png, next_sentence_accuracy.png' if on else ''}, report.html")
     return PretrainingResult(out_dir, model_dir, held_out_before.values, after)
 
@@ -273,7 +286,9 @@ def _evaluate(cfg: PretrainingConfig) -> PretrainingResult:
         "masking": describe_masking(cfg, held) if isinstance(held, tfrecords.TFRecordData) else
                    f"fixed held-out masks, {cfg.masked_lm_prob:g} of the tokens (seed {cfg.seed})",
         "devices": distribution.describe_devices(context.strategy), "precision": context.precision})
-    results = evaluation.evaluate(trainer, held, cfg.eval_batch_size, next_sentence is not None)
+    with tfrecords.naming_bad_records():
+        results = evaluation.evaluate(trainer, held, cfg.eval_batch_size, next_sentence is not None,
+                                      cfg.max_eval_steps)
     if context.chief:
         os.makedirs(cfg.output_dir, exist_ok=True)
         print(evaluation.write_eval_results(cfg.output_dir, {"eval": results}))
