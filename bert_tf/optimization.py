@@ -4,9 +4,11 @@
 * `PolynomialWarmupDecay`: linear warm-up, then a polynomial decay counted from step 0 (NVIDIA's BERT schedule;
   `published_schedule` gives its settings for LAMB and Adam).
 * `EpochExponentialDecay`: the rate multiplied by `gamma` after every epoch.
+* `AfterConstantPhase`: a constant rate for a first phase, then another schedule counted from its end.
 * `BertAdamW` / `BertLamb`: Keras AdamW / Lamb with decoupled weight decay that skips LayerNorm
-  weights and biases, optional per-variable learning-rate multipliers (e.g. a slower encoder), and
-  gradients that the training loop has already all-reduced and clipped.
+  weights and biases, optional per-variable learning-rate multipliers (e.g. a slower encoder), variables that
+  can be frozen for the first updates (`freeze_until`), and gradients that the training loop has already
+  all-reduced and clipped.
 * `TrustRatioLamb`: LAMB as NVIDIA's BERT pretraining computes it: the weight decay is added to the Adam update
   before the trust ratio (so the ratio scales it too).
 """
@@ -113,20 +115,55 @@ class EpochExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"initial": self.initial, "gamma": self.gamma, "steps_per_epoch": self.steps_per_epoch}
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
+class AfterConstantPhase(keras.optimizers.schedules.LearningRateSchedule):
+    """`first_rate` for the first `first_steps` steps, then `schedule` counted from the end of that phase."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, first_steps: int,
+                 first_rate: float):
+        self.schedule, self.first_steps, self.first_rate = schedule, int(first_steps), float(first_rate)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        later = self.schedule(tf.maximum(step - float(self.first_steps), 0.0))
+        return tf.where(step < float(self.first_steps), tf.cast(self.first_rate, later.dtype), later)
+
+    def get_config(self) -> dict:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "first_steps": self.first_steps,
+                "first_rate": self.first_rate}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AfterConstantPhase":
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["first_steps"],
+                   config["first_rate"])
+
+
 class _FineTuningMixin:
-    """Per-variable learning-rate multipliers, decay folded into the update step, no second all-reduce."""
+    """Per-variable learning-rate multipliers, variables frozen for the first updates, decay folded into the update
+    step, no second all-reduce."""
 
     def set_lr_multiplier(self, multiplier_of: Callable[[keras.Variable], float]) -> None:
         """Give each variable a learning-rate multiplier (call before the optimizer is built)."""
         self._multiplier_of = multiplier_of
 
+    def freeze_until(self, updates: int, is_frozen: Callable[[keras.Variable], bool]) -> None:
+        """Leave the variables `is_frozen` picks unchanged (rate 0, so no decay either) during the first `updates`
+        updates; their Adam moments still follow the gradients (call before the optimizer is built)."""
+        self._freeze_updates, self._is_frozen = int(updates), is_frozen
+
     def build(self, var_list):
         multiplier_of = getattr(self, "_multiplier_of", None)
         self._lr_multipliers = [1.0 if multiplier_of is None else float(multiplier_of(v)) for v in var_list]
+        is_frozen = getattr(self, "_is_frozen", None)
+        self._frozen = [is_frozen is not None and bool(is_frozen(v)) for v in var_list]
         super().build(var_list)
 
-    def _multiplier(self, variable) -> float:
-        return self._lr_multipliers[self._get_variable_index(variable)]
+    def _multiplier(self, variable):
+        index = self._get_variable_index(variable)
+        if not self._frozen[index]:
+            return self._lr_multipliers[index]
+        thawed = tf.cast(self.iterations >= self._freeze_updates, variable.dtype)
+        return self._lr_multipliers[index] * thawed
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         # The training loop all-reduces (and clips) gradients itself, so that clipping

@@ -4,6 +4,7 @@ flags, the run table's claims, and Google's cap on masked positions."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -247,3 +248,134 @@ def test_truncated_file_named_with_its_record(tmp_path):
         f.truncate(len(open(path, "rb").read()) - 7)
     with pytest.raises(InputError, match=re.escape(f"{path}: record 6 is damaged or truncated (")):
         tfrecords.TFRecordData([path], 16, 4, 2, vocab_size=60)
+
+
+# --- a run: head warm-up, evaluation every N steps, snapshots, their TF1 export; a bad record mid-run -----------
+
+
+def _vocab_size(checkpoint: str) -> int:
+    """The tokens of the checkpoint's vocab.txt (its repeated lines once, as its tokenizer counts them)."""
+    return len(set(open(os.path.join(checkpoint, "vocab.txt"), encoding="utf-8").read().splitlines()))
+
+
+def _record_run(checkpoint, tmp_path, name, **settings) -> PretrainingConfig:
+    return PretrainingConfig(bert_model=checkpoint, output_dir=str(tmp_path / name), max_seq_length=16,
+                             max_predictions_per_seq=4, train_batch_size=4, eval_batch_size=4, learning_rate=1e-3,
+                             seed=3, tensorboard=False, verbose=False, deterministic=True, **settings)
+
+
+def google_tf1_pretraining_shapes(config: dict) -> dict:
+    """The variables (name -> shape) Google's modeling.py and run_pretraining.py (get_masked_lm_output,
+    get_next_sentence_output) create for `config` (a bert_config.json), read from their code."""
+    h, inner, shapes = config["hidden_size"], config["intermediate_size"], {}
+    shapes.update({"bert/embeddings/word_embeddings": [config["vocab_size"], h],
+                   "bert/embeddings/token_type_embeddings": [config["type_vocab_size"], h],
+                   "bert/embeddings/position_embeddings": [config["max_position_embeddings"], h],
+                   "bert/embeddings/LayerNorm/beta": [h], "bert/embeddings/LayerNorm/gamma": [h],
+                   "bert/pooler/dense/kernel": [h, h], "bert/pooler/dense/bias": [h]})
+    for i in range(config["num_hidden_layers"]):
+        layer = f"bert/encoder/layer_{i}/"
+        for part in ("attention/self/query", "attention/self/key", "attention/self/value", "attention/output/dense"):
+            shapes.update({layer + part + "/kernel": [h, h], layer + part + "/bias": [h]})
+        shapes.update({layer + "intermediate/dense/kernel": [h, inner], layer + "intermediate/dense/bias": [inner],
+                       layer + "output/dense/kernel": [inner, h], layer + "output/dense/bias": [h]})
+        for norm in ("attention/output/LayerNorm/", "output/LayerNorm/"):
+            shapes.update({layer + norm + "beta": [h], layer + norm + "gamma": [h]})
+    shapes.update({"cls/predictions/transform/dense/kernel": [h, h], "cls/predictions/transform/dense/bias": [h],
+                   "cls/predictions/transform/LayerNorm/beta": [h], "cls/predictions/transform/LayerNorm/gamma": [h],
+                   "cls/predictions/output_bias": [config["vocab_size"]],
+                   "cls/seq_relationship/output_weights": [2, h], "cls/seq_relationship/output_bias": [2],
+                   "global_step": []})
+    return shapes
+
+
+def test_run_head_warmup_snapshots_tf1_export(tiny_checkpoint, tmp_path, capsys):
+    """6 steps (2 of head warm-up) on TFRecords, evaluated every 3 steps on 1 held-out batch, snapshots every 2 steps
+    (the last 2 kept); the warm-up leaves the encoder as it was; a snapshot exports as Google's TF1 names and
+    shapes with its values."""
+    import tensorflow as tf
+    from safetensors.numpy import load_file
+
+    from bert_tf.checkpoints import export
+    from bert_tf.pretraining import run
+
+    vocab = _vocab_size(tiny_checkpoint)
+    (tmp_path / "train").mkdir()
+    for part in "ab":
+        write_records(tmp_path / "train" / f"{part}.tfrecord", 12, vocab)
+    held = write_records(tmp_path / "held.tfrecord", 8, vocab)
+    cfg = _record_run(tiny_checkpoint, tmp_path, "out", input_files=str(tmp_path / "train"), eval_files_dir=held,
+                      num_train_steps=4, head_warmup_steps=2, eval_every_steps=3, max_eval_steps=1,
+                      save_checkpoints_steps=2, keep_checkpoint_max=2, keep_checkpoints=True)
+    run.train(cfg)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("model.ckpt-*")) == ["model.ckpt-4", "model.ckpt-6"]
+    printed = capsys.readouterr().out
+    assert "2 steps training the head alone (encoder frozen) at 0.001, then the whole model" in printed
+    assert "masked_lm_accuracy" not in printed  # the key = value lines go to stderr, as TF1's logger
+    history = [line.split(",") for line in (out / "history.csv").read_text().splitlines()]
+    step, split = history[0].index("step"), history[0].index("split")
+    assert [int(row[step]) for row in history[1:] if row[split] == "val"] == [3, 6]
+    results = dict(line.split(" = ") for line in (out / "eval_results.txt").read_text().splitlines())
+    assert list(results) == sorted(results) and results["global_step"] == "6"
+    assert {"loss", "masked_lm_accuracy", "masked_lm_loss", "masked_lm_perplexity", "before_masked_lm_loss"} <= set(
+        results)
+
+    original = load_file(os.path.join(tiny_checkpoint, "model.safetensors"))
+    trained = load_file(str(out / "model" / "model.safetensors"))
+    key = "encoder.layer.1.output.dense.weight"
+    assert not np.array_equal(trained["bert." + key], original[key])  # the encoder trained after the warm-up
+    # the warm-up: a run of the head warm-up alone leaves every encoder weight as it was
+    alone = _record_run(tiny_checkpoint, tmp_path, "alone", input_files=str(tmp_path / "train"), num_train_steps=1,
+                        head_warmup_steps=2, do_eval=False, save_checkpoints_steps=2, keep_checkpoint_max=1)
+    run.train(alone)
+    warmed = load_file(str(tmp_path / "alone" / "model.ckpt-2" / "model.safetensors"))
+    assert all(np.array_equal(warmed["bert." + k], v) for k, v in original.items())
+    assert np.abs(warmed["cls.predictions.transform.dense.weight"]
+                  - trained["cls.predictions.transform.dense.weight"]).max() > 0
+
+    snapshot = load_file(str(out / "model.ckpt-4" / "model.safetensors"))
+    snapshot["cls.seq_relationship.weight"] = np.arange(64, dtype=np.float32).reshape(2, 32)  # a BertForPreTraining
+    snapshot["cls.seq_relationship.bias"] = np.asarray([0.5, -0.5], np.float32)
+    from safetensors.numpy import save_file
+    save_file(snapshot, str(out / "model.ckpt-4" / "model.safetensors"))
+    assert export.main(["--model_dir", str(out / "model.ckpt-4"), "--format", "tf1", "--output_dir",
+                        str(tmp_path / "tf1")]) == 0
+    bert_config = json.loads((tmp_path / "tf1" / "bert_config.json").read_text())
+    reader = tf.train.load_checkpoint(str(tmp_path / "tf1"))
+    assert reader.get_variable_to_shape_map() == google_tf1_pretraining_shapes(bert_config)
+    assert reader.get_tensor("global_step") == 4
+    for name, hf_key, transposed in [("cls/predictions/transform/dense/kernel",
+                                      "cls.predictions.transform.dense.weight", True),
+                                     ("cls/predictions/output_bias", "cls.predictions.bias", False),
+                                     ("cls/predictions/transform/LayerNorm/gamma",
+                                      "cls.predictions.transform.LayerNorm.weight", False),
+                                     ("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", False),
+                                     ("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", False),
+                                     ("bert/encoder/layer_1/intermediate/dense/kernel",
+                                      "bert.encoder.layer.1.intermediate.dense.weight", True),
+                                     ("bert/embeddings/word_embeddings", "bert.embeddings.word_embeddings.weight",
+                                      False)]:
+        expected = snapshot[hf_key].T if transposed else snapshot[hf_key]
+        np.testing.assert_array_equal(reader.get_tensor(name), expected, err_msg=name)
+    assert (tmp_path / "tf1" / "vocab.txt").read_text() == open(os.path.join(tiny_checkpoint, "vocab.txt")).read()
+
+
+def test_bad_record_mid_run_keeps_the_saved_states(tiny_checkpoint, tmp_path, monkeypatch):
+    from bert_tf.pretraining import run, tfrecords
+
+    monkeypatch.setattr(tfrecords, "SHUFFLE_BUFFER", 1)  # read in file order, so the bad record comes mid-run
+    vocab = _vocab_size(tiny_checkpoint)
+    (tmp_path / "train").mkdir()
+    bad = write_records(tmp_path / "train" / "a.tfrecord", 16, vocab, bad=(16, "input_ids", [2] * 15 + [vocab]))
+    write_records(tmp_path / "train" / "b.tfrecord", 16, vocab)
+    cfg = _record_run(tiny_checkpoint, tmp_path, "out", input_files=str(tmp_path / "train"), num_train_steps=8,
+                      head_warmup_steps=0, do_eval=False, save_checkpoints_steps=2, keep_checkpoint_max=1)
+    with pytest.raises(InputError) as error:
+        run.train(cfg)
+    assert str(error.value) == (f"{bad}: record 16: input_ids holds token id {vocab}, outside the vocabulary of "
+                                f"{vocab} ids (data made with another vocab.txt?)")
+    out = tmp_path / "out"
+    assert list((out / "checkpoints").glob("ckpt-*.state.json")) and list(out.glob("model.ckpt-*"))
+    assert not (out / "model").exists() and not (out / "eval_results.txt").exists()
+    assert not list(out.rglob("*.tmp*"))

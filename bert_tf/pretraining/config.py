@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from bert_tf.config import OPERATIONAL, OUTPUT, PUBLISHED_NOOP, RESULT, SharedSettings, check_at_least, setting
+from bert_tf.config import OUTPUT, PUBLISHED_NOOP, RESULT, SharedSettings, check_at_least, setting
 from bert_tf.errors import InputError
 from bert_tf.optimization import LAMB_DECAYS, SCHEDULES
 
@@ -55,6 +55,12 @@ class PretrainingConfig(SharedSettings):
         "With --horovod: the peak rate is --learning_rate x the MPI ranks, as NVIDIA's run_pretraining.py (the "
         "published scripts' rates are per rank); --noscale_learning_rate_by_ranks: --learning_rate as given."))
     horovod_ranks: int = setting(1, RESULT, "The MPI ranks of a --horovod launch (set by the launch).", flag=False)
+    head_warmup_steps: Optional[int] = setting(None, RESULT, (
+        "Steps that train the masked-LM head alone (encoder and embeddings frozen) at --head_warmup_learning_rate "
+        "before the --num_train_steps of the whole model, so that a new head's random gradients never reach the "
+        "encoder. Default: 10% of --num_train_steps (at least 1) when the checkpoint has no masked-LM head (e.g. "
+        "a sentence-embedding BERT), 0 when it has one; 0: off."))
+    head_warmup_learning_rate: float = setting(1e-3, RESULT, "Constant learning rate of the head warm-up.")
     num_accumulation_steps: int = setting(1, RESULT, (
         "Micro-batches whose gradients are summed into one update (exactly one step of the k-times larger batch)."))
     optimizer_type: str = setting("lamb", RESULT, "Optimizer (LAMB as NVIDIA's pretraining).",
@@ -111,6 +117,18 @@ class PretrainingConfig(SharedSettings):
         return self.train_batch_size * self.num_accumulation_steps
 
     @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the run: the head warm-up's, then --num_train_steps."""
+        return (self.head_warmup_steps or 0) + self.num_train_steps
+
+    def with_head_warmup(self, head_is_random: bool) -> "PretrainingConfig":
+        """The config with --head_warmup_steps resolved: its default when not given (see its help)."""
+        if self.head_warmup_steps is not None:
+            return self
+        steps = max(1, self.num_train_steps // 10) if head_is_random and self.num_train_steps else 0
+        return dataclasses.replace(self, head_warmup_steps=steps)
+
+    @property
     def warmup_steps(self) -> int:
         """--num_warmup_steps, else 10% of --num_train_steps."""
         return self.num_warmup_steps if self.num_warmup_steps is not None else self.num_train_steps // 10
@@ -124,7 +142,7 @@ def check(cfg: PretrainingConfig) -> None:
         raise InputError("--num_train_steps is required for training")
     check_at_least(cfg, 1, ("train_batch_size", "eval_batch_size", "max_predictions_per_seq",
                             "num_accumulation_steps", "num_validate_during_training", "shuffle_buffer"))
-    check_at_least(cfg, 0, ("eval_every_steps", "max_eval_steps", "keep_checkpoint_max"))
+    check_at_least(cfg, 0, ("eval_every_steps", "max_eval_steps", "keep_checkpoint_max", "head_warmup_steps"))
     if cfg.max_seq_length < 8:
         raise InputError(f"--max_seq_length={cfg.max_seq_length}: must be at least 8")
     if not 0.0 < cfg.masked_lm_prob < 1.0:

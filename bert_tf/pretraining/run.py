@@ -130,8 +130,13 @@ def build_trainer(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: Wor
         mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=next_sentence)
         schedule = optimization.make_schedule(cfg.learning_rate_schedule, cfg.optimizer_type, cfg.peak_learning_rate,
                                               cfg.warmup_steps, cfg.num_train_steps)
+        if cfg.head_warmup_steps:
+            schedule = optimization.AfterConstantPhase(schedule, cfg.head_warmup_steps, cfg.head_warmup_learning_rate)
         optimizer = optimization.make_optimizer(cfg.optimizer_type, schedule, cfg.weight_decay,
                                                 lamb_decay=cfg.lamb_weight_decay)
+        if cfg.head_warmup_steps:
+            encoder = {v.path for v in mlm.backbone.trainable_variables}
+            optimizer.freeze_until(cfg.head_warmup_steps, lambda v: v.path in encoder)
     on = next_sentence is not None
     trainer = Trainer(mlm.model, optimizer, context.strategy, use_xla=cfg.use_xla, loss_scale=context.loss_scale,
                       passthrough_keys=(LABELS, PADDING_MASK) + ((NSP_FEATURE,) if on else ()),
@@ -173,10 +178,13 @@ def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: 
                      context: distribution.RunContext) -> Dict[str, object]:
     """The rows of the training run's table."""
     steps_per_epoch = data.train.steps_per_epoch
-    epochs = math.ceil(cfg.num_train_steps / steps_per_epoch)
+    epochs = math.ceil(cfg.total_steps / steps_per_epoch)
     return {
         "model": f"{checkpoint.path} ({checkpoint.kind}; activation {checkpoint.activation})",
         "masked-LM head": mlm.head_source,
+        "head warm-up": (f"{cfg.head_warmup_steps} steps training the head alone (encoder frozen) at "
+                         f"{cfg.head_warmup_learning_rate:g}, then the whole model" if cfg.head_warmup_steps else
+                         "none (--head_warmup_steps=0)"),
         "next-sentence prediction": nsp_line,
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
         "data": data.described,
@@ -184,7 +192,7 @@ def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: 
         "devices": distribution.describe_devices(context.strategy),
         "batch": f"{context.describe_batch(cfg.train_batch_size)} x {cfg.num_accumulation_steps} accumulation "
                  f"step(s): global batch {cfg.update_batch_size} sequences per update",
-        "steps": f"{cfg.num_train_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s))",
+        "steps": f"{cfg.total_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s))",
         "optimizer": describe_optimizer(cfg),
         "learning rate": describe_rate(cfg),
         "precision": context.precision, "xla": cfg.use_xla,
@@ -194,6 +202,7 @@ def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: 
 def _train(cfg: PretrainingConfig) -> PretrainingResult:
     """train() on a prepared config."""
     checkpoint, tokenizer = load(cfg)
+    cfg = cfg.with_head_warmup(checkpoints.read_masked_lm_head(checkpoint) is None)
     data = read_training_data(cfg, tokenizer, cfg.update_batch_size)
     next_sentence, nsp_line = next_sentence_plan(cfg, checkpoint, data.train)
     if next_sentence is not None:
@@ -228,7 +237,7 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     steps_per_epoch = train_data.steps_per_epoch
 
     def make_epoch_dataset(epoch: int, first_step: int):
-        num = min(steps_per_epoch, cfg.num_train_steps - epoch * steps_per_epoch)
+        num = min(steps_per_epoch, cfg.total_steps - epoch * steps_per_epoch)
         return train_data.epoch_dataset(epoch, first_step, num), num
 
     on = mlm.next_sentence is not None
@@ -244,7 +253,7 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     if chief:
         trainer.step_hooks.append(SnapshotWriter(mlm, out_dir, cfg.save_checkpoints_steps, cfg.keep_checkpoint_max))
     started, accuracy = time.time(), TrainingAccuracy(on)
-    trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.num_train_steps / steps_per_epoch), validate=validate,
+    trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.total_steps / steps_per_epoch), validate=validate,
                 outputs=accuracy, validations_per_epoch=cfg.num_validate_during_training,
                 validate_every_steps=cfg.eval_every_steps,
                 callbacks=callbacks, checkpointer=checkpointer, save_every_steps=cfg.save_checkpoints_steps)
