@@ -92,7 +92,7 @@ def describe_schedule(kind: str, optimizer: str, peak: float, warmup_steps: int,
     """One line saying what the schedule does."""
     warm = f"linear warm-up to {peak:g} over {warmup_steps} steps, then "
     if kind == "linear":
-        return warm + f"linear decay to 0 at step {total_steps} (--learning_rate_schedule=linear)"
+        return warm + f"linear decay to 0 at step {total_steps}"
     schedule = published_schedule(optimizer, peak, warmup_steps, total_steps)
     return warm + (f"{schedule.start:g} x (1 - step / {total_steps}) ^ {schedule.power:g} (NVIDIA's polynomial "
                    "decay from step 0)")

@@ -187,6 +187,7 @@ class TFRecordData:
         self.lengths = expected_lengths(max_seq_length, max_predictions)
         self.num_records, self.has_next_sentence_labels = count_and_check(self.paths, self.lengths)
         self.next_sentence = False
+        self._eval_datasets: Dict[Tuple[int, bool], tf.data.Dataset] = {}
         if self.num_records < batch_size:
             raise InputError(f"{self.num_records} records, fewer than one batch of {batch_size}", self.paths[0])
 
@@ -250,6 +251,9 @@ class TFRecordData:
         return batched.map(self._parse).prefetch(2)
 
     def eval_dataset(self, batch_size: int) -> Tuple[tf.data.Dataset, int]:
-        """(every record once, in file order, in batches of `batch_size`; the number of batches)."""
-        records = self._records(self.paths)
-        return records.batch(batch_size).map(self._parse), -(-self.num_records // batch_size)
+        """(every record once, in file order, in batches of `batch_size`; the number of batches): built once per
+        batch size and next-sentence setting, read again at each evaluation."""
+        key = (batch_size, self.next_sentence)
+        if key not in self._eval_datasets:
+            self._eval_datasets[key] = self._records(self.paths).batch(batch_size).map(self._parse)
+        return self._eval_datasets[key], -(-self.num_records // batch_size)
