@@ -119,6 +119,15 @@ def test_schedules_at_nine_tenths_of_the_run():
                                                   rel=1e-6, abs=1e-6)  # float32
 
 
+def test_head_warmup_phase_rate_then_the_schedule_from_its_end():
+    from bert_tf import optimization
+
+    inner = optimization.make_schedule("published", "lamb", 1e-4, 2, 10)
+    phased = optimization.AfterConstantPhase(inner, 3, 1e-3)
+    assert [float(phased(s)) for s in range(3)] == pytest.approx([1e-3] * 3)
+    assert [float(phased(s)) for s in range(3, 14)] == pytest.approx([float(inner(s)) for s in range(11)])
+
+
 # --- the --horovod rate and the run table ------------------------------------------------------------------
 
 

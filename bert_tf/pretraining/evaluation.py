@@ -121,4 +121,5 @@ def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float
     for name, values in rows.items():
         published.update(published_names(values, "before_" if name == "before" else ""))
     reports.write_published_eval_results(os.path.join(out_dir, "eval_results.txt"), published)
-    return "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()) for name, values in rows.items())
+    return "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items())
+                     for name, values in rows.items())

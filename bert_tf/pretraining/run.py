@@ -159,7 +159,8 @@ def describe_rate(cfg: PretrainingConfig) -> str:
     peak = f"peak {cfg.peak_learning_rate:g}"
     if cfg.horovod_ranks > 1:
         peak += (f" (--learning_rate {cfg.learning_rate:g} x {cfg.horovod_ranks} ranks, as NVIDIA's --horovod)"
-                 if cfg.scale_learning_rate_by_ranks else " (not scaled by the ranks: --noscale_learning_rate_by_ranks)")
+                 if cfg.scale_learning_rate_by_ranks else
+                 " (not scaled by the ranks: --noscale_learning_rate_by_ranks)")
     return peak + "; " + optimization.describe_schedule(cfg.learning_rate_schedule, cfg.optimizer_type,
                                                         cfg.peak_learning_rate, cfg.warmup_steps, cfg.num_train_steps)
 
