@@ -372,13 +372,12 @@ def test_bad_record_mid_run_keeps_the_saved_states(tiny_checkpoint, tmp_path, mo
     monkeypatch.setattr(tfrecords, "SHUFFLE_BUFFER", 1)  # read in file order, so the bad record comes mid-run
     vocab = _vocab_size(tiny_checkpoint)
     (tmp_path / "train").mkdir()
-    bad = write_records(tmp_path / "train" / "a.tfrecord", 16, vocab, bad=(16, "input_ids", [2] * 15 + [vocab]))
-    write_records(tmp_path / "train" / "b.tfrecord", 16, vocab)
-    cfg = _record_run(tiny_checkpoint, tmp_path, "out", input_files=str(tmp_path / "train"), num_train_steps=8,
-                      head_warmup_steps=0, do_eval=False, save_checkpoints_steps=3, keep_checkpoint_max=1)
-    with pytest.raises(InputError) as error:
+    bad = write_records(tmp_path / "train" / "a.tfrecord", 12, vocab, bad=(12, "input_ids", [2] * 15 + [vocab]))
+    cfg = _record_run(tiny_checkpoint, tmp_path, "out", input_files=str(tmp_path / "train"), num_train_steps=3,
+                      head_warmup_steps=0, do_eval=False, save_checkpoints_steps=2, keep_checkpoint_max=1)
+    with pytest.raises(InputError) as error:  # in the third batch (records 9-12), after the state of step 2
         run.train(cfg)
-    assert str(error.value) == (f"{bad}: record 16: input_ids holds token id {vocab}, outside the vocabulary of "
+    assert str(error.value) == (f"{bad}: record 12: input_ids holds token id {vocab}, outside the vocabulary of "
                                 f"{vocab} ids (data made with another vocab.txt?)")
     out = tmp_path / "out"
     assert list((out / "checkpoints").glob("ckpt-*.state.json")) and list(out.glob("model.ckpt-*"))

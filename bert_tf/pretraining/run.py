@@ -32,7 +32,7 @@ from bert_tf.pretraining import evaluation, model as mlm_model, objective, tfrec
 from bert_tf.pretraining.config import COMMAND, PretrainingConfig, check, with_horovod
 from bert_tf.pretraining.data import Data, TrainingData, read_held_out, read_training_data
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
-from bert_tf.pretraining.snapshots import SnapshotWriter
+from bert_tf.pretraining.snapshots import SnapshotWriter, snapshot_steps
 from bert_tf.pretraining.training_accuracy import TrainingAccuracy
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import HistoryWriter, Trainer
@@ -272,8 +272,8 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     resume.finish_training(checkpointer, cfg.keep_checkpoints)
     architecture = mlm_model.HF_PRETRAINING_ARCHITECTURE if on else mlm_model.HF_ARCHITECTURE
     print(f"outputs in {out_dir}: model/ (Hugging Face {architecture}; --bert_model={out_dir} for run_ner.py and "
-          "run_classifier.py), model.ckpt-STEP snapshots, eval_results.txt, history.csv, loss.png, accuracy.png, "
-          "perplexity.png"
+          f"run_classifier.py), {'model.ckpt-STEP snapshots, ' if snapshot_steps(out_dir) else ''}eval_results.txt, "
+          "history.csv, loss.png, accuracy.png, perplexity.png"
           f"{', masked_lm_loss.png, next_sentence_loss.png, next_sentence_accuracy.png' if on else ''}, report.html")
     return PretrainingResult(out_dir, model_dir, held_out_before.values, after)
 
