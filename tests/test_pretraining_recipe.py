@@ -364,6 +364,12 @@ def test_run_head_warmup_snapshots_tf1_export(tiny_checkpoint, tmp_path, capsys)
         expected = snapshot[hf_key].T if transposed else snapshot[hf_key]
         np.testing.assert_array_equal(reader.get_tensor(name), expected, err_msg=name)
     assert (tmp_path / "tf1" / "vocab.txt").read_text() == open(os.path.join(tiny_checkpoint, "vocab.txt")).read()
+    capsys.readouterr()
+    export.export(str(out), "tf1", str(tmp_path / "final"))  # the run folder: its model/, without the NSP head
+    final = tf.train.load_checkpoint(str(tmp_path / "final"))
+    assert final.get_tensor("global_step") == 6 and "cls/seq_relationship/output_weights" not in (
+        final.get_variable_to_shape_map())
+    assert "the model has no next-sentence head" in capsys.readouterr().err
 
 
 def test_bad_record_mid_run_keeps_the_saved_states(tiny_checkpoint, tmp_path, monkeypatch):

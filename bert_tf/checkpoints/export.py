@@ -32,6 +32,7 @@ directory is already a transformers one (hf).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -47,6 +48,8 @@ def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False) -
     if fmt not in FORMATS:
         raise InputError(f"--format={fmt}: must be one of {', '.join(FORMATS)}")
     cli.check_output_dir(output_dir, overwrite, "output_dir", overwrite_flag="--overwrite", action="replace it")
+    if not tf1.is_pretrained_model_dir(model_dir) and tf1.is_pretrained_model_dir(os.path.join(model_dir, "model")):
+        model_dir = os.path.join(model_dir, "model")  # a run_pretraining.py output folder: its final model
     if tf1.is_pretrained_model_dir(model_dir):
         if fmt != "tf1":
             raise InputError(f"--format={fmt}: a pretrained model (masked-LM head) exports as tf1 only; the directory "
