@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from test_distribution import _h5_arrays, _write_classifier_data
+from test_distribution import _saved_arrays, _write_classifier_data
 from test_pretraining import _text_corpus
 from test_run_ner import write_learnable_set
 
@@ -183,7 +183,7 @@ def test_published_production_launch_mpiexec_horovod_in_sbatch(jobs):
     assert sorted(roles) == [("0", "the chief"), ("1", "not the chief")], roles
     results = json.loads((jobs.out("mpiexec") / "eval_results.json").read_text())
     assert results["num_examples"] == 13
-    assert (jobs.out("mpiexec") / "model" / "model.weights.h5").is_file()
+    assert (jobs.out("mpiexec") / "model" / "model.safetensors").is_file()
 
 
 def test_srun_multi_worker_trains_as_the_tf_config_launch(jobs):
@@ -193,8 +193,8 @@ def test_srun_multi_worker_trains_as_the_tf_config_launch(jobs):
     log = jobs.log("srun").read_text()
     for task in ("0", "1"):
         assert re.search(rf"this is worker {task}, .*launch: srun step {jobs.ids['srun']}\.0: task {task} of 2", log)
-    got = _h5_arrays(jobs.out("srun") / "model" / "model.weights.h5")
-    want = _h5_arrays(jobs.out("mpiexec") / "model" / "model.weights.h5")
+    got = _saved_arrays(jobs.out("srun") / "model" / "model.safetensors")
+    want = _saved_arrays(jobs.out("mpiexec") / "model" / "model.safetensors")
     assert got.keys() == want.keys() and len(got) > 10
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6, err_msg=name)
@@ -232,7 +232,7 @@ def test_requeued_run_resumes_and_ends_as_an_uninterrupted_one(jobs):
     assert f"job {jobs.ids['requeued']} (restart 1)" in log, log[-3000:]
     assert "interrupted: stopped by SIGTERM at step" in log
     assert re.search(r"resuming from \S+ \(global step [1-9]", log), log[-3000:]
-    got, want = (_h5_arrays(jobs.out(n) / "model" / "model.weights.h5") for n in ("requeued", "single"))
+    got, want = (_saved_arrays(jobs.out(n) / "model" / "model.safetensors") for n in ("requeued", "single"))
     assert got.keys() == want.keys()
     for name in want:
         assert np.array_equal(got[name], want[name]), name
