@@ -118,6 +118,44 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
             raise TypeError(f"{config_type.__name__}.{field.name}: no flag type for {kind!r}")
 
 
+BOOLEAN_WORDS = ("true", "false")  # the published `--flag True` / `--flag False` (any case)
+
+
+def published_booleans(argv: Sequence[str], is_boolean: Any) -> List[str]:
+    """`argv` with the published space-separated boolean form, `--flag True` / `--flag False` (either case), of
+    every flag for which `is_boolean(name)` holds written as `--flag=true` / `--flag=false`, which absl reads.
+    The published scripts' argparse (`type=bool`) took any value, `False` too, as true; here `False` is false.
+    argv[0] (the program) and everything after `--` are kept as they are."""
+    out = list(argv[:1])
+    index = 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return out + list(argv[index:])
+        name = arg.lstrip("-")
+        following = argv[index + 1].lower() if index + 1 < len(argv) else ""
+        if arg.startswith("-") and "=" not in name and following in BOOLEAN_WORDS and is_boolean(name):
+            out.append(f"{arg}={following}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
+
+
+def is_boolean_flag(name: str, flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> bool:
+    """Whether `name` is a defined boolean flag."""
+    return name in flag_values and bool(flag_values[name].boolean)
+
+
+def parse_command_line(argv: Sequence[str]) -> List[str]:
+    """The scripts' absl flags parser (`app.run(main, flags_parser=...)`): absl's, with its usage message on a bad
+    flag, after the published `--flag True` / `--flag False` form of the boolean flags is rewritten."""
+    from absl import app
+
+    return app.parse_flags_with_usage(published_booleans(argv, is_boolean_flag))
+
+
 def from_flags(config_type: Type[Config], flag_values: absl_flags.FlagValues = absl_flags.FLAGS,
                **overrides: Any) -> Config:
     """The config of the parsed flags (a field's value is its flag's), with `overrides` applied."""

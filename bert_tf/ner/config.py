@@ -1,5 +1,9 @@
 """run_ner.py's settings (`NerConfig`: one field per flag, with its role), their checks, and their normalisation.
 
+The defaults are the published train_bert_ner.py's (DALAI-project/Train_BERT_NER): max_len 512, learning rate 2e-5,
+batch 24, 10 epochs, patience 2, dropout 0.3, gamma 0.8, weight decay 0.01, 4 workers, linear schedule, data
+./data/, output ./checkpoint/; quicker settings are flagfiles (flags/ner_quick.flags, flags/demo_ner.flags).
+
     cfg = NerConfig(data_path="data", save_model_path="out", bert_model="TurkuNLP/bert-base-finnish-cased-v1")
 """
 
@@ -27,30 +31,34 @@ class NerConfig(SharedSettings):
         "checkpoint directory, a keras-hub preset (directory, name or kaggle:// handle), or a model saved by "
         f"bert-tf. Default: {PUBLISHED_NER_MODEL} (the published script's), unless the NVIDIA trio "
         "(--bert_config_file, --vocab_file, --init_checkpoint) names the checkpoint."))
-    data_path: Optional[str] = setting(None, RESULT, (
+    data_path: Optional[str] = setting("./data/", RESULT, (
         "Folder with train.csv, val.csv, test.csv (or only train.csv / data.csv to be split with --val_test_size). "
         "Columns: tokens, tags (Python list literals)."))
-    save_model_path: Optional[str] = setting(None, RESULT, "Output folder: model, plots, history, test report.")
-    max_len: int = setting(128, RESULT, "Maximum sequence length in sub-tokens ([CLS] and [SEP] included).")
-    gamma: float = setting(0.9, RESULT, (
+    save_model_path: Optional[str] = setting("./checkpoint/", RESULT, (
+        "Output folder: model, plots, history, test report."))
+    max_len: int = setting(512, RESULT, "Maximum sequence length in sub-tokens ([CLS] and [SEP] included).")
+    learning_rate: float = setting(2e-5, RESULT, "Peak learning rate.")
+    gamma: float = setting(0.8, RESULT, (
         "Exponential decay: the learning rate is multiplied by gamma after every epoch (with --nolinear_scheduler)."))
-    epochs: int = setting(5, RESULT, "Maximum number of training epochs.")
-    batch_size: int = setting(16, RESULT, "Global batch size (split across replicas).")
+    epochs: int = setting(10, RESULT, "Maximum number of training epochs.")
+    batch_size: int = setting(24, RESULT, (
+        "Global batch size (split across replicas; under the published accelerate launch it was per process: give "
+        "processes x batch here)."))
     bucket_by_length: bool = setting(True, RESULT, (
         "Batch sequences of similar length and pad them to a fixed set of lengths (--bucket_lengths); "
         "--nobucket_by_length pads every batch to --max_len."))
     bucket_lengths: List[str] = setting([], RESULT, (
         "Padded lengths for --bucket_by_length, e.g. 32,64,128 (default: 16 to 512, at most 25% apart above 32; "
         "capped at --max_len). Fewer lengths: fewer XLA compilations, more padding."))
-    num_workers: int = setting(2, OPERATIONAL, (
+    num_workers: int = setting(4, OPERATIONAL, (
         "Input-pipeline parallelism (tf.data threads and prefetched batches)."))
-    patience: int = setting(3, RESULT, (
+    patience: int = setting(2, RESULT, (
         "Stop after this many epochs without a new best validation F1 (0: never)."))
     freeze_layers: int = setting(0, RESULT, (
         "0: train everything; N>0: freeze the embeddings and the first N encoder layers; -1: freeze the "
         "embeddings only."))
     double_lr: bool = setting(False, RESULT, "Encoder at learning_rate/10, classification head at learning_rate.")
-    classifier_dropout: float = setting(0.1, RESULT, "Dropout before the classification layer.")
+    classifier_dropout: float = setting(0.3, RESULT, "Dropout before the classification layer.")
     num_validate_during_training: int = setting(1, RESULT, (
         "Validations per epoch, evenly spaced, the last at its end."))
     linear_scheduler: bool = setting(True, RESULT, (
