@@ -46,12 +46,12 @@ Config = TypeVar("Config")
 
 
 def setting(default: Any, role: Role, help: str, *, choices: Optional[Sequence[str]] = None,
-            lower_bound: Optional[int] = None, flag: bool = True) -> Any:
+            lower_bound: Optional[int] = None, flag: bool = True, case_sensitive: bool = True) -> Any:
     """A config field: its default, role, help text (the flag's; for a PUBLISHED_NOOP, why it does nothing), for an
-    enum its choices, for a number the least value its flag accepts. `flag=False`: a Python-only field (no
-    command-line flag)."""
+    enum its choices (`case_sensitive=False`: the flag takes them in any case and gives the choice as declared), for
+    a number the least value its flag accepts. `flag=False`: a Python-only field (no command-line flag)."""
     metadata = {"role": role, "help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
-                "lower_bound": lower_bound}
+                "lower_bound": lower_bound, "case_sensitive": case_sensitive}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -111,7 +111,9 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
         if field.metadata.get("lower_bound") is not None:
             where["lower_bound"] = field.metadata["lower_bound"]
         if choices is not None:
-            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, **where)
+            case_sensitive = field.metadata.get("case_sensitive", True)
+            absl_flags.DEFINE_flag(absl_flags.EnumFlag(field.name, default, help_text, list(choices),
+                                                       case_sensitive=case_sensitive), flag_values, module_name)
         elif kind in FLAG_DEFINERS:
             FLAG_DEFINERS[kind](field.name, default, help_text, **where)
         else:

@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, flagfile_config
 
 from bert_tf import config
-from bert_tf.classifier.config import ClassifierConfig
+from bert_tf.classifier.config import ClassifierConfig, check
+from bert_tf.errors import InputError
 from bert_tf.ner.config import NerConfig
 from bert_tf.pretraining.config import PretrainingConfig
 
@@ -60,3 +61,51 @@ def test_flagfile_config_reads_a_flagfile_and_flags_after_it(tmp_path):
     flagfile.write_text("--epochs=3\n--double_lr\n")
     cfg = flagfile_config(NerConfig, f"--flagfile={flagfile}", "--epochs=4")
     assert (cfg.epochs, cfg.double_lr) == (4, True)
+
+
+# ----- the published rules for steps, task names and batches ---------------------------------------------------------
+
+@pytest.mark.parametrize("examples, batch, epochs, expected", [
+    (12_500_000, 256, 1, (48_828, 48_828, 1, 4_882)),  # the production run: 48,828 as published (rounded up: 48,829)
+    (40, 16, 3, (2, 7, 4, 0)),  # int(40 / 16 * 3) = 7 full batches of 16: three epochs of 2 and one step more
+    (10, 16, 3, (1, 1, 1, 0)),  # fewer examples than a batch: one partial batch
+    (64, 64, 2.5, (1, 2, 2, 0)),
+])
+def test_classifier_steps_are_counted_as_published(examples, batch, epochs, expected):
+    from bert_tf.classifier.fitting import training_steps
+
+    steps = training_steps(ClassifierConfig(train_batch_size=batch, num_train_epochs=epochs), examples)
+    assert tuple(steps) == expected
+
+
+@pytest.mark.parametrize("given", ["consensus", "Consensus", "CONSENSUS"])
+def test_task_name_is_read_in_any_case_as_published(given):
+    assert flagfile_config(ClassifierConfig, f"--task_name={given}").task_name == "consensus"
+    check(ClassifierConfig(task_name=given, do_predict=True, output_dir="out"))  # the Python API too
+
+
+def test_an_unknown_task_name_is_refused():
+    from absl.flags import IllegalFlagValueError
+
+    with pytest.raises(IllegalFlagValueError, match="consensus"):
+        flagfile_config(ClassifierConfig, "--task_name=NER")
+    with pytest.raises(InputError) as refused:
+        check(ClassifierConfig(task_name="NER", do_predict=True, output_dir="out"))
+    assert str(refused.value) == "--task_name=NER: unknown task (known: consensus, any case)"
+
+
+@pytest.mark.parametrize("processes, published_batch", [(1, 24), (2, 24), (4, 8)])
+def test_ner_batch_is_global_where_accelerate_took_it_per_process(processes, published_batch):
+    """`accelerate launch` with N processes trained batches of --batch_size per process (N x it a step); here
+    --batch_size is the global batch, split across the N replicas: N x the published value gives each replica
+    the published batch."""
+    from types import SimpleNamespace
+
+    from bert_tf.distribution import RunContext, replica_batch_sizes
+
+    ours = processes * published_batch
+    run = RunContext(SimpleNamespace(num_replicas_in_sync=processes), "float32", False)
+    assert replica_batch_sizes(ours, processes) == [published_batch] * processes
+    assert run.describe_batch(ours) == f"global {ours} = {processes} replica(s) x {published_batch}"
+    assert replica_batch_sizes(published_batch, processes) == [published_batch // processes] * processes
+    assert "per process" in dict((f.name, f.metadata["help"]) for f in config.settings_fields(NerConfig))["batch_size"]
