@@ -106,3 +106,22 @@ def test_the_demo_flagfile_gives_the_demo_run_it_gave():
 def test_the_quick_flagfile_holds_the_earlier_defaults():
     values = config.values(flagfile_config(NerConfig, NER_QUICK))
     assert {name: values[name] for name in EARLIER_DEFAULTS} == EARLIER_DEFAULTS
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"weight_decay": 0.01, "linear_scheduler": True, "gamma": 0.8}),
+    ({"wd": 0.05}, {"weight_decay": 0.05, "linear_scheduler": True, "gamma": 0.8}),
+    ({"scheduler": "linear", "linear_scheduler": False}, {"weight_decay": 0.01, "linear_scheduler": True, "gamma": 0.8}),
+    ({"scheduler": "exponential"}, {"weight_decay": 0.01, "linear_scheduler": False, "gamma": 0.8}),
+    ({"scheduler": "None", "gamma": 0.5}, {"weight_decay": 0.01, "linear_scheduler": False, "gamma": 1.0}),
+])
+def test_the_published_wd_and_scheduler_flags_set_what_they_name(given, expected):
+    cfg = normalized(NerConfig(**given))
+    assert {name: getattr(cfg, name) for name in expected} == expected
+
+
+def test_the_published_flag_names_on_the_command_line():
+    cfg = flagfile_config(NerConfig, "--wd=0.02", "--scheduler=none")
+    assert (cfg.wd, cfg.scheduler) == (0.02, "None")
+    with pytest.raises(InputError, match="--scheduler=constant: must be one of linear, exponential, None"):
+        normalized(NerConfig(scheduler="constant"))

@@ -19,6 +19,7 @@ from bert_tf.ner import decoding, windowing
 
 COMMAND = "run_ner.py"  # what a run's identity names, from the command line or from Python
 PUBLISHED_NER_MODEL = "TurkuNLP/bert-base-finnish-cased-v1"  # the default of the published train_bert_ner.py
+PUBLISHED_SCHEDULERS = ("linear", "exponential", "None")  # train_bert_ner.py --scheduler
 
 
 @dataclasses.dataclass
@@ -64,6 +65,12 @@ class NerConfig(SharedSettings):
     linear_scheduler: bool = setting(True, RESULT, (
         "Linear warm-up (20% of one epoch) then linear decay to 0; --nolinear_scheduler: exponential decay by "
         "--gamma per epoch."))
+    wd: Optional[float] = setting(None, RESULT, (
+        "The published train_bert_ner.py's name of --weight_decay: when given, the weight decay."))
+    scheduler: Optional[str] = setting(None, RESULT, (
+        "The published train_bert_ner.py's schedule flag: when given, linear (--linear_scheduler), exponential "
+        "(--nolinear_scheduler: decay by --gamma per epoch) or None (a constant learning rate: --nolinear_scheduler "
+        "with gamma 1)."), choices=PUBLISHED_SCHEDULERS, case_sensitive=False)
     val_test_size: float = setting(0.1, RESULT, (
         "Fraction for each of val and test when data_path holds a single file."))
     max_train_examples: int = setting(0, RESULT, (
@@ -128,9 +135,24 @@ def check(cfg: NerConfig) -> None:
                          "of at least 8")
 
 
+def with_published_names(cfg: NerConfig) -> NerConfig:
+    """The config with the published flags --wd and --scheduler, when given, applied to the settings they name."""
+    changes = {} if cfg.wd is None else {"weight_decay": cfg.wd}
+    if cfg.scheduler is not None:
+        kind = cfg.scheduler.lower()
+        if kind not in (name.lower() for name in PUBLISHED_SCHEDULERS):
+            raise InputError(f"--scheduler={cfg.scheduler}: must be one of {', '.join(PUBLISHED_SCHEDULERS)}")
+        changes["linear_scheduler"] = kind == "linear"
+        if kind == "none":
+            changes["gamma"] = 1.0
+    return dataclasses.replace(cfg, **changes)
+
+
 def normalized(cfg: NerConfig) -> NerConfig:
-    """The config as the run uses it: checked; --bert_model the published model unless given or the NVIDIA trio
-    names the checkpoint; with --horovod the distribution and the global batch of the MPI launch."""
+    """The config as the run uses it: checked; --wd and --scheduler applied; --bert_model the published model
+    unless given or the NVIDIA trio names the checkpoint; with --horovod the distribution and the global batch of
+    the MPI launch."""
+    cfg = with_published_names(cfg)
     check(cfg)
     trio = cfg.bert_config_file or cfg.vocab_file or cfg.init_checkpoint
     bert_model = cfg.bert_model if cfg.bert_model or trio else PUBLISHED_NER_MODEL
