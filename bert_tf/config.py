@@ -150,12 +150,17 @@ def is_boolean_flag(name: str, flag_values: absl_flags.FlagValues = absl_flags.F
     return name in flag_values and bool(flag_values[name].boolean)
 
 
-def parse_command_line(argv: Sequence[str]) -> List[str]:
-    """The scripts' absl flags parser (`app.run(main, flags_parser=...)`): absl's, with its usage message on a bad
-    flag, after the published `--flag True` / `--flag False` form of the boolean flags is rewritten."""
-    from absl import app
+def parse_command_line(argv: Sequence[str], flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> List[str]:
+    """The scripts' absl flags parser (`app.run(main, flags_parser=...)`): the published `--flag True` / `--flag
+    False` form of the boolean flags rewritten, then absl's parse; a flag absl refuses (unknown, a bad value) is bad
+    input: one line `error: ...` on stderr, exit status 2. Returns the arguments left after the flags."""
+    from bert_tf.errors import EXIT_INPUT_ERROR
 
-    return app.parse_flags_with_usage(published_booleans(argv, is_boolean_flag))
+    try:
+        return flag_values(published_booleans(argv, lambda name: is_boolean_flag(name, flag_values)))
+    except absl_flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
 
 
 def from_flags(config_type: Type[Config], flag_values: absl_flags.FlagValues = absl_flags.FLAGS,

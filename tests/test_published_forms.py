@@ -109,3 +109,20 @@ def test_ner_batch_is_global_where_accelerate_took_it_per_process(processes, pub
     assert run.describe_batch(ours) == f"global {ours} = {processes} replica(s) x {published_batch}"
     assert replica_batch_sizes(published_batch, processes) == [published_batch // processes] * processes
     assert "per process" in dict((f.name, f.metadata["help"]) for f in config.settings_fields(NerConfig))["batch_size"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task_name=NER"], "error: flag --task_name=NER: value should be one of <consensus>"),
+    (["--wd", "0.01"], "error: Unknown command line flag 'wd'"),
+])
+def test_a_flag_absl_refuses_is_one_error_line_and_exit_status_2(argv, message, capsys):
+    from absl import flags as absl_flags
+
+    flag_values = absl_flags.FlagValues()
+    config.define_flags(ClassifierConfig, flag_values, module_name="tests")
+    with pytest.raises(SystemExit) as stopped:
+        config.parse_command_line(["run_classifier.py", *argv], flag_values)
+    assert stopped.value.code == 2 and capsys.readouterr().err.splitlines() == [message]
+    assert config.parse_command_line(["run_classifier.py", "--use_xla", "True", "left"], flag_values) == [
+        "run_classifier.py", "left"]
+    assert flag_values.use_xla is True
