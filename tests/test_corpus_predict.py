@@ -186,13 +186,13 @@ def test_bad_shard_stops_with_file_and_line_and_leaves_the_others(trained, tmp_p
     folder = tmp_path / "contexts"
     paths = write_shards(folder, rows)
     broken = rows[SHARD_ROWS:2 * SHARD_ROWS]
-    broken[2] = "\t".join(broken[2].split("\t")[:5]) + "\n"
+    broken[2] = "\t".join(broken[2].split("\t")[:3]) + "\n"  # fewer than the 4 fields the published reader needs
     paths[1].write_text("".join(broken), encoding="utf-8")
     predictions = tmp_path / "predictions"
     process = run_script(predict_args(out, str(folder / "ggp-contexts-*.tsv"), predictions))
     assert process.returncode == 2
     errors = error_lines(process)
-    assert len(errors) == 1 and f"{paths[1]}:3" in errors[0] and "found 5" in errors[0], errors
+    assert len(errors) == 1 and f"{paths[1]}:3" in errors[0] and "found 3" in errors[0], errors
     assert sorted(outputs_of(predictions)) == ["output_with_probabilities_000.tsv", "test_results_000.tsv"]
     assert not [p.name for p in predictions.iterdir() if p.name.endswith(".tmp")]
 

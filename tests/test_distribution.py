@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import ROOT, TINY_WORDS, StepOutputs  # noqa: E402
+from conftest import NER_QUICK, ROOT, TINY_WORDS, StepOutputs  # noqa: E402
 
 GLOBAL_BATCHES = (4, 3, 1)  # even; odd (2+1); smaller than the replicas (1+0: one replica gets nothing)
 EPOCHS = 2
@@ -409,7 +409,7 @@ def ner_script_runs(checkpoint, tmp_path_factory) -> Tuple[Path, Dict[str, Tuple
     """run_ner.py with early stopping (patience 1 of up to 8 epochs): on 2 workers and in one process."""
     base = tmp_path_factory.mktemp("run_ner")
     data = _write_ner_data(base / "data")
-    args = ["run_ner.py", f"--bert_model={checkpoint}", f"--data_path={data}", "--max_len=32", "--epochs=8",
+    args = ["run_ner.py", NER_QUICK, f"--bert_model={checkpoint}", f"--data_path={data}", "--max_len=32", "--epochs=8",
             "--batch_size=5", "--learning_rate=5e-3", "--patience=1", "--seed=3", "--classifier_dropout=0",
             "--nobucket_by_length", "--noverbose"]
     return base, run_script_on_workers(args, "--save_model_path", base)

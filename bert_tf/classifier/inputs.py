@@ -77,7 +77,16 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
         raise InputError("no examples", path)
     if info.mentions_truncated:
         print(f"  {path}: {info.mentions_truncated} mention(s) longer than the half window were truncated")
+    tolerated = describe_tolerated(info)
+    if tolerated:
+        print(f"  {path}: read as the published reader read them: {tolerated}")
     return info
+
+
+def describe_tolerated(info: feature_cache.CacheInfo) -> str:
+    """What the published reader's rule tolerated in a featurized file ('' when nothing), e.g. 'empty
+    mentions: 2'."""
+    return consensus.describe_tolerated({kind: getattr(info, kind) for kind in consensus.TOLERATED})
 
 
 @contextlib.contextmanager
