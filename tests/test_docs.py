@@ -37,7 +37,8 @@ OTHER_PROGRAMS = {
     # the blocklist scripts)
     "published": {"multi_gpu", "mixed_precision", "num_processes", "gpu_ids", "cpu", "wd", "scheduler", "blacklist",
                   "global-ggp-prob"},
-    "tools": {"no-deps", "upgrade", "index-url", "extra-index-url", "logdir", "local-dir", "include", "revision",
+    "placeholders": {"flag", "noflag", "name", "noname"},  # how the docs name any flag
+    "tools": {"task", "no-deps", "upgrade", "index-url", "extra-index-url", "logdir", "local-dir", "include", "revision",
               "durations", "help", "version", "user", "quiet", "depth", "cached", "version", "flagfile", "helpfull",
               "only_check_args", "no-cache-dir", "break-system-packages", "pre", "bind_all", "port", "host"},
 }
@@ -151,7 +152,7 @@ def _modules() -> Dict[str, str]:
     found: Dict[str, str] = {}
     for path in doc_files():
         for number, line in code_lines(path):
-            for module in re.findall(r"python3? -m (bert_tf[\w.]*)", line):
+            for module in re.findall(r"python3? -m (bert_tf(?:\.\w+)*)", line):
                 found.setdefault(module, f"{path.relative_to(ROOT)}:{number}")
     return found
 
