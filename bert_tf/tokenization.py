@@ -133,8 +133,8 @@ class WordPieceTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """Number of entries in the vocabulary."""
-        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+        """The ids the vocabulary spans: its largest id + 1 (a vocab.txt's line count, repeated lines included)."""
+        return max(self.tokenizer.get_vocab(with_added_tokens=True).values()) + 1
 
     def token_to_id(self, token: str) -> int:
         """The id of a vocabulary token; InputError if the vocabulary lacks it."""

@@ -9,25 +9,22 @@ import json
 import signal
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors.numpy import load_file
 
-from conftest import ROOT, error_lines, run_script
+from conftest import NER_QUICK, ROOT, error_lines, run_script
 from test_run_ner import write_learnable_set
 
 FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
-NER_FLAGS = ["--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
+NER_FLAGS = [NER_QUICK, "--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
              "--num_validate_during_training=2", "--seed=5", "--save_checkpoints_steps=4", "--deterministic",
              "--log_every=3"]
 
 
 def _weights(model_dir: Path) -> dict:
-    arrays = {}
-    with h5py.File(model_dir / "model.weights.h5", "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
+    return load_file(str(model_dir / "model.safetensors"))
 
 
 def _with_fault(fault, args):

@@ -23,6 +23,14 @@ token_ids, padding_mask, segment_ids [batch, length] in, float32 logits out; ONN
 operators, see bert_tf.onnx_engine) in --precision float32, int8 (dynamic quantization, CPUs) or float16 (CUDA),
 with labels.txt beside it.
 
+A model of run_pretraining.py (its model/ or a model.ckpt-STEP snapshot: a Hugging Face BertForMaskedLM or
+BertForPreTraining directory) exports as tf1 only: model.ckpt-STEP with the encoder (bert/...), the masked-LM head
+(cls/predictions/transform/dense/kernel [hidden, hidden] and bias, cls/predictions/transform/LayerNorm/gamma and
+beta, cls/predictions/output_bias [vocab]), the next-sentence head when the model has it
+(cls/seq_relationship/output_weights [2, hidden], output_bias [2]) and global_step: the names and shapes Google's and
+NVIDIA's run_pretraining.py read with --init_checkpoint; with `checkpoint`, bert_config.json and vocab.txt. The
+directory is already a transformers one (hf).
+
 `python -m bert_tf.export` runs the same command line.
 """
 
@@ -49,6 +57,14 @@ def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False, p
     if precision != "float32" and fmt != "onnx":
         raise InputError(f"--precision={precision} applies to --format=onnx only")
     cli.check_output_dir(output_dir, overwrite, "output_dir", overwrite_flag="--overwrite", action="replace it")
+    if not tf1.is_pretrained_model_dir(model_dir) and tf1.is_pretrained_model_dir(os.path.join(model_dir, "model")):
+        model_dir = os.path.join(model_dir, "model")  # a run_pretraining.py output folder: its final model
+    if tf1.is_pretrained_model_dir(model_dir):
+        if fmt != "tf1":
+            raise InputError(f"--format={fmt}: a pretrained model (masked-LM head) exports as tf1 only; the directory "
+                             "is already a Hugging Face one", model_dir)
+        tf1.export_pretrained_tf1(model_dir, output_dir)
+        return
     task = bert_tf_format.load_saved_model(model_dir)
     if fmt == "hf":
         hf_task.export_hf(task, output_dir)
