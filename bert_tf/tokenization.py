@@ -95,6 +95,7 @@ class WordPieceTokenizer:
         self.cls_id = tokenizer.token_to_id("[CLS]")
         self.sep_id = tokenizer.token_to_id("[SEP]")
         self._word_table: Optional[WordTable] = None
+        self._id_span: Optional[int] = None
 
     @classmethod
     def from_vocab(cls, vocab_path: str, lowercase: bool) -> "WordPieceTokenizer":
@@ -133,8 +134,14 @@ class WordPieceTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """The ids the vocabulary spans: its largest id + 1 (a vocab.txt's line count, repeated lines included)."""
-        return max(self.tokenizer.get_vocab(with_added_tokens=True).values()) + 1
+        """The ids the vocabulary spans: a vocab.txt's line count (a repeated token's later line keeps its id, as
+        Google's tokenizer reads it), else the largest id + 1."""
+        if self._id_span is None:
+            self._id_span = max(self.tokenizer.get_vocab(with_added_tokens=True).values()) + 1
+            if self.source.endswith(".txt"):
+                with open(self.source, encoding="utf-8") as f:
+                    self._id_span = max(self._id_span, sum(1 for _ in f))
+        return self._id_span
 
     def token_to_id(self, token: str) -> int:
         """The id of a vocabulary token; InputError if the vocabulary lacks it."""
