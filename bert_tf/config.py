@@ -276,6 +276,9 @@ def check_inference(config: Any) -> None:
 # ----- the settings every job shares --------------------------------------------------------------------------
 DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
 AMP_DTYPES = ("auto", "float16", "bfloat16")
+# The optimizer choices of bert_tf.optimization, named here so that a config is read without TensorFlow.
+SCHEDULES = ("published", "linear")  # published: NVIDIA's (PolynomialWarmupDecay); linear: WarmupLinearDecay
+LAMB_DECAYS = ("trust_ratio", "decoupled")  # where LAMB applies the weight decay (TrustRatioLamb / BertLamb)
 
 
 @dataclasses.dataclass

@@ -20,9 +20,9 @@ from typing import Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from bert_tf.config import LAMB_DECAYS, SCHEDULES
+
 NO_DECAY_NAMES = ("bias", "gamma", "beta")  # Keras names of biases and LayerNorm scale / offset
-SCHEDULES = ("published", "linear")  # published: NVIDIA's (PolynomialWarmupDecay); linear: WarmupLinearDecay
-LAMB_DECAYS = ("trust_ratio", "decoupled")  # where LAMB applies the weight decay (TrustRatioLamb / BertLamb)
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")

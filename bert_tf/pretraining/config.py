@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from bert_tf.config import OUTPUT, PUBLISHED_NOOP, RESULT, SharedSettings, check_at_least, setting
+from bert_tf.config import (LAMB_DECAYS, OUTPUT, PUBLISHED_NOOP, RESULT, SCHEDULES, SharedSettings, check_at_least,
+                            setting)
 from bert_tf.errors import InputError
-from bert_tf.optimization import LAMB_DECAYS, SCHEDULES
 
 COMMAND = "run_pretraining.py"
 
