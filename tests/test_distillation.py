@@ -178,3 +178,54 @@ def test_distillation_settings_are_checked(tmp_path):
     with pytest.raises(InputError, match="--unlabeled_contexts applies to distillation only"):
         classifier_run.run(dataclasses.replace(cfg, distill_from=None, unlabeled_contexts="x"))
     assert not (tmp_path / "out").exists()
+
+
+def test_soft_loss_is_the_temperature_scaled_kl_over_labelled_rows():
+    import tensorflow as tf
+
+    from bert_tf.training import masked_soft_kl_sum
+
+    logits = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0], [2.0, 2.0, 2.0]])
+    targets = np.array([[0.7, 0.3, 0.0], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
+    labels = np.array([0, 1, -1])  # the last row is not labelled
+    temperature = 2.0
+    expected = 0.0
+    for row in range(2):
+        q = np.exp(logits[row] / temperature) / np.sum(np.exp(logits[row] / temperature))
+        expected += temperature ** 2 * sum(p * np.log(p / r) for p, r in zip(targets[row], q) if p > 0)
+    got = masked_soft_kl_sum(tf.constant(labels), tf.constant(logits, tf.float32), tf.constant(targets, tf.float32),
+                             temperature)
+    assert abs(float(got) - expected) < 1e-5, (float(got), expected)
+
+
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
+def test_soft_and_hard_terms_weigh_the_gradient_as_their_weights_say(accumulation_steps):
+    """One SGD step of soft (weight 0.25) + hard (weight 0.75) terms on a linear model equals the step on the
+    hand-computed gradient of the weighted means; gradient accumulation changes nothing."""
+    import keras
+    import tensorflow as tf
+
+    from bert_tf.training import Loss, Trainer
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3)).astype("float32")
+    targets = rng.dirichlet(np.ones(2), size=4).astype("float32")
+    labels = np.array([1, -1, 0, -1], np.int32)  # two labelled rows
+    inputs = keras.Input(shape=(3,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(2, use_bias=False, name="dense")(inputs))
+    w0 = np.array(model.get_weights()[0])
+    losses = (Loss("soft", None, "teacher", "preds", targets="probs", temperature=2.0, weight=0.25),
+              Loss("hard", None, "labels", "hard_preds", weight=0.75))
+    trainer = Trainer(model, keras.optimizers.SGD(learning_rate=0.1), tf.distribute.get_strategy(), clip_norm=1e9,
+                      verbose=False, feature_keys=("x",), passthrough_keys=(), losses=losses,
+                      accumulation_steps=accumulation_steps)
+    batch = {"x": x, "probs": targets, "teacher": np.zeros(4, np.int32), "labels": labels}
+    trainer.fit(lambda epoch, first: (tf.data.Dataset.from_tensors(batch), 1), epochs=1)
+    z = x @ w0
+    q = np.exp(z / 2.0) / np.exp(z / 2.0).sum(axis=1, keepdims=True)
+    soft_grad = x.T @ ((q - targets) * 2.0) / 4  # d/dz of T^2 KL(p || softmax(z / T)) = T (q - p)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    onehot = np.eye(2)[np.maximum(labels, 0)] * (labels >= 0)[:, None]
+    hard_grad = x.T @ ((p - onehot) * (labels >= 0)[:, None]) / 2
+    expected = w0 - 0.1 * (0.25 * soft_grad + 0.75 * hard_grad)
+    np.testing.assert_allclose(model.get_weights()[0], expected, atol=1e-5)
