@@ -278,8 +278,8 @@ def distill_lines(d: Dict[str, Any]) -> List[str]:
             f"the consensus examples' train split; student: {cfg['student_layers']} of its layers, distilled "
             f"{cfg['student_epochs']:g} epoch(s) on the demo corpus contexts (soft targets) and the train split's "
             f"rows (1 in {cfg.get('student_train_every', 1)}; soft targets and labels); {t['test_examples']} test "
-            "examples.", ""]
-    ] + _table(["model", "examples/s", "accuracy", "macro F1", "GFLOP/example", "model GFLOP/s"], rows) + [
+            "examples.", ""
+            ] + _table(["model", "examples/s", "accuracy", "macro F1", "GFLOP/example", "model GFLOP/s"], rows) + [
         f"Student / teacher: **{speed:.2f}x** the examples/s (target {DISTILL_TARGETS['speed']:g}x: "
         f"{_met(speed >= DISTILL_TARGETS['speed'])}), accuracy {drop:+.1f} points lower (target within "
         f"{DISTILL_TARGETS['accuracy_points']:g}: {_met(drop <= DISTILL_TARGETS['accuracy_points'])}); the "
