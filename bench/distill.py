@@ -152,14 +152,15 @@ def timed_accuracy(teacher: Path, student: Path, test: Path, rounds: int) -> Dic
 
 
 def demo_corpus(teacher: Path, student: Path, contexts: Path, work: Path) -> Dict[str, Any]:
-    """Both models over the demo corpus and its blocklists: what changes from teacher to student."""
+    """Both models over the demo corpus and its blocklists (in WORK/demo/teacher and WORK/demo/STUDENT): what
+    changes from teacher to student."""
+    outs = {"teacher": work / "demo" / "teacher", "student": work / "demo" / student.name}
     for name, model in (("teacher", teacher), ("student", student)):
-        out = work / "demo" / name
-        if not (out / "lists" / "auto_local.tsv").is_file():
-            fidelity_effects.predict(str(model / "model"), str(contexts), str(out), ["--overwrite_output_dir"],
-                                     LENGTH)
-            fidelity_effects.blocklists(str(out))
-    base, other = str(work / "demo" / "teacher"), str(work / "demo" / "student")
+        if not (outs[name] / "lists" / "auto_local.tsv").is_file():
+            fidelity_effects.predict(str(model / "model"), str(contexts), str(outs[name]),
+                                     ["--overwrite_output_dir"], LENGTH)
+            fidelity_effects.blocklists(str(outs[name]))
+    base, other = str(outs["teacher"]), str(outs["student"])
     return {"predictions": fidelity_effects.compare_predictions(fidelity_effects.rows(base),
                                                                 fidelity_effects.rows(other)),
             "lists": fidelity_effects.compare_lists(base, other)}
@@ -183,13 +184,14 @@ def main() -> int:
                               "load_before": load_average(), "gemm_gflops_before": gemm()}
     data = split_by_document(CONSENSUS_EXAMPLES, work / "data")
     contexts = demo_contexts(work / "contexts")
-    teacher, student = work / "teacher", work / f"student{args.student_layers}"
+    teacher = work / "teacher"
+    student = work / f"student{args.student_layers}_epochs{args.student_epochs:g}_every{args.student_train_every}"
     labelled = student_data(data, work / f"student_data_every{args.student_train_every}", args.student_train_every)
     result["teacher_train_seconds"] = trained(teacher, teacher_args(data, teacher, args.teacher_epochs),
                                               work / "teacher.log")
     result["student_train_seconds"] = trained(student, student_args(teacher, labelled, contexts, student,
                                                                     args.student_layers, args.student_epochs),
-                                              work / "student.log")
+                                              student.with_suffix(".log"))
     result["settings"] = {"max_seq_length": LENGTH, "teacher_epochs": args.teacher_epochs,
                           "student_epochs": args.student_epochs, "student_layers": args.student_layers,
                           "teacher_command": "run_classifier.py " + " ".join(teacher_args(data, teacher,

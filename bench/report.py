@@ -281,7 +281,7 @@ def distill_lines(d: Dict[str, Any]) -> List[str]:
             "examples.", ""
             ] + _table(["model", "examples/s", "accuracy", "macro F1", "GFLOP/example", "model GFLOP/s"], rows) + [
         f"Student / teacher: **{speed:.2f}x** the examples/s (target {DISTILL_TARGETS['speed']:g}x: "
-        f"{_met(speed >= DISTILL_TARGETS['speed'])}), accuracy {drop:+.1f} points lower (target within "
+        f"{_met(speed >= DISTILL_TARGETS['speed'])}), accuracy {drop:.1f} points lower (target within "
         f"{DISTILL_TARGETS['accuracy_points']:g}: {_met(drop <= DISTILL_TARGETS['accuracy_points'])}); the "
         f"forward FLOPs' ratio is {t['gflop_per_example'] / s['gflop_per_example']:.2f}x, the bound on the speed-up "
         "of a compute-bound model.", "",
