@@ -363,6 +363,47 @@ def engine_verdicts(speed: Dict[str, Any], accuracy: Dict[str, Any]) -> List[str
             f"({_met(gap <= TARGETS['engine_int8_accuracy'])}).", ""]
 
 
+# ----------------------------------------------------------------------------- distilled student
+
+DISTILL_TARGETS = {"speed": 4.0, "accuracy_points": 1.5}  # student / teacher examples/s; accuracy drop
+
+
+def distill_lines(d: Dict[str, Any]) -> List[str]:
+    """Markdown of the distilled-student table (bench/distill.py)."""
+    if not d:
+        return ["Not measured: run `python bench/distill.py --work_dir=DIR` and add its JSON under "
+                "\"distillation\" in results.json.", ""]
+    t, s, demo = d["test"]["teacher"], d["test"]["student"], d["demo_corpus"]
+    speed, drop = s["examples_per_s"] / t["examples_per_s"], 100.0 * (t["accuracy"] - s["accuracy"])
+    rows = [[f"{name} ({m['layers']} layers)", f"{m['examples_per_s']:.2f}", f"{m['accuracy']:.4f}",
+             f"{m['macro_f1']:.4f}", f"{m['gflop_per_example']:.2f}", f"{m['model_gflops']:.1f}"]
+            for name, m in (("teacher", t), ("student", s))]
+    lists = demo["lists"]
+    changed = sum(v["only_raw"] + v["only_other"] for v in lists.values())
+    cfg = d["settings"]
+    return [f"Command: `{d['command']}`. Machine: {d['machine']['cpu']}, {d['machine']['cores']} cores, shared "
+            f"with other jobs (load average {d['load_before'][0]:.1f} before, "
+            f"{d['load_after'][0]:.1f} after), so both models were timed in turns in one process "
+            f"(best of {len(t['examples_per_s_passes'])} passes each); float32 2048^2 tf.matmul "
+            f"{d['gemm_gflops_before']:.1f} GFLOP/s before, {d['gemm_gflops_after']:.1f} after. max_seq_length "
+            f"{cfg['max_seq_length']}; teacher: all-MiniLM-L6-v2 fine-tuned {cfg['teacher_epochs']:g} epoch(s) on "
+            f"the consensus examples' train split; student: {cfg['student_layers']} of its layers, distilled "
+            f"{cfg['student_epochs']:g} epoch(s) on the demo corpus contexts (soft targets) and the train split's "
+            f"rows (1 in {cfg.get('student_train_every', 1)}; soft targets and labels); {t['test_examples']} test "
+            "examples.", ""
+            ] + _table(["model", "examples/s", "accuracy", "macro F1", "GFLOP/example", "model GFLOP/s"], rows) + [
+        f"Student / teacher: **{speed:.2f}x** the examples/s (target {DISTILL_TARGETS['speed']:g}x: "
+        f"{_met(speed >= DISTILL_TARGETS['speed'])}), accuracy {drop:.1f} points lower (target within "
+        f"{DISTILL_TARGETS['accuracy_points']:g}: {_met(drop <= DISTILL_TARGETS['accuracy_points'])}); the "
+        f"forward FLOPs' ratio is {t['gflop_per_example'] / s['gflop_per_example']:.2f}x, the bound on the speed-up "
+        "of a compute-bound model.", "",
+        f"Demo corpus ({demo['predictions']['rows']} contexts, 12 shards, blocklists pipeline): largest probability "
+        f"change {demo['predictions']['max_probability_difference']:.4f}, labels changed "
+        f"{demo['predictions']['labels_flipped']}; blocklist lines that differ: {changed} ("
+        + ", ".join(f"{name}: {v['raw']} teacher / {v['other']} student lines, {v['only_raw']} only the teacher's, "
+                    f"{v['only_other']} only the student's" for name, v in lists.items()) + ").", ""]
+
+
 # ----------------------------------------------------------------------------- whole report
 
 
@@ -512,6 +553,7 @@ def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]
         out += ["## 6. Inference engines: TensorFlow and ONNX Runtime (float32, int8) for classifier prediction", ""]
         out += inference_engine_lines(results["inference_engine"])
         out += per_tensor_lines(results.get("inference_engine_per_tensor"))
+    out += ["## 7. Distilled student (bench/distill.py)", ""] + distill_lines(results.get("distillation", {}))
     if results["machine"]["gpu"] == "none":
         out += ["## GPU", "", "No GPU was available to this run, so the GPU figures of the issue are not measured "
                 "here. On a GPU machine run:", "", "```", GPU_COMMAND, "```", "", GPU_NOTE, ""]

@@ -71,16 +71,31 @@ def count_labelled(labels: tf.Tensor, class_weights: Optional[tf.Tensor] = None)
     return tf.reduce_sum(tf.where(mask, weights, tf.zeros_like(weights)))
 
 
+def masked_soft_kl_sum(labels: tf.Tensor, logits: tf.Tensor, targets: tf.Tensor, temperature: float) -> tf.Tensor:
+    """Sum of temperature^2 * KL(targets || softmax(logits / temperature)) over positions whose label is not
+    IGNORE_LABEL (knowledge distillation: `targets` are the teacher's probabilities at that temperature)."""
+    logits = tf.cast(logits, tf.float32) / temperature
+    targets = tf.cast(targets, tf.float32)
+    kl = tf.reduce_sum(tf.math.xlogy(targets, targets) - targets * tf.nn.log_softmax(logits), axis=-1)
+    kl = kl * (temperature * temperature)
+    return tf.reduce_sum(tf.where(tf.not_equal(labels, IGNORE_LABEL), kl, tf.zeros_like(kl)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Loss:
-    """One cross-entropy term of the training objective: the mean over the batch's labelled positions of the
-    model output `output` (a key of the model's output dict; None for a model of one output) against the batch's
-    `labels`. The step reports it as `name` and its argmax predictions as `preds`."""
+    """One term of the training objective: the mean over the batch's labelled positions of the model output
+    `output` (a key of the model's output dict; None for a model of one output) against the batch's `labels`
+    (cross-entropy), or, with `targets` (a batch key of target probabilities), the soft loss masked_soft_kl_sum at
+    `temperature` over the positions whose `labels` are set. The objective adds the terms times their `weight`.
+    The step reports each term as `name` and its argmax predictions as `preds`."""
 
     name: str
     output: Optional[str]
     labels: str
     preds: str
+    targets: Optional[str] = None
+    temperature: float = 1.0
+    weight: float = 1.0
 
 
 SINGLE_LOSS = (Loss("loss", None, LABELS, "preds"),)
@@ -89,7 +104,7 @@ SINGLE_LOSS = (Loss("loss", None, LABELS, "preds"),)
 class Trainer:
     """Trains and runs a Keras model under any tf.distribute strategy with a custom loop.
 
-    The objective is the sum of the `losses` (default: the single output against LABELS); with several, each
+    The objective is the weighted sum of the `losses` (default: the single output against LABELS); with several, each
     step also reports every term under its name, and each term's mean is over its own labelled positions of the
     whole batch (all micro-batches and replicas), so accumulation stays exact term by term.
     """
@@ -112,8 +127,8 @@ class Trainer:
     ):
         self.model = model
         self.losses = tuple(losses)
-        if len(self.losses) > 1 and (class_weights is not None or any(t.output is None for t in self.losses)):
-            raise ValueError("several losses need a model with named outputs and no class weights")
+        if len(self.losses) > 1 and class_weights is not None:
+            raise ValueError("several losses take no class weights")
         # Scalars reported per step (the total and, with several terms, each term).
         self._loss_keys = ("loss",) + (tuple(t.name for t in self.losses) if len(self.losses) > 1 else ())
         # The batch keys the model takes as inputs (a masked-LM model also takes the masked positions).
@@ -156,14 +171,23 @@ class Trainer:
     # ----- compiled pieces -------------------------------------------------------------------
     def _term_logits(self, outputs) -> List[tf.Tensor]:
         """The logits of every loss term from the model's output (one tensor, or a dict by output name)."""
-        return [outputs[t.output] for t in self.losses] if isinstance(outputs, dict) else [outputs]
+        return [outputs[t.output] if isinstance(outputs, dict) else outputs for t in self.losses]
 
-    def _forward_backward_fn(self, features, labels, multipliers):
-        """(per-term loss sums, gradients of sum_i loss_sum_i * multipliers_i, per-term argmax predictions)."""
+    def _term_sum(self, term: Loss, labels: tf.Tensor, logits: tf.Tensor, targets: Optional[tf.Tensor],
+                  class_weights: Optional[tf.Tensor]) -> tf.Tensor:
+        """One term's loss summed over its labelled positions."""
+        if term.targets is not None:
+            return masked_soft_kl_sum(labels, logits, targets, term.temperature)
+        return masked_sparse_ce_sum(labels, logits, class_weights)
+
+    def _forward_backward_fn(self, features, labels, multipliers, targets=None):
+        """(per-term loss sums, gradients of sum_i loss_sum_i * multipliers_i, per-term argmax predictions);
+        `targets`: each term's target probabilities (None for a cross-entropy term)."""
+        targets = targets or [None] * len(self.losses)
         with tf.GradientTape() as tape:
             logits = self._term_logits(self.model(features, training=True))
-            loss_sums = [masked_sparse_ce_sum(labels[0], logits[0], self.class_weights)]
-            loss_sums += [masked_sparse_ce_sum(y, x) for y, x in zip(labels[1:], logits[1:])]
+            loss_sums = [self._term_sum(t, y, x, p, self.class_weights if i == 0 else None)
+                         for i, (t, y, x, p) in enumerate(zip(self.losses, labels, logits, targets))]
             objective = loss_sums[0] * multipliers[0]
             for loss_sum, multiplier in zip(loss_sums[1:], multipliers[1:]):
                 objective += loss_sum * multiplier
@@ -176,7 +200,7 @@ class Trainer:
     def _forward_fn(self, features):
         return self.model(features, training=False)
 
-    def _accumulated_forward_backward(self, features, labels, multipliers):
+    def _accumulated_forward_backward(self, features, labels, multipliers, targets=None):
         """_forward_backward over `accumulation_steps` equal micro-batches of the replica's batch, gradients and
         loss sums added up: one update's worth, with activations of only one micro-batch alive at a time."""
         k = self.accumulation_steps
@@ -185,12 +209,14 @@ class Trainer:
             return tf.reshape(t, tf.concat([[k, tf.shape(t)[0] // k], tf.shape(t)[1:]], axis=0))
 
         features, labels = {n: micro(t) for n, t in features.items()}, [micro(t) for t in labels]
+        targets = [None if t is None else micro(t) for t in (targets or [None] * len(labels))]
         grads = [tf.zeros(v.shape, tf.float32) for v in self.variables]
         loss_sums = [tf.zeros([], tf.float32) for _ in labels]
         preds = [tf.TensorArray(tf.int32, size=k, infer_shape=False) for _ in labels]
         for i in tf.range(k):
             part_losses, part_grads, part_preds = self._forward_backward(
-                {n: t[i] for n, t in features.items()}, [t[i] for t in labels], multipliers)
+                {n: t[i] for n, t in features.items()}, [t[i] for t in labels], multipliers,
+                [None if t is None else t[i] for t in targets])
             grads = [a + tf.cast(g, tf.float32) for a, g in zip(grads, part_grads)]
             loss_sums = [a + tf.cast(x, tf.float32) for a, x in zip(loss_sums, part_losses)]
             preds = [array.write(i, x) for array, x in zip(preds, part_preds)]
@@ -204,13 +230,18 @@ class Trainer:
         global_counts = [tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, c), 1.0) for c in counts]
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._loss_scale else tf.constant(1.0)
         step = self._forward_backward if self.accumulation_steps == 1 else self._accumulated_forward_backward
-        loss_sums, grads, preds = step(features, labels, [scale / c for c in global_counts])
+        targets = [None if t.targets is None else batch[t.targets] for t in self.losses]
+        multipliers = [scale / c if t.weight == 1.0 else scale * t.weight / c
+                       for t, c in zip(self.losses, global_counts)]
+        loss_sums, grads, preds = step(features, labels, multipliers,
+                                       None if all(p is None for p in targets) else targets)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [tf.cast(g, tf.float32) for g in grads])
         losses = [ctx.all_reduce(tf.distribute.ReduceOp.SUM, x) / c for x, c in zip(loss_sums, global_counts)]
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
         self.optimizer.apply_gradients(zip(grads, self.variables))
-        out = {"loss": losses[0]}
-        for loss in losses[1:]:
+        weighted = [loss if t.weight == 1.0 else loss * t.weight for t, loss in zip(self.losses, losses)]
+        out = {"loss": weighted[0]}
+        for loss in weighted[1:]:
             out["loss"] += loss
         if len(self.losses) > 1:
             out.update({t.name: loss for t, loss in zip(self.losses, losses)})

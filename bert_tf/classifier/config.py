@@ -106,6 +106,28 @@ class ClassifierConfig(SharedSettings, CorpusSettings, InferenceSettings):
         "Calibrated probabilities: fold the temperature fitted by --calibrate into the classifier (with --do_train: "
         "into the saved model; with a saved model: into this run's evaluation and predictions). Off: raw softmax, "
         "as the published pipeline."))
+    distill_from: Optional[str] = setting(None, RESULT, (
+        "With --do_train: train a smaller student by distillation from this fine-tuned classifier (a model saved by "
+        "bert-tf, e.g. OUT/model) instead of fine-tuning --bert_model: --student_layers encoder layers initialised "
+        "from the teacher's, trained on the teacher's probabilities over --unlabeled_contexts (and train.tsv's "
+        "examples with --data_dir). The student is saved as a normal fine-tuned model (<output_dir>/model); see "
+        "docs/distillation.md."))
+    student_layers: Optional[int] = setting(None, RESULT, (
+        "With --distill_from: the student's encoder layers (default: half the teacher's, at least 1)."),
+        lower_bound=1)
+    teacher_layers: Optional[str] = setting(None, RESULT, (
+        "With --distill_from: the teacher's encoder layers (0-based, comma-separated, one per student layer, "
+        "ascending) that initialise the student's (default: evenly spaced, ending at the top layer, e.g. 2,5 of "
+        "6)."))
+    unlabeled_contexts: Optional[str] = setting(None, RESULT, (
+        "With --distill_from: contexts to distil on, in the six-column prediction format (column 3 is not used): "
+        "a file, a folder (its *.tsv), a glob pattern (quoted) or @LIST, e.g. corpus shards."))
+    distill_temperature: float = setting(2.0, RESULT, (
+        "With --distill_from: the temperature of the soft targets (teacher and student logits are divided by it; "
+        "the soft loss is temperature^2 x KL)."))
+    hard_label_weight: float = setting(0.5, RESULT, (
+        "With --distill_from and --data_dir: the weight of the cross-entropy against train.tsv's labels; the soft "
+        "loss gets 1 - this weight."))
     use_fp16: bool = setting(False, RESULT, (
         "Accepted from published command lines; changes nothing: the published --use_fp16 only changed the "
         "optimizer (loss scaling, float16 compression of Horovod's gradient all-reduce) while the model stayed "
@@ -133,11 +155,29 @@ def check(cfg: ClassifierConfig) -> None:
         raise InputError(f"--num_train_epochs={cfg.num_train_epochs}: must be positive")
     if not 0.0 <= cfg.warmup_proportion < 1.0:
         raise InputError(f"--warmup_proportion={cfg.warmup_proportion}: must be in [0, 1)")
-    if (cfg.do_train or cfg.do_eval) and not cfg.data_dir:
+    check_distillation(cfg)
+    if (cfg.do_eval or (cfg.do_train and not cfg.distill_from)) and not cfg.data_dir:
         raise InputError("--data_dir is required for --do_train and --do_eval")
     if cfg.labels_file and cfg.labels_dir:
         raise InputError("give --labels_file or --labels_dir, not both")
     config.check_inference(cfg)
+
+
+def check_distillation(cfg: ClassifierConfig) -> None:
+    """Reject distillation settings that cannot work (InputError)."""
+    if not cfg.distill_from:
+        for name in ("unlabeled_contexts", "teacher_layers", "student_layers"):
+            if getattr(cfg, name) is not None:
+                raise InputError(f"--{name} applies to distillation only: give --distill_from")
+        return
+    if not cfg.do_train:
+        raise InputError("--distill_from trains a student: give --do_train")
+    if not (cfg.unlabeled_contexts or cfg.data_dir):
+        raise InputError("--distill_from needs something to distil on: --unlabeled_contexts and/or --data_dir")
+    if not cfg.distill_temperature > 0:
+        raise InputError(f"--distill_temperature={cfg.distill_temperature}: must be positive")
+    if not 0.0 <= cfg.hard_label_weight <= 1.0:
+        raise InputError(f"--hard_label_weight={cfg.hard_label_weight}: must be in [0, 1]")
 
 
 def with_horovod(cfg: ClassifierConfig) -> ClassifierConfig:

@@ -547,12 +547,17 @@ def _record_parser(info: CacheInfo) -> Callable:
     def parse(records):
         values = tf.cast(tf.io.decode_raw(records, tf_dtype, little_endian=True), tf.int32)
         values = tf.reshape(values, [-1, length + 1])
-        token_ids = values[:, :length]
-        features = {
-            TOKEN_IDS: token_ids,
-            PADDING_MASK: tf.cast(tf.not_equal(token_ids, pad_id), tf.int32),
-            SEGMENT_IDS: tf.zeros_like(token_ids),
-        }
-        return features, values[:, length] - 1
+        return token_features(values[:, :length], pad_id), values[:, length] - 1
 
     return parse
+
+
+def token_features(token_ids: Any, pad_id: int) -> Dict[str, Any]:
+    """The model's inputs from int32 token ids [B, L]: the ids, their padding mask and (all zero) segment ids."""
+    import tensorflow as tf
+
+    return {
+        TOKEN_IDS: token_ids,
+        PADDING_MASK: tf.cast(tf.not_equal(token_ids, pad_id), tf.int32),
+        SEGMENT_IDS: tf.zeros_like(token_ids),
+    }

@@ -66,11 +66,18 @@ def build_model(cfg: ClassifierConfig, run: distribution.RunContext, checkpoint:
     with run.strategy.scope():
         task = checkpoints.build_task_model(checkpoint, tokenizer, labels, "sequence", cfg.classifier_dropout,
                                        pooling=cfg.pooling)
+    return task, make_trainer(cfg, run, task, steps, class_weights=weights)
+
+
+def make_trainer(cfg: ClassifierConfig, run: distribution.RunContext, task: models.TaskModel, steps: Steps,
+                 **options) -> Trainer:
+    """The trainer of `task` with its optimizer (--optimizer, linear warm-up and decay over `steps`); `options`:
+    more Trainer arguments (class weights, loss terms)."""
+    with run.strategy.scope():
         schedule = optimization.WarmupLinearDecay(cfg.learning_rate, steps.warmup, steps.total)
         optimizer = optimization.make_optimizer(cfg.optimizer, schedule, cfg.weight_decay)
-    trainer = Trainer(task.model, optimizer, run.strategy, use_xla=cfg.use_xla, loss_scale=run.loss_scale,
-                      log_every=cfg.log_every, verbose=cfg.verbose, class_weights=weights)
-    return task, trainer
+    return Trainer(task.model, optimizer, run.strategy, use_xla=cfg.use_xla, loss_scale=run.loss_scale,
+                   log_every=cfg.log_every, verbose=cfg.verbose, **options)
 
 
 def run_table(cfg: ClassifierConfig, checkpoint: checkpoints.Checkpoint, task: models.TaskModel,
@@ -137,19 +144,28 @@ def fit(cfg: ClassifierConfig, task: models.TaskModel, trainer: Trainer, train_i
         chief: bool) -> calibration.CollapseGuard:
     """Train (resuming where the checkpointer left off), validating on dev.tsv after every epoch; what the
     validations saw of a collapse."""
-    validation = DevValidation(trainer, dev_info, task.labels, cfg.eval_batch_size)
-    tracker = OutputTracker(["preds", LABELS], evaluation.training_metrics)
-    callbacks = [validation.guard] + ([HistoryWriter(trainer, cfg.output_dir, ("loss", "accuracy", "f1"))]
-                                      if chief else [])
+    return fit_epochs(cfg, task, trainer, functools.partial(epoch_dataset, cfg, train_info, steps), dev_info, steps,
+                      checkpointer, chief, OutputTracker(["preds", LABELS], evaluation.training_metrics))
+
+
+def fit_epochs(cfg: ClassifierConfig, task: models.TaskModel, trainer: Trainer, epoch_batches,
+               dev_info: Optional[feature_cache.CacheInfo], steps: Steps, checkpointer: resume.TrainingCheckpointer,
+               chief: bool, tracker: OutputTracker,
+               metrics: Sequence[str] = ("loss", "accuracy", "f1")) -> calibration.CollapseGuard:
+    """Train on `epoch_batches(epoch, first_step)` (resuming where the checkpointer left off), validating on
+    dev.tsv after every epoch when `dev_info` is given; history.csv and the plots of `metrics`; what the
+    validations saw of a collapse."""
+    validation = DevValidation(trainer, dev_info, task.labels, cfg.eval_batch_size) if dev_info else None
+    guard = validation.guard if validation else calibration.CollapseGuard()
+    callbacks = [guard] + ([HistoryWriter(trainer, cfg.output_dir, metrics)] if chief else [])
     callbacks += tensorboard.make_writer(cfg.tensorboard, chief, trainer, cfg.output_dir, task.labels,
-                                         lambda: validation.confusion_matrix)
+                                         lambda: validation.confusion_matrix if validation else None)
     checkpointer.attach(task.model, trainer.optimizer)
     started = time.time()
-    trainer.fit(functools.partial(epoch_dataset, cfg, train_info, steps), epochs=steps.epochs, validate=validation,
-                outputs=tracker, callbacks=callbacks, checkpointer=checkpointer,
-                save_every_steps=cfg.save_checkpoints_steps)
+    trainer.fit(epoch_batches, epochs=steps.epochs, validate=validation, outputs=tracker, callbacks=callbacks,
+                checkpointer=checkpointer, save_every_steps=cfg.save_checkpoints_steps)
     print(f"training took {time.time() - started:.1f} s")
-    return validation.guard
+    return guard
 
 
 def calibrate(cfg: ClassifierConfig, model: Classifier, dev_info: feature_cache.CacheInfo) -> None:

@@ -97,6 +97,8 @@ def predict_probabilities(trainer, info: feature_cache.CacheInfo, batch_size: in
     return _predict_rows(trainer, info, batch_size, softmax, on_rows, keep, description)
 
 
-def predict_logits(trainer, info: feature_cache.CacheInfo, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+def predict_logits(trainer, info: feature_cache.CacheInfo, batch_size: int,
+                   description: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The model's logits (float64) and gold label ids (-1: none) of every example, in input order."""
-    return _predict_rows(trainer, info, batch_size, lambda logits: logits.astype(np.float64), None, True)
+    return _predict_rows(trainer, info, batch_size, lambda logits: logits.astype(np.float64), None, True,
+                         description)

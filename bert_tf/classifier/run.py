@@ -20,7 +20,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bert_tf import cli, config, distribution, html_report, lifecycle, ownership, resume
-from bert_tf.classifier import calibration, corpus, fitting, inputs, model_loading, prediction
+from bert_tf.classifier import calibration, corpus, distill, fitting, inputs, model_loading, prediction
 from bert_tf.classifier.config import ClassifierConfig, check, with_horovod
 from bert_tf.classifier.evaluation_report import EVAL_OUTPUTS, evaluate_on_dev
 from bert_tf.classifier.model_settings import Classifier
@@ -90,13 +90,18 @@ def run(cfg: ClassifierConfig) -> ClassifierResult:
 
 
 def training_labels(cfg: ClassifierConfig) -> Tuple[List[str], str]:
-    """The labels to train with and where they come from: --labels_dir, --labels_file, else train.tsv's."""
+    """The labels to train with and where they come from: the teacher's (--distill_from), --labels_dir,
+    --labels_file, else train.tsv's."""
+    if cfg.distill_from:
+        return distill.teacher_labels(cfg)
     train_path = inputs.split_path(cfg.data_dir, "train")
     return model_loading.given_labels(cfg) or inputs.resolve_labels(None, train_path)
 
 
 def training_fingerprint(cfg: ClassifierConfig) -> Dict[str, Any]:
     """The settings and data files a resumed training run must share with the run it resumes."""
+    if cfg.distill_from:
+        return config.fingerprint(cfg, distill.input_files(cfg))
     return config.fingerprint(cfg, [inputs.split_path(cfg.data_dir, split) for split in ("train", "dev")])
 
 
@@ -143,6 +148,8 @@ def model_for_run(cfg: ClassifierConfig, context: distribution.RunContext, label
     os.makedirs(cfg.output_dir, exist_ok=True)
     if context.chief:
         cli.write_run_config(cfg.output_dir, config.values(cfg))
+    if cfg.do_train and cfg.distill_from:
+        return distill.train_student(cfg, context, labels_source, checkpointer)
     if cfg.do_train:
         return fitting.train_model(cfg, context, labels, labels_source, checkpointer)
     model = model_loading.load_trained(cfg, context)
