@@ -16,6 +16,7 @@ from bert_tf import checkpoints, models
 from bert_tf.checkpoints import export, hf_task
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
+from reference_bert import ReferenceBert
 
 INPUTS = {
     "token_ids": np.array([[2, 10, 11, 12, 3, 0, 0], [2, 20, 21, 3, 30, 31, 3]], np.int32),
@@ -89,6 +90,17 @@ def test_load_hf_task_weights_checks_the_label_count(hf_exports, tiny_checkpoint
                                    ["O", "B-X"], "token", 0.1)
     with pytest.raises(InputError, match=r"classifier.weight has shape \[4, 32\], expected \[2, 32\]"):
         hf_task.load_hf_task_weights(task, hf_exports["token"])
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_hf_export_matches_an_independent_numpy_forward_pass(fine_tuned, hf_exports, head):
+    """The exported files, read by tests/reference_bert.py (no bert_tf code), give the model's logits."""
+    reference = ReferenceBert.load(hf_exports[head])
+    forward = {"token": reference.token_logits, "sequence": reference.sequence_logits}[head]
+    logits = forward(INPUTS["token_ids"], INPUTS["padding_mask"], INPUTS["segment_ids"])
+    assert reference.labels == LABELS[head]
+    mask = INPUTS["padding_mask"].astype(bool) if head == "token" else np.ones(len(logits), bool)
+    assert np.abs(logits[mask] - fine_tuned[head][1][mask]).max() < 1e-4
 
 
 @pytest.mark.parametrize("head", ["token", "sequence"])
