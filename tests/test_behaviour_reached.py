@@ -147,7 +147,8 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path
     args = ([f"--data_path={data}", f"--save_model_path={out}", "--epochs=1", "--max_len=16"]
             if script == "run_ner.py" else
             [f"--data_dir={tmp_path}", f"--output_dir={out}", "--do_train", "--max_seq_length=16"])
-    (tmp_path / "train.tsv").write_text("d1\ta1\tche\tleft \tx\t right\n", encoding="utf-8")
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.tsv").write_text("d1\ta1\tche\tleft \tx\t right\n", encoding="utf-8")
     process = run_script([script, f"--bert_model={tiny_checkpoint}", *args])
     assert process.returncode == 2, process.stderr[-3000:]
     assert error_lines(process) == [f"error: {out}: the output folder cannot be created or written: Not a directory"]
