@@ -5,8 +5,6 @@ line and exit 2."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
