@@ -151,9 +151,15 @@ def test_reloaded_model_predicts_what_was_reported(trained):
     assert len(conll) == len(gold)
     jsonl = [json.loads(line) for line in (out / "preds" / "test_predictions.jsonl").read_text().splitlines()]
     assert len(jsonl) == len(gold) and all("entities" in d for d in jsonl)
-    again = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
-                        f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
-    assert again.returncode == 2 and "--overwrite_output_dir" in error_lines(again)[0]
+    from bert_tf.errors import InputError
+    from bert_tf.ner import run
+    from bert_tf.ner.config import NerConfig
+
+    before = {p.name: p.read_bytes() for p in predictions.parent.iterdir()}
+    with pytest.raises(InputError, match="--overwrite_output_dir"):  # the same prediction again: refused (in-process)
+        run.run(NerConfig(do_predict=True, save_model_path=str(out), predict_file=str(data / "test.csv"),
+                          predict_output=str(predictions), verbose=False))
+    assert {p.name: p.read_bytes() for p in predictions.parent.iterdir()} == before
 
 
 def eval_list(text: str):
