@@ -151,3 +151,23 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path
     assert process.returncode == 2, process.stderr[-3000:]
     assert error_lines(process) == [f"error: {out}: the output folder cannot be created or written: Not a directory"]
     assert (tmp_path / "a_file").read_text(encoding="utf-8") == "not a folder"
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_the_classifier_optimizer_setting_reaches_its_trainer(tiny_checkpoint, name):
+    """--optimizer: the classifier's trainer steps with that optimizer (LAMB's layer-wise trust ratio or AdamW)."""
+    import tensorflow as tf
+
+    from bert_tf import checkpoints, distribution
+    from bert_tf.classifier import fitting
+    from bert_tf.classifier.config import ClassifierConfig
+    from bert_tf.optimization import BertLamb
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    cfg = ClassifierConfig(optimizer=name, learning_rate=1e-3, verbose=False)
+    run = distribution.RunContext(tf.distribute.get_strategy(), "float32", False)
+    _, trainer = fitting.build_model(cfg, run, checkpoints.find_checkpoint(tiny_checkpoint),
+                                     WordPieceTokenizer.from_model_dir(tiny_checkpoint), ["a", "b"],
+                                     fitting.Steps(4, 8, 2, 1), None)
+    assert isinstance(trainer.optimizer, BertLamb) == (name == "lamb")
+    assert type(trainer.optimizer).__name__ == ("BertLamb" if name == "lamb" else "BertAdamW")
