@@ -171,3 +171,24 @@ def test_the_classifier_optimizer_setting_reaches_its_trainer(tiny_checkpoint, n
                                      fitting.Steps(4, 8, 2, 1), None)
     assert isinstance(trainer.optimizer, BertLamb) == (name == "lamb")
     assert type(trainer.optimizer).__name__ == ("BertLamb" if name == "lamb" else "BertAdamW")
+
+
+def test_pretraining_data_settings_reach_the_training_stream(tiny_checkpoint, tmp_path):
+    """--input_files_dir --masked_lm_prob --nowhole_word_masking --shuffle_buffer: the stream the training loop
+    reads takes the folder's files, masks at that rate piece by piece, through that shuffle buffer."""
+    from bert_tf.pretraining import data as pretraining_data
+    from bert_tf.pretraining.config import PretrainingConfig
+    from bert_tf.tokenization import WordPieceTokenizer
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"part{i}.txt").write_text("alice met bob in paris .\ncarol visited rome .\n" * 10, encoding="utf-8")
+    cfg = PretrainingConfig(bert_model=tiny_checkpoint, input_files_dir=str(folder), masked_lm_prob=0.3,
+                            whole_word_masking=False, shuffle_buffer=5, max_seq_length=32,
+                            max_predictions_per_seq=20, eval_fraction=0.0, seed=1, verbose=False)
+    data = pretraining_data.read_training_data(cfg, WordPieceTokenizer.from_model_dir(tiny_checkpoint), 4)
+    assert sorted(data.train.corpus.paths) == sorted(str(p) for p in folder.glob("*.txt"))
+    assert (data.train.masking.masked_lm_prob, data.train.masking.whole_word, data.train.shuffle_buffer) == (
+        0.3, False, 5)
+    assert "streamed from 2 file(s) through a shuffle buffer of 5 blocks" in data.described
