@@ -82,18 +82,19 @@ def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a
 
 def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_checkpoint, tmp_path):
     """SIGKILL while the checkpoint of step 8 is written (its state file, written last, never appears): the
-    same command resumes from the one before, the end of epoch 1 (step 7)."""
+    same command resumes from the one before, the end of epoch 1."""
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 96), ("val", 24), ("test", 24)))
     out = tmp_path / "run"
     killed = _ner(tiny_checkpoint, data, out, fault="kill_during_save=8", extra=["--log_every=1"])
     assert killed.returncode == -signal.SIGKILL
     assert (out / "checkpoints" / "ckpt-8.index").is_file()  # written before the kill, never used
+    assert not (out / "checkpoints" / "ckpt-8.state.json").exists()
     state = newest_state(out)
-    assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (7, 1, 0)  # the end of epoch 1
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0) and state["global_step"] < 8  # the end of epoch 1
     events = event_files(out)
     resumed = _ner(tiny_checkpoint, data, out, extra=["--log_every=1"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_resumed(resumed.stdout, state, out, events, 3 * 7)
+    assert_resumed(resumed.stdout, state, out, events, 3 * int(state["global_step"]))  # 3 epochs
     assert json.loads((out / "test_results.json").read_text())["num_sentences"] == 24
 
 
