@@ -32,7 +32,7 @@ demo-ner: $(STAMP)
 demo-classifier: $(STAMP)
 	$(PY) run_classifier.py --flagfile=flags/demo_classifier.flags --bert_model=$(MINILM)
 
-# The published classifier pipeline on the demo data: fine-tune, predict 12 shards, blocklists (timed).
+# The published classifier pipeline on the demo data: fine-tune, prediction inputs from a tagger run, predict 12 shards, blocklists (timed).
 demo-pipeline: $(STAMP)
 	PYTHON=$(PY) bash scripts/demo_published_pipeline.sh $(MINILM) runs/demo_pipeline
 

@@ -73,7 +73,7 @@ def prepare(name: str, work: str, train_sentences: int, sample: str, seed: int) 
 
 def train_once(data: str, out: str, context: str, args: argparse.Namespace) -> Dict[str, Any]:
     """One run_ner.py training; its test comparison and times."""
-    command = [sys.executable, "run_ner.py", f"--bert_model={minilm_dir()}", f"--data_path={data}",
+    command = [sys.executable, "run_ner.py", "--flagfile=flags/ner_quick.flags", f"--bert_model={minilm_dir()}", f"--data_path={data}",
                f"--save_model_path={out}", "--overwrite_output_dir", "--noresume", f"--context={context}",
                f"--epochs={args.epochs}", f"--max_len={args.max_len}", "--batch_size=16",
                f"--learning_rate={args.learning_rate}", f"--seed={args.seed}", "--noverbose"]

@@ -8,7 +8,6 @@ training step), so that demo settings compare without timing a loaded machine.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from typing import Dict
@@ -61,9 +60,8 @@ def classifier_compute(flags: Dict[str, str]) -> Dict[str, int]:
     with open(os.path.join(ROOT, flags["data_dir"], "train.tsv"), encoding="utf-8") as f:
         rows = sum(1 for line in f if line.strip())
     batch, length = int(flags["train_batch_size"]), int(flags["max_seq_length"])
-    steps = max(1, int(round(float(flags["num_train_epochs"]) * math.ceil(rows / batch))))
-    full, last = divmod(rows, batch)
-    per_epoch_rows = [batch] * full + ([last] if last else [])
+    steps = max(1, int(rows / batch * float(flags["num_train_epochs"])))  # rounded down, as run_classifier.py
+    per_epoch_rows = [batch] * (rows // batch) or [rows]  # full batches only (one partial when rows < batch)
     trained = sum(per_epoch_rows[i % len(per_epoch_rows)] for i in range(steps))
     return {"steps": steps, "tokens": trained * length}
 

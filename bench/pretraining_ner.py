@@ -59,7 +59,7 @@ def pretrain(start: str, out: str, steps: int, args: argparse.Namespace, log: st
 
 def fine_tune(model: str, data: str, out: str, seed: int, args: argparse.Namespace, log: str) -> Dict[str, Any]:
     """One run_ner.py of the reduced setting; the test F1 and the wall time."""
-    seconds = run([sys.executable, "run_ner.py", f"--bert_model={model}", f"--data_path={data}",
+    seconds = run([sys.executable, "run_ner.py", "--flagfile=flags/ner_quick.flags", f"--bert_model={model}", f"--data_path={data}",
                    f"--save_model_path={out}", "--overwrite_output_dir", "--noresume", "--context=none",
                    f"--epochs={args.ner_epochs}", "--max_len=128", "--batch_size=16",
                    f"--learning_rate={args.ner_lr}", f"--seed={seed}", "--noverbose"], log)

@@ -46,12 +46,12 @@ Config = TypeVar("Config")
 
 
 def setting(default: Any, role: Role, help: str, *, choices: Optional[Sequence[str]] = None,
-            lower_bound: Optional[int] = None, flag: bool = True) -> Any:
+            lower_bound: Optional[int] = None, flag: bool = True, case_sensitive: bool = True) -> Any:
     """A config field: its default, role, help text (the flag's; for a PUBLISHED_NOOP, why it does nothing), for an
-    enum its choices, for a number the least value its flag accepts. `flag=False`: a Python-only field (no
-    command-line flag)."""
+    enum its choices (`case_sensitive=False`: the flag takes them in any case and gives the choice as declared), for
+    a number the least value its flag accepts. `flag=False`: a Python-only field (no command-line flag)."""
     metadata = {"role": role, "help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag,
-                "lower_bound": lower_bound}
+                "lower_bound": lower_bound, "case_sensitive": case_sensitive}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -111,11 +111,56 @@ def define_flags(config_type: type, flag_values: absl_flags.FlagValues = absl_fl
         if field.metadata.get("lower_bound") is not None:
             where["lower_bound"] = field.metadata["lower_bound"]
         if choices is not None:
-            absl_flags.DEFINE_enum(field.name, default, list(choices), help_text, **where)
+            case_sensitive = field.metadata.get("case_sensitive", True)
+            absl_flags.DEFINE_flag(absl_flags.EnumFlag(field.name, default, help_text, list(choices),
+                                                       case_sensitive=case_sensitive), flag_values, module_name)
         elif kind in FLAG_DEFINERS:
             FLAG_DEFINERS[kind](field.name, default, help_text, **where)
         else:
             raise TypeError(f"{config_type.__name__}.{field.name}: no flag type for {kind!r}")
+
+
+BOOLEAN_WORDS = ("true", "false")  # the published `--flag True` / `--flag False` (any case)
+
+
+def published_booleans(argv: Sequence[str], is_boolean: Any) -> List[str]:
+    """`argv` with the published space-separated boolean form, `--flag True` / `--flag False` (either case), of
+    every flag for which `is_boolean(name)` holds written as `--flag=true` / `--flag=false`, which absl reads.
+    The published scripts' argparse (`type=bool`) took any value, `False` too, as true; here `False` is false.
+    argv[0] (the program) and everything after `--` are kept as they are."""
+    out = list(argv[:1])
+    index = 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return out + list(argv[index:])
+        name = arg.lstrip("-")
+        following = argv[index + 1].lower() if index + 1 < len(argv) else ""
+        if arg.startswith("-") and "=" not in name and following in BOOLEAN_WORDS and is_boolean(name):
+            out.append(f"{arg}={following}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
+
+
+def is_boolean_flag(name: str, flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> bool:
+    """Whether `name` is a defined boolean flag."""
+    return name in flag_values and bool(flag_values[name].boolean)
+
+
+def parse_command_line(argv: Sequence[str], flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> List[str]:
+    """The scripts' absl flags parser (`app.run(main, flags_parser=...)`): the published `--flag True` / `--flag
+    False` form of the boolean flags rewritten, then absl's parse; a flag absl refuses (unknown, a bad value) is bad
+    input: one line `error: ...` on stderr, exit status 2. Returns the arguments left after the flags."""
+    from bert_tf.errors import EXIT_INPUT_ERROR
+
+    try:
+        return flag_values(published_booleans(argv, lambda name: is_boolean_flag(name, flag_values)))
+    except absl_flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
 
 
 def from_flags(config_type: Type[Config], flag_values: absl_flags.FlagValues = absl_flags.FLAGS,

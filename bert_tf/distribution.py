@@ -6,8 +6,9 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import zlib
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -38,8 +39,9 @@ MPI_ENVIRONMENTS = (
                   "OMPI_COMM_WORLD_LOCAL_SIZE")),
     ("MPICH/Hydra", ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS")),
 )
-# Where the ports of a one-node MPI launch start unless BERT_TF_MPI_PORT says: each rank r listens on base + r,
-# the base taken from the launch's job id so that two launches on one node rarely collide.
+# Where the ports of a one-node MPI launch (each rank r listens on base + r) and of an srun step (each task of a
+# node on base + its local index) start unless BERT_TF_MPI_PORT says: the base taken from the launch's job id, so
+# that two launches on one node rarely collide.
 MPI_PORT_RANGE = (20000, 40000)
 MPI_JOB_VARIABLES = ("BERT_TF_MPI_PORT", "OMPI_MCA_orte_hnp_uri", "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE",
                      "PMI_ID", "SLURM_JOB_ID")
@@ -73,8 +75,8 @@ def mpi_launch(environ: Optional[Mapping[str, str]] = None) -> Optional[MpiLaunc
 
 
 def mpi_base_port(environ: Mapping[str, str]) -> int:
-    """The first port of a one-node MPI launch: BERT_TF_MPI_PORT, else derived from the launch's job id (the
-    same in every rank)."""
+    """The first port of a one-node MPI launch or of an srun step's tasks on a node: BERT_TF_MPI_PORT, else derived
+    from the launch's job id (the same in every rank and task)."""
     if environ.get("BERT_TF_MPI_PORT"):
         try:
             return int(environ["BERT_TF_MPI_PORT"])
@@ -229,7 +231,9 @@ def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
     by hand); InputError when there is none."""
     launch = recognise_launch()
     if launch.kind == "slurm":
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+        # Ports from the job id (not TensorFlow's fixed 8888): two multi-worker jobs sharing a node do not collide.
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=mpi_base_port(os.environ),
+                                                                   **slurm_gpu_split(os.environ))
     if not os.environ.get("TF_CONFIG"):
         where = {"mpi": f" (mpiexec/mpirun ranks: add --horovod to make each rank a worker; {launch.why})",
                  "none": f" ({launch.why}: start the tasks with srun)" if "SLURM" in launch.why else ""}
@@ -238,6 +242,19 @@ def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
                          "\"task\": {\"type\": \"worker\", \"index\": i}})" + where.get(launch.kind, ""))
     _check_tf_config(os.environ["TF_CONFIG"])
     return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+
+
+def slurm_gpu_split(environ: Mapping[str, str]) -> Dict[str, object]:
+    """SlurmClusterResolver's GPU settings: its own where the node has GPUs (it counts them and gives each task its
+    share); on a node without (CUDA_VISIBLE_DEVICES empty, or unset and no nvidia-smi) one notional slot per task and
+    CUDA_VISIBLE_DEVICES left alone, where the resolver would fail running nvidia-smi or splitting 0 GPUs."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None and shutil.which("nvidia-smi", path=environ.get("PATH")):
+        return {}
+    if visible and any(device.strip() for device in visible.split(",")):
+        return {}
+    tasks = int(environ.get("SLURM_STEP_NUM_TASKS") or 1)
+    return {"gpus_per_node": tasks, "gpus_per_task": 1, "auto_set_gpu": False}
 
 
 def _check_tf_config(text: str) -> None:

@@ -21,7 +21,7 @@ import re
 import shutil
 import stat
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 from bert_tf.errors import InputError
 
@@ -77,6 +77,15 @@ def atomic_path(path: str) -> Iterator[str]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             raise
+
+
+def remove_atomic_leftovers(paths: Iterable[str]) -> None:
+    """Remove the temporaries that a killed run left beside these paths (atomic_path's names for them)."""
+    for path in paths:
+        directory, name = os.path.split(path)
+        for leftover in glob.glob(os.path.join(glob.escape(directory), "." + glob.escape(name) + ".*.tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
 
 
 def write_text_atomic(path: str, text: str) -> None:

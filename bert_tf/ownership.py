@@ -50,6 +50,11 @@ class OutputClaim:
         for action in self.on_finish:
             action()
 
+    def keep(self) -> None:
+        """The run has saved training states: bad input from now on leaves the folder as an interrupted run's (its
+        checkpoints and snapshots stay), not removed."""
+        self.created, self.resumed = False, True
+
     def abandon(self) -> None:
         """Bad input stopped the run: leave the folder as it was (removed when this run created it)."""
         if self.created:

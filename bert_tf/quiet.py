@@ -24,9 +24,12 @@ captured = ""
 
 
 def verbose_requested(argv: Sequence[str]) -> bool:
-    """Whether the command line asks for --verbose_tf (the last of --verbose_tf / --noverbose_tf wins)."""
+    """Whether the command line asks for --verbose_tf (the last of --verbose_tf / --noverbose_tf wins; the published
+    `--verbose_tf True` / `False` form too)."""
+    from bert_tf.config import published_booleans  # absl only, no TensorFlow
+
     verbose = False
-    for arg in argv[1:]:
+    for arg in published_booleans(argv, lambda name: name == FLAG)[1:]:
         if arg == "--":
             break
         name, _, value = arg.lstrip("-").partition("=")

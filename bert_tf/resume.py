@@ -155,6 +155,14 @@ def finish_training(checkpointer: TrainingCheckpointer, keep: bool) -> None:
         claim.on_finish.append(lambda: shutil.rmtree(checkpointer.directory, ignore_errors=True))
 
 
+def keep_saved_states(checkpointer: TrainingCheckpointer) -> None:
+    """Bad input stopped a run that has saved training states: its folder stays as an interrupted run's (the last
+    good checkpoint kept) instead of being removed with the rest of what the run created."""
+    claim = getattr(checkpointer, "claim", None)
+    if claim is not None and checkpointer.latest_state() is not None:
+        claim.keep()
+
+
 def prepare_training_dir(path: str, overwrite: bool, resume: bool, flag: str, fingerprint: Dict[str, Any],
                          chief: bool = True, identity: Optional[Dict[str, Any]] = None) -> TrainingCheckpointer:
     """Check and claim the output directory before training (see ownership); returns the run's checkpointer.

@@ -311,8 +311,10 @@ class Trainer:
         callbacks: Sequence[keras.callbacks.Callback] = (),
         checkpointer: Optional[TrainingCheckpointer] = None,
         save_every_steps: int = 0,
+        validate_every_steps: int = 0,
     ) -> List[Dict[str, Any]]:
-        """Train for `epochs`, validating `validations_per_epoch` times per epoch; returns history rows.
+        """Train for `epochs`, validating `validations_per_epoch` times per epoch (or, with `validate_every_steps`,
+        every that many global steps and after the last); returns history rows.
 
         `make_epoch_dataset(epoch, first_step)` gives that epoch's dataset of global batches starting at
         `first_step` and the epoch's full length in batches. `validate()` returns the validation metrics.
@@ -330,7 +332,7 @@ class Trainer:
             cb.on_train_begin()
             while loop.epoch < epochs and not loop.finished:
                 self._run_epoch(loop, _Epoch(make_epoch_dataset, validate, outputs, validations_per_epoch, cb,
-                                             callbacks, checkpointer, save_every_steps))
+                                             callbacks, checkpointer, save_every_steps, validate_every_steps))
             cb.on_train_end()
         if self._stop_signal:  # SIGTERM during the last epoch's end: its state is saved; stop as asked
             raise TrainingInterrupted(self.global_step, checkpointer is not None)
@@ -345,7 +347,8 @@ class Trainer:
         epoch, first = loop.epoch, loop.step_in_epoch
         lifecycle.enter_phase("train")
         dataset, num_batches = run.make_epoch_dataset(epoch, first)
-        val_steps = validation_steps(num_batches, run.validations_per_epoch if run.validate else 0)
+        per_epoch = run.validations_per_epoch if run.validate and not run.validate_every_steps else 0
+        val_steps = validation_steps(num_batches, per_epoch)
         run.cb.on_epoch_begin(epoch)
         if self.verbose:
             print(f"Epoch {epoch + 1}/{loop.epochs}" + (f" (resuming at step {first + 1})" if first else ""))
@@ -362,7 +365,7 @@ class Trainer:
                 raise RuntimeError(f"the epoch's dataset ended after {step} of {num_batches} batches")
             pending.append(train_step(batch))
             self.global_step += 1
-            at_validation = (step + 1) in val_steps
+            at_validation = (step + 1) in val_steps or run.due_by_steps(self.global_step, loop, step + 1 == num_batches)
             at_save = (run.checkpointer is not None and run.save_every_steps > 0
                        and self.global_step % run.save_every_steps == 0)
             if len(pending) >= self.log_every or at_validation or at_save or step + 1 == num_batches:
@@ -479,10 +482,18 @@ class _Epoch:
 
     def __init__(self, make_epoch_dataset: EpochDatasetFn, validate, outputs: Optional[TrainingOutputs],
                  validations_per_epoch: int, cb: keras.callbacks.CallbackList, callbacks,
-                 checkpointer: Optional[TrainingCheckpointer], save_every_steps: int):
+                 checkpointer: Optional[TrainingCheckpointer], save_every_steps: int, validate_every_steps: int = 0):
         self.make_epoch_dataset, self.validate, self.outputs = make_epoch_dataset, validate, outputs
         self.validations_per_epoch, self.cb, self.callbacks = validations_per_epoch, cb, callbacks
         self.checkpointer, self.save_every_steps = checkpointer, save_every_steps
+        self.validate_every_steps = validate_every_steps
+
+    def due_by_steps(self, global_step: int, loop: "_LoopState", epoch_end: bool) -> bool:
+        """Whether a validation is due after `global_step` under validate_every_steps (every N steps, and after the
+        last step of the last epoch)."""
+        if not (self.validate and self.validate_every_steps):
+            return False
+        return global_step % self.validate_every_steps == 0 or (epoch_end and loop.epoch + 1 == loop.epochs)
 
 
 class _LoopState:

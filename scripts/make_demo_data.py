@@ -6,6 +6,7 @@ Writes
   ner/{train,val,test}.csv      Finnish NER sentences (tokens,tags CSV of Python list literals, IOB2)
   consensus/{train,dev,test}.tsv  PubMed-like dictionary matches in the six-column consensus layout
   consensus/labels.txt          the classifier labels, one a line
+  tagger/                       the consensus test documents as a dictionary tagger run (prediction inputs)
   README.md                     what the files are and their counts
 
 Everything is drawn from templates and lexicons written for this script with one
@@ -1022,14 +1023,89 @@ def new_doc_id(rng: Random, taken: set) -> str:
             return doc_id
 
 
-def consensus_split(size: int, lex: BioLexicons, rng: Random, evaluation: bool, taken: set) -> List[Tuple[str, ...]]:
-    """Rows of whole documents, `size` in all, shuffled."""
+def consensus_split(size: int, lex: BioLexicons, rng: Random, evaluation: bool, taken: set,
+                    documents: Optional[List[Document]] = None) -> List[Tuple[str, ...]]:
+    """Rows of whole documents, `size` in all, shuffled (the documents appended to `documents` when given)."""
     rows: List[Tuple[str, ...]] = []
     while len(rows) < size:
         target = min(rng.randint(6, 16), size - len(rows))
-        rows.extend(document_rows(make_document(new_doc_id(rng, taken), target, lex, rng, evaluation)))
+        document = make_document(new_doc_id(rng, taken), target, lex, rng, evaluation)
+        rows.extend(document_rows(document))
+        if documents is not None:
+            documents.append(document)
     rng.shuffle(rows)
     return rows
+
+
+# --------------------------------------------------------------------------- the test documents as a tagger run
+
+TAGGER_TYPES = {"che": -1, "dis": -26, "ggp": 9606, "org": -2}
+TAGGER_ORDER = ("ggp", "che", "org", "dis")  # the type a match labelled `out` gets, by its position
+IDENTIFIER_PREFIXES = {"che": "CIDm", "dis": "DOID:", "ggp": "ENSP"}
+ORGANISM_TAXON = 100_000  # synthetic taxonomy ids from here; each organism name has a species and a genus entry
+
+
+def tagger_type(label: str, position: int) -> str:
+    """The dictionary type of a match: its label, or for `out` one of the four by position."""
+    return label if label != "out" else TAGGER_ORDER[position % len(TAGGER_ORDER)]
+
+
+def tagger_entities(documents: Sequence[Document]) -> Dict[Tuple[str, str], List[int]]:
+    """(type, name) -> the serials of its entities (organisms: species first, then genus), in first-seen order."""
+    entities: Dict[Tuple[str, str], List[int]] = {}
+    serial = 0
+    for document in documents:
+        for position, (start, end, label) in enumerate(document.matches):
+            key = (tagger_type(label, position), document.text[start:end])
+            if key not in entities:
+                count = 2 if key[0] == "org" else 1
+                entities[key] = list(range(serial + 1, serial + 1 + count))
+                serial += count
+    return entities
+
+
+def entity_rows(entities: Dict[Tuple[str, str], List[int]]) -> Tuple[List[str], List[str]]:
+    """The all_entities.tsv lines and the scientific_names_and_ranks.tsv lines."""
+    rows, ranks = [], []
+    for (kind, name), serials in entities.items():
+        for rank, serial in zip(("species", "genus"), serials):
+            identifier = str(ORGANISM_TAXON + serial) if kind == "org" else f"{IDENTIFIER_PREFIXES[kind]}{serial}"
+            rows.append(f"{serial}\t{TAGGER_TYPES[kind]}\t{identifier}\n")
+            if kind == "org":
+                ranks.append(f"{identifier}\t{name if rank == 'species' else name.split()[0]}\t{rank}\n")
+    return rows, ranks
+
+
+def tagger_document(document: Document, year: int) -> str:
+    """A tagger input line: PMID key, authors, journal, year, title (the first sentence), abstract."""
+    cut = document.text.find(". ")
+    title, abstract = (document.text, "") if cut < 0 else (document.text[:cut + 1], document.text[cut + 2:])
+    return f"PMID:{document.doc_id}\tDemo A\tJ Demo\t{year}\t{title}\t{abstract}\n"
+
+
+def tagger_matches(document: Document, entities: Dict[Tuple[str, str], List[int]]) -> List[str]:
+    """The tagger's --out-matches lines of a document (document, paragraph, sentence, start, stop, text, type,
+    serial): one a serial of the matched name, the stop inclusive."""
+    lines = []
+    for position, (start, end, label) in enumerate(document.matches):
+        kind = tagger_type(label, position)
+        name = document.text[start:end]
+        for serial in entities[(kind, name)]:
+            lines.append(f"{document.doc_id}\t1\t1\t{start}\t{end - 1}\t{name}\t{TAGGER_TYPES[kind]}\t{serial}\n")
+    return lines
+
+
+def write_tagger_run(out: Path, documents: Sequence[Document]) -> None:
+    """The test documents as the inputs of python -m bert_tf.classifier.contexts (tagger/)."""
+    entities = tagger_entities(documents)
+    rows, ranks = entity_rows(entities)
+    lines = [tagger_document(d, 2000 + i % 25) for i, d in enumerate(documents)]
+    lines.append("PMID:1\tDemo A\tJ Demo\t2000\tAn excluded document.\t\n")
+    write_text(out / "tagger" / "documents.tsv", "".join(lines))
+    write_text(out / "tagger" / "all_matches.tsv", "".join(m for d in documents for m in tagger_matches(d, entities)))
+    write_text(out / "tagger" / "all_entities.tsv", "".join(rows))
+    write_text(out / "tagger" / "excluded_documents.txt", "1\n")
+    write_text(out / "tagger" / "scientific_names_and_ranks.tsv", "".join(ranks))
 
 
 def tsv_text(rows: Sequence[Sequence[str]]) -> str:
@@ -1083,6 +1159,15 @@ def readme_text(ner: Dict[str, list], consensus: Dict[str, list], seed: int) -> 
         documents = len({row[0] for row in rows})
         labels = Counter(row[2] for row in rows)
         lines.append(f"- {split}: {len(rows)} rows from {documents} documents; labels: {count_lines(labels, CONSENSUS_LABELS)}")
+    lines += [
+        "",
+        "## tagger/ - the consensus test documents as a dictionary tagger run",
+        "",
+        "The inputs of `python -m bert_tf.classifier.contexts` (docs/prediction_inputs.md): documents.tsv (the",
+        "tagger's input: PMID key, authors, journal, year, title, abstract), all_matches.tsv (its --out-matches),",
+        "all_entities.tsv, excluded_documents.txt and scientific_names_and_ranks.tsv. Matches labelled `out`",
+        "get one of the four types; each organism name has a species and a genus entry.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -1100,12 +1185,16 @@ def generate(out: Path, seed: int) -> None:
     ner = {name: ner_split(size, ner_lex, rng, name != "train") for name, size in NER_SIZES}
     bio_lex = make_bio_lexicons(rng)
     taken: set = set()
-    consensus = {name: consensus_split(size, bio_lex, rng, name != "train", taken) for name, size in CONSENSUS_SIZES}
+    test_documents: List[Document] = []
+    consensus = {name: consensus_split(size, bio_lex, rng, name != "train", taken,
+                                       test_documents if name == "test" else None)
+                 for name, size in CONSENSUS_SIZES}
     for name, examples in ner.items():
         write_text(out / "ner" / f"{name}.csv", ner_csv_text(examples))
     for name, rows in consensus.items():
         write_text(out / "consensus" / f"{name}.tsv", tsv_text(rows))
     write_text(out / "consensus" / "labels.txt", "".join(label + "\n" for label in CONSENSUS_LABELS))
+    write_tagger_run(out, test_documents)
     write_text(out / "README.md", readme_text(ner, consensus, seed))
 
 

@@ -38,7 +38,7 @@ Options:
   --time_limit HH:MM:SS --partition P --account A --cpus_per_task N --mem M
                                 SLURM resources (defaults 08:00:00, none, none, 6, 64G; published:
                                 08:00:00, gpu, Project_..., 6, 160G)
-  --gres G                      default gpu:1 (published: gpu:v100:1)
+  --gres G                      default gpu:1 (published: gpu:v100:1; none: no --gres line, CPU only)
   --exclude NODES               #SBATCH --exclude (published: its list of failing nodes)
   --sbatch_options "..."        more #SBATCH options, one line each (e.g. "--constraint=v100 --qos=normal")
   --job_prefix P                job names P_TYPE (default predict: predict_ggp)
@@ -106,7 +106,7 @@ check_settings() {
   fi
   if [[ -z $PYTHON ]]; then
     PYTHON=python3
-    [[ -x $REPO_ROOT/.venv/bin/python ]] && PYTHON=$REPO_ROOT/.venv/bin/python
+    if [[ -x $REPO_ROOT/.venv/bin/python ]]; then PYTHON=$REPO_ROOT/.venv/bin/python; fi
   fi
 }
 
@@ -177,7 +177,7 @@ job_script() {  # group_flags...: a batch script that predicts, forwards SIGTERM
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=$CPUS_PER_TASK
 #SBATCH --mem=$MEM
-#SBATCH --gres=$GRES
+${GRES:+#SBATCH --gres=$GRES}
 #SBATCH --time=$TIME_LIMIT
 ${PARTITION:+#SBATCH --partition=$PARTITION}
 ${ACCOUNT:+#SBATCH --account=$ACCOUNT}
@@ -209,15 +209,20 @@ extra_sbatch_lines() {  # --sbatch_options, one #SBATCH line each
 }
 
 submit() {  # script marker
-  local output job_id
+  local job_id
   if ((DRY_RUN)); then echo "[dry run] sbatch $1"; return; fi
   wait_for_queue_slot
-  output=$("${SBATCH_CMD[@]}" "$1") || die "sbatch failed for $1"
-  [[ $output =~ ([0-9]+)[^0-9]*$ ]] || die "no job id in the sbatch answer: $output"
-  job_id=${BASH_REMATCH[1]}
+  job_id=$(submit_script "$1") || exit 2
   echo "$job_id" >"$2"
   echo "submitted $1 as job $job_id"
   SUBMITTED=$((SUBMITTED + 1))
+}
+
+check_slurm_resources() {  # what each job asks for (one task) against the partition's nodes (sinfo)
+  local gpus=0
+  [[ $GRES == gpu* ]] && gpus=$(gpu_count "$GRES")
+  check_resources "$PARTITION" 1 "$CPUS_PER_TASK" "$MEM" "$gpus" "--nodes=1" "--cpus_per_task=$CPUS_PER_TASK" \
+    "--mem=$MEM" "--gres=$GRES"
 }
 
 run_slurm() {
@@ -228,6 +233,7 @@ run_slurm() {
   if [[ " $EXTRA_FLAGS " == *" --overwrite_output_dir "* ]]; then overwrite=--overwrite RESUBMIT=1; fi
   pending=$(corpus_tool pending --num_shard_groups="$GROUPS_N" --model="$(model_path)" $overwrite) || exit 2
   SUBMITTED=0 SKIPPED=0
+  ((DRY_RUN)) || check_slurm_resources
   mkdir -p "$JOBS_DIR"
   write_flagfile "$JOBS_DIR"
   if ((ARRAY)); then
@@ -264,6 +270,7 @@ main() {
   parse_args "$@"
   check_settings
   resolve_paths
+  [[ $GRES == none ]] && GRES=""
   JOB_ARRAY=""
   if [[ $LAUNCHER == local ]]; then run_local; else run_slurm; fi
 }

@@ -52,7 +52,8 @@ Options (each also an environment variable / config variable, named in capitals)
   --template FILE        SLURM template (default: scripts/slurm/single_gpu.sbatch)
   --gpus N --nodes N --cpus_per_task N --time_limit HH:MM:SS --partition P --account A
                          SLURM resources (defaults: the template's ##DEFAULT lines;
-                         an empty partition/account drops that #SBATCH line)
+                         an empty partition/account drops that #SBATCH line, --gpus 0 the --gres line);
+                         checked against the partition's nodes as sinfo reports them before anything is submitted
   --job_prefix NAME      prefix of SLURM job names (default: grid; a job is PREFIX_<model>_bs.._lr.._ep.._rep..)
   --job_name NAME        one name for every job instead (the published grid: 125k_grid, which its
                          orchestration polls with squeue -n)
@@ -172,6 +173,17 @@ check_settings() {
   if [[ $LAUNCHER == slurm ]]; then check_template; fi
 }
 
+check_slurm_resources() {  # what each job asks for (one task per node) against the partition's nodes (sinfo)
+  local value name
+  for name in NODES CPUS_PER_TASK GPUS; do
+    value=${!name}
+    [[ -n $value ]] || value=$(template_default "$name")
+    printf -v "REQUEST_$name" '%s' "$value"
+  done
+  check_resources "$PARTITION" "$REQUEST_NODES" "$REQUEST_CPUS_PER_TASK" "$MEM" "$(gpu_count "$REQUEST_GPUS")" \
+    "--nodes=$REQUEST_NODES" "--cpus_per_task=$REQUEST_CPUS_PER_TASK" "--mem=$MEM" "--gpus=$REQUEST_GPUS"
+}
+
 check_template() {  # the template exists and uses only known placeholders
   [[ -f $TEMPLATE ]] || die "$TEMPLATE: SLURM template not found"
   local found name
@@ -193,6 +205,7 @@ finish_settings() {
   read -r -a EXTRA <<<"$EXTRA_FLAGS"
   resolve_gpu_flags
   read -r -a SEED_LIST <<<"$SEEDS"
+  if [[ $LAUNCHER == slurm && $DRY_RUN == 0 ]]; then check_slurm_resources; fi
 }
 
 has_gpu() {  # whether this machine has a GPU nvidia-smi can see
@@ -264,6 +277,8 @@ placeholder_value() {  # name run_dir job_name
     COMMAND) run_command "$2" ;;
     WORKDIR) printf '%s' "$REPO_ROOT" ;;
     TIME) printf '%s' "${TIME_LIMIT:-$(template_default TIME)}" ;;
+    GPUS) local gpus=${GPUS:-$(template_default GPUS)}  # 0 GPUs: no --gres line (a CPU-only cluster)
+          if [[ $(gpu_count "$gpus") != 0 ]]; then printf '%s' "$gpus"; fi ;;
     *) local value=${!1}; printf '%s' "${value:-$(template_default "$1")}" ;;
   esac
 }
@@ -292,12 +307,10 @@ extra_sbatch_lines() {  # --mem and --sbatch_options, as #SBATCH lines (after th
 }
 
 submit_slurm() {  # run_dir job_name
-  local script=$1/job.sbatch output job_id
+  local script=$1/job.sbatch job_id
   render_template "$1" "$2" >"$script"
   wait_for_queue_slot
-  output=$("${SBATCH_CMD[@]}" "$script") || die "sbatch failed for $script"
-  [[ $output =~ ([0-9]+)[^0-9]*$ ]] || die "no job id in the sbatch answer: $output"
-  job_id=${BASH_REMATCH[1]}
+  job_id=$(submit_script "$script") || exit 2
   echo "$job_id" >"$1/.submitted"
   echo "submitted $1 as job $job_id"
   SUBMITTED=$((SUBMITTED + 1))

@@ -22,6 +22,33 @@ WORD_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hel", "##lo", "world", "a", "
 TINY_WORDS = ["hello", "went", "to", "and", "the", "x", "y", "z", "alice", "bob", "carol", "dave", "paris", "rome",
               "oslo", "lima", "acme", "corp", "visited", "met", "in", "at", "."]
 
+# What run_ner.py trained with no flags before its defaults became the published train_bert_ner.py's (max_len 512,
+# 10 epochs at batch 24, ...): tests that train NER pass it first, then their own settings (later flags win).
+NER_QUICK_FLAGFILE = ROOT / "flags" / "ner_quick.flags"
+NER_QUICK = f"--flagfile={NER_QUICK_FLAGFILE}"
+
+
+def flagfile_config(config_type: type, *args: str):
+    """The config of `config_type` that a script's command line `args` (flags, flagfiles) gives, parsed by absl in
+    this process."""
+    from absl import flags as absl_flags
+
+    from bert_tf import config
+
+    flag_values = absl_flags.FlagValues()
+    config.define_flags(config_type, flag_values, module_name="tests")
+    flag_values(["x", *args])
+    return config.from_flags(config_type, flag_values)
+
+
+def quick_ner_config(**settings):
+    """A NerConfig of flags/ner_quick.flags with `settings` on top (for the NER runner called from Python)."""
+    import dataclasses
+
+    from bert_tf.ner.config import NerConfig
+
+    return dataclasses.replace(flagfile_config(NerConfig, NER_QUICK), **settings)
+
 
 # ----------------------------------------------------------------------------- CI: fixed inputs, no silent skips
 
@@ -197,6 +224,12 @@ FAKE_SCONTROL = '''#!/bin/bash
 echo "$*" >>"$FAKE_STATE/scontrol_log"
 '''
 
+# The partition's nodes, one a line as `sinfo -h -N -o '%N %c %m %G'` lists them (FAKE_SINFO replaces them).
+FAKE_SINFO = '''#!/bin/bash
+printf '%s\\n' "${FAKE_SINFO:-g1 64 512000 gpu:v100:4(S:0-1)
+g2 64 512000 gpu:v100:4(S:0-1)}"
+'''
+
 
 def write_script(path: Path, text: str) -> Path:
     """Write an executable script."""
@@ -206,12 +239,14 @@ def write_script(path: Path, text: str) -> Path:
 
 
 def fake_slurm_env(tmp_path: Path) -> dict:
-    """The environment with fake sbatch/squeue/scontrol (tmp_path/bin) first on PATH, keeping their state
-    (job ids, the queue length) in tmp_path/state."""
+    """The environment with fake sbatch/squeue/scontrol/sinfo (tmp_path/bin) first on PATH, keeping their state
+    (job ids, the queue length) in tmp_path/state: a stand-in for a cluster of several nodes with GPUs, which the
+    one-node SLURM of tests/test_slurm_real.py cannot be."""
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
     bin_dir.mkdir()
     state.mkdir()
-    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("scontrol", FAKE_SCONTROL)):
+    for name, text in (("sbatch", FAKE_SBATCH), ("squeue", FAKE_SQUEUE), ("scontrol", FAKE_SCONTROL),
+                       ("sinfo", FAKE_SINFO)):
         write_script(bin_dir / name, text)
     (state / "queued").write_text("0\n")
     return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_STATE=str(state), USER="tester")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_WORDS, error_lines, run_script
+from conftest import NER_QUICK, TINY_WORDS, error_lines, run_script
 from test_run_ner import write_learnable_set
 
 LEARNING_RATE, GAMMA = 1e-2, 0.5
@@ -21,7 +21,7 @@ def flagged_run(tmp_path_factory, tiny_checkpoint):
     base = tmp_path_factory.mktemp("ner_flags")
     data = write_learnable_set(base / "data", sizes=(("train", 32), ("val", 8), ("test", 8)))
     out = base / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", "--max_len=32", "--epochs=2", "--batch_size=8",
                           f"--learning_rate={LEARNING_RATE}", "--patience=0", "--seed=4", "--freeze_layers=1",
                           "--double_lr", "--nolinear_scheduler", f"--gamma={GAMMA}", "--notensorboard"])
@@ -142,7 +142,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2(tmp_path
     (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
     out = tmp_path / "a_file" / "out"
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 8), ("val", 4), ("test", 4)))
-    args = ([f"--data_path={data}", f"--save_model_path={out}", "--epochs=1", "--max_len=16"]
+    args = ([NER_QUICK, f"--data_path={data}", f"--save_model_path={out}", "--epochs=1", "--max_len=16"]
             if script == "run_ner.py" else
             [f"--data_dir={tmp_path}", f"--output_dir={out}", "--do_train", "--max_seq_length=16"])
     for split in ("train", "dev"):

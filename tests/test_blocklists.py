@@ -360,12 +360,12 @@ def test_cli_local_then_global(tmp_path):
     rows = ACE_ROWS + [("200", "ACE", (0.0, 0.0, 0.1, 0.0, 0.9))] * 2
     predictions = write_predictions(tmp_path / "p.tsv", rows, published=True)
     local = tmp_path / "local.tsv"
-    result = run_cli("local", "-s", "ggp", "-T", "ggp", predictions, "--output", str(local))
+    result = run_cli("local", "-m", "1", "-t", "1.01", "-s", "ggp", "-T", "ggp", predictions, "--output", str(local))
     assert result.returncode == 0, result.stderr
     assert [c[1:] for c in cells_of(local.read_text().splitlines())] == [["3", "100", "ACE", "ggp"],
                                                                          ["2", "200", "ACE", "ggp"]]
     out = tmp_path / "global.tsv"
-    result = run_cli("global", str(local), "--output", str(out))
+    result = run_cli("global", "-m", "2", str(local), "--output", str(out))
     assert result.returncode == 0, result.stderr
     # Errors 1 - 0.024/0.087 and 1 - 0.01/0.82 (two rows of 0.1 vs 0.9): mean 0.85597.
     [line] = cells_of(out.read_text().splitlines())
@@ -417,3 +417,36 @@ def test_pipeline_flags_default_to_the_published_options() -> None:
     options = blocklists.pipeline_options(changed)
     assert (options.types, options.local_list_types, options.allowlist_types) == (["che"], ["che"], [])
     assert (options.block_ratio, options.threshold("che"), options.compensated_sum) == (10.0, 0.7, True)
+
+
+def test_each_step_command_defaults_to_its_published_script():
+    """make_local_blacklist.py: -t 0.5 -m 2 -s ggp -T ggp; global_blacklist_candidates.py: -m 10 -t 0.5;
+    make_local_bw_lists.py: no --ratio, no --global-ggp-prob, -m 10 -t 0.5 -f ratio."""
+    from bert_tf.classifier.blocklists import build_parser
+
+    def defaults(*argv):
+        args = vars(build_parser().parse_args([*argv, "--output", "x"]))
+        return {k: v for k, v in args.items() if k not in ("run", "output", "overwrite", "compensated_sum")}
+
+    assert defaults("local", "p.tsv") == {
+        "command": "local", "predictions": ["p.tsv"], "source_type": "ggp", "target_type": "ggp", "threshold": 0.5,
+        "min_count": 2, "probability": False, "all_rows": False, "source_types_file": None, "lowercase_names": False}
+    for command, threshold in (("global", 0.5), ("nontype", 0.0)):
+        assert defaults(command, "l.tsv") == {"command": command, "local": ["l.tsv"], "min_docs": 10,
+                                              "threshold": threshold, "never_block": None}
+    common = {"local": ["l.tsv"], "nontype": "n.tsv", "ratio": None, "global_min_docs": 10,
+              "global_threshold": 0.5, "function": "ratio", "never_block": None}
+    assert defaults("local-ratio", "--nontype", "n.tsv", "l.tsv") == {"command": "local-ratio", **common}
+    assert defaults("allowlist", "--nontype", "n.tsv", "l.tsv") == {"command": "allowlist", **common,
+                                                                      "global_type_probability": None}
+
+
+def test_without_a_ratio_the_bw_lists_keep_every_line_the_other_conditions_keep(tmp_path):
+    """make_local_bw_lists.py without --ratio: no odds-ratio condition (p53 in doc 10, odds 24.75, is kept too)."""
+    table, local = nontype_and_local(tmp_path)
+    lines = [line.split("\t") for line in blocklists.ratio_lines(table, [local], RatioOptions(True, None))]
+    assert [line[1:] for line in lines] == [["p53", "9", "3", "0.80000", "0.00010"],
+                                            ["p53", "10", "1", "0.80000", "0.01000"]]
+    assert [float(line[0]) for line in lines] == pytest.approx([0.9999 * 0.2 / (1e-4 * 0.8), 0.99 * 0.2 / (0.01 * 0.8)])
+    assert blocklists.ratio_lines(table, [local], RatioOptions(False, None)) == [
+        "inf\tCAT\t7\t3\t0.40000\t1.00000"]  # the allowlist without -g or a ratio: as with them here

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
 import pytest
 
 from bert_tf.classifier import blocklists
@@ -149,9 +150,23 @@ def test_comparison_script_reports_a_difference(tmp_path):
 def test_both_formats_give_the_same_lists(tmp_path):
     published = make_run_dir(tmp_path / "published", 4, published=True)
     ours = make_run_dir(tmp_path / "ours", 4, published=False)
-    # Same random draws; our format writes %.6g and the published str(float32): compare on values that agree.
+    # Same random draws, both written as str(float32): every list is the same, byte for byte.
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     blocklists.run_pipeline(str(published), str(out_a), blocklists.PipelineOptions())
     blocklists.run_pipeline(str(ours), str(out_b), blocklists.PipelineOptions())
-    for name in ("auto_global.tsv", "auto_local.tsv"):
-        assert (out_a / name).read_text() == (out_b / name).read_text()
+    names = sorted(str(p.relative_to(out_a)) for p in out_a.rglob("*.tsv"))
+    assert "auto_local.tsv" in names and names == sorted(str(p.relative_to(out_b)) for p in out_b.rglob("*.tsv"))
+    for name in names:
+        assert (out_a / name).read_bytes() == (out_b / name).read_bytes(), name
+
+
+def test_our_prediction_file_carries_the_published_probability_text():
+    """Full float32 precision, as the published dict file: 0.49999997 (the float32 below 0.5) stays below a
+    threshold of 0.5, where six significant digits wrote 0.5."""
+    probabilities = np.array([0.49999997, 0.123456789, 1e-8, 0.37654206], dtype=np.float32)
+    fields = ["7", "T1", "ggp", "left", "ACE", "right"]
+    row = format_row(fields, "ggp", probabilities).rstrip("\n").split("\t")
+    assert row[7:] == ["0.49999997", "0.12345679", "1e-08", "0.37654206"]
+    published = format_published_row(fields, "ggp", ["che", "dis", "ggp", "org"], probabilities)
+    assert published.rstrip("\n").split("\t")[7] == ("{'che': 0.49999997, 'dis': 0.12345679, 'ggp': 1e-08, "
+                                                       "'org': 0.37654206}")

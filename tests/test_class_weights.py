@@ -82,11 +82,11 @@ def test_trainer_applies_class_weights_in_the_loss(tiny_checkpoint) -> None:
 
 
 def test_run_ner_trains_with_balanced_weights(tmp_path: Path, tiny_checkpoint: str) -> None:
-    from conftest import run_script
+    from conftest import NER_QUICK, run_script
     from test_run_ner import write_learnable_set
 
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 40), ("val", 8), ("test", 8)))
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={tmp_path / 'out'}", "--epochs=1", "--max_len=32", "--batch_size=8",
                           "--class_weights=balanced", "--verbose=false"])
     assert process.returncode == 0, process.stderr[-3000:]

@@ -487,3 +487,30 @@ def test_chunked_tsv_source_builds_the_same_cache_as_records(tmp_path, tok):
     for other in arrays[1:]:
         np.testing.assert_array_equal(other[0], arrays[0][0])
         np.testing.assert_array_equal(other[1], arrays[0][1])
+
+
+def test_rows_read_by_the_published_rule_give_the_six_column_features_and_are_counted(tmp_path, tok):
+    """Rows of 4, 5 and 7 fields (label, left, mention, right by negative index) featurize as their six-column form;
+    the cache counts them (and an empty mention), also when it is reused; the run table shows them."""
+    from bert_tf.classifier import inputs
+    from bert_tf.classifier.data import TsvLineChunks
+
+    six = [f"d{i}\ta{i}\t{LABELS[i % 3]}\tleft {i}\tfox\tright" for i in range(6)]
+    tolerated = [six[0].split("\t", 2)[2], six[1].split("\t", 1)[1], "x\t" + six[2], *six[3:5],
+                 six[5].replace("\tfox\t", "\t\t")]
+    paths = {name: tmp_path / f"{name}.tsv" for name in ("six", "tolerated")}
+    paths["six"].write_text("\n".join(six[:5] + [six[5].replace("\tfox\t", "\t\t")]) + "\n", encoding="utf-8")
+    paths["tolerated"].write_text("\n".join(tolerated) + "\n", encoding="utf-8")
+    built = {name: build_feature_cache(TsvLineChunks(str(path), LABELS), str(tmp_path / f"cache_{name}"),
+                                       CacheSettings(tok, 10, None, LABELS, chunk_size=2, workers=1))
+             for name, path in paths.items()}
+    for got, expected in zip(cache_arrays(built["tolerated"]), cache_arrays(built["six"])):
+        np.testing.assert_array_equal(got, expected)
+    counts = {kind: getattr(built["tolerated"], kind) for kind in ("rows_extra_columns", "rows_without_ids",
+                                                                   "empty_mentions")}
+    assert counts == {"rows_extra_columns": 1, "rows_without_ids": 2, "empty_mentions": 1}
+    assert load_cache_info(str(tmp_path / "cache_tolerated")) == built["tolerated"]  # kept in meta.json
+    assert inputs.describe_tolerated(built["six"]) == "empty mentions: 1"
+    assert inputs.describe_tolerated(built["tolerated"]) == (
+        "rows with more than 6 columns (the last 4 read): 1, rows of 4 or 5 columns (no doc_id or annotation_id): 2, "
+        "empty mentions: 1")

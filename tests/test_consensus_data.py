@@ -74,8 +74,8 @@ def test_crlf_equals_lf_and_a_bare_cr_ends_a_line(tmp_path: Path) -> None:
     assert [e.right for e in crlf] == [e.right for e in lf] == [" reduced pain. DOCEND", ", then  "]
     [before_blank] = read_all(write(tmp_path, "1\tT\tout\ta\tm\tright\r\r\n", "cr.tsv"))
     assert before_blank.right == "right"
-    inner_cr = write(tmp_path, LINE_1 + "1\tT\tout\ta\rb\tm\tright\n", "inner.tsv")
-    expect_error(lambda: read_all(inner_cr), inner_cr, 2, "found 4")
+    inner_cr = write(tmp_path, LINE_1 + "1\tT\tout\ta\rb\tm\tright\n", "inner.tsv")  # lines 2 (4 fields), 3 (3)
+    expect_error(lambda: read_all(inner_cr), inner_cr, 3, "found 3")
 
 
 def test_last_line_without_newline_bom_and_empty_contexts(tmp_path: Path) -> None:
@@ -107,11 +107,28 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     expect_error(lambda: read_all(str(tmp_path)), str(tmp_path), None, "directory")
 
 
-@pytest.mark.parametrize("columns", [1, 5, 7])
-def test_wrong_column_count(tmp_path: Path, columns: int) -> None:
+@pytest.mark.parametrize("columns", [1, 2, 3])
+def test_fewer_than_four_columns(tmp_path: Path, columns: int) -> None:
     line = "\t".join(["x"] * columns) + "\n"
     path = write(tmp_path, LINE_1 + LINE_2 + line)
-    expect_error(lambda: read_all(path), path, 3, "expected 6 tab-separated columns", f"found {columns}")
+    expect_error(lambda: read_all(path), path, 3, "expected at least 4 tab-separated columns", f"found {columns}")
+
+
+def test_rows_of_four_or_more_fields_are_read_by_negative_index_as_published(tmp_path: Path) -> None:
+    """run_ner_consensus.py took label, left, mention, right as line[-4:]; the fields before them are the ids."""
+    rows = ["che\tL4\tm4\tR4", "T5\tche\tL5\tm5\tR5", "d7\tT7\tx\tche\tL7\tm7\tR7", "d6\tT6\tche\tL6\t\tR6"]
+    path = write(tmp_path, "\n".join(rows) + "\n")
+    examples = read_all(path, labels=LABELS)
+    assert [(e.doc_id, e.annotation_id, e.label, e.left, e.mention, e.right) for e in examples] == [
+        ("", "", "che", "L4", "m4", "R4"), ("T5", "", "che", "L5", "m5", "R5"), ("d7", "T7", "che", "L7", "m7", "R7"),
+        ("d6", "T6", "che", "L6", "", "R6")]
+    chunks = consensus.TsvLineChunks(path, LABELS)
+    [chunk] = list(chunks.chunks(10))
+    columns, counts = chunks.parse(chunk)
+    assert columns == (("che",) * 4, ("L4", "L5", "L7", "L6"), ("m4", "m5", "m7", ""), ("R4", "R5", "R7", "R6"))
+    assert counts == {"rows_extra_columns": 1, "rows_without_ids": 2, "empty_mentions": 1}
+    assert consensus.describe_tolerated(counts) == ("rows with more than 6 columns (the last 4 read): 1, rows of 4 "
+                                                    "or 5 columns (no doc_id or annotation_id): 2, empty mentions: 1")
 
 
 def test_whitespace_only_line_is_blank(tmp_path: Path) -> None:
@@ -120,9 +137,11 @@ def test_whitespace_only_line_is_blank(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mention", ["", " ", "\u00a0 "])
-def test_empty_mention(tmp_path: Path, mention: str) -> None:
+def test_empty_mention_is_read_and_counted(tmp_path: Path, mention: str) -> None:
     path = write(tmp_path, LINE_1 + f"1\tT2\tout\tleft\t{mention}\tright\n")
-    expect_error(lambda: read_all(path), path, 2, "empty mention")
+    assert read_all(path)[1].mention == mention
+    chunks = consensus.TsvLineChunks(path)
+    assert chunks.parse(next(chunks.chunks(10)))[1]["empty_mentions"] == 1
 
 
 def test_unknown_label_names_label_and_source(tmp_path: Path) -> None:

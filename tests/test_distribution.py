@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import ROOT, TINY_WORDS, StepOutputs  # noqa: E402
+from conftest import NER_QUICK, ROOT, TINY_WORDS, StepOutputs  # noqa: E402
 
 GLOBAL_BATCHES = (4, 3, 1)  # even; odd (2+1); smaller than the replicas (1+0: one replica gets nothing)
 EPOCHS = 2
@@ -413,7 +413,7 @@ def ner_script_runs(checkpoint, tmp_path_factory) -> Tuple[Path, Dict[str, Tuple
     """run_ner.py with early stopping (patience 1 of up to 8 epochs): on 2 workers and in one process."""
     base = tmp_path_factory.mktemp("run_ner")
     data = _write_ner_data(base / "data")
-    args = ["run_ner.py", f"--bert_model={checkpoint}", f"--data_path={data}", "--max_len=32", "--epochs=8",
+    args = ["run_ner.py", NER_QUICK, f"--bert_model={checkpoint}", f"--data_path={data}", "--max_len=32", "--epochs=8",
             "--batch_size=5", "--learning_rate=5e-3", "--patience=1", "--seed=3", "--classifier_dropout=0",
             "--nobucket_by_length", "--noverbose"]
     return base, run_script_on_workers(args, "--save_model_path", base)
@@ -597,7 +597,7 @@ def _assert_histories_match(got: Path, want: Path, numeric: Sequence[str]) -> No
 def test_run_ner_on_two_workers_matches_one_process_and_stops_early_together(ner_script_runs):
     base, runs = ner_script_runs
     _check_chief_only_writes(base, runs, ["test_results.json", "test_report.txt", "history.csv", "run_config.json",
-                                          "model/model.weights.h5"])
+                                          "model/model.safetensors"])
     for name in ("worker0", "worker1"):
         assert "global 5 over 2 replica(s): up to 3 per replica (3+2)" in runs[name][1]
     assert "global 5 = 1 replica(s) x 5" in runs["single"][1]
@@ -616,7 +616,7 @@ def test_run_ner_on_two_workers_matches_one_process_and_stops_early_together(ner
 def test_run_classifier_on_two_workers_matches_one_process(classifier_script_runs):
     base, runs = classifier_script_runs
     _check_chief_only_writes(base, runs, ["eval_results.json", "test_results.tsv", "output_with_probabilities.tsv",
-                                          "history.csv", "model/model.weights.h5"])
+                                          "history.csv", "model/model.safetensors"])
     got = json.loads((base / "worker0" / "eval_results.json").read_text())
     want = json.loads((base / "single" / "eval_results.json").read_text())
     assert got["num_examples"] == want["num_examples"] == 13
@@ -669,7 +669,8 @@ def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, st
     (base / "logs_mpi").mkdir()
     (base / "logs_tf").mkdir()
     port = _consecutive_free_ports(2)
-    # As inside `sbatch --ntasks=2` (the published production launch): the batch script's SLURM variables, the
+    # As inside `sbatch --ntasks=2` (the published production launch, run under a real sbatch and mpiexec in
+    # tests/test_slurm_real.py): the batch script's SLURM variables, the
     # same in every rank (SLURM_PROCID=0, no step variables), beside each rank's own MPI variables.
     mpi_env = [_clean_env(TMPDIR=str(scratch), BERT_TF_MPI_PORT=str(port), OMPI_COMM_WORLD_RANK=str(i),
                           OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_LOCAL_RANK=str(i), OMPI_COMM_WORLD_LOCAL_SIZE="2",
@@ -684,13 +685,10 @@ def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, st
     return base, mpi, tf_config
 
 
-def _h5_arrays(path: Path) -> Dict[str, np.ndarray]:
-    import h5py
+def _saved_arrays(path: Path) -> Dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
 
-    arrays: Dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    return load_file(str(path))
 
 
 def test_horovod_ranks_train_as_the_same_two_workers_launched_with_tf_config(horovod_runs):
@@ -700,8 +698,8 @@ def test_horovod_ranks_train_as_the_same_two_workers_launched_with_tf_config(hor
         assert "--horovod: 2 MPI ranks, --distribution=multi_worker; --train_batch_size=3 is per rank" in output
         assert f"over 2 worker(s) (this is worker {rank}" in output
         assert "global 6 = 2 replica(s) x 3" in output
-    got = _h5_arrays(base / "horovod" / "model" / "model.weights.h5")
-    want = _h5_arrays(base / "worker0" / "model" / "model.weights.h5")
+    got = _saved_arrays(base / "horovod" / "model" / "model.safetensors")
+    want = _saved_arrays(base / "worker0" / "model" / "model.safetensors")
     assert got.keys() == want.keys() and len(got) > 10
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6, err_msg=name)

@@ -19,13 +19,18 @@ PARSE = ("import sys\n"
          "    print('parsed', path)\n")
 
 
+def script_of(flagfile: Path) -> str:
+    """The script a flagfile is for: *ner* ones run_ner.py's, *pretraining* ones run_pretraining.py's, the rest
+    run_classifier.py's."""
+    return next((f"run_{job}" for job in ("ner", "pretraining") if job in flagfile.name), "run_classifier")
+
+
 def flagfiles_for(script: str) -> list:
-    """The flagfiles of a script: *ner* ones are run_ner.py's, the rest run_classifier.py's."""
-    files = sorted((ROOT / "flags").glob("*.flags"))
-    return [str(p) for p in files if ("ner" in p.name) == (script == "run_ner")]
+    """The flagfiles of a script."""
+    return [str(p) for p in sorted((ROOT / "flags").glob("*.flags")) if script_of(p) == script]
 
 
-@pytest.mark.parametrize("script", ["run_ner", "run_classifier"])
+@pytest.mark.parametrize("script", ["run_ner", "run_classifier", "run_pretraining"])
 def test_flagfiles_parse(script):
     files = flagfiles_for(script)
     assert files, f"no flagfile for {script}.py"

@@ -127,7 +127,8 @@ def test_seed_one_readme_command_trains_the_default_hub_model_offline(tmp_path, 
     (data / "train.csv").write_text("\n".join(lines[:15]) + "\n")  # split by --val_test_size 0.1 (as published)
     command = (f"{sys.executable} {ROOT / 'run_ner.py'} --data_path ./data --save_model_path model/test_model "
                "--max_len 512 --learning_rate 5e-3 --epochs 5 --batch_size 2 --num_workers 4 --val_test_size 0.1")
-    process = run_in(tmp_path, command.split() + ["--noverbose", "--notensorboard"])
+    # The seed README's style for booleans, `--flag False`: false, as a value of the flag (not a leftover argument).
+    process = run_in(tmp_path, command.split() + ["--verbose", "False", "--tensorboard", "False"])
     assert process.returncode == 0, process.stderr[-3000:]
     out = tmp_path / "model" / "test_model"
     config = json.loads((out / "run_config.json").read_text())
@@ -136,6 +137,7 @@ def test_seed_one_readme_command_trains_the_default_hub_model_offline(tmp_path, 
     assert f"{PUBLISHED_NER_MODEL} revision main = commit {COMMIT}" in process.stdout
     results = json.loads((out / "test_results.json").read_text())
     assert 0 <= results["f1"] <= 1 and results["num_sentences"] > 0
+    assert not (out / "tensorboard").exists()
 
 
 def test_unknown_hub_model_writes_nothing(tmp_path, offline_cache):
@@ -317,8 +319,8 @@ def test_published_prediction_and_post_processing_give_the_dict_file(published_r
         assert cells[:6] == test_row.split("\t") and cells[6] == label == mine.split("\t")[6]
         probabilities = prediction_files.parse_published_dict(cells[7])
         assert list(probabilities) == ["che", "dis", "ggp", "org", "out"]
-        ours_p = [float(p) for p in mine.split("\t")[7:]]  # %.6g there, str(float32) here: equal within rounding
-        assert all(abs(a - b) < 1e-5 for a, b in zip(probabilities.values(), ours_p)), (cells[7], ours_p)
+        ours_p = [float(p) for p in mine.split("\t")[7:]]  # str(float32) in both files: the same numbers
+        assert list(probabilities.values()) == ours_p, (cells[7], ours_p)
     blocklists = run_in(base, [sys.executable, "-m", "bert_tf.classifier.blocklists", "pipeline",
                                "--run_dir", base / "run", "--types", "ggp"])
     assert blocklists.returncode == 0, blocklists.stderr[-3000:]

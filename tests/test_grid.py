@@ -4,6 +4,9 @@ The grid script runs a fake run_classifier.py (--runner) whose scores follow fro
     macro f1 = 0.8 + 0.02 * epochs + 0.001 * seed - 1000 * learning_rate
     accuracy = 0.9 + 0.001 * seed,   loss = 0.5 - 0.1 * epochs + 0.01 * seed
 so the report's means and standard deviations can be worked out by hand.
+
+SLURM here is the fake of conftest.fake_slurm_env: a partition of two 4-GPU nodes, which the one-node SLURM of
+tests/test_slurm_real.py (where the grid runs on the real scheduler) cannot be.
 """
 
 from __future__ import annotations

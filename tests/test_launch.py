@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-BATCH_SCRIPT = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"}  # what sbatch --ntasks=2 sets
+# What a batch script of `sbatch --ntasks=2` and a task of its `srun` step see (SLURM 22.05; tests/test_slurm_real.py
+# runs both launches on a real scheduler).
+BATCH_SCRIPT = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"}
 SRUN_STEP = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "2"}
 
 
@@ -106,3 +108,26 @@ def test_tf_config_by_hand_inside_an_allocation_wins_outside_a_step(clean_env):
         clean_env.setenv(key, value)
     assert distribution.recognise_launch().kind == "tf_config"
     assert distribution.chief_by_environment("multi_worker") is False
+
+
+@pytest.mark.parametrize("cuda", [None, ""], ids=["no_nvidia_smi", "cuda_hidden"])
+def test_slurm_cluster_on_a_node_without_gpus(clean_env, cuda):
+    """Two srun tasks on a CPU-only node (no nvidia-smi, or CUDA_VISIBLE_DEVICES empty): the step's cluster is built
+    (TensorFlow's resolver alone fails running nvidia-smi or splitting no GPUs between the tasks), on ports from
+    BERT_TF_MPI_PORT, and CUDA_VISIBLE_DEVICES is left as it was."""
+    import tensorflow as tf
+
+    from bert_tf import distribution
+
+    for key, value in {**SRUN_STEP, "SLURM_PROCID": "1", "SLURM_STEP_NODELIST": "localhost",
+                       "SLURM_STEP_TASKS_PER_NODE": "2", "SLURM_NTASKS_PER_NODE": "2", "BERT_TF_MPI_PORT": "23456",
+                       "PATH": "/nonexistent"}.items():
+        clean_env.setenv(key, value)
+    clean_env.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    if cuda is not None:
+        clean_env.setenv("CUDA_VISIBLE_DEVICES", cuda)
+    resolver = distribution._cluster_resolver()
+    assert isinstance(resolver, tf.distribute.cluster_resolver.SlurmClusterResolver)
+    assert resolver.cluster_spec().as_dict() == {"worker": ["localhost:23456", "localhost:23457"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+    assert __import__("os").environ.get("CUDA_VISIBLE_DEVICES") == cuda

@@ -1,5 +1,7 @@
 """scripts/predict_corpus.sh with a fake sbatch/squeue/scontrol on PATH and a fake runner: which shard groups
-are submitted, throttling, the flags every job gets, SIGTERM forwarding and requeue."""
+are submitted, throttling, the flags every job gets, SIGTERM forwarding and requeue. The GPU requests and node
+lists of a real cluster are the fake's; tests/test_slurm_real.py runs the launcher as a job array on a real one-node
+SLURM."""
 
 from __future__ import annotations
 

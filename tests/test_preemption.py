@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_WORDS, run_script
+from conftest import NER_QUICK, ROOT, TINY_WORDS, run_script
 from test_resume import _weights
 from test_run_ner import write_learnable_set
 
 FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
 DEMO = ROOT / "data" / "demo" / "consensus"
-NER_FLAGS = ["--max_len=32", "--epochs=2", "--batch_size=16", "--learning_rate=5e-3", "--patience=0", "--seed=5",
+NER_FLAGS = [NER_QUICK, "--max_len=32", "--epochs=2", "--batch_size=16", "--learning_rate=5e-3", "--patience=0", "--seed=5",
              "--deterministic", "--noverbose"]
 # Every phase of a NER run in the order a run meets them; @K: the K-th time in that run.
 NER_KILLS = ["start-up", "train", "validation", "save", "plots", "checkpoint", "between_epochs", "validation",

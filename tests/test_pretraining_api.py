@@ -72,8 +72,9 @@ def test_roles_as_the_old_lists():
     the outputs; neither: logging and the overwrite/resume switches."""
     cfg = PretrainingConfig()
     fingerprinted = set(config.values(cfg, [config.RESULT]))
-    assert {"input_files", "train_batch_size", "max_seq_length", "masked_lm_prob", "use_fp16", "report_loss",
-            "do_train", "next_sentence_prediction", "output_dir", "learning_rate"} <= fingerprinted
+    assert {"input_files", "train_batch_size", "max_seq_length", "masked_lm_prob", "use_fp16", "do_train",
+            "next_sentence_prediction", "output_dir", "learning_rate", "learning_rate_schedule",
+            "lamb_weight_decay", "eval_every_steps"} <= fingerprinted
     assert not {"do_eval", "eval_batch_size", "verbose", "log_every", "save_checkpoints_steps", "use_xla",
                 "distribution", "horovod", "tensorboard", "resume"} & fingerprinted
     identifying = set(config.identity(cfg, "run_pretraining.py")) - {"command"}

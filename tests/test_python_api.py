@@ -6,6 +6,7 @@ import ast
 
 import pandas as pd
 
+from conftest import quick_ner_config
 from test_run_ner import write_learnable_set
 
 
@@ -15,10 +16,8 @@ def test_ner_python_api(tmp_path, minilm):
     from seqeval.metrics import f1_score
 
     from bert_tf.ner import run
-    from bert_tf.ner.config import NerConfig
-
     data = write_learnable_set(tmp_path / "data")
-    cfg = NerConfig(bert_model=minilm, data_path=str(data), save_model_path=str(tmp_path / "out"), max_len=32,
+    cfg = quick_ner_config(bert_model=minilm, data_path=str(data), save_model_path=str(tmp_path / "out"), max_len=32,
                     epochs=4, batch_size=16, learning_rate=3e-4, seed=3, verbose=False, tensorboard=False)
     result = run.train(cfg)
     assert result.model_dir == str(tmp_path / "out" / "model")

@@ -12,6 +12,7 @@ from bert_tf.quiet import verbose_requested
     (["run_ner.py"], False), (["x", "--verbose_tf"], True), (["x", "--verbose_tf=false"], False),
     (["x", "--verbose_tf", "--noverbose_tf"], False), (["x", "-verbose_tf=1"], True),
     (["x", "--", "--verbose_tf"], False), (["x", "--verbose_tfx"], False),
+    (["x", "--verbose_tf", "False"], False), (["x", "--verbose_tf", "TRUE"], True),
 ])
 def test_verbose_flag_is_read_from_the_command_line(argv, verbose):
     assert verbose_requested(argv) is verbose

@@ -17,7 +17,7 @@ from bert_tf.ner import brat
 from bert_tf.ner import raw_text
 from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
-from conftest import run_script
+from conftest import NER_QUICK, run_script
 
 DOCS = {
     "a": "Äiti asui Helsingissä.\tHelsingissä oli 🍕-ravintola (Ääkkönen Oy).\r\n\nDr. Smith kävi 5. toukokuuta.",
@@ -87,7 +87,7 @@ def test_run_ner_predicts_raw_text_with_offsets_and_a_quiet_start(tmp_path: Path
     (tmp_path / "docs").mkdir()
     text = "Rome and\tRome, 5. toukokuuta — x-y.\n\nÄiti 🍕 Oslo.\r\nLima"
     (tmp_path / "docs" / "d1.txt").write_bytes(text.encode("utf-8"))
-    done = run_script(["run_ner.py", "--do_predict", f"--save_model_path={tmp_path / 'model'}",
+    done = run_script(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={tmp_path / 'model'}",
                        f"--predict_file={tmp_path / 'docs'}", f"--predict_output={tmp_path / 'out' / 'p.csv'}"])
     assert done.returncode == 0, done.stderr
     assert not [line for line in done.stderr.splitlines() if any(w in line.lower() for w in NOISE)], done.stderr

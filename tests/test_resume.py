@@ -13,25 +13,22 @@ import re
 import signal
 from pathlib import Path
 
-import h5py
 import pandas as pd
 import pytest
+from safetensors.numpy import load_file
 
-from conftest import ROOT, error_lines, run_script
+from conftest import NER_QUICK, ROOT, error_lines, run_script
 from killing import assert_resumed, event_files, kill_after_first_checkpoint, logged_steps, newest_state
 from test_run_ner import write_learnable_set
 
 FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
-NER_FLAGS = ["--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
+NER_FLAGS = [NER_QUICK, "--max_len=32", "--epochs=3", "--batch_size=16", "--learning_rate=5e-3", "--patience=0",
              "--num_validate_during_training=2", "--seed=5", "--save_checkpoints_steps=4", "--deterministic",
              "--log_every=3"]
 
 
 def _weights(model_dir: Path) -> dict:
-    arrays = {}
-    with h5py.File(model_dir / "model.weights.h5", "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
+    return load_file(str(model_dir / "model.safetensors"))
 
 
 def _with_fault(fault, args):
@@ -57,8 +54,8 @@ def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a
     proves it); a restart into the finished folder (--overwrite_output_dir --noresume) trains from step 1."""
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 64), ("val", 8), ("test", 8)))
     out = tmp_path / "run"
-    command = ["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}", f"--save_model_path={out}",
-               *KILL_FLAGS]
+    command = ["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+               f"--save_model_path={out}", *KILL_FLAGS]
     state = kill_after_first_checkpoint(command, out)
     assert not (out / "test_results.json").exists() and not (out / "model").exists()
     refused = run_script([*command, "--learning_rate=1e-3"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def split_examples(source: Path, target: Path) -> Path:
 def trained(tmp_path_factory, shared_data, minilm):
     base = tmp_path_factory.mktemp("clf_e2e")
     data = split_examples(shared_data / "consensus_example" / "examples.tsv", base / "data")
+    with open(data / "train.tsv", "a", encoding="utf-8") as train:  # a row read as the published reader did
+        train.write("extra\t" + (data / "train.tsv").read_text(encoding="utf-8").splitlines()[0] + "\n")
     out = base / "out"
     process = run_script(["run_classifier.py", f"--bert_model={minilm}", f"--data_dir={data}",
                           f"--output_dir={out}", "--do_train", "--do_eval", "--do_predict",
@@ -48,6 +51,8 @@ def trained(tmp_path_factory, shared_data, minilm):
 
 def test_training_beats_the_majority_class_and_writes_every_output(trained):
     data, out, process = trained
+    assert re.search(r"rows read as published\s+train: rows with more than 6 columns \(the last 4 read\): 1; "
+                     r"dev: none\n", process.stdout)
     results = json.loads((out / "eval_results.json").read_text())
     dev = pd.read_csv(data / "dev.tsv", sep="\t", header=None, quoting=3)
     majority = dev[2].value_counts().max() / len(dev)
@@ -131,9 +136,9 @@ def _data(tmp_path: Path, train_rows: str) -> Path:
 
 
 BAD_ROWS = {  # case -> (train.tsv rows, line of the error, words in it)
-    "five_columns": (ROW + "2\tT1\tche\tleft\tmention\n", 2, "found 5"),
+    "three_columns": (ROW + "che\tleft\tmention\n", 2, "expected at least 4 tab-separated columns"),
     "unknown_label": (ROW + ROW.replace("\tche\t", "\tdrug\t"), 2, "drug"),
-    "empty_mention": (ROW * 2 + ROW.replace("\tcisplatin\t", "\t  \t"), 3, "mention"),
+    "five_columns_label_by_negative_index": (ROW + "2\tT1\tche\tleft\tmention\n", 2, "label 'T1'"),
 }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import check_png, error_lines, run_script
+from conftest import NER_QUICK, check_png, error_lines, quick_ner_config, run_script
 
 # Every entity word is a person, a place or an organisation depending on the words around it (and, in documents,
 # on the document): a per-word lookup table gets about a third of the entities right.
@@ -91,7 +91,7 @@ def write_learnable_set(directory: Path, sizes=(("train", 160), ("val", 40), ("t
     return directory
 
 
-TRAIN_FLAGS = ["--max_len=32", "--epochs=7", "--batch_size=4", "--learning_rate=3e-3", "--patience=2",
+TRAIN_FLAGS = [NER_QUICK, "--max_len=32", "--epochs=7", "--batch_size=4", "--learning_rate=3e-3", "--patience=2",
                "--num_validate_during_training=2", "--seed=3", "--log_every=5"]
 
 
@@ -101,7 +101,7 @@ def trained(tmp_path_factory, tiny_checkpoint):
     base = tmp_path_factory.mktemp("ner_e2e")
     data = write_learnable_set(base / "data", sizes=(("train", 160), ("val", 80), ("test", 80)))
     out = base / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", *TRAIN_FLAGS])
     assert process.returncode == 0, process.stderr[-3000:]
     return data, out, process
@@ -112,7 +112,7 @@ def test_training_learns_and_writes_every_output(trained):
     for name in ("loss.png", "accuracy.png", "f1.png"):
         check_png(out / name)
     for name in ("history.csv", "test_results.json", "test_report.txt", "run_config.json",
-                 "model/bert_tf_model.json", "model/model.weights.h5", "model/vocab.txt"):
+                 "model/bert_tf_model.json", "model/config.json", "model/model.safetensors", "model/vocab.txt"):
         assert (out / name).is_file(), name
     results = json.loads((out / "test_results.json").read_text())
     table = lookup_table_f1(read_split(data, "train"), read_split(data, "test"))
@@ -135,7 +135,7 @@ def test_reloaded_model_predicts_what_was_reported(trained):
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"
-    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}", "--context=document",
+    process = run_script(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}", "--context=document",
                           f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
     assert process.returncode == 0, process.stderr[-3000:]
     said = "context none (document context asked for, but the data has no document ids"
@@ -199,7 +199,7 @@ def test_single_file_is_split_and_written(tmp_path, tiny_checkpoint):
     frames = [pd.read_csv(p) for p in sorted(write_learnable_set(tmp_path / "src").glob("*.csv"))]
     pd.concat(frames).to_csv(data / "data.csv", index=False)  # 240 rows
     out = tmp_path / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", "--val_test_size=0.125", "--epochs=1", "--max_len=32",
                           "--batch_size=16", "--use_amp"])
     assert process.returncode == 0, process.stderr[-3000:]
@@ -259,11 +259,9 @@ def _bad_run(name: str, root: Path, tiny_checkpoint: str):
     """Case `name` of BAD_RUNS run in-process by the runner (bert_tf.ner.run.run): (its InputError, data, out)."""
     from bert_tf.errors import InputError
     from bert_tf.ner import run
-    from bert_tf.ner.config import NerConfig
-
     data, model, extra = BAD_RUNS[name](root / name, tiny_checkpoint)
     out = root / name / "out"
-    cfg = NerConfig(**{"bert_model": model, "data_path": str(data), "save_model_path": str(out), "epochs": 1,
+    cfg = quick_ner_config(**{"bert_model": model, "data_path": str(data), "save_model_path": str(out), "epochs": 1,
                        "max_len": 32, "verbose": False, **extra})
     with pytest.raises(InputError) as raised:
         run.run(cfg)
@@ -316,7 +314,7 @@ def test_bad_bucket_lengths_are_refused(bad_run):
 def test_negative_max_train_examples_is_refused(tmp_path, tiny_checkpoint):
     """The command line: one error line, exit status 2, nothing written."""
     data, out = write_learnable_set(tmp_path / "data"), tmp_path / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", "--epochs=1", "--max_len=32", "--max_train_examples=-1"])
     assert process.returncode == 2 and error_lines(process) == [
         "error: --max_train_examples=-1: must be 0 (all) or positive"]
@@ -334,7 +332,7 @@ def test_bc5cdr_real_data_beats_the_lookup_table(tmp_path, shared_data, minilm):
     for split, part in (("train", sentences[:256]), ("val", sentences[256:336]), ("test", sentences[336:416])):
         ner_data.write_ner_csv(str(data / f"{split}.csv"), part)
     out = tmp_path / "out"
-    process = run_script(["run_ner.py", f"--bert_model={minilm}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={minilm}", f"--data_path={data}",
                           f"--save_model_path={out}", "--max_len=48", "--epochs=1", "--batch_size=16",
                           "--learning_rate=2e-4", "--num_validate_during_training=2", "--log_every=5"])
     assert process.returncode == 0, process.stderr[-3000:]
@@ -384,7 +382,7 @@ def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_che
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("O\nB-PER\nB-LOC\nB-ORG\nI-ORG\nB-DATE\nI-DATE\n", encoding="utf-8")
     out = tmp_path / "out"
-    process = run_script(["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                           f"--save_model_path={out}", f"--labels_file={labels_file}", "--max_len=24", "--epochs=10",
                           "--patience=2", "--batch_size=4", "--learning_rate=5e-3", "--seed=3", "--context=document", "--context_vote=majority"])
     assert process.returncode == 0, process.stderr[-3000:]
@@ -401,7 +399,7 @@ def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_che
     assert set(results["comparison"]) == {"central+viterbi", "central+argmax", "majority+viterbi", "majority+argmax"}
     assert "F1 by vote+decoding" in (out / "test_report.txt").read_text()
     predictions = tmp_path / "preds" / "p.csv"
-    process = run_script(["run_ner.py", "--do_predict", f"--save_model_path={out}",
+    process = run_script(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}",
                           f"--predict_file={tmp_path / 'test.conll'}", f"--predict_output={predictions}"])
     assert process.returncode == 0, process.stderr[-3000:]
     assert "context document, majority window, decoding viterbi" in process.stdout

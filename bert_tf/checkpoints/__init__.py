@@ -10,10 +10,11 @@ Modules, one role each:
     names           canonical weight names, backbone slots, assigning weights into a BertBackbone
     locate          what --bert_model names (path, Hub id, preset), which format a folder holds, its tokenizer
     huggingface     Hugging Face weights (safetensors, tf_model.h5, pytorch_model.bin): read; config/tokenizer: write
-    hf_task         Hugging Face token/sequence classifiers: write and read back
+    encoder         the encoder of a Hugging Face or TF1 checkpoint as a BertBackbone with its weights
+    hf_task         Hugging Face token/sequence classifiers: write and read back (the saved-model format)
     tf1             Google/NVIDIA/BioBERT TF1 checkpoints and the published classifier head: read and write
     presets         keras-hub presets: backbone, tokenizer, masked-LM head
-    bert_tf_format  bert-tf's own saved models (bert_tf_model.json + model.weights.h5): save and load
+    bert_tf_format  bert-tf's own saved models (a Hugging Face task folder + bert_tf_model.json): save and load
     weights         a checkpoint's weights into Keras: backbone, new task model, masked-LM / next-sentence heads
     savedmodel      TensorFlow SavedModel exports
     export          the command line `python -m bert_tf.export` (= `python -m bert_tf.checkpoints.export`)

@@ -18,12 +18,21 @@ output_weights [labels + 1, hidden] and output_bias [labels + 1], rows in sorted
 published code's unused row, its bias -10,000 so that no probability changes; global_step), a `checkpoint` file,
 bert_config.json, vocab.txt and labels.txt (for run_classifier.py's labels folder).
 
+A model of run_pretraining.py (its model/ or a model.ckpt-STEP snapshot: a Hugging Face BertForMaskedLM or
+BertForPreTraining directory) exports as tf1 only: model.ckpt-STEP with the encoder (bert/...), the masked-LM head
+(cls/predictions/transform/dense/kernel [hidden, hidden] and bias, cls/predictions/transform/LayerNorm/gamma and
+beta, cls/predictions/output_bias [vocab]), the next-sentence head when the model has it
+(cls/seq_relationship/output_weights [2, hidden], output_bias [2]) and global_step: the names and shapes Google's and
+NVIDIA's run_pretraining.py read with --init_checkpoint; with `checkpoint`, bert_config.json and vocab.txt. The
+directory is already a transformers one (hf).
+
 `python -m bert_tf.export` runs the same command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -39,6 +48,14 @@ def export(model_dir: str, fmt: str, output_dir: str, overwrite: bool = False) -
     if fmt not in FORMATS:
         raise InputError(f"--format={fmt}: must be one of {', '.join(FORMATS)}")
     cli.check_output_dir(output_dir, overwrite, "output_dir", overwrite_flag="--overwrite", action="replace it")
+    if not tf1.is_pretrained_model_dir(model_dir) and tf1.is_pretrained_model_dir(os.path.join(model_dir, "model")):
+        model_dir = os.path.join(model_dir, "model")  # a run_pretraining.py output folder: its final model
+    if tf1.is_pretrained_model_dir(model_dir):
+        if fmt != "tf1":
+            raise InputError(f"--format={fmt}: a pretrained model (masked-LM head) exports as tf1 only; the directory "
+                             "is already a Hugging Face one", model_dir)
+        tf1.export_pretrained_tf1(model_dir, output_dir)
+        return
     task = bert_tf_format.load_saved_model(model_dir)
     if fmt == "hf":
         hf_task.export_hf(task, output_dir)

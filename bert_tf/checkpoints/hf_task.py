@@ -11,10 +11,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from bert_tf import models
-from bert_tf.checkpoints import huggingface, locate, weights
+from bert_tf.checkpoints import encoder, huggingface
 from bert_tf.checkpoints.names import backbone_state
 from bert_tf.errors import InputError
-from bert_tf.io_utils import atomic_directory
+from bert_tf.io_utils import atomic_directory, load_json
 from bert_tf.tokenization import WordPieceTokenizer
 
 HF_ARCHITECTURES = {"token": "BertForTokenClassification", "sequence": "BertForSequenceClassification"}
@@ -57,15 +57,35 @@ def write_hf_tokenizer(task: models.TaskModel, directory: str) -> None:
     huggingface.write_hf_tokenizer_files(task.tokenizer, task.backbone.max_sequence_length, directory)
 
 
-def export_hf(task: models.TaskModel, output_dir: str) -> None:
-    """Write a transformers directory (config, safetensors weights, tokenizer files), replacing it atomically."""
+def write_hf_folder(task: models.TaskModel, directory: str) -> None:
+    """Write config.json, model.safetensors and the tokenizer files of `task` into the existing `directory`."""
     from safetensors.numpy import save_file
 
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(hf_config(task), f, indent=2, ensure_ascii=False)
+    save_file(hf_state_dict(task), os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+    write_hf_tokenizer(task, directory)
+
+
+def export_hf(task: models.TaskModel, output_dir: str) -> None:
+    """Write a transformers directory (config, safetensors weights, tokenizer files), replacing it atomically."""
     with atomic_directory(output_dir) as tmp:
-        with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(hf_config(task), f, indent=2, ensure_ascii=False)
-        save_file(hf_state_dict(task), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        write_hf_tokenizer(task, tmp)
+        write_hf_folder(task, tmp)
+
+
+def is_hf_task_folder(directory: str) -> bool:
+    """True when `directory` holds a Hugging Face config.json naming a token or sequence classification
+    architecture (or a BertModel with bert-tf's pooling) and its weights."""
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    architecture = (config.get("architectures") or [""])[0] if isinstance(config, dict) else ""
+    known = architecture in HF_ARCHITECTURES.values() or (
+        architecture == HF_ENCODER_ONLY and config.get("bert_tf_pooling") in HF_POOLING_POSITIONS)
+    return known and any(os.path.isfile(os.path.join(directory, name))
+                         for name in ("model.safetensors", "pytorch_model.bin", "tf_model.h5"))
 
 
 def load_hf_task_weights(task: models.TaskModel, directory: str) -> None:
@@ -103,10 +123,10 @@ def load_hf_task_model(directory: str, do_lower_case: Optional[bool] = None,
                        dropout: Optional[float] = None) -> models.TaskModel:
     """A bert-tf task model from a Hugging Face BertForTokenClassification / BertForSequenceClassification
     directory (such as one written by `export_hf`), classifier weights included."""
-    checkpoint = locate.find_checkpoint(directory)
     config_path = os.path.join(directory, "config.json")
-    if checkpoint.kind != "hf":
+    if not os.path.isfile(config_path):
         raise InputError("not a Hugging Face directory (config.json + weights)", directory)
+    checkpoint = huggingface.hf_checkpoint(directory, load_json(config_path), config_path)
     architecture = (checkpoint.config.get("architectures") or [""])[0]
     heads = {arch: head for head, arch in HF_ARCHITECTURES.items()}
     pooling = str(checkpoint.config.get("bert_tf_pooling", "pooler"))
@@ -120,8 +140,12 @@ def load_hf_task_model(directory: str, do_lower_case: Optional[bool] = None,
     if dropout is None:
         config = checkpoint.config
         dropout = float(config.get("classifier_dropout") or config.get("hidden_dropout_prob", 0.1))
-    task = weights.build_task_model(checkpoint, tokenizer, labels, heads[architecture], dropout,
-                                    pooling=pooling if heads[architecture] == "sequence" else "pooler")
+    head = heads[architecture]
+    backbone = encoder.load_pretrained_backbone(checkpoint, task_head=head)
+    models.check_vocab_matches(backbone, tokenizer)
+    pooling = pooling if head == "sequence" else "pooler"
+    model = models.build_head(head, backbone, len(labels), dropout, pooling)
+    task = models.TaskModel(model, backbone, tokenizer, labels, head, checkpoint.activation, dropout, {}, pooling)
     load_hf_task_weights(task, directory)
     return task
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -183,11 +183,12 @@ def _weight_problems(slots: Sequence[Slot], source: WeightSource) -> Tuple[List[
     return problems, missing
 
 
-def assign_backbone_weights(backbone: Any, source: WeightSource) -> None:
+def assign_backbone_weights(backbone: Any, source: WeightSource, task_head: Optional[str] = None) -> None:
     """Copy every backbone weight from `source`; InputError naming the tensors if any is missing or misshapen.
 
     Only the pooler may be absent (task checkpoints such as BertForTokenClassification have none): it
-    then keeps its random initialisation, with a notice.
+    then keeps its random initialisation, with a notice. `task_head` ("token" / "sequence"): `source` is read as
+    that task model, whose classifier tensors are read elsewhere and, for a token model, has no pooler: no notice.
     """
     slots = backbone_slots(backbone)
     problems, missing = _weight_problems(slots, source)
@@ -198,12 +199,13 @@ def assign_backbone_weights(backbone: Any, source: WeightSource) -> None:
     for slot in slots:
         if slot.key in source.tensors:
             slot.variable.assign(to_keras_value(slot.key, source.tensors[slot.key].read(), slot.variable.shape))
-    if missing:
+    if missing and task_head != "token":
         notice("no pooler weights (normal for a token-classification checkpoint); the pooler stays randomly "
                "initialised", source.description)
-    if source.unused:
-        listed = ", ".join(source.unused[:5]) + (", ..." if len(source.unused) > 5 else "")
-        notice(f"ignored {len(source.unused)} variable(s) that are not part of the BERT encoder: {listed}",
+    unused = [k for k in source.unused if not (task_head and k.startswith("classifier."))]
+    if unused:
+        listed = ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else "")
+        notice(f"ignored {len(unused)} variable(s) that are not part of the BERT encoder: {listed}",
                source.description)
 
 

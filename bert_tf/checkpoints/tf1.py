@@ -255,16 +255,13 @@ def tf1_classifier_tensors(task: models.TaskModel) -> Dict[str, np.ndarray]:
     return tensors
 
 
-def export_tf1(task: models.TaskModel, output_dir: str) -> str:
-    """Write model.ckpt-STEP (V2 bundle), `checkpoint`, bert_config.json, vocab.txt and labels.txt, atomically;
-    returns the checkpoint prefix."""
+def write_tf1_directory(output_dir: str, tensors: Dict[str, np.ndarray], bert_config: Dict[str, Any],
+                        vocab_lines: Sequence[str], labels: Optional[Sequence[str]] = None) -> str:
+    """Write model.ckpt-STEP (V2 bundle of `tensors`, STEP their global_step), `checkpoint`, bert_config.json,
+    vocab.txt (and labels.txt), atomically; returns the checkpoint prefix."""
     import tensorflow as tf
 
-    tensors = tf1_classifier_tensors(task)
     name = f"model.ckpt-{int(tensors['global_step'])}"
-    if task.activation == "gelu_exact":
-        cli.notice("this model computes GELU exactly; Google's TF1 BERT code (bert_config \"gelu\") computes its "
-                   "tanh form, so the published code's logits differ slightly (about 1e-3)")
     with atomic_directory(output_dir) as tmp:
         names = sorted(tensors)
         tf.raw_ops.SaveV2(prefix=os.path.join(tmp, name), tensor_names=names, shape_and_slices=[""] * len(names),
@@ -272,10 +269,97 @@ def export_tf1(task: models.TaskModel, output_dir: str) -> str:
         with open(os.path.join(tmp, "checkpoint"), "w", encoding="utf-8") as f:
             f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
         with open(os.path.join(tmp, "bert_config.json"), "w", encoding="utf-8") as f:
-            json.dump(tf1_config(task), f, indent=2)
+            json.dump(bert_config, f, indent=2)
         with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(huggingface.vocabulary_lines(task.tokenizer)) + "\n")
-        with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
-            f.write("\n".join(sorted(task.labels)) + "\n")
+            f.write("\n".join(vocab_lines) + "\n")
+        if labels is not None:
+            with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
+                f.write("\n".join(labels) + "\n")
     return os.path.join(output_dir, name)
 
+
+def note_exact_gelu(activation: str) -> None:
+    """Say that Google's TF1 code computes GELU's tanh form when the model computes it exactly."""
+    if activation == "gelu_exact":
+        cli.notice("this model computes GELU exactly; Google's TF1 BERT code (bert_config \"gelu\") computes its "
+                   "tanh form, so the published code's logits differ slightly (about 1e-3)")
+
+
+def export_tf1(task: models.TaskModel, output_dir: str) -> str:
+    """Write the fine-tuned classifier as model.ckpt-STEP (V2 bundle), `checkpoint`, bert_config.json, vocab.txt and
+    labels.txt, atomically; returns the checkpoint prefix."""
+    tensors = tf1_classifier_tensors(task)
+    note_exact_gelu(task.activation)
+    return write_tf1_directory(output_dir, tensors, tf1_config(task), huggingface.vocabulary_lines(task.tokenizer),
+                               sorted(task.labels))
+
+
+# --- a pretrained model (masked-LM and next-sentence heads) ------------------------------------------------
+
+PRETRAINING_ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")
+GLOBAL_STEP_KEY = "bert_tf_global_step"  # config.json: the optimizer step a pretraining snapshot was taken at
+
+
+def is_pretrained_model_dir(path: str) -> bool:
+    """True for a Hugging Face BertForMaskedLM / BertForPreTraining directory (run_pretraining.py's model/ and
+    model.ckpt-STEP snapshots)."""
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path) or not os.path.isfile(os.path.join(path, "model.safetensors")):
+        return False
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            architectures = json.load(f).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(a in PRETRAINING_ARCHITECTURES for a in architectures)
+
+
+def pretraining_tf1_tensors(state: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """A BertForMaskedLM / BertForPreTraining state dict under Google's TF1 names and layouts: bert/... ([in, out]
+    kernels), cls/predictions/... and, when present, cls/seq_relationship/...; InputError without the masked-LM
+    head."""
+    tensors: Dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        if key.startswith("bert."):
+            canonical = key[len("bert."):]
+            name, transposed = tf1_name(canonical), is_dense_weight(canonical)
+        elif key in TF1_HEAD_NAMES:
+            name, transposed = TF1_HEAD_NAMES[key], key == HEAD_DENSE_WEIGHT
+        elif key in TF1_NSP_NAMES:  # [2, hidden] in both layouts
+            name, transposed = TF1_NSP_NAMES[key], False
+        else:
+            continue  # the tied decoder (the word embeddings) and its duplicate bias
+        tensors[name] = np.ascontiguousarray(np.transpose(value) if transposed else value).astype("float32")
+    missing = sorted(n for n in TF1_HEAD_NAMES.values() if n not in tensors)
+    if missing:
+        raise InputError(f"no masked-LM head ({', '.join(missing)} missing)", source)
+    return tensors
+
+
+def bert_config_from_hf(config: Mapping[str, Any], config_path: str) -> Tuple[Dict[str, Any], str]:
+    """(Google's bert_config.json of a transformers BERT config.json, the activation it computes)."""
+    activation = huggingface.hf_activation(config, config_path)
+    keys = ("attention_probs_dropout_prob", "hidden_dropout_prob", "hidden_size", "initializer_range",
+            "intermediate_size", "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
+            "type_vocab_size", "vocab_size")
+    return {**{k: config[k] for k in keys if k in config}, "hidden_act": TF1_HIDDEN_ACT[activation]}, activation
+
+
+def export_pretrained_tf1(model_dir: str, output_dir: str) -> str:
+    """Write a pretrained model (is_pretrained_model_dir) as Google's/NVIDIA's TF1 pretraining checkpoint:
+    model.ckpt-STEP with bert/..., both heads' cls/... (the next-sentence head when the model has it) and
+    global_step, `checkpoint`, bert_config.json, vocab.txt; returns the checkpoint prefix."""
+    from safetensors.numpy import load_file
+
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    tensors = pretraining_tf1_tensors(load_file(os.path.join(model_dir, "model.safetensors")), model_dir)
+    tensors["global_step"] = np.asarray(int(config.get(GLOBAL_STEP_KEY, 0)), np.int64)
+    bert_config, activation = bert_config_from_hf(config, os.path.join(model_dir, "config.json"))
+    note_exact_gelu(activation)
+    if TF1_NSP_NAMES[NSP_WEIGHT] not in tensors:
+        cli.notice("the model has no next-sentence head: the checkpoint holds cls/predictions only (Google's and "
+                   "NVIDIA's run_pretraining.py start cls/seq_relationship afresh)", model_dir)
+    with open(os.path.join(model_dir, "vocab.txt"), encoding="utf-8") as f:
+        vocab_lines = [line.rstrip("\r\n") for line in f]
+    return write_tf1_directory(output_dir, tensors, bert_config, vocab_lines)

@@ -3,35 +3,17 @@ masked-LM and next-sentence heads a checkpoint may hold (each format's reader do
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras_hub
 import numpy as np
 
 from bert_tf import models
 from bert_tf.checkpoints import bert_tf_format, huggingface, presets, tf1
-from bert_tf.checkpoints.checkpoint import Checkpoint, backbone_from_config, set_feedforward_activation
-from bert_tf.checkpoints.names import (HEAD_DENSE_WEIGHT, HEAD_KEYS, NSP_KEYS, WeightSource, assign_backbone_weights,
-                                       backbone_slots, is_dense_weight)
+from bert_tf.checkpoints.checkpoint import Checkpoint
+from bert_tf.checkpoints.encoder import load_pretrained_backbone
+from bert_tf.checkpoints.names import HEAD_DENSE_WEIGHT, HEAD_KEYS, NSP_KEYS, is_dense_weight
 from bert_tf.tokenization import WordPieceTokenizer
-
-
-def weight_source(checkpoint: Checkpoint, keys: Sequence[str]) -> WeightSource:
-    """The weights of an "hf" or "tf1" checkpoint."""
-    if checkpoint.kind == "tf1":
-        return tf1.read_tf1(tf1.resolve_tf1_prefix(checkpoint.path), keys)
-    return huggingface.hf_weight_source(checkpoint.path)
-
-
-def load_pretrained_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> Any:
-    """Build the backbone of an "hf" or "tf1" checkpoint, copy every weight in, set its activation."""
-    if dropout is None:
-        dropout = float(checkpoint.config.get("hidden_dropout_prob", 0.1))
-    backbone = backbone_from_config(checkpoint.config, dropout)
-    source = weight_source(checkpoint, [slot.key for slot in backbone_slots(backbone)])
-    assign_backbone_weights(backbone, source)
-    set_feedforward_activation(backbone, checkpoint.activation)
-    return backbone
 
 
 def load_backbone(checkpoint: Checkpoint, dropout: Optional[float] = None) -> keras_hub.models.BertBackbone:

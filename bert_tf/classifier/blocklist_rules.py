@@ -30,6 +30,11 @@ GLOBAL_THRESHOLD = 0.5  # global list: -t 0.5
 NONTYPE_THRESHOLD = 0.0  # non-type table: -t 0.0 (every name)
 BLOCK_RATIO = 1000.0  # local blocklists: --ratio 1000
 ALLOW_RATIO = 1e15  # local allowlists: --ratio 1000000000000000
+# The published scripts' own defaults (what each step command defaults to; the pipeline passes its values above):
+SCRIPT_LOCAL_THRESHOLD = 0.5  # make_local_blacklist.py -t
+SCRIPT_LOCAL_MIN_COUNT = 2  # make_local_blacklist.py -m
+SCRIPT_LOCAL_TYPE = "ggp"  # make_local_blacklist.py -s and -T
+SCRIPT_GLOBAL_MIN_DOCS = 10  # global_blacklist_candidates.py -m
 Key = Tuple[str, str]  # (name, type)
 
 
@@ -410,7 +415,7 @@ class RatioOptions:
     """Settings of the local block/allow lists (make_local_bw_lists.py)."""
 
     blocklist: bool  # True: names locally not of the type; False: names locally of it (the allowlist)
-    ratio: float
+    ratio: Optional[float]  # None: no odds-ratio condition (the published script's default)
     global_type_probability: Optional[float] = None
     global_min_docs: int = 10
     global_threshold: float = 0.5
@@ -439,9 +444,9 @@ def is_listed(type_probability: float, local_probability: float, blocked: bool, 
     """Whether a local line goes into the local blocklist (or allowlist)."""
     if options.blocklist:
         return (not blocked and 1 - local_probability > type_probability
-                and type_ratio(type_probability, local_probability, True) > options.ratio)
+                and (options.ratio is None or type_ratio(type_probability, local_probability, True) > options.ratio))
     return (blocked and local_probability > 1 - type_probability
-            and type_ratio(type_probability, local_probability) > options.ratio
+            and (options.ratio is None or type_ratio(type_probability, local_probability) > options.ratio)
             and (options.global_type_probability is None or type_probability > options.global_type_probability))
 
 

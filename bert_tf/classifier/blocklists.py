@@ -3,11 +3,14 @@
 This is the command line; the specification (each step, exactness, bad input) is docs/blocklists.md.
 
     python -m bert_tf.classifier.blocklists pipeline --run_dir RUN_DIR [--output_dir OUT] [--types ggp,che,org,dis]
-    python -m bert_tf.classifier.blocklists local -s ggp -T ggp PREDICTIONS... --output local.tsv
-    python -m bert_tf.classifier.blocklists global LOCAL... --output global.tsv            # -m 2 -t 0.5
-    python -m bert_tf.classifier.blocklists nontype LOCAL... --output nontype.tsv          # -m 2 -t 0.0
-    python -m bert_tf.classifier.blocklists local-ratio --nontype nontype.tsv LOCAL... --output blocked.tsv
-    python -m bert_tf.classifier.blocklists allowlist --nontype nontype.tsv LOCAL... --output allowed.tsv
+    python -m bert_tf.classifier.blocklists local -m 1 -t 1.01 -s ggp -T ggp PREDICTIONS... --output local.tsv
+    python -m bert_tf.classifier.blocklists global -m 2 -t 0.5 LOCAL... --output global.tsv
+    python -m bert_tf.classifier.blocklists nontype -m 2 LOCAL... --output nontype.tsv               # -t 0.0
+    python -m bert_tf.classifier.blocklists local-ratio --ratio 1000 --nontype nontype.tsv LOCAL... --output blocked.tsv
+    python -m bert_tf.classifier.blocklists allowlist --ratio 1e15 -g 0.3 --nontype nontype.tsv LOCAL... --output allowed.tsv
+
+(the values generate-blocklists.sh passes; each step's defaults are its published script's: local -t 0.5 -m 2
+-s ggp -T ggp, global and nontype -m 10, local-ratio and allowlist no --ratio and no -g.)
 
 The rules are bert_tf.classifier.blocklist_rules, the files and the pipeline bert_tf.classifier.blocklist_files.
 """
@@ -21,11 +24,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bert_tf.cli import error_exit_status, notice
 from bert_tf.classifier.blocklist_files import PUBLISHED, PipelineOptions, note_temperatures, run_pipeline, write_output
-from bert_tf.classifier.blocklist_rules import (ALLOW_RATIO, BLOCK_RATIO, GLOBAL_MIN_DOCS, GLOBAL_THRESHOLD,
-                                                NONTYPE_THRESHOLD, PUBLISHED_ALLOWLIST_TYPES,
-                                                PUBLISHED_LOCAL_LIST_TYPES, LocalOptions, RatioOptions, global_lines,
-                                                local_lines, ratio_lines, read_name_types, read_never_block,
-                                                read_nontype_table)
+from bert_tf.classifier.blocklist_rules import (GLOBAL_THRESHOLD, NONTYPE_THRESHOLD, PUBLISHED_ALLOWLIST_TYPES,
+                                                PUBLISHED_LOCAL_LIST_TYPES, SCRIPT_GLOBAL_MIN_DOCS,
+                                                SCRIPT_LOCAL_MIN_COUNT, SCRIPT_LOCAL_THRESHOLD, SCRIPT_LOCAL_TYPE,
+                                                LocalOptions, RatioOptions, global_lines, local_lines, ratio_lines,
+                                                read_name_types, read_never_block, read_nontype_table)
 def type_list(text: str) -> List[str]:
     """argparse type: a comma-separated list of types."""
     return [t for t in (part.strip() for part in text.split(",")) if t]
@@ -54,11 +57,12 @@ def add_local_parser(commands: argparse._SubParsersAction) -> None:
     """The 'local' command (make_local_blacklist.py)."""
     p = commands.add_parser("local", help="per document: names and their combined target-type probability")
     p.add_argument("predictions", nargs="+", help="prediction files, ours or the published 8-column ones")
-    p.add_argument("--source_type", "-s", required=True, help="count rows whose column 3 is this type")
-    p.add_argument("--target_type", "-T", help="the type whose probability is listed (default: source type)")
-    p.add_argument("--threshold", "-t", type=float, default=LocalOptions.threshold,
-                   help="list names whose probability is below this (1.01 lists all; the published default is 0.5)")
-    p.add_argument("--min_count", "-m", type=int, default=LocalOptions.min_count, help="list names seen at least this often in the document")
+    p.add_argument("--source_type", "-s", default=SCRIPT_LOCAL_TYPE, help="count rows whose column 3 is this type")
+    p.add_argument("--target_type", "-T", default=SCRIPT_LOCAL_TYPE, help="the type whose probability is listed")
+    p.add_argument("--threshold", "-t", type=float, default=SCRIPT_LOCAL_THRESHOLD,
+                   help="list names whose probability is below this (the pipeline's 1.01 lists all)")
+    p.add_argument("--min_count", "-m", type=int, default=SCRIPT_LOCAL_MIN_COUNT,
+                   help="list names seen at least this often in the document (the pipeline's: 1)")
     p.add_argument("--probability", "-p", action="store_true", help="print the probability, not its log10")
     p.add_argument("--all_rows", action="store_true", help="count every row, whatever its column 3 says")
     p.add_argument("--source_types_file", help="'name<TAB>type' lines: a name's types, used instead of column 3")
@@ -73,7 +77,8 @@ def add_global_parsers(commands: argparse._SubParsersAction) -> None:
                                   ("nontype", NONTYPE_THRESHOLD, "every name's mean probability of not being its type")):
         p = commands.add_parser(name, help=text)
         p.add_argument("local", nargs="+", help="local lists (from 'local')")
-        p.add_argument("--min_docs", "-m", type=int, default=GLOBAL_MIN_DOCS, help="keep names in at least this many lines")
+        p.add_argument("--min_docs", "-m", type=int, default=SCRIPT_GLOBAL_MIN_DOCS,
+                       help="keep names in at least this many lines (the pipeline's: 2)")
         p.add_argument("--threshold", "-t", type=float, default=threshold, help="keep means at least this")
         p.add_argument("--never_block", help="'name<TAB>type' pairs never listed (default: insulin, INSULIN as ggp)")
         add_output_flags(p)
@@ -82,15 +87,16 @@ def add_global_parsers(commands: argparse._SubParsersAction) -> None:
 
 def add_ratio_parsers(commands: argparse._SubParsersAction) -> None:
     """The 'local-ratio' and 'allowlist' commands (make_local_bw_lists.py | sort -rn)."""
-    for name, ratio, text in (("local-ratio", BLOCK_RATIO, "names locally unlikely to be of a type likely globally"),
-                              ("allowlist", ALLOW_RATIO, "names locally of a type although globally blocked")):
+    for name, text in (("local-ratio", "names locally unlikely to be of a type likely globally"),
+                       ("allowlist", "names locally of a type although globally blocked")):
         p = commands.add_parser(name, help=text)
         p.add_argument("local", nargs="+", help="local lists (from 'local')")
         p.add_argument("--nontype", required=True, help="the non-type table (from 'nontype')")
-        p.add_argument("--ratio", "-r", type=float, default=ratio, help="the odds ratio to exceed")
+        p.add_argument("--ratio", "-r", type=float, help="the odds ratio to exceed (default: none; the pipeline's "
+                       "1000 for local-ratio, 1e15 for allowlist)")
         if name == "allowlist":
-            p.add_argument("--global_type_probability", "-g", type=float, default=PUBLISHED.allow_global_type_probability,
-                           help="the global type probability to exceed")
+            p.add_argument("--global_type_probability", "-g", type=float,
+                           help="the global type probability to exceed (default: none; the pipeline's 0.3)")
         p.add_argument("--global_min_docs", "-m", type=int, default=RatioOptions.global_min_docs,
                        help="globally blocked: documents at least")
         p.add_argument("--global_threshold", "-t", type=float, default=RatioOptions.global_threshold,
@@ -153,7 +159,7 @@ def report(count: int, path: str) -> None:
 def run_local(args: argparse.Namespace) -> None:
     """The 'local' command."""
     types = read_name_types(args.source_types_file, args.lowercase_names) if args.source_types_file else None
-    options = LocalOptions(args.source_type, args.target_type or args.source_type, args.threshold, args.min_count,
+    options = LocalOptions(args.source_type, args.target_type, args.threshold, args.min_count,
                            args.probability, args.all_rows, types, args.lowercase_names, args.compensated_sum)
     note_temperatures(args.predictions)
     report(write_output(args.output, local_lines(args.predictions, options), args.overwrite), args.output)

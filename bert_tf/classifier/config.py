@@ -57,13 +57,18 @@ class ClassifierConfig(SharedSettings, CorpusSettings):
     """Every setting of run_classifier.py (the field name is the flag)."""
 
     learning_rate: float = setting(5e-6, RESULT, "Peak learning rate.")
-    task_name: str = setting("consensus", RESULT, "The data format (one DataProcessor per format).",
-                             choices=TASK_NAMES)
+    task_name: str = setting("consensus", RESULT, (
+        "The data format (one DataProcessor per format); any case, as the published script lower-cased it."),
+        choices=TASK_NAMES, case_sensitive=False)
     data_dir: Optional[str] = setting(None, RESULT, (
         "Folder with train.tsv, dev.tsv, test.tsv (six tab-separated columns)."))
     output_dir: Optional[str] = setting(None, RESULT, "Output folder: model, reports, plots, predictions.")
     labels_file: Optional[str] = setting(None, RESULT, (
-        "Label set, one a line (default: the sorted labels of train.tsv)."))
+        "Label set, one a line, in sorted order (the published code's order of the probability columns; default: "
+        "the sorted labels of train.tsv)."))
+    keep_labels_order: bool = setting(False, RESULT, (
+        "Accept a --labels_file that is not sorted and keep its order for the probability columns (the published "
+        "scripts that read test_results.tsv assume sorted labels)."))
     labels_dir: Optional[str] = setting(None, RESULT, (
         "Published-pipeline style: a folder holding labels.txt, whose labels are sorted as the published code "
         "sorts them (instead of --labels_file)."))
@@ -119,6 +124,8 @@ def check(cfg: ClassifierConfig) -> None:
         raise InputError("nothing to do: give at least one of --do_train, --do_eval, --do_predict")
     if not cfg.output_dir:
         raise InputError("--output_dir is required")
+    if cfg.task_name.lower() not in TASK_NAMES:
+        raise InputError(f"--task_name={cfg.task_name}: unknown task (known: {', '.join(TASK_NAMES)}, any case)")
     if cfg.max_seq_length < 8:
         raise InputError(f"--max_seq_length={cfg.max_seq_length}: must be at least 8")
     config.check_at_least(cfg, 1, BATCH_SIZES)

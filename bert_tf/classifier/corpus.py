@@ -34,7 +34,8 @@ from bert_tf import config
 from bert_tf.classifier import prediction_files
 from bert_tf.classifier.config import SHARD_ID_MODES, CorpusSettings
 from bert_tf.errors import InputError
-from bert_tf.io_utils import GLOB_CHARACTERS, LIST_PREFIX, expand_input, load_json, write_json_atomic
+from bert_tf.io_utils import (GLOB_CHARACTERS, LIST_PREFIX, expand_input, load_json, remove_atomic_leftovers,
+                              write_json_atomic)
 
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 RECORD_PREFIX = "shard_info"
@@ -205,13 +206,7 @@ def group_shards(shards: Sequence[Shard], group: int, num_groups: int) -> List[S
 
 def remove_stale_temporaries(shard: Shard) -> None:
     """Remove the temporary files a killed run left for this shard's outputs (names as io_utils.atomic_path)."""
-    for path in shard.outputs.values():
-        directory, name = os.path.split(path)
-        for leftover in glob.glob(os.path.join(glob.escape(directory), "." + glob.escape(name) + ".*.tmp")):
-            try:
-                os.remove(leftover)
-            except OSError:
-                pass
+    remove_atomic_leftovers(shard.outputs.values())
 
 
 def check_recorded_model(shards: Sequence[Shard], model: str) -> None:

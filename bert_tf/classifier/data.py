@@ -1,6 +1,11 @@
 """The consensus entity-type TSV: six tab-separated columns a line, no header, no quoting,
 `doc_id annotation_id label left_context mention right_context`, read as a stream (lines as
-bert_tf.io_utils reads them; blank lines skipped)."""
+bert_tf.io_utils reads them; blank lines skipped).
+
+Rows are read as the published reader (run_ner_consensus.py's ConsensusProcessor) read them: the last four fields
+are label, left context, mention, right context (by negative index), so a row of 4 or more fields is an example;
+doc_id and annotation_id are the first and second of the fields before those four (empty when absent). What it
+tolerates beyond the six-column layout (more columns, fewer, an empty mention) is counted (`TOLERATED`)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ from bert_tf.io_utils import (READ_BUFFER_BYTES, LineChunk, atomic_path, check_r
 
 COLUMN_NAMES = ("doc_id", "annotation_id", "label", "left_context", "mention", "right_context")
 COLUMN_COUNT = len(COLUMN_NAMES)
+READ_COLUMNS = 4  # label, left_context, mention, right_context: the last four fields of a row, as published
+# What the published reader's rule accepts beyond the six-column layout, counted per file (key: what it means).
+TOLERATED = {"rows_extra_columns": "rows with more than 6 columns (the last 4 read)",
+             "rows_without_ids": "rows of 4 or 5 columns (no doc_id or annotation_id)",
+             "empty_mentions": "empty mentions"}
 
 
 @dataclass(frozen=True)
@@ -47,20 +57,37 @@ def _parse_line(
 def _checked_fields(
     text: str, number: int, path: str, allowed: Optional[FrozenSet[str]], labels_source: Optional[str]
 ) -> List[str]:
-    """The six fields of one line; InputError for a malformed one."""
+    """The six fields of one line (the last four by negative index; doc_id and annotation_id the first two before
+    them, "" when absent); InputError for a malformed one."""
     fields = text.split("\t")
-    if len(fields) != COLUMN_COUNT:
-        expected = " ".join(COLUMN_NAMES)
-        problem = f"expected {COLUMN_COUNT} tab-separated columns ({expected}), found {len(fields)}"
+    if len(fields) < READ_COLUMNS:
+        problem = (f"expected at least {READ_COLUMNS} tab-separated columns, the last four label left_context "
+                   f"mention right_context ({' '.join(COLUMN_NAMES)}), found {len(fields)}")
         raise InputError(problem, path, number)
-    doc_id, annotation_id, label, left, mention, right = fields
+    label = fields[-READ_COLUMNS]
     if not label or label != label.strip():
         raise InputError(f"invalid label {excerpt(label)}: empty or with surrounding whitespace", path, number)
     if allowed is not None and label not in allowed:
         raise InputError(_unknown_label(label, allowed, labels_source), path, number)
+    ids = (fields[:-READ_COLUMNS] + ["", ""])[:2]
+    return [*ids, *fields[-READ_COLUMNS:]]
+
+
+def tolerated_in_row(column_count: int, mention: str) -> List[str]:
+    """The TOLERATED kinds a row of `column_count` fields with this mention falls under."""
+    kinds = []
+    if column_count > COLUMN_COUNT:
+        kinds.append("rows_extra_columns")
+    elif column_count < COLUMN_COUNT:
+        kinds.append("rows_without_ids")
     if not mention.strip():
-        raise InputError("empty mention (column 5)", path, number)
-    return fields
+        kinds.append("empty_mentions")
+    return kinds
+
+
+def describe_tolerated(counts: Dict[str, int]) -> str:
+    """The nonzero counts in words, e.g. 'rows with more than 6 columns (the last 4 read): 3, empty mentions: 1'."""
+    return ", ".join(f"{text}: {counts[kind]}" for kind, text in TOLERATED.items() if counts.get(kind))
 
 
 # ----------------------------------------------------------------------------- public API
@@ -99,16 +126,22 @@ class TsvLineChunks:
 
     def columns(self, chunk: LineChunk) -> Tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]:
         """(labels, left contexts, mentions, right contexts) of a chunk's non-blank lines."""
+        return self.parse(chunk)[0]
+
+    def parse(self, chunk: LineChunk) -> Tuple[Tuple[Sequence[str], ...], Dict[str, int]]:
+        """The chunk's columns (see `columns`) and how many of its rows each TOLERATED kind counts."""
         first, lines = chunk
-        rows = []
+        rows, counts = [], dict.fromkeys(TOLERATED, 0)
         for number, raw in enumerate(lines, start=first):
             text = decode_line(raw, self.path, number)
             if not is_blank(text):
                 fields = _checked_fields(text, number, self.path, self.allowed, self.labels_source)
-                rows.append((fields[2], fields[3], fields[4], fields[5]))
+                rows.append(tuple(fields[2:]))
+                for kind in tolerated_in_row(text.count("\t") + 1, fields[4]):
+                    counts[kind] += 1
         if not rows:
-            return (), (), (), ()
-        return tuple(zip(*rows))
+            return ((), (), (), ()), counts
+        return tuple(zip(*rows)), counts
 
 
 def read_labels_file(path: str) -> List[str]:

@@ -121,6 +121,9 @@ class CacheInfo:
     mentions_truncated: int = 0
     left_truncated: int = 0
     right_truncated: int = 0
+    rows_extra_columns: int = 0  # what the published reader's rule tolerated (bert_tf.classifier.data.TOLERATED)
+    rows_without_ids: int = 0
+    empty_mentions: int = 0
     created: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -308,6 +311,9 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_WORKERS))
 
 
+ChunkResult = Tuple[np.ndarray, MentionFeatures, Dict[str, int]]  # label ids, features, tolerated-row counts
+
+
 class _ChunkJob:
     """What turns one chunk of a record source into label ids and features."""
 
@@ -316,12 +322,13 @@ class _ChunkJob:
         self.length = int(settings.max_seq_length)
         self.label_ids = {label: i for i, label in enumerate(settings.labels)}
 
-    def __call__(self, chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
-        gold, lefts, mentions, rights = self.source.columns(chunk)
+    def __call__(self, chunk: Any) -> ChunkResult:
+        parse = getattr(self.source, "parse", None)  # a source that counts what it tolerated (TsvLineChunks)
+        (gold, lefts, mentions, rights), tolerated = parse(chunk) if parse else (self.source.columns(chunk), {})
         gold_ids = np.fromiter(map(self.label_ids.get, gold, itertools.repeat(-1)), np.int64, len(gold))
         features = featurize_mentions(lefts, mentions, rights, self.settings.tokenizer, self.length,
                                       self.settings.replace_span)
-        return gold_ids, features
+        return gold_ids, features, tolerated
 
 
 _WORKER_JOB: Optional[_ChunkJob] = None
@@ -334,14 +341,14 @@ def _init_worker(job: _ChunkJob) -> None:
     _WORKER_JOB = job
 
 
-def _run_worker_job(chunk: Any) -> Tuple[np.ndarray, MentionFeatures]:
+def _run_worker_job(chunk: Any) -> ChunkResult:
     return _WORKER_JOB(chunk)
 
 
 def _processed_chunks(
     job: _ChunkJob, chunks: Iterable[Any], workers: int
-) -> Iterable[Tuple[np.ndarray, MentionFeatures]]:
-    """(label ids, features) of every chunk, in order; chunks go to `workers` fresh processes
+) -> Iterable[ChunkResult]:
+    """(label ids, features, tolerated-row counts) of every chunk, in order; chunks go to `workers` fresh processes
     (at most two each in flight, so that the input still streams) when there are several."""
     chunks = iter(chunks)
     head = list(itertools.islice(chunks, 2))
@@ -386,9 +393,13 @@ def _write_records(
     progress: Optional[Callable[[int], None]],
     workers: int,
 ) -> Dict[str, int]:
-    """Featurize the job's source chunk by chunk into the shards; the example and truncation counts."""
-    totals = dict(num_examples=0, mentions_truncated=0, left_truncated=0, right_truncated=0)
-    for gold_ids, features in _processed_chunks(job, job.source.chunks(chunk_size), workers):
+    """Featurize the job's source chunk by chunk into the shards; the example, truncation and tolerated-row
+    counts."""
+    totals = dict(num_examples=0, mentions_truncated=0, left_truncated=0, right_truncated=0, rows_extra_columns=0,
+                  rows_without_ids=0, empty_mentions=0)
+    for gold_ids, features, tolerated in _processed_chunks(job, job.source.chunks(chunk_size), workers):
+        for kind, count in tolerated.items():
+            totals[kind] += count
         if not gold_ids.size:
             continue
         rows = np.empty((gold_ids.size, job.length + 1), dtype)

@@ -39,10 +39,12 @@ def cache_root(cfg: ClassifierConfig) -> str:
 
 
 def training_steps(cfg: ClassifierConfig, num_examples: int) -> Steps:
-    """How long --num_train_epochs of --train_batch_size batches over `num_examples` train, and the warm-up
-    (--warmup_proportion of all steps)."""
-    per_epoch = inputs.steps_for(num_examples, cfg.train_batch_size)
-    total = max(1, int(round(cfg.num_train_epochs * per_epoch)))
+    """How long --num_train_epochs of --train_batch_size (global) batches over `num_examples` train, counted as the
+    published code counted them: int(n / batch * epochs) steps in all, rounded down (12.5M examples at 256:
+    48,828 steps, not 48,829), full batches only (an epoch: n // batch of them; one, partial, when n < batch);
+    the warm-up int(--warmup_proportion * steps)."""
+    per_epoch = max(1, num_examples // cfg.train_batch_size)
+    total = max(1, int(num_examples / cfg.train_batch_size * cfg.num_train_epochs))
     return Steps(per_epoch, total, int(math.ceil(total / per_epoch)), int(cfg.warmup_proportion * total))
 
 
@@ -80,9 +82,13 @@ def run_table(cfg: ClassifierConfig, checkpoint: checkpoints.Checkpoint, task: m
         "data": f"train {train_info.num_examples}, dev {dev_info.num_examples} examples; "
                 f"max_seq_length {cfg.max_seq_length}; replace_span {cfg.replace_span}",
     }
+    tolerated = {split: inputs.describe_tolerated(info) for split, info in (("train", train_info), ("dev", dev_info))}
+    if any(tolerated.values()):
+        data_rows["rows read as published"] = "; ".join(f"{split}: {text or 'none'}"
+                                                        for split, text in tolerated.items())
     training_rows = {
-        "steps": f"{steps.per_epoch} per epoch, {steps.total} in all ({cfg.num_train_epochs:g} epochs), "
-                 f"warm-up {steps.warmup}",
+        "steps": f"{steps.per_epoch} per epoch, {steps.total} in all ({cfg.num_train_epochs:g} epochs; full "
+                 f"batches, rounded down as published), warm-up {steps.warmup}",
         "optimizer": f"{cfg.optimizer}, peak learning rate {cfg.learning_rate:g}, weight decay "
                      f"{cfg.weight_decay:g}, clip norm 1.0",
         "head": f"pooling {cfg.pooling}; class weights "

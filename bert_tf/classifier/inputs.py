@@ -21,10 +21,17 @@ from bert_tf.errors import InputError
 from bert_tf.tokenization import WordPieceTokenizer
 
 
-def resolve_labels(labels_file: Optional[str], train_path: Optional[str]) -> Tuple[List[str], str]:
-    """The label list (from --labels_file, else the sorted training labels) and where it came from."""
+def resolve_labels(labels_file: Optional[str], train_path: Optional[str],
+                   keep_order: bool = False) -> Tuple[List[str], str]:
+    """The label list (from --labels_file, else the sorted training labels) and where it came from. A labels file
+    must be in sorted order, the published code's column order, unless `keep_order`."""
     if labels_file:
-        return consensus.read_labels_file(labels_file), labels_file
+        labels = consensus.read_labels_file(labels_file)
+        if labels != sorted(labels) and not keep_order:
+            raise InputError(f"labels not in sorted order ({', '.join(labels)}): the published code sorts them and "
+                             "the probability columns of test_results.tsv follow that order; sort the file, or give "
+                             "--keep_labels_order to use this order", labels_file)
+        return labels, labels_file
     if not train_path:
         raise InputError("no label set: give --labels_file (or train.tsv to collect the labels from)")
     labels = consensus.collect_labels(train_path)
@@ -70,7 +77,16 @@ def build_features(path: str, labels: Sequence[str], labels_source: str, tokeniz
         raise InputError("no examples", path)
     if info.mentions_truncated:
         print(f"  {path}: {info.mentions_truncated} mention(s) longer than the half window were truncated")
+    tolerated = describe_tolerated(info)
+    if tolerated:
+        print(f"  {path}: read as the published reader read them: {tolerated}")
     return info
+
+
+def describe_tolerated(info: feature_cache.CacheInfo) -> str:
+    """What the published reader's rule tolerated in a featurized file ('' when nothing), e.g. 'empty
+    mentions: 2'."""
+    return consensus.describe_tolerated({kind: getattr(info, kind) for kind in consensus.TOLERATED})
 
 
 @contextlib.contextmanager

@@ -16,12 +16,13 @@ from bert_tf.errors import InputError
 from bert_tf.training import Trainer
 
 
-def given_labels(cfg: ClassifierConfig) -> Optional[Tuple[List[str], str]]:
-    """The labels of --labels_dir (sorted) or --labels_file (file order) and their file; None when neither."""
+def given_labels(cfg: ClassifierConfig, keep_order: bool = False) -> Optional[Tuple[List[str], str]]:
+    """The labels of --labels_dir (sorted) or --labels_file (sorted, or in file order with --keep_labels_order
+    or `keep_order`) and their file; None when neither."""
     if cfg.labels_dir:
         return inputs.read_labels_dir(cfg.labels_dir)
     if cfg.labels_file:
-        return inputs.resolve_labels(cfg.labels_file, None)
+        return inputs.resolve_labels(cfg.labels_file, None, cfg.keep_labels_order or keep_order)
     return None
 
 
@@ -33,7 +34,8 @@ def _lengths_given(cfg: ClassifierConfig) -> bool:
 
 def load_trained(cfg: ClassifierConfig, run: distribution.RunContext) -> Classifier:
     """A trained classifier: a published TF1 one (--bert_config_file/--vocab_file/--init_checkpoint, or --bert_model
-    a TF1 checkpoint, with --labels_file or --labels_dir), else a saved one (--output_dir/model or --bert_model)."""
+    a TF1 checkpoint, with --labels_file or --labels_dir), else a saved one (--output_dir/model or --bert_model: a
+    model saved by bert-tf or a Hugging Face sequence classification folder)."""
     trio = cfg.bert_config_file or cfg.vocab_file or cfg.init_checkpoint
     candidates = [] if trio else [os.path.join(cfg.output_dir, "model")] + ([cfg.bert_model] if cfg.bert_model else [])
     fine_tuned = checkpoints.saved_model_under(cfg.init_checkpoint)
@@ -42,7 +44,7 @@ def load_trained(cfg: ClassifierConfig, run: distribution.RunContext) -> Classif
                    "(--bert_config_file and --vocab_file are not needed)", fine_tuned)
         candidates, trio = [fine_tuned], None
     for path in candidates:
-        if os.path.isfile(os.path.join(path, checkpoints.SAVED_MODEL_META)):
+        if os.path.isdir(path) and checkpoints.saved_model_under(path) == path:
             return load_saved(cfg, run, path)
     if trio or (cfg.bert_model and os.path.exists(cfg.bert_model)):
         checkpoint, tokenizer = checkpoints.load_checkpoint(cfg.checkpoint_spec, chief=run.chief)
@@ -74,7 +76,7 @@ def load_published(cfg: ClassifierConfig, run: distribution.RunContext, checkpoi
                    tokenizer) -> Classifier:
     """A classifier fine-tuned by the published TF1 code, with the (sorted) labels it was trained on; its
     max_seq_length and replace_span are this run's."""
-    found = given_labels(cfg)
+    found = given_labels(cfg, keep_order=True)  # the checkpoint's rows are in sorted order whatever the file's
     if found is None:
         raise InputError("a published TF1 classifier needs its labels: --labels_dir (or --labels_file)", checkpoint.path)
     labels, source = found

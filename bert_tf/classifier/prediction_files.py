@@ -2,7 +2,7 @@
 
 Ours (``output_with_probabilities*.tsv``): a header ``doc_id annotation_id label left_context
 mention right_context predicted_label <label>...`` then one row per example, probabilities as
-``%.6g``. The published pipeline's (``output_with_probabilities_dict.tsv``): no header, the six
+``str(numpy.float32(p))`` (full float32 precision, the published files' text). The published pipeline's (``output_with_probabilities_dict.tsv``): no header, the six
 input columns, the predicted label, then a Python dict literal ``{'che': p, 'dis': p, ...}`` whose
 values are written as ``str(numpy.float32(p))``.
 """
@@ -29,19 +29,15 @@ def header_line(labels: Sequence[str]) -> str:
     return "\t".join([*FIXED_COLUMNS, *labels]) + "\n"
 
 
-def format_probability(probability: float) -> str:
-    """A probability as our files write it."""
-    return f"{probability:.6g}"
-
-
-def format_row(fields: Sequence[str], predicted: str, probabilities: Sequence[float]) -> str:
-    """One row of our prediction file: input fields, predicted label, one probability per label."""
-    return "\t".join([*fields, predicted, *map(format_probability, probabilities)]) + "\n"
-
-
 def format_published_probability(probability: float) -> str:
     """A probability as the published TF1 code wrote it (``str`` of a float32)."""
     return str(np.float32(probability))
+
+
+def format_row(fields: Sequence[str], predicted: str, probabilities: Sequence[float]) -> str:
+    """One row of our prediction file: input fields, predicted label, one probability per label, each as the
+    published files wrote it (so that a blocklist threshold sees the same number from either file)."""
+    return "\t".join([*fields, predicted, *map(format_published_probability, probabilities)]) + "\n"
 
 
 def format_published_dict(labels: Sequence[str], probabilities: Sequence[float]) -> str:

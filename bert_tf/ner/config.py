@@ -1,5 +1,9 @@
 """run_ner.py's settings (`NerConfig`: one field per flag, with its role), their checks, and their normalisation.
 
+The defaults are the published train_bert_ner.py's (DALAI-project/Train_BERT_NER): max_len 512, learning rate 2e-5,
+batch 24, 10 epochs, patience 2, dropout 0.3, gamma 0.8, weight decay 0.01, 4 workers, linear schedule, data
+./data/, output ./checkpoint/; quicker settings are flagfiles (flags/ner_quick.flags, flags/demo_ner.flags).
+
     cfg = NerConfig(data_path="data", save_model_path="out", bert_model="TurkuNLP/bert-base-finnish-cased-v1")
 """
 
@@ -15,6 +19,7 @@ from bert_tf.ner import decoding, windowing
 
 COMMAND = "run_ner.py"  # what a run's identity names, from the command line or from Python
 PUBLISHED_NER_MODEL = "TurkuNLP/bert-base-finnish-cased-v1"  # the default of the published train_bert_ner.py
+PUBLISHED_SCHEDULERS = ("linear", "exponential", "None")  # train_bert_ner.py --scheduler
 
 
 @dataclasses.dataclass
@@ -27,35 +32,45 @@ class NerConfig(SharedSettings):
         "checkpoint directory, a keras-hub preset (directory, name or kaggle:// handle), or a model saved by "
         f"bert-tf. Default: {PUBLISHED_NER_MODEL} (the published script's), unless the NVIDIA trio "
         "(--bert_config_file, --vocab_file, --init_checkpoint) names the checkpoint."))
-    data_path: Optional[str] = setting(None, RESULT, (
+    data_path: Optional[str] = setting("./data/", RESULT, (
         "Folder with train.csv, val.csv, test.csv (or only train.csv / data.csv to be split with --val_test_size). "
         "Columns: tokens, tags (Python list literals)."))
-    save_model_path: Optional[str] = setting(None, RESULT, "Output folder: model, plots, history, test report.")
-    max_len: int = setting(128, RESULT, "Maximum sequence length in sub-tokens ([CLS] and [SEP] included).")
-    gamma: float = setting(0.9, RESULT, (
+    save_model_path: Optional[str] = setting("./checkpoint/", RESULT, (
+        "Output folder: model, plots, history, test report."))
+    max_len: int = setting(512, RESULT, "Maximum sequence length in sub-tokens ([CLS] and [SEP] included).")
+    learning_rate: float = setting(2e-5, RESULT, "Peak learning rate.")
+    gamma: float = setting(0.8, RESULT, (
         "Exponential decay: the learning rate is multiplied by gamma after every epoch (with --nolinear_scheduler)."))
-    epochs: int = setting(5, RESULT, "Maximum number of training epochs.")
-    batch_size: int = setting(16, RESULT, "Global batch size (split across replicas).")
+    epochs: int = setting(10, RESULT, "Maximum number of training epochs.")
+    batch_size: int = setting(24, RESULT, (
+        "Global batch size (split across replicas; under the published accelerate launch it was per process: give "
+        "processes x batch here)."))
     bucket_by_length: bool = setting(True, RESULT, (
         "Batch sequences of similar length and pad them to a fixed set of lengths (--bucket_lengths); "
         "--nobucket_by_length pads every batch to --max_len."))
     bucket_lengths: List[str] = setting([], RESULT, (
         "Padded lengths for --bucket_by_length, e.g. 32,64,128 (default: 16 to 512, at most 25% apart above 32; "
         "capped at --max_len). Fewer lengths: fewer XLA compilations, more padding."))
-    num_workers: int = setting(2, OPERATIONAL, (
+    num_workers: int = setting(4, OPERATIONAL, (
         "Input-pipeline parallelism (tf.data threads and prefetched batches)."))
-    patience: int = setting(3, RESULT, (
+    patience: int = setting(2, RESULT, (
         "Stop after this many epochs without a new best validation F1 (0: never)."))
     freeze_layers: int = setting(0, RESULT, (
         "0: train everything; N>0: freeze the embeddings and the first N encoder layers; -1: freeze the "
         "embeddings only."))
     double_lr: bool = setting(False, RESULT, "Encoder at learning_rate/10, classification head at learning_rate.")
-    classifier_dropout: float = setting(0.1, RESULT, "Dropout before the classification layer.")
+    classifier_dropout: float = setting(0.3, RESULT, "Dropout before the classification layer.")
     num_validate_during_training: int = setting(1, RESULT, (
         "Validations per epoch, evenly spaced, the last at its end."))
     linear_scheduler: bool = setting(True, RESULT, (
         "Linear warm-up (20% of one epoch) then linear decay to 0; --nolinear_scheduler: exponential decay by "
         "--gamma per epoch."))
+    wd: Optional[float] = setting(None, RESULT, (
+        "The published train_bert_ner.py's name of --weight_decay: when given, the weight decay."))
+    scheduler: Optional[str] = setting(None, RESULT, (
+        "The published train_bert_ner.py's schedule flag: when given, linear (--linear_scheduler), exponential "
+        "(--nolinear_scheduler: decay by --gamma per epoch) or None (a constant learning rate: --nolinear_scheduler "
+        "with gamma 1)."), choices=PUBLISHED_SCHEDULERS, case_sensitive=False)
     val_test_size: float = setting(0.1, RESULT, (
         "Fraction for each of val and test when data_path holds a single file."))
     max_train_examples: int = setting(0, RESULT, (
@@ -120,9 +135,24 @@ def check(cfg: NerConfig) -> None:
                          "of at least 8")
 
 
+def with_published_names(cfg: NerConfig) -> NerConfig:
+    """The config with the published flags --wd and --scheduler, when given, applied to the settings they name."""
+    changes = {} if cfg.wd is None else {"weight_decay": cfg.wd}
+    if cfg.scheduler is not None:
+        kind = cfg.scheduler.lower()
+        if kind not in (name.lower() for name in PUBLISHED_SCHEDULERS):
+            raise InputError(f"--scheduler={cfg.scheduler}: must be one of {', '.join(PUBLISHED_SCHEDULERS)}")
+        changes["linear_scheduler"] = kind == "linear"
+        if kind == "none":
+            changes["gamma"] = 1.0
+    return dataclasses.replace(cfg, **changes)
+
+
 def normalized(cfg: NerConfig) -> NerConfig:
-    """The config as the run uses it: checked; --bert_model the published model unless given or the NVIDIA trio
-    names the checkpoint; with --horovod the distribution and the global batch of the MPI launch."""
+    """The config as the run uses it: checked; --wd and --scheduler applied; --bert_model the published model
+    unless given or the NVIDIA trio names the checkpoint; with --horovod the distribution and the global batch of
+    the MPI launch."""
+    cfg = with_published_names(cfg)
     check(cfg)
     trio = cfg.bert_config_file or cfg.vocab_file or cfg.init_checkpoint
     bert_model = cfg.bert_model if cfg.bert_model or trio else PUBLISHED_NER_MODEL

@@ -29,9 +29,10 @@ class NerModelSettings:
         return cls(cfg.max_len, context, cfg.vote, cfg.decoding)
 
     @classmethod
-    def for_prediction(cls, meta: Mapping[str, Any], cfg: NerConfig) -> "NerModelSettings":
+    def for_prediction(cls, meta: Mapping[str, Any], cfg: NerConfig, positions: int) -> "NerModelSettings":
         """The settings to predict with: --context_vote and --decode when given, else the saved model's; the saved
-        max_len and context (models saved without them: the flag's max_len, no context)."""
-        return cls(int(meta.get("max_len", cfg.max_len)), str(meta.get("context", "none")),
+        max_len and context (models saved without them, such as a Hugging Face folder written by another tool: the
+        flag's max_len, at most the model's `positions`, and no context)."""
+        return cls(int(meta.get("max_len", min(cfg.max_len, positions))), str(meta.get("context", "none")),
                    cfg.context_vote or str(meta.get("context_vote", windowing.DEFAULT_VOTE)),
                    cfg.decode or str(meta.get("decode", decoding.DEFAULT_DECODE)))

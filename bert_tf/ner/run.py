@@ -80,7 +80,7 @@ def predict_sentences(model_dir: str, sentences: Sequence[Sequence[str]], batch_
         cfg = NerConfig(batch_size=batch_size, verbose=False)
         task = checkpoints.load_saved_model(model_dir)
         examples = [ner_data.NerExample(tuple(words), None, i + 1) for i, words in enumerate(sentences)]
-        settings = NerModelSettings.for_prediction(task.meta, cfg)
+        settings = NerModelSettings.for_prediction(task.meta, cfg, task.backbone.max_sequence_length)
         trainer = Trainer(task.model, None, tf.distribute.get_strategy(), verbose=False)
         predictions = _tag(trainer, task, examples, settings, "none", cfg)  # no document ids: each alone
         return [[task.labels[i] for i in ids] for ids in predictions.label_ids]
@@ -123,7 +123,7 @@ def _predict(cfg: NerConfig) -> PredictResult:
     run = distribution.setup_run(cfg.seed, cfg.use_amp, cfg.distribution, amp_dtype=cfg.amp_dtype)
     with run.strategy.scope():
         task = checkpoints.load_saved_model(cfg.save_model_path)
-    settings = NerModelSettings.for_prediction(task.meta, cfg)
+    settings = NerModelSettings.for_prediction(task.meta, cfg, task.backbone.max_sequence_length)
     context, context_text = choose_context(cfg.context, ner_data.has_documents(examples), settings.context)
     trainer = Trainer(task.model, None, run.strategy, use_xla=cfg.use_xla, verbose=cfg.verbose)
     print(f"predicting with {distribution.describe_devices(run.strategy)}; "

@@ -40,9 +40,12 @@ def text_stream(cfg: PretrainingConfig, tokenizer: WordPieceTokenizer, files: Li
                                  cfg.shuffle_buffer)
 
 
-def record_data(cfg: PretrainingConfig, files: List[str], batch_size: int) -> tfrecords.TFRecordData:
-    """create_pretraining_data.py records in batches of `batch_size`."""
-    return tfrecords.TFRecordData(files, cfg.max_seq_length, cfg.max_predictions_per_seq, batch_size, cfg.seed)
+def record_data(cfg: PretrainingConfig, files: List[str], batch_size: int,
+                tokenizer: WordPieceTokenizer) -> tfrecords.TFRecordData:
+    """create_pretraining_data.py records in batches of `batch_size`, their token ids checked against the
+    vocabulary."""
+    return tfrecords.TFRecordData(files, cfg.max_seq_length, cfg.max_predictions_per_seq, batch_size, cfg.seed,
+                                  tokenizer.vocab_size)
 
 
 def input_file_list(cfg: PretrainingConfig) -> List[str]:
@@ -56,8 +59,8 @@ def read_training_data(cfg: PretrainingConfig, tokenizer: WordPieceTokenizer, ba
     train_files = input_file_list(cfg)
     eval_files = inputs.expand_input_files(cfg.eval_files_dir) if cfg.eval_files_dir else []
     if tfrecords.are_tfrecords(train_files):
-        train = record_data(cfg, train_files, batch_size)
-        held = record_data(cfg, eval_files, cfg.eval_batch_size) if eval_files else None
+        train = record_data(cfg, train_files, batch_size, tokenizer)
+        held = record_data(cfg, eval_files, cfg.eval_batch_size, tokenizer) if eval_files else None
         return TrainingData(train, held, train_files + eval_files, f"TFRecords: {train.describe()}")
     train = text_stream(cfg, tokenizer, train_files, cfg.eval_fraction if cfg.do_eval and not eval_files else 0.0,
                         False, batch_size)
@@ -87,7 +90,7 @@ def read_held_out(cfg: PretrainingConfig, tokenizer: WordPieceTokenizer) -> Tupl
         if not cfg.eval_files_dir:
             raise InputError("TFRecords hold no held-out part: give the records to evaluate as --eval_files_dir",
                              files[0])
-        data = record_data(cfg, files, cfg.eval_batch_size)
+        data = record_data(cfg, files, cfg.eval_batch_size, tokenizer)
         return data, f"TFRecords: {data.describe()}"
     data = text_stream(cfg, tokenizer, files, fraction, bool(fraction), cfg.eval_batch_size)
     if not data.num_blocks:

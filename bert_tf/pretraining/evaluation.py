@@ -11,7 +11,8 @@ import keras
 import numpy as np
 
 from bert_tf.batch_format import IGNORE_LABEL, LABELS
-from bert_tf.io_utils import write_json_atomic, write_text_atomic
+from bert_tf import reports
+from bert_tf.io_utils import write_json_atomic
 from bert_tf.pretraining.model import MLM_LOGITS, NSP_LOGITS
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
 
@@ -64,10 +65,11 @@ def combined(masked_lm: Dict[str, float], next_sentence: Optional[Dict[str, floa
             "masked_lm_loss": masked_lm["loss"], **next_sentence}
 
 
-def evaluate(trainer, data, batch_size: int, next_sentence: bool = False) -> Dict[str, float]:
+def evaluate(trainer, data, batch_size: int, next_sentence: bool = False, max_batches: int = 0) -> Dict[str, float]:
     """Masked-LM loss, accuracy and perplexity of the model on every held-out sequence of `data` (a MaskedLMStream
-    or TFRecordData), with its fixed held-out masks (the same at every evaluation, so the figures compare); with
-    `next_sentence` also the next-sentence loss and accuracy, and "loss" their sum."""
+    or TFRecordData), or on its first `max_batches` batches (0: all), with its fixed held-out masks (the same at
+    every evaluation, so the figures compare); with `next_sentence` also the next-sentence loss and accuracy, and
+    "loss" their sum."""
     scores, nsp = MaskedLMScores(), NextSentenceScores() if next_sentence else None
 
     def add(out: Dict[str, np.ndarray]) -> None:
@@ -76,6 +78,8 @@ def evaluate(trainer, data, batch_size: int, next_sentence: bool = False) -> Dic
             nsp.add_rows(out[NSP_LOGITS], out[NSP_FEATURE])
 
     dataset, batches = data.eval_dataset(batch_size)
+    if max_batches and max_batches < batches:
+        dataset, batches = dataset.take(max_batches), max_batches
     trainer.predict(dataset, batches, on_batch=add)
     return combined(scores.result(), nsp.result() if nsp is not None else None)
 
@@ -96,12 +100,26 @@ class HeldOutBefore(keras.callbacks.Callback):
         self.values = state["before"]
 
 
-def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float]]]) -> str:
-    """eval_results.json and eval_results.txt: held-out loss, accuracy and perplexity, with next-sentence prediction
-    also each loss and the next-sentence accuracy (before and after training, or of the checkpoint alone); returns
-    the text."""
+def published_names(figures: Dict[str, float], prefix: str = "") -> Dict[str, float]:
+    """The figures under the names NVIDIA's run_pretraining.py writes to eval_results.txt (masked_lm_accuracy,
+    masked_lm_loss, next_sentence_accuracy, next_sentence_loss, loss), with masked_lm_perplexity beside them."""
+    named = {"loss": figures["loss"], "masked_lm_accuracy": figures["accuracy"],
+             "masked_lm_loss": figures.get("masked_lm_loss", figures["loss"]),
+             "masked_lm_perplexity": figures["perplexity"]}
+    named.update({k: figures[k] for k in ("next_sentence_accuracy", "next_sentence_loss") if k in figures})
+    return {prefix + k: v for k, v in named.items()}
+
+
+def write_eval_results(out_dir: str, results: Dict[str, Optional[Dict[str, float]]],
+                       global_step: Optional[int] = None) -> str:
+    """eval_results.json (every figure, before and after training or of the checkpoint alone) and eval_results.txt
+    in NVIDIA's `key = value` form (the last figures under its names, global_step when trained, the figures before
+    training prefixed before_); returns a one-line-per-side summary."""
     rows = {name: value for name, value in results.items() if value}
     write_json_atomic(os.path.join(out_dir, "eval_results.json"), rows)
-    text = "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()) for name, values in rows.items())
-    write_text_atomic(os.path.join(out_dir, "eval_results.txt"), text + "\n")
-    return text
+    published: Dict[str, float] = {} if global_step is None else {"global_step": int(global_step)}
+    for name, values in rows.items():
+        published.update(published_names(values, "before_" if name == "before" else ""))
+    reports.write_published_eval_results(os.path.join(out_dir, "eval_results.txt"), published)
+    return "\n".join(f"{name}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items())
+                     for name, values in rows.items())

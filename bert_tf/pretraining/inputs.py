@@ -1,7 +1,8 @@
 """Pretraining text: which files `--input_files` names, and the documents in them (lists of sentences).
 
-Formats, by content: raw text (.txt and anything unrecognised: one document a line, or, when a blank line lies
-between two lines of text, paragraphs separated by blank lines with one sentence a line), NER CSV (a `tokens`
+Formats, by content: raw text (.txt and anything unrecognised) in Google's pretraining format (one sentence a line,
+a blank line between documents; a file without blank lines is one document; a document is read in parts of
+DOCUMENT_PART_LINES lines, so memory stays bounded and no block spans two parts), NER CSV (a `tokens`
 column of Python list literals, optional `doc_id`: a row is a sentence, rows of one doc_id a document), CoNLL (first
 column the word, a blank line ends a sentence, `-DOCSTART-` or a new BC5CDR document id starts a document) and
 consensus TSV (six columns: the left context, mention and right context of a row form one document). Only the words
@@ -20,6 +21,7 @@ from bert_tf import io_utils
 
 Document = List[str]  # its sentences (or lines), in order
 CONSENSUS_COLUMNS = 6
+DOCUMENT_PART_LINES = 10_000  # a longer raw-text document is read (and packed) in parts of this many lines
 
 
 def expand_input_files(spec: str) -> List[str]:
@@ -51,11 +53,9 @@ def text_lines(path: str) -> Iterator[str]:
 
 
 def file_format(path: str) -> str:
-    """"csv", "conll", "consensus", "text" (one document a line) or "paragraphs" (text whose documents are
-    separated by blank lines), from the extension and the first line; "text" or "paragraphs" read to the first
-    blank line between two lines of text (streamed). InputError for a file without text."""
-    lines = (line.strip("\r\n") for line in text_lines(path))
-    first = next((line for line in lines if line.strip()), None)
+    """"csv", "conll", "consensus" or "text" (Google's sentence-per-line format), from the extension and the first
+    line of text. InputError for a file without text."""
+    first = next((line.strip("\r\n") for line in text_lines(path) if line.strip()), None)
     if first is None:
         raise InputError("empty file: no text to pretrain on", path)
     columns = first.split("\t")
@@ -65,11 +65,6 @@ def file_format(path: str) -> str:
         return "consensus"
     if path.endswith((".conll", ".tsv", ".bio", ".iob")) and 2 <= len(columns) <= 5:
         return "conll"
-    blank = False
-    for line in lines:
-        if line.strip() and blank:
-            return "paragraphs"
-        blank = not line.strip()
     return "text"
 
 
@@ -80,8 +75,7 @@ def iter_file_documents(path: str, kind: Optional[str] = None) -> Iterator[Docum
     if kind in ("csv", "conll"):
         documents = (_csv_documents if kind == "csv" else _conll_documents)(read_text(path), path)
     else:
-        documents = {"text": _line_documents, "paragraphs": _paragraph_documents,
-                     "consensus": _consensus_documents}[kind](path)
+        documents = {"text": _sentence_documents, "consensus": _consensus_documents}[kind](path)
     empty = True
     for document in documents:
         if document:
@@ -96,18 +90,14 @@ def read_documents(path: str) -> List[Document]:
     return list(iter_file_documents(path))
 
 
-def _line_documents(path: str) -> Iterator[Document]:
-    for line in text_lines(path):
-        if line.strip():
-            yield [line.strip()]
-
-
-def _paragraph_documents(path: str) -> Iterator[Document]:
+def _sentence_documents(path: str) -> Iterator[Document]:
+    """Google's format: the non-blank lines between blank lines (a document of more than DOCUMENT_PART_LINES lines
+    in parts of that many)."""
     document: Document = []
     for line in text_lines(path):
         if line.strip():
             document.append(line.strip())
-        elif document:
+        if document and (not line.strip() or len(document) == DOCUMENT_PART_LINES):
             yield document
             document = []
     if document:

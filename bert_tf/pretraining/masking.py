@@ -19,7 +19,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_tf.errors import InputError
 from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from bert_tf.tokenization import WordPieceTokenizer
 
@@ -78,14 +77,6 @@ class MaskingConfig:
 def predictions_for(length: int, masked_lm_prob: float, max_predictions: int) -> int:
     """How many positions a block of `length` tokens ([CLS] and [SEP] included) predicts (Google's rule)."""
     return min(max_predictions, max(1, int(round(length * masked_lm_prob))))
-
-
-def check_max_predictions(max_seq_length: int, masked_lm_prob: float, max_predictions: int) -> None:
-    """InputError when a full block would need more masked positions than `max_predictions` allows."""
-    wanted = int(round(max_seq_length * masked_lm_prob))
-    if wanted > max_predictions:
-        raise InputError(f"--max_predictions_per_seq={max_predictions} is too small: a full block of {max_seq_length} "
-                         f"tokens masks {wanted} at --masked_lm_prob={masked_lm_prob}")
 
 
 def word_groups(ids: np.ndarray, is_continuation: np.ndarray, whole_word: bool, special_ids: Sequence[int]) -> List[List[int]]:

@@ -27,10 +27,12 @@ from bert_tf import (checkpoints, cli, config, distribution, html_report, lifecy
 from bert_tf.batch_format import LABELS, PADDING_MASK
 from bert_tf.errors import InputError
 from bert_tf.checkpoints import Checkpoint
+from bert_tf.checkpoints.tf1 import GLOBAL_STEP_KEY
 from bert_tf.pretraining import evaluation, model as mlm_model, objective, tfrecords
 from bert_tf.pretraining.config import COMMAND, PretrainingConfig, check, with_horovod
 from bert_tf.pretraining.data import Data, TrainingData, read_held_out, read_training_data
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
+from bert_tf.pretraining.snapshots import SnapshotWriter, snapshot_steps
 from bert_tf.pretraining.training_accuracy import TrainingAccuracy
 from bert_tf.tokenization import WordPieceTokenizer
 from bert_tf.training import HistoryWriter, Trainer
@@ -72,8 +74,9 @@ def evaluate(cfg: PretrainingConfig) -> PretrainingResult:
 
 
 def prepared(cfg: PretrainingConfig) -> PretrainingConfig:
-    """The checked config, with the --horovod launch applied."""
+    """The checked config, with the --horovod launch applied; the published flags that do nothing said once."""
     check(cfg)
+    config.note_published_noops(cfg)
     return with_horovod(cfg)
 
 
@@ -125,8 +128,15 @@ def build_trainer(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: Wor
     optimizer, and the Trainer."""
     with context.strategy.scope():
         mlm = mlm_model.load_masked_lm(checkpoint, tokenizer, next_sentence=next_sentence)
-        schedule = optimization.WarmupLinearDecay(cfg.learning_rate, cfg.warmup_steps, cfg.num_train_steps)
-        optimizer = optimization.make_optimizer(cfg.optimizer_type, schedule, cfg.weight_decay)
+        schedule = optimization.make_schedule(cfg.learning_rate_schedule, cfg.optimizer_type, cfg.peak_learning_rate,
+                                              cfg.warmup_steps, cfg.num_train_steps)
+        if cfg.head_warmup_steps:
+            schedule = optimization.AfterConstantPhase(schedule, cfg.head_warmup_steps, cfg.head_warmup_learning_rate)
+        optimizer = optimization.make_optimizer(cfg.optimizer_type, schedule, cfg.weight_decay,
+                                                lamb_decay=cfg.lamb_weight_decay)
+        if cfg.head_warmup_steps:
+            encoder = {v.path for v in mlm.backbone.trainable_variables}
+            optimizer.freeze_until(cfg.head_warmup_steps, lambda v: v.path in encoder)
     on = next_sentence is not None
     trainer = Trainer(mlm.model, optimizer, context.strategy, use_xla=cfg.use_xla, loss_scale=context.loss_scale,
                       passthrough_keys=(LABELS, PADDING_MASK) + ((NSP_FEATURE,) if on else ()),
@@ -135,26 +145,57 @@ def build_trainer(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: Wor
     return mlm, trainer
 
 
+def describe_masking(cfg: PretrainingConfig, data: Data) -> str:
+    """The run table's masking line: the TFRecords' own masks, or how text is masked."""
+    if isinstance(data, tfrecords.TFRecordData):
+        return (f"as written in the TFRecords (made once by create_pretraining_data.py, at most "
+                f"{cfg.max_predictions_per_seq} a sequence; --masked_lm_prob and --whole_word_masking do not apply)")
+    return (f"{'whole-word' if cfg.whole_word_masking else 'per-piece'}, {cfg.masked_lm_prob:g} of the tokens (at "
+            f"most {cfg.max_predictions_per_seq}), 80/10/10, new masks every epoch (seed {cfg.seed})")
+
+
+def describe_rate(cfg: PretrainingConfig) -> str:
+    """The run table's learning-rate line: the effective peak (with the --horovod scaling) and the schedule."""
+    peak = f"peak {cfg.peak_learning_rate:g}"
+    if cfg.horovod_ranks > 1:
+        peak += (f" (--learning_rate {cfg.learning_rate:g} x {cfg.horovod_ranks} ranks, as NVIDIA's --horovod)"
+                 if cfg.scale_learning_rate_by_ranks else
+                 " (not scaled by the ranks: --noscale_learning_rate_by_ranks)")
+    return peak + "; " + optimization.describe_schedule(cfg.learning_rate_schedule, cfg.optimizer_type,
+                                                        cfg.peak_learning_rate, cfg.warmup_steps, cfg.num_train_steps)
+
+
+def describe_optimizer(cfg: PretrainingConfig) -> str:
+    """The run table's optimizer line."""
+    decay = f"weight decay {cfg.weight_decay:g} (not on LayerNorm weights or biases)"
+    if cfg.optimizer_type == "lamb":
+        decay += (" inside the trust ratio, as NVIDIA's LAMB" if cfg.lamb_weight_decay == "trust_ratio" else
+                  ", decoupled from the LAMB step (--lamb_weight_decay=decoupled)")
+    return f"{cfg.optimizer_type}, {decay}; gradients clipped to global norm 1"
+
+
 def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: WordPieceTokenizer,
                      mlm: mlm_model.MaskedLM, nsp_line: str, data: TrainingData,
                      context: distribution.RunContext) -> Dict[str, object]:
     """The rows of the training run's table."""
     steps_per_epoch = data.train.steps_per_epoch
-    epochs = math.ceil(cfg.num_train_steps / steps_per_epoch)
+    epochs = math.ceil(cfg.total_steps / steps_per_epoch)
     return {
         "model": f"{checkpoint.path} ({checkpoint.kind}; activation {checkpoint.activation})",
         "masked-LM head": mlm.head_source,
+        "head warm-up": (f"{cfg.head_warmup_steps} steps training the head alone (encoder frozen) at "
+                         f"{cfg.head_warmup_learning_rate:g}, then the whole model" if cfg.head_warmup_steps else
+                         "none (--head_warmup_steps=0)"),
         "next-sentence prediction": nsp_line,
         "tokenizer": f"{tokenizer.source} (lower-case: {tokenizer.lowercase})",
         "data": data.described,
-        "masking": f"{'whole-word' if cfg.whole_word_masking else 'per-piece'}, {cfg.masked_lm_prob:g} of the "
-                   f"tokens (at most {cfg.max_predictions_per_seq}), 80/10/10, new masks every epoch (seed "
-                   f"{cfg.seed})",
+        "masking": describe_masking(cfg, data.train),
         "devices": distribution.describe_devices(context.strategy),
         "batch": f"{context.describe_batch(cfg.train_batch_size)} x {cfg.num_accumulation_steps} accumulation "
-                 f"step(s) = {cfg.update_batch_size} sequences per update",
-        "steps": f"{cfg.num_train_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s)); optimizer "
-                 f"{cfg.optimizer_type}, learning rate {cfg.learning_rate:g}",
+                 f"step(s): global batch {cfg.update_batch_size} sequences per update",
+        "steps": f"{cfg.total_steps} ({steps_per_epoch} per epoch, {epochs} epoch(s))",
+        "optimizer": describe_optimizer(cfg),
+        "learning rate": describe_rate(cfg),
         "precision": context.precision, "xla": cfg.use_xla,
     }
 
@@ -162,6 +203,7 @@ def training_summary(cfg: PretrainingConfig, checkpoint: Checkpoint, tokenizer: 
 def _train(cfg: PretrainingConfig) -> PretrainingResult:
     """train() on a prepared config."""
     checkpoint, tokenizer = load(cfg)
+    cfg = cfg.with_head_warmup(checkpoints.read_masked_lm_head(checkpoint) is None)
     data = read_training_data(cfg, tokenizer, cfg.update_batch_size)
     next_sentence, nsp_line = next_sentence_plan(cfg, checkpoint, data.train)
     if next_sentence is not None:
@@ -181,7 +223,12 @@ def _train(cfg: PretrainingConfig) -> PretrainingResult:
         cli.write_run_config(cfg.output_dir, config.values(cfg), {"checkpoint": checkpoint.path})
         html_report.write_run_summary(cfg.output_dir, "bert-tf masked-LM pretraining", {
             **summary, html_report.EXAMPLES_PER_EPOCH: data.train.steps_per_epoch * cfg.update_batch_size})
-    return fit(cfg, trainer, mlm, data, checkpointer, context.chief)
+    try:
+        with tfrecords.naming_bad_records():
+            return fit(cfg, trainer, mlm, data, checkpointer, context.chief)
+    except InputError:  # a bad record met while training: the training states saved so far stay
+        resume.keep_saved_states(checkpointer)
+        raise
 
 
 def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data: TrainingData,
@@ -191,11 +238,12 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     steps_per_epoch = train_data.steps_per_epoch
 
     def make_epoch_dataset(epoch: int, first_step: int):
-        num = min(steps_per_epoch, cfg.num_train_steps - epoch * steps_per_epoch)
+        num = min(steps_per_epoch, cfg.total_steps - epoch * steps_per_epoch)
         return train_data.epoch_dataset(epoch, first_step, num), num
 
     on = mlm.next_sentence is not None
-    validate = (lambda: evaluation.evaluate(trainer, held, cfg.eval_batch_size, on)) if held is not None else None
+    validate = (lambda: evaluation.evaluate(trainer, held, cfg.eval_batch_size, on, cfg.max_eval_steps)
+                ) if held is not None else None
     before = validate() if validate is not None and checkpointer.resume_state is None else None
     if before:
         print("held-out before training: " + "  ".join(f"{k}={v:.4f}" for k, v in before.items()))
@@ -203,24 +251,29 @@ def fit(cfg: PretrainingConfig, trainer: Trainer, mlm: mlm_model.MaskedLM, data:
     callbacks = [held_out_before] + ([HistoryWriter(trainer, out_dir, objective.metrics(on))] if chief else [])
     callbacks += tensorboard.make_writer(cfg.tensorboard, chief, trainer, out_dir)
     checkpointer.attach(mlm.model, trainer.optimizer)
-    started = time.time()
-    trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.num_train_steps / steps_per_epoch), validate=validate,
-                outputs=TrainingAccuracy(on), validations_per_epoch=cfg.num_validate_during_training,
+    if chief:
+        trainer.step_hooks.append(SnapshotWriter(mlm, out_dir, cfg.save_checkpoints_steps, cfg.keep_checkpoint_max))
+    started, accuracy = time.time(), TrainingAccuracy(on)
+    trainer.fit(make_epoch_dataset, epochs=math.ceil(cfg.total_steps / steps_per_epoch), validate=validate,
+                outputs=accuracy, validations_per_epoch=cfg.num_validate_during_training,
+                validate_every_steps=cfg.eval_every_steps,
                 callbacks=callbacks, checkpointer=checkpointer, save_every_steps=cfg.save_checkpoints_steps)
     seconds = time.time() - started
-    tokens = cfg.num_train_steps * train_data.batch_size * cfg.max_seq_length
-    print(f"training took {seconds:.1f} s (at most {tokens / max(seconds, 1e-9):.0f} tokens/s)")
+    print(f"training took {seconds:.1f} s ({accuracy.tokens / max(seconds, 1e-9):.0f} tokens/s: real tokens, "
+          "padding not counted)")
     last = next((row for row in reversed(trainer.history) if row["split"] == "val"), None)
     after = {k: last[k] for k in objective.metrics(on)} if last else None
     model_dir = os.path.join(out_dir, "model")
     if chief:
-        mlm_model.save_hf(mlm, model_dir)
-        print(evaluation.write_eval_results(out_dir, {"before": held_out_before.values, "after": after}))
+        mlm_model.save_hf(mlm, model_dir, {GLOBAL_STEP_KEY: trainer.global_step})
+        print(evaluation.write_eval_results(out_dir, {"before": held_out_before.values, "after": after},
+                                            trainer.global_step))
         html_report.write_run_report(out_dir)
     resume.finish_training(checkpointer, cfg.keep_checkpoints)
     architecture = mlm_model.HF_PRETRAINING_ARCHITECTURE if on else mlm_model.HF_ARCHITECTURE
     print(f"outputs in {out_dir}: model/ (Hugging Face {architecture}; --bert_model={out_dir} for run_ner.py and "
-          "run_classifier.py), eval_results.txt, history.csv, loss.png, accuracy.png, perplexity.png"
+          f"run_classifier.py), {'model.ckpt-STEP snapshots, ' if snapshot_steps(out_dir) else ''}eval_results.txt, "
+          "history.csv, loss.png, accuracy.png, perplexity.png"
           f"{', masked_lm_loss.png, next_sentence_loss.png, next_sentence_accuracy.png' if on else ''}, report.html")
     return PretrainingResult(out_dir, model_dir, held_out_before.values, after)
 
@@ -240,9 +293,12 @@ def _evaluate(cfg: PretrainingConfig) -> PretrainingResult:
     cli.print_table("bert-tf masked-LM evaluation", {
         "model": f"{checkpoint.path} ({checkpoint.kind})", "masked-LM head": mlm.head_source,
         "next-sentence prediction": nsp_line, "data": described,
-        "masking": f"fixed held-out masks, {cfg.masked_lm_prob:g} of the tokens (seed {cfg.seed})",
+        "masking": describe_masking(cfg, held) if isinstance(held, tfrecords.TFRecordData) else
+                   f"fixed held-out masks, {cfg.masked_lm_prob:g} of the tokens (seed {cfg.seed})",
         "devices": distribution.describe_devices(context.strategy), "precision": context.precision})
-    results = evaluation.evaluate(trainer, held, cfg.eval_batch_size, next_sentence is not None)
+    with tfrecords.naming_bad_records():
+        results = evaluation.evaluate(trainer, held, cfg.eval_batch_size, next_sentence is not None,
+                                      cfg.max_eval_steps)
     if context.chief:
         os.makedirs(cfg.output_dir, exist_ok=True)
         print(evaluation.write_eval_results(cfg.output_dir, {"eval": results}))

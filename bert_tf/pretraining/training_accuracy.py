@@ -7,7 +7,7 @@ from typing import Dict
 
 import numpy as np
 
-from bert_tf.batch_format import IGNORE_LABEL, LABELS
+from bert_tf.batch_format import IGNORE_LABEL, LABELS, PADDING_MASK
 from bert_tf.pretraining.objective import NSP_PREDS
 from bert_tf.pretraining.tfrecords import NSP_FEATURE
 
@@ -15,17 +15,21 @@ from bert_tf.pretraining.tfrecords import NSP_FEATURE
 class TrainingAccuracy:
     """The training metrics (a TrainingOutputs): masked-LM accuracy over the epoch's labelled positions and, when it
     is trained, next-sentence accuracy over its sequences, from running counts (memory does not grow with the
-    epoch); `running()` shows them on the progress line."""
+    epoch); `running()` shows them on the progress line. `tokens` counts the real (not padding) tokens this process
+    trained on."""
 
     KEYS = ("masked_lm_correct", "masked_lm_count", "next_sentence_correct", "next_sentence_count")
 
     def __init__(self, next_sentence: bool):
         self.next_sentence = next_sentence
         self.counts = np.zeros(len(self.KEYS), np.int64)
+        self.tokens = 0
 
     def add(self, outputs: Dict[str, np.ndarray]) -> None:
         """Count one training step's argmax hits against its labels."""
         keep = outputs[LABELS] != IGNORE_LABEL
+        if PADDING_MASK in outputs:
+            self.tokens += int(np.sum(outputs[PADDING_MASK]))
         self.counts[:2] += (int(np.sum(outputs["preds"][keep] == outputs[LABELS][keep])), int(keep.sum()))
         if self.next_sentence:
             hits = outputs[NSP_PREDS] == outputs[NSP_FEATURE]
