@@ -42,8 +42,8 @@ def test_every_allowed_skip_names_an_existing_test_and_a_reason():
     assert allowed
     for pattern, reason in allowed:
         path, _, name = pattern.partition("::")
-        function = re.match(r"\w+", name).group(0)
-        assert re.search(rf"^def {function}\(", (ROOT / path).read_text(encoding="utf-8"), re.M), pattern
+        function = re.match(r"\w*", name).group(0)  # empty: a pattern for every test of the file
+        assert re.search(rf"^def {function or 'test_'}\w*\(", (ROOT / path).read_text(encoding="utf-8"), re.M), pattern
         assert len(reason.split()) >= 3, pattern
     assert unexpected_skips(["tests/test_export.py::test_hf_export_matches_transformers[token]",
                              "tests/test_export.py::test_other"], allowed) == ["tests/test_export.py::test_other"]
