@@ -75,4 +75,5 @@ def assert_resumed(stdout: str, state: Dict, out: Path, events_before: Set[Path]
     assert epochs and epochs[0] == epoch + 1, epochs  # no earlier epoch is trained again
     if in_epoch:
         assert re.search(rf"^Epoch {epoch + 1}/\d+ \(resuming at step {in_epoch + 1}\)", stdout, re.M), stdout[-3000:]
-    assert logged_steps(event_files(out) - events_before) == list(range(step + 1, total_steps + 1))
+    logged = logged_steps(event_files(out) - events_before)
+    assert logged == list(range(step + 1, total_steps + 1)), (logged, state)

@@ -48,7 +48,7 @@ def test_masked_lm_pretraining_resumes_after_a_real_sigkill(tiny_checkpoint, tmp
                f"--output_dir={out}", "--max_seq_length=32", "--max_predictions_per_seq=5", "--train_batch_size=8",
                "--learning_rate=3e-3", "--num_train_steps=12", "--num_warmup_steps=2", "--seed=42",
                "--eval_fraction=0.1", "--save_checkpoints_steps=3", "--log_every=1"]
-    _kill_then_resume(command, out, 12)
+    _kill_then_resume(command, out, 1 + 12)  # a new head: one step of head warm-up (--head_warmup_steps) first
     results = json.loads((out / "eval_results.json").read_text())
     assert results["before"]["perplexity"] > results["after"]["perplexity"] > 0  # kept through the resume
 
