@@ -12,6 +12,7 @@ Claims belong to the run in progress (bert_tf.lifecycle.Run), which finishes or 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -72,6 +73,10 @@ def read_owner(directory: str) -> Optional[Dict[str, Any]]:
         return None
 
 
+# What makes a folder unwritable for this user (a full disk is not bad input: io_utils names it, exit 4).
+UNWRITABLE = (errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def claim_output_dir(directory: str, identity: Dict[str, Any], overwrite: bool,
                      check: Callable[[], None]) -> OutputClaim:
     """Take `directory` for the run of `identity`, before it writes anything there.
@@ -96,10 +101,17 @@ def claim_output_dir(directory: str, identity: Dict[str, Any], overwrite: bool,
     else:
         check()
     created = not os.path.isdir(directory)
-    os.makedirs(directory, exist_ok=True)
     claim = OutputClaim(directory, identity, created, resumed)
-    if not resumed:
-        write_json_atomic(claim.owner_file, {"identity": identity, "pid": os.getpid()})
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not resumed:
+            write_json_atomic(claim.owner_file, {"identity": identity, "pid": os.getpid()})
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise InputError(f"the output folder cannot be created or written: {err.strerror}", directory) from None
     if run is not None:
         run.add_claim(claim)
     return claim

@@ -341,18 +341,18 @@ def published_checkpoint(base: Path, rows: int = 6) -> tuple:
 
 
 def independent_probabilities(hf: str, rows: list, head: tuple) -> np.ndarray:
-    """softmax(pooled @ W.T + b) over every row of the head, from the Hugging Face copy of the body."""
-    from bert_tf import checkpoints
+    """softmax(pooled @ W.T + b) over every row of the head, the body computed by the numpy reference
+    (tests/reference_bert.py) from the Hugging Face copy's files, not by bert_tf's model code."""
     from bert_tf.classifier.features import featurize_mentions
     from bert_tf.tokenization import WordPieceTokenizer
+    from reference_bert import ReferenceBert
 
-    backbone = checkpoints.encoder.load_pretrained_backbone(checkpoints.find_checkpoint(hf))
     tokenizer = WordPieceTokenizer.from_vocab(os.path.join(hf, "vocab.txt"), True)
     fields = [line.rstrip("\n").split("\t") for line in rows]
     features = featurize_mentions([f[3] for f in fields], [f[4] for f in fields], [f[5] for f in fields], tokenizer, 32)
-    pooled = np.asarray(backbone({"token_ids": features.token_ids.astype("int32"),
-                                  "padding_mask": features.padding_mask(tokenizer.pad_id),
-                                  "segment_ids": features.segment_ids()}, training=False)["pooled_output"], np.float64)
+    reference = ReferenceBert.load(hf)
+    pooled = reference.pooled(reference.encode(features.token_ids, features.padding_mask(tokenizer.pad_id),
+                                               features.segment_ids()))
     logits = pooled @ head[0].T.astype(np.float64) + head[1]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)

@@ -40,7 +40,6 @@ NER_MAX_LEN, NER_BATCH = 10, 4  # 9 windows: batches of 4, 4, 1
 CLASSIFIER_EXAMPLES, CLASSIFIER_BATCHES = 13, (5, 4)  # last batches: 3 (2+1) and 1 (1+0)
 WEIGHT_ATOL = 1e-5  # measured: 6e-8 after 6 steps, which move the weights by 6e-3 (mirrored and workers)
 OUTPUT_ATOL = 1e-5  # measured: logits 6e-7, NER loss 4e-8, classifier probabilities 0
-WORKER_TIMEOUT = 240
 
 
 # ----- the scenario (runs in the subprocesses) ---------------------------------------------------------------
@@ -228,15 +227,22 @@ def _clean_env(**extra: str) -> Dict[str, str]:
 
 
 def _free_ports(count: int) -> List[int]:
-    """Ports free on 127.0.0.1 (held open together, so that they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """`count` different ports free on 127.0.0.1, below the kernel's ephemeral range: TensorFlow's gRPC server must
+    bind them itself (it refuses a port another socket holds, even with SO_REUSEPORT), and no connection of any
+    process is given a port outside that range, so none can take them before it does."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) if Path(
+        "/proc/sys/net/ipv4/ip_local_port_range").is_file() else 32768
+    rng, ports = random.Random(), []
+    while len(ports) < count:
+        port = rng.randrange(10000, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _tf_config(ports: Sequence[int], index: int) -> str:
@@ -244,10 +250,11 @@ def _tf_config(ports: Sequence[int], index: int) -> str:
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
-def run_processes(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, str]], log_dir: Path,
-                  timeout: float = WORKER_TIMEOUT) -> List[Tuple[int, str]]:
-    """Start the commands together; (exit status, output) of each. Stragglers are killed at the timeout
-    (with their process groups: status -9), and every process is waited for, whatever happens."""
+def run_processes(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, str]],
+                  log_dir: Path) -> List[Tuple[int, str]]:
+    """Start the commands together; (exit status, output) of each. When one fails the others are killed (with
+    their process groups: status -9; a worker cannot finish without its peer), and every process is waited for,
+    whatever happens (the test's own timeout bounds the wait)."""
     processes: List[subprocess.Popen] = []
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(open(log_dir / f"process{i}.log", "w+", encoding="utf-8"))
@@ -256,11 +263,8 @@ def run_processes(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, st
             for command, env, log in zip(commands, envs, logs):
                 processes.append(subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=log,
                                                   stderr=subprocess.STDOUT, start_new_session=True))
-            deadline = time.monotonic() + timeout
-            for process in processes:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
+            while any(p.poll() is None for p in processes) and not any(p.poll() for p in processes):
+                time.sleep(0.1)
         finally:
             for process in processes:
                 _kill_group(process)

@@ -309,12 +309,11 @@ def test_job_script_forwards_sigterm_and_requeues(tmp_path, env):
     run_dir = tmp_path / "runs" / "big" / "bs32_lr3e-5_ep2" / "rep1"
     job = subprocess.Popen(["bash", str(state / "job_100.sbatch")], env=dict(env, SLURM_JOB_ID="77"),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while not (run_dir / "started").exists():
-        assert time.monotonic() < deadline and job.poll() is None, "the run did not start"
+    while not (run_dir / "started").exists():  # bounded by the test's timeout (pytest-timeout)
+        assert job.poll() is None, "the job ended before its run started"
         time.sleep(0.05)
     job.send_signal(signal.SIGTERM)
-    output, _ = job.communicate(timeout=20)
+    output, _ = job.communicate()
     assert job.returncode == 0, output
     assert (run_dir / "checkpointed").read_text() == f"--flagfile={run_dir}/run.flags"
     assert (state / "scontrol_log").read_text().split() == ["requeue", "77"]

@@ -104,9 +104,11 @@ def test_the_chief_downloads_while_another_worker_waits(live_hub, tmp_path):
     waiting = threading.Thread(target=worker)
     waiting.start()
     while not worker_naps:  # the worker found no complete snapshot and waits for the chief's marker
+        assert waiting.is_alive(), "the worker stopped before waiting"
         time.sleep(0.01)
     results["chief"] = hub.resolve_hub_model(PUBLISHED_NER_MODEL, chief=True)
     waiting.join(timeout=60)
+    assert not waiting.is_alive()
     assert results["worker"] == results["chief"] and results["chief"].path == str(snapshot_of(tmp_path / "hf_home"))
     downloads = [path for method, path in live_hub.requests if method == "GET" and "/resolve/" in path]
     assert len(downloads) == len(NEEDED)  # only the chief asked for the files

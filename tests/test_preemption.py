@@ -3,8 +3,8 @@ an uninterrupted run (bitwise weights, equal result and prediction files, CPU, -
 
 The phase matrix of each script runs in one process (tests/fault_injection.py --matrix): a reference run, then
 chains of runs into one folder, each stopped at the next phase, the last one as it is (a job preempted again and
-again). Real signals to a subprocess: start-up, before the first checkpoint and during the final save here; during
-a checkpoint write and mid-epoch in test_resume.py. Disk full and read-only file systems: a write fails, the run
+again). Real signals to a subprocess: start-up and during the final save here; during a checkpoint write and mid-epoch
+(kill -9 from the test) in test_resume.py and test_kill_resume.py. Disk full and read-only file systems: a write fails, the run
 stops with one line naming the path, and the same command finishes the job.
 """
 
@@ -119,11 +119,12 @@ def _ner_command(checkpoint, data, out, fault=None):
     return [FAULT_INJECTION, fault, *args] if fault else args
 
 
-def test_ner_real_signals_at_start_up_before_the_first_checkpoint_and_during_the_model_save(ner_matrix, small_checkpoint, tmp_path):
-    """Real signals to a subprocess, one after the other into one folder, then the same command finishes."""
+def test_ner_real_signals_at_start_up_and_during_the_model_save(ner_matrix, small_checkpoint, tmp_path):
+    """Real signals to a subprocess, one after the other into one folder, then the same command finishes (a real
+    SIGKILL mid-training: test_resume.py)."""
     base, _, data = ner_matrix
     out = tmp_path / "run"
-    for fault in ("term_at=start-up", "kill_at=train", "kill_at=save"):
+    for fault in ("term_at=start-up", "kill_at=save"):
         stopped = run_script(_ner_command(small_checkpoint, data, out, fault))
         expected = 75 if fault.startswith("term") else -signal.SIGKILL
         assert stopped.returncode == expected, (fault, stopped.stderr[-2000:])

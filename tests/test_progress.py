@@ -38,10 +38,24 @@ def test_unknown_total_counts_units():
     assert [line.split(" (")[0] for line in stream.getvalue().splitlines()] == ["read 1 batch", "read 7 batches"]
 
 
-def test_counts_add_up_and_show_as_rates():
+class _Clock:
+    """A stand-in for the time module whose time() is set by the test."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_counts_add_up_and_show_as_rates(monkeypatch):
+    from bert_tf import progress
+
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(progress, "time", clock)
     stream = io.StringIO()
     bar = ProgressBar(4, "  train", stream=stream, log_interval=0)
-    bar.started -= 10.0  # ten seconds ago
+    clock.now += 10.0
     bar.update(1, {"loss": 2.0}, {"tokens": 1000})
     bar.update(2, {"loss": 1.5}, {"tokens": 1000})
     first, second = stream.getvalue().splitlines()

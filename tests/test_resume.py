@@ -1,20 +1,24 @@
-"""Runs survive SIGKILL and SIGTERM: resuming gives bitwise the same weights and metrics (CPU, op determinism).
+"""Runs survive SIGKILL: the same command resumes from the newest complete checkpoint (and says from where; a
+restart starts at step 1), and a kill during a checkpoint write resumes from the one before. Bitwise equality
+with an uninterrupted run after kills in every phase: test_preemption.py.
 
-Real SIGKILLs to a subprocess mid-epoch and during a checkpoint write; SIGTERM in every phase, and both scripts
-killed in every phase, are in test_preemption.py."""
+A real kill -9 from the test once a checkpoint is on disk (tests/killing.py); the same for run_classifier.py and
+run_pretraining.py in test_kill_resume.py; SIGTERM in every phase, and both scripts killed in every phase, are in
+test_preemption.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
 from conftest import NER_QUICK, ROOT, error_lines, run_script
+from killing import assert_resumed, event_files, kill_after_first_checkpoint, logged_steps, newest_state
 from test_run_ner import write_learnable_set
 
 FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
@@ -37,66 +41,58 @@ def _ner(tiny_checkpoint, data, out, fault=None, extra=()):
                                           f"--save_model_path={out}", *NER_FLAGS, *extra]))
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_checkpoint):
-    base = tmp_path_factory.mktemp("resume")
-    data = write_learnable_set(base / "data", sizes=(("train", 96), ("val", 24), ("test", 24)))
-    out = base / "uninterrupted"
-    process = _ner(tiny_checkpoint, data, out)
-    assert process.returncode == 0, process.stderr[-3000:]
-    return data, out
+# Without --deterministic: a real kill -9 from the test once the first checkpoint (step 3, mid-epoch 1) is on disk.
+KILL_FLAGS = ["--max_len=32", "--epochs=2", "--batch_size=8", "--learning_rate=5e-3", "--patience=0", "--seed=5",
+              "--save_checkpoints_steps=3", "--log_every=1", "--num_validate_during_training=1"]
+KILL_STEPS = 2 * 8  # 2 epochs of 64 training sentences in batches of 8
 
 
-def _assert_same_run(reference_out: Path, out: Path):
-    ref, got = _weights(reference_out / "model"), _weights(out / "model")
-    assert ref.keys() == got.keys()
-    for name in ref:
-        assert np.array_equal(ref[name], got[name]), name
-    ref_results = json.loads((reference_out / "test_results.json").read_text())
-    assert json.loads((out / "test_results.json").read_text()) == ref_results
-    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (reference_out, out)]
-    assert history[0].equals(history[1])
-
-
-def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(reference, tiny_checkpoint, tmp_path):
-    data, ref_out = reference
+def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a_restart_starts_over(
+        tiny_checkpoint, tmp_path):
+    """A run killed (SIGKILL from this process) right after its first resume checkpoint: the same folder with
+    another learning rate is refused; the same command resumes from that checkpoint (tests/killing.py says what
+    proves it); a restart into the finished folder (--overwrite_output_dir --noresume) trains from step 1."""
+    data = write_learnable_set(tmp_path / "data", sizes=(("train", 64), ("val", 8), ("test", 8)))
     out = tmp_path / "run"
-    killed = _ner(tiny_checkpoint, data, out, fault="kill_after_step=10")
-    assert killed.returncode == -signal.SIGKILL
-    assert not (out / "test_results.json").exists()
-    resumed = _ner(tiny_checkpoint, data, out, extra=["--keep_checkpoints"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from" in resumed.stdout and "step 8" in resumed.stdout
-    _assert_same_run(ref_out, out)
-    checkpoints = sorted(p.name for p in (out / "checkpoints").glob("*.state.json"))
-    assert len(checkpoints) == 2  # the last two are kept (with --keep_checkpoints)
-
-
-def test_kill_while_saving_keeps_the_previous_checkpoint(reference, tiny_checkpoint, tmp_path):
-    data, ref_out = reference
-    out = tmp_path / "run"
-    killed = _ner(tiny_checkpoint, data, out, fault="kill_during_save=8")
-    assert killed.returncode == -signal.SIGKILL
-    assert not (out / "checkpoints" / "ckpt-8.state.json").exists()  # the half-written one is never used
-    assert (out / "checkpoints" / "ckpt-7.state.json").is_file()  # the end of epoch 1
-    resumed = _ner(tiny_checkpoint, data, out)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "global step 7" in resumed.stdout
-    _assert_same_run(ref_out, out)
-
-
-def test_resume_with_other_settings_is_refused(reference, tiny_checkpoint, tmp_path):
-    data, _ = reference
-    out = tmp_path / "run"
-    assert _ner(tiny_checkpoint, data, out, fault="kill_after_step=5").returncode == -signal.SIGKILL
-    refused = _ner(tiny_checkpoint, data, out, extra=["--learning_rate=1e-3"])
+    command = ["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+               f"--save_model_path={out}", *KILL_FLAGS]
+    state = kill_after_first_checkpoint(command, out)
+    assert not (out / "test_results.json").exists() and not (out / "model").exists()
+    refused = run_script([*command, "--learning_rate=1e-3"])
     assert refused.returncode == 2
     message = error_lines(refused)[0]
     assert "learning_rate" in message and "cannot be resumed" in message
-    restarted = _ner(tiny_checkpoint, data, out, extra=["--learning_rate=1e-3", "--overwrite_output_dir",
-                                                        "--noresume"])
+    events = event_files(out)
+    resumed = run_script([*command, "--keep_checkpoints"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_resumed(resumed.stdout, state, out, events, KILL_STEPS)
+    history = pd.read_csv(out / "history.csv")
+    assert history[history.split == "train"].step.tolist() == [8, 16]
+    checkpoints = sorted(p.name for p in (out / "checkpoints").glob("*.state.json"))
+    assert checkpoints == ["ckpt-15.state.json", "ckpt-16.state.json"]  # the last two (with --keep_checkpoints)
+    events = event_files(out)
+    restarted = run_script([*command, "--overwrite_output_dir", "--noresume"])
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    assert "resuming" not in restarted.stdout
+    assert "resuming" not in restarted.stdout and re.search(r"^Epoch 1/2$", restarted.stdout, re.M)
+    assert logged_steps(event_files(out) - events) == list(range(1, KILL_STEPS + 1))
+
+
+def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_checkpoint, tmp_path):
+    """SIGKILL while the checkpoint of step 8 is written (its state file, written last, never appears): the
+    same command resumes from the one before, the end of epoch 1."""
+    data = write_learnable_set(tmp_path / "data", sizes=(("train", 96), ("val", 24), ("test", 24)))
+    out = tmp_path / "run"
+    killed = _ner(tiny_checkpoint, data, out, fault="kill_during_save=8", extra=["--log_every=1"])
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "checkpoints" / "ckpt-8.index").is_file()  # written before the kill, never used
+    assert not (out / "checkpoints" / "ckpt-8.state.json").exists()
+    state = newest_state(out)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0) and state["global_step"] < 8  # the end of epoch 1
+    events = event_files(out)
+    resumed = _ner(tiny_checkpoint, data, out, extra=["--log_every=1"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_resumed(resumed.stdout, state, out, events, 3 * int(state["global_step"]))  # 3 epochs
+    assert json.loads((out / "test_results.json").read_text())["num_sentences"] == 24
 
 
 def test_settings_that_do_not_change_training_do_not_block_a_resume(tmp_path):
