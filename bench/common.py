@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from bert_tf.html_report import cpu_model_name  # light: no TensorFlow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_TEST = os.path.join(ROOT, "data", "demo", "consensus", "test.tsv")
+DEMO_TYPES = ("ggp", "che", "org", "dis")  # the demo pipeline's order (scripts/demo_published_pipeline.sh)
 DATA_DIR = os.path.join(ROOT, "..", "shared", "data")
 BC5CDR_TRAIN = os.path.join(DATA_DIR, "bc5cdr_chem", "train.tsv")
 BC5CDR_DEVEL = os.path.join(DATA_DIR, "bc5cdr_chem", "devel.tsv")
@@ -210,3 +212,20 @@ def step_figures(cfg: Dict[str, Any], per_step: List[float], warmup_seconds: flo
         "model_flops_per_s": flops * cfg["batch"] / step_s,
         "train_flops_per_step": flops * cfg["batch"],
     }
+
+
+def write_demo_corpus(folder: str) -> str:
+    """The demo test split as a tagger's output, 3 shards a type (scripts/demo_published_pipeline.sh's layout)."""
+    os.makedirs(folder, exist_ok=True)
+    counts: Dict[str, int] = {}
+    files: Dict[str, List[str]] = {}
+    for number, line in enumerate(open(DEMO_TEST, encoding="utf-8").read().splitlines(keepends=True), start=1):
+        cells = line.split("\t")
+        if cells[2] == "out":
+            cells[2] = DEMO_TYPES[number % len(DEMO_TYPES)]
+        counts[cells[2]] = counts.get(cells[2], 0) + 1
+        files.setdefault(f"{cells[2]}-contexts-w100-{counts[cells[2]] % 3:03d}.tsv", []).append("\t".join(cells))
+    for name, rows in files.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
+            f.writelines(rows)
+    return folder

@@ -30,10 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import fidelity_effects  # noqa: E402
 from bench.common import (CONSENSUS_EXAMPLES, CONSENSUS_LABELS, bert_forward_flops, cpu_model, load_average,  # noqa: E402
-                          minilm_dir)
+                          minilm_dir, write_demo_corpus)
 
-DEMO_TEST = ROOT / "data" / "demo" / "consensus" / "test.tsv"
-TYPES = ("ggp", "che", "org", "dis")  # the demo pipeline's order (scripts/demo_published_pipeline.sh)
 LENGTH = 256
 
 
@@ -51,21 +49,8 @@ def split_by_document(source: str, target: Path) -> Path:
 
 
 def demo_contexts(target: Path) -> Path:
-    """The demo corpus as scripts/demo_published_pipeline.sh writes it: data/demo/consensus/test.tsv's rows as a
-    tagger's matches (an `out` row takes type TYPES[row number % 4]), TYPE-contexts-w100-NNN.tsv, 3 shards a type
-    (NNN = the row's count within its type % 3)."""
-    target.mkdir(parents=True, exist_ok=True)
-    shards: Dict[str, List[str]] = {}
-    counts: Dict[str, int] = {}
-    for number, line in enumerate(DEMO_TEST.read_text(encoding="utf-8").splitlines(keepends=True), start=1):
-        fields = line.split("\t")
-        if fields[2] == "out":
-            fields[2] = TYPES[number % len(TYPES)]
-        counts[fields[2]] = counts.get(fields[2], 0) + 1
-        shards.setdefault(f"{fields[2]}-contexts-w100-{counts[fields[2]] % 3:03d}.tsv", []).append("\t".join(fields))
-    for name, rows in shards.items():
-        (target / name).write_text("".join(rows), encoding="utf-8", newline="")
-    return target
+    """The demo corpus as scripts/demo_published_pipeline.sh writes it (bench.common.write_demo_corpus)."""
+    return Path(write_demo_corpus(str(target)))
 
 
 def run_classifier(args: Sequence[str], log: Path) -> float:

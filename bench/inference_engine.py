@@ -36,12 +36,10 @@ from typing import Any, Dict, List, Tuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.common import (CONSENSUS_EXAMPLES, CONSENSUS_LABELS, cpu_model, load_average, log,  # noqa: E402
-                          minilm_dir, package_versions, require_files)
+from bench.common import (CONSENSUS_EXAMPLES, CONSENSUS_LABELS, DEMO_TEST, cpu_model, load_average, log,  # noqa: E402
+                          minilm_dir, package_versions, require_files, write_demo_corpus)
 
 ENGINES = (("tensorflow", "float32"), ("onnxruntime", "float32"), ("onnxruntime", "int8"))
-DEMO_TEST = os.path.join(ROOT, "data", "demo", "consensus", "test.tsv")
-DEMO_TYPES = ("ggp", "che", "org", "dis")
 BLOCKLISTS = ("auto_local.tsv", "auto_global.tsv")
 
 
@@ -215,23 +213,6 @@ def profile_case(model_dir: str, work: str, args: argparse.Namespace) -> Dict[st
         out[precision] = {"kernel_seconds": total / 1e6, "examples": count,
                           "share_by_op": {op: t / total for op, t in sorted(times.items(), key=lambda kv: -kv[1])}}
     return out
-
-
-def write_demo_corpus(folder: str) -> str:
-    """The demo test split as a tagger's output, 3 shards a type (scripts/demo_published_pipeline.sh's layout)."""
-    os.makedirs(folder, exist_ok=True)
-    counts: Dict[str, int] = {}
-    files: Dict[str, List[str]] = {}
-    for number, line in enumerate(open(DEMO_TEST, encoding="utf-8").read().splitlines(keepends=True), start=1):
-        cells = line.split("\t")
-        if cells[2] == "out":
-            cells[2] = DEMO_TYPES[number % len(DEMO_TYPES)]
-        counts[cells[2]] = counts.get(cells[2], 0) + 1
-        files.setdefault(f"{cells[2]}-contexts-w100-{counts[cells[2]] % 3:03d}.tsv", []).append("\t".join(cells))
-    for name, rows in files.items():
-        with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
-            f.writelines(rows)
-    return folder
 
 
 def sort_by_type(folder: str, run_dir: str) -> None:
