@@ -263,8 +263,8 @@ def test_truncated_file_named_with_its_record(tmp_path):
 
 
 def _vocab_size(checkpoint: str) -> int:
-    """The tokens of the checkpoint's vocab.txt (its repeated lines once, as its tokenizer counts them)."""
-    return len(set(open(os.path.join(checkpoint, "vocab.txt"), encoding="utf-8").read().splitlines()))
+    """The ids the checkpoint's vocab.txt spans: its line count (a repeated token's later line keeps its id)."""
+    return len(open(os.path.join(checkpoint, "vocab.txt"), encoding="utf-8").read().splitlines())
 
 
 def _record_run(checkpoint, tmp_path, name, **settings) -> PretrainingConfig:
