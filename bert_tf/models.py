@@ -172,6 +172,14 @@ class TaskModel:
     pooling: str = "pooler"
 
 
+def new_task_model(backbone: keras_hub.models.BertBackbone, tokenizer: WordPieceTokenizer, labels: Sequence[str],
+                   head: str, activation: str, dropout: float, pooling: str = "pooler") -> TaskModel:
+    """A task model with a new `head` on `backbone`, whose embedding table must fit `tokenizer`."""
+    check_vocab_matches(backbone, tokenizer)
+    model = build_head(head, backbone, len(labels), dropout, pooling)
+    return TaskModel(model, backbone, tokenizer, list(labels), head, activation, dropout, {}, pooling)
+
+
 def describe_backbone(backbone: keras_hub.models.BertBackbone) -> str:
     """A one-line summary of a backbone's shape."""
     return (

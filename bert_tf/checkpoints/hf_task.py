@@ -142,10 +142,8 @@ def load_hf_task_model(directory: str, do_lower_case: Optional[bool] = None,
         dropout = float(config.get("classifier_dropout") or config.get("hidden_dropout_prob", 0.1))
     head = heads[architecture]
     backbone = encoder.load_pretrained_backbone(checkpoint, task_head=head)
-    models.check_vocab_matches(backbone, tokenizer)
     pooling = pooling if head == "sequence" else "pooler"
-    model = models.build_head(head, backbone, len(labels), dropout, pooling)
-    task = models.TaskModel(model, backbone, tokenizer, labels, head, checkpoint.activation, dropout, {}, pooling)
+    task = models.new_task_model(backbone, tokenizer, labels, head, checkpoint.activation, dropout, pooling)
     load_hf_task_weights(task, directory)
     return task
 

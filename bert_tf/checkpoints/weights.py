@@ -40,9 +40,7 @@ def build_task_model(
         backbone = saved.backbone
     else:
         backbone = load_backbone(checkpoint, encoder_dropout)
-    models.check_vocab_matches(backbone, tokenizer)
-    model = models.build_head(head, backbone, len(labels), dropout, pooling)
-    return models.TaskModel(model, backbone, tokenizer, list(labels), head, checkpoint.activation, dropout, {}, pooling)
+    return models.new_task_model(backbone, tokenizer, labels, head, checkpoint.activation, dropout, pooling)
 
 
 def read_masked_lm_head(checkpoint: Checkpoint) -> Optional[Dict[str, np.ndarray]]:
