@@ -28,12 +28,12 @@ from bert_tf.classifier.config import ClassifierConfig
 
 config.define_flags(ClassifierConfig)
 
-from bert_tf.classifier import run  # noqa: E402  (after the flags, as the other scripts)
-
 
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """--do_train, --do_eval and --do_predict, in that order."""
+    from bert_tf.classifier import run  # after the flags: `--help` is fast, TensorFlow starts only when needed
+
     run.run(config.from_flags(ClassifierConfig))
 
 

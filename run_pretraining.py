@@ -26,12 +26,12 @@ from bert_tf.pretraining.config import PretrainingConfig
 
 config.define_flags(PretrainingConfig)
 
-from bert_tf.pretraining import run  # noqa: E402  (after the flags, as the other scripts)
-
 
 @cli.exit_on_error
 def main(argv: Sequence[str]) -> None:
     """Continue masked-LM pretraining (--do_train) and evaluate it (--do_eval)."""
+    from bert_tf.pretraining import run  # after the flags: `--help` is fast, TensorFlow starts only when needed
+
     run.run(config.from_flags(PretrainingConfig))
 
 

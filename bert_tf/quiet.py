@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 from bert_tf import lifecycle
 
 FLAG = "verbose_tf"
+HELP_NAMES = ("help", "helpshort", "helpfull", "helpxml", "h", "?")
 captured = ""
 
 
@@ -38,6 +39,17 @@ def verbose_requested(argv: Sequence[str]) -> bool:
         elif name == "no" + FLAG:
             verbose = False
     return verbose
+
+
+def help_requested(argv: Sequence[str]) -> bool:
+    """Whether the command line asks absl for help (--help, --helpshort, --helpfull, --helpxml, -h, -?): the
+    help is printed before a run starts, so TensorFlow need not be imported for it."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg.startswith("-") and arg.lstrip("-").partition("=")[0] in HELP_NAMES:
+            return True
+    return False
 
 
 def import_tensorflow_quietly() -> str:
@@ -69,13 +81,15 @@ def _read(sink) -> str:
 
 
 def quiet_start(argv: Optional[Sequence[str]] = None) -> None:
-    """Set TensorFlow's log level from --verbose_tf and, when quiet, import TensorFlow silently."""
+    """Set TensorFlow's log level from --verbose_tf and, when quiet, import TensorFlow silently (not for a help
+    request: the entry points import TensorFlow only after their flags are parsed, so `--help` answers at once)."""
     global captured
-    if verbose_requested(sys.argv if argv is None else argv):
+    argv = sys.argv if argv is None else argv
+    if verbose_requested(argv):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    if "tensorflow" not in sys.modules:
+    if "tensorflow" not in sys.modules and not help_requested(argv):
         captured = import_tensorflow_quietly()
 
 
