@@ -1,48 +1,7 @@
-"""The classifier as a Python API: a ClassifierConfig built in Python, trained, evaluated and used to predict in this
-process, with the same outputs as run_classifier.py."""
+"""The classifier's Python API: how a saved model's settings meet a config's (train, evaluate and predict from Python:
+test_run_classifier.py, beside the command line's run)."""
 
 from __future__ import annotations
-
-import json
-
-import pandas as pd
-
-from bert_tf.classifier import run
-from bert_tf.classifier.config import ClassifierConfig
-from test_run_classifier import split_examples
-
-
-def test_classifier_python_api(tmp_path, shared_data, minilm):
-    data = split_examples(shared_data / "consensus_example" / "examples.tsv", tmp_path / "data")
-    out = tmp_path / "out"
-    cfg = ClassifierConfig(bert_model=str(minilm), data_dir=str(data), output_dir=str(out),
-                           labels_file=str(shared_data / "consensus_example" / "labels.txt"), max_seq_length=32,
-                           pooling="mention", train_batch_size=16, learning_rate=3e-4, num_train_epochs=2, seed=1,
-                           verbose=False, tensorboard=False)
-
-    trained = run.train(cfg)
-    assert (out / "model" / "bert_tf_model.json").is_file() and not trained.collapsed
-    saved = json.loads((out / "model" / "bert_tf_model.json").read_text())
-    assert saved["max_seq_length"] == 32 and saved["flags"]["learning_rate"] == 3e-4 and saved["flags"]["do_train"]
-
-    evaluated = run.evaluate(cfg)  # the saved model, reloaded: its settings come with it
-    assert evaluated.model.settings.max_seq_length == 32 and evaluated.model.settings.model_path
-    dev = pd.read_csv(data / "dev.tsv", sep="\t", header=None, quoting=3)
-    majority = dev[2].value_counts().max() / len(dev)
-    metrics = evaluated.eval_metrics
-    assert metrics == json.loads((out / "eval_results.json").read_text())
-    assert metrics["accuracy"] > majority + 0.15, (metrics["accuracy"], majority)
-
-    predicted = run.predict(cfg)
-    probabilities = out / "output_with_probabilities.tsv"
-    assert str(probabilities) in predicted.prediction_files
-    rows = pd.read_csv(probabilities, sep="\t", quoting=3)
-    test = pd.read_csv(data / "test.tsv", sep="\t", header=None, quoting=3)
-    assert len(rows) == len(test)
-    test_majority = test[2].value_counts().max() / len(test)
-    assert list(rows["label"]) == list(test[2])
-    accuracy = float((rows["predicted_label"] == rows["label"]).mean())
-    assert accuracy > test_majority + 0.1, (accuracy, test_majority)
 
 
 def test_saved_model_settings_win_and_a_differing_setting_is_said_once(capsys):

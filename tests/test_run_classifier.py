@@ -123,6 +123,41 @@ def test_saved_model_predicts_identically_without_training(trained, tmp_path):
     assert json.loads((copy / "prediction_info.json").read_text())["temperature"] == pytest.approx(temperature)
 
 
+def test_python_api_trains_then_evaluates_and_predicts_as_the_command_line(trained, tmp_path, shared_data,
+                                                                           tiny_checkpoint):
+    """A ClassifierConfig built in Python -> bert_tf.classifier.run in this process. train: the model, its saved
+    settings and flags (the tiny checkpoint: the command line above is this runner and shows it learns).
+    evaluate / predict on a copy of the command line's model: its saved settings come with it, and the metrics and
+    the prediction file are the command line's, which beat the majority class."""
+    data, cli_out, _ = trained
+    labels = str(shared_data / "consensus_example" / "labels.txt")
+    out = tmp_path / "trained"
+    cfg = ClassifierConfig(bert_model=tiny_checkpoint, data_dir=str(data), output_dir=str(out), labels_file=labels,
+                           max_seq_length=16, pooling="mention", train_batch_size=32, learning_rate=3e-4,
+                           num_train_epochs=1, seed=1, verbose=False, tensorboard=False, calibrate=False)
+    result = classifier_run.train(cfg)
+    saved = json.loads((out / "model" / "bert_tf_model.json").read_text())
+    assert result.output_dir == str(out) and result.collapsed == saved["collapsed"]
+    assert saved["max_seq_length"] == 16 and saved["flags"]["learning_rate"] == 3e-4 and saved["flags"]["do_train"]
+
+    copy = tmp_path / "cli_model"
+    shutil.copytree(cli_out / "model", copy / "model")
+    cfg = ClassifierConfig(data_dir=str(data), output_dir=str(copy), labels_file=labels, verbose=False,
+                           tensorboard=False)
+    evaluated = classifier_run.evaluate(cfg)
+    assert evaluated.model.settings.max_seq_length == 32 and evaluated.model.settings.model_path
+    metrics, cli_metrics = evaluated.eval_metrics, json.loads((cli_out / "eval_results.json").read_text())
+    assert metrics == json.loads((copy / "eval_results.json").read_text())
+    assert metrics["accuracy"] == cli_metrics["accuracy"] and metrics["loss"] == pytest.approx(cli_metrics["loss"])
+    dev = pd.read_csv(data / "dev.tsv", sep="\t", header=None, quoting=3)
+    assert metrics["accuracy"] > dev[2].value_counts().max() / len(dev) + 0.15
+
+    predicted = classifier_run.predict(cfg)
+    probabilities = copy / "output_with_probabilities.tsv"
+    assert str(probabilities) in predicted.prediction_files
+    assert probabilities.read_text() == (cli_out / "output_with_probabilities.tsv").read_text()
+
+
 ROW = "1\tT1\tche\tthe drug \tcisplatin\t was given DOCEND\n"
 
 
