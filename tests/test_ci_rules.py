@@ -68,3 +68,11 @@ def test_every_test_has_a_time_limit_and_hypothesis_is_fixed_in_ci():
     assert settings.get_profile("ci").derandomize is True
     assert settings().derandomize is (os.environ.get("CI", "").lower() == "true")
     assert "-rs" in (ROOT / "Makefile").read_text(encoding="utf-8").split("test: $(STAMP)")[1].splitlines()[1]
+
+
+def test_every_file_put_first_exists():
+    """conftest.LONGEST_FIRST names test files that exist (a renamed file would silently fall back to its place)."""
+    from conftest import LONGEST_FIRST, ROOT
+
+    assert [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()] == []
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
