@@ -35,13 +35,28 @@ def fill_hub_cache(cache: Path, repo_id: str, model_dir: str, commit: str = COMM
     return snapshot
 
 
+@pytest.fixture(scope="module")
+def small_bert(tmp_path_factory, minilm) -> str:
+    """A random 2-layer BERT (hidden 32, 512 positions) with MiniLM's vocabulary and lower-casing, in Hugging Face
+    layout: what these commands train and predict with (the commands, flags and files are under test here, not
+    MiniLM's 22M parameters, whose training and XLA compilation were most of these tests' cost)."""
+    from checkpoint_factory import make_random_hf_checkpoint
+
+    vocab = Path(minilm, "vocab.txt").read_text(encoding="utf-8").splitlines()
+    folder = make_random_hf_checkpoint(str(tmp_path_factory.mktemp("small_bert")), vocab, hidden=32, layers=2, heads=2,
+                                       intermediate=64, max_positions=512, seed=4)
+    shutil.copy(Path(minilm, "vocab.txt"), Path(folder, "vocab.txt"))  # byte for byte
+    return folder
+
+
 @pytest.fixture()
-def offline_cache(tmp_path, minilm, monkeypatch) -> Path:
-    """MiniLM under the published NER model's id in an offline Hub cache (in this process and its children)."""
+def offline_cache(tmp_path, small_bert, monkeypatch) -> Path:
+    """A small BERT (small_bert) under the published NER model's id in an offline Hub cache (in this process and its
+    children)."""
     from huggingface_hub import constants
 
     cache = tmp_path / "hub"
-    fill_hub_cache(cache, PUBLISHED_NER_MODEL, minilm)
+    fill_hub_cache(cache, PUBLISHED_NER_MODEL, small_bert)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
@@ -262,13 +277,13 @@ def write_consensus_split(folder: Path, counts: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published_runs(tmp_path_factory, minilm):
-    """MiniLM as a TF1 checkpoint, fine-tuned by the published grid command, then the published prediction
-    script (command + paste/awk + cp) on a shard folder named as the published pipeline names them."""
+def published_runs(tmp_path_factory, small_bert):
+    """A small BERT (small_bert) as a TF1 checkpoint, fine-tuned by the published grid command, then the published
+    prediction script (command + paste/awk + cp) on a shard folder named as the published pipeline names them."""
     from test_checkpoints import write_google_dir
 
     base = tmp_path_factory.mktemp("published")
-    bert_dir = write_google_dir(base / "models" / "biobert_v1.1_pubmed", minilm)
+    bert_dir = write_google_dir(base / "models" / "biobert_v1.1_pubmed", small_bert)
     labels_dir = base / "labels"
     labels_dir.mkdir()
     (labels_dir / "labels.txt").write_text("che\ndis\nggp\norg\nout\n")
