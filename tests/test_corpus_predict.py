@@ -238,7 +238,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     out, shards = trained
     folder = shards[0].parent
     predictions = tmp_path / "ggp-predictions"
-    first = run_classifier_here(predict_args(out, folder, predictions, "--use_fp16"), capsys)  # as published: a float32 model
+    first = run_classifier_here(predict_args(out, folder, predictions, "--use_fp16"), capsys)  # a float32 model
     assert first.returncode == 0, first.stderr[-3000:]
     assert "--use_fp16 as published: the model stays float32" in first.stderr
     record = json.loads((predictions / "shard_info_001.json").read_text())
@@ -257,8 +257,8 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     assert json.loads((predictions / "shard_info_000.json").read_text()) == {
         **record, "input": str(shards[0])}  # untouched
     # --overwrite_output_dir redoes every shard; --apply_temperature gives softmax(log p / T) of the raw ones
-    forced = run_classifier_here(predict_args(out, folder, predictions, "--apply_temperature", "--overwrite_output_dir"),
-                                 capsys)
+    forced = run_classifier_here(predict_args(out, folder, predictions, "--apply_temperature",
+                                              "--overwrite_output_dir"), capsys)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "predicting 3 of 3 shard(s)" in forced.stdout
     expected = np.exp(np.log(raw) / temperature)
@@ -394,10 +394,11 @@ def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path, capsy
     (data / "test.tsv").write_text("".join(rows))
     out = tmp_path / "out"
     process = run_classifier_here(["run_classifier.py", "--do_eval", "--do_predict",
-                                   f"--bert_config_file={tf1 / 'bert_config.json'}", f"--vocab_file={tf1 / 'vocab.txt'}",
-                                   f"--init_checkpoint={tf1 / 'model.ckpt-123'}", f"--labels_dir={labels_dir}",
-                                   f"--data_dir={data}", f"--output_dir={out}", "--max_seq_length=32", "--do_lower_case",
-                                   "--seed_compatible_outputs", "--verbose=false"], capsys)
+                                   f"--bert_config_file={tf1 / 'bert_config.json'}",
+                                   f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
+                                   f"--labels_dir={labels_dir}", f"--data_dir={data}", f"--output_dir={out}",
+                                   "--max_seq_length=32", "--do_lower_case", "--seed_compatible_outputs",
+                                   "--verbose=false"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     expected = independent_probabilities(hf, rows, head)
     published = np.array([[float(v) for v in line.split("\t")] for line in (out / "test_results.tsv").read_text().splitlines()])
@@ -418,7 +419,8 @@ def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path, capsy
 def test_label_file_disagreeing_with_the_checkpoint_rows(tmp_path, capsys):
     hf, tf1, labels_dir, head = published_checkpoint(tmp_path, rows=8)
     out = tmp_path / "out"
-    process = run_classifier_here(["run_classifier.py", "--do_predict", f"--bert_config_file={tf1 / 'bert_config.json'}",
+    process = run_classifier_here(["run_classifier.py", "--do_predict",
+                                   f"--bert_config_file={tf1 / 'bert_config.json'}",
                                    f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
                                    f"--labels_dir={labels_dir}", f"--predict_file={DEMO / 'test.tsv'}",
                                    f"--output_dir={out}"], capsys)
