@@ -5,7 +5,8 @@ the mirrored strategy over two replicas, and prediction; figures into bench/RESU
     bash bench/gpu_check.sh --dry_run   # anywhere: every step at toy size on the CPU, in seconds;
                                         # writes its report to a scratch file, not RESULTS.md
 
-Steps (each in a process of its own; a step that fails is reported and the others still run):
+Steps (each in a process of its own; a step that fails is reported and the others still run; a dry run runs them
+all in one process, with a random BERT of the toy shape and MiniLM's vocabulary in place of MiniLM):
  1. the device, driver, TensorFlow build, and whether TensorFlow sees the GPU;
  2. the BERT-base token-classification training step at lengths 128 and 256 in float32, float16
     (--use_amp, loss scaling) and bfloat16, each with and without XLA: sequences/s and % of the
@@ -27,6 +28,7 @@ import argparse
 import datetime
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -115,14 +117,62 @@ def step_settings(seq_lens: List[int], dry_run: bool = False) -> List[Dict[str, 
             if not (dry_run and amp and xla)]
 
 
+def toy_model_dir(work_dir: str, source: str, shape: Dict[str, Any]) -> str:
+    """A dry run's model: a random BERT of the toy shape with `source`'s vocabulary and tokenizer settings, in
+    Hugging Face layout (what the NER, prediction and engine steps load; MiniLM's 22M parameters would cost a dry
+    run most of its time and prove nothing more about these code paths). Written with numpy: no TensorFlow here."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = os.path.join(work_dir, "toy_model")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    hidden, inner, vocab, positions = shape["hidden"], shape["intermediate"], config["vocab_size"], 128
+    config.update(hidden_size=hidden, num_hidden_layers=shape["layers"], num_attention_heads=shape["heads"],
+                  intermediate_size=inner, max_position_embeddings=positions)
+    rng = np.random.default_rng(shape["seed"])
+
+    def normal(*dims: int) -> np.ndarray:
+        return (rng.standard_normal(dims) * 0.02).astype("float32")
+
+    def norm(prefix: str) -> Dict[str, np.ndarray]:
+        return {prefix + ".weight": np.ones(hidden, "float32"), prefix + ".bias": np.zeros(hidden, "float32")}
+
+    def dense(prefix: str, out: int, inp: int) -> Dict[str, np.ndarray]:
+        return {prefix + ".weight": normal(out, inp), prefix + ".bias": np.zeros(out, "float32")}
+
+    tensors = {"embeddings.word_embeddings.weight": normal(vocab, hidden),
+               "embeddings.position_embeddings.weight": normal(positions, hidden),
+               "embeddings.token_type_embeddings.weight": normal(config.get("type_vocab_size", 2), hidden),
+               **norm("embeddings.LayerNorm"), **dense("pooler.dense", hidden, hidden)}
+    for i in range(shape["layers"]):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            tensors.update(dense(p + name, hidden, hidden))
+        tensors.update(**dense(p + "intermediate.dense", inner, hidden), **dense(p + "output.dense", hidden, inner),
+                       **norm(p + "attention.output.LayerNorm"), **norm(p + "output.LayerNorm"))
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy(os.path.join(source, name), os.path.join(folder, name))
+    return folder
+
+
 def run_steps(args: argparse.Namespace, plan: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-    """Steps 1-5, each a worker process; their results by name."""
+    """Steps 1-5, each a worker process (a dry run: all in one); their results by name."""
     work = args.work_dir
     model = None
     try:
         model = minilm_dir()
     except CaseSkipped as err:
         log(f"MiniLM steps skipped: {err}")
+    if model and args.dry_run:
+        model = toy_model_dir(work, model, plan["shape"])
     jobs: List[Tuple[str, Dict[str, Any]]] = [
         ("device", {"mode": "device"}),
         ("steps", {"mode": "steps", "shape": plan["shape"], "runs": step_settings(plan["seq_lens"], args.dry_run)}),
@@ -146,14 +196,29 @@ def run_steps(args: argparse.Namespace, plan: Dict[str, Any], timeout: float) ->
                                 "examples": plan["predict_examples"], "batch_size": plan["predict_batch"],
                                 "max_seq_length": plan["predict_length"], "repeats": plan["engine_repeats"],
                                 "work_dir": work}))
+    if args.dry_run:
+        return _run_in_one_process(jobs, work, timeout)
     results: Dict[str, Any] = {}
     for name, cfg in jobs:
         log(f"step {name}: starting")
-        env = {"CUDA_VISIBLE_DEVICES": ""} if args.dry_run else None
         results[name] = run_json("bench.gpu_check_worker", ["--config", json_dumps(cfg)],
-                                 os.path.join(work, f"{name}.json"), timeout=timeout, env=env)
+                                 os.path.join(work, f"{name}.json"), timeout=timeout)
         log(f"step {name}: done in {results[name].get('process_seconds')} s"
             + (f" ({results[name]['error']})" if "error" in results[name] else ""))
+    return results
+
+
+def _run_in_one_process(jobs: List[Tuple[str, Dict[str, Any]]], work: str, timeout: float) -> Dict[str, Any]:
+    """A dry run's steps, all in one worker process on the CPU (the worker's "sequence" mode: each step as in a
+    process of its own, its failure its own result): one TensorFlow start-up instead of one per step."""
+    log(f"steps {', '.join(name for name, _ in jobs)}: starting, in one process (dry run)")
+    done = run_json("bench.gpu_check_worker", ["--config", json_dumps({"mode": "sequence", "jobs": jobs})],
+                    os.path.join(work, "dry_run.json"), timeout=timeout * len(jobs), env={"CUDA_VISIBLE_DEVICES": ""})
+    results = {name: done.get("results", {}).get(name) or {"error": done.get("error", "no result")}
+               for name, _ in jobs}
+    for name, result in results.items():
+        log(f"step {name}: done in {result.get('process_seconds')} s"
+            + (f" ({result['error']})" if "error" in result else ""))
     return results
 
 

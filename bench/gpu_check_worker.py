@@ -12,6 +12,7 @@ Modes:
             Runtime float32 and float16 (CUDA), interleaved, and float16's largest probability change and
             label agreement against TensorFlow float32; where CUDA is absent (a dry run) float32 on the CPU
             and why float16 could not run.
+  sequence  several of the above in this one process, each one's result by name (the dry run's steps).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from bench.common import load_average, worker_main
+from bench.common import CaseSkipped, load_average, worker_main
 
 
 def device_info(cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -170,8 +171,31 @@ def engine_rates(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
+def sequence(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Several checks in this one process (a dry run: one TensorFlow start-up instead of one per check); each
+    check's result by name, or its skip or error, as a process of its own would have handed it back. "mirrored"
+    goes first: its logical devices can be carved only before TensorFlow's runtime starts."""
+    import time
+
+    import keras
+
+    results: Dict[str, Any] = {}
+    for name, job in sorted(cfg["jobs"], key=lambda named: named[1]["mode"] != "mirrored"):
+        keras.mixed_precision.set_global_policy("float32")  # as a fresh process starts: no check's policy leaks
+        started = time.time()
+        try:
+            results[name] = run(job)
+        except CaseSkipped as err:
+            results[name] = {"skipped": str(err)}
+        except Exception as err:  # one failing check must not hide the others: it is the finding
+            first_line = (str(err).splitlines() or [""])[0]
+            results[name] = {"error": f"{type(err).__name__}: {first_line[:300]}"}
+        results[name]["process_seconds"] = round(time.time() - started, 1)
+    return {"results": results}
+
+
 MODES = {"device": device_info, "steps": step_rates, "ner": ner_epoch, "mirrored": mirrored_matches_one_device,
-         "predict": predict_rate, "engine": engine_rates}
+         "predict": predict_rate, "engine": engine_rates, "sequence": sequence}
 
 
 def run(cfg: Dict[str, Any]) -> Dict[str, Any]:

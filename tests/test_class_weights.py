@@ -81,15 +81,17 @@ def test_trainer_applies_class_weights_in_the_loss(tiny_checkpoint) -> None:
     assert losses["weighted"] > losses["plain"] + 0.3  # the rare, badly predicted labels weigh more
 
 
-def test_run_ner_trains_with_balanced_weights(tmp_path: Path, tiny_checkpoint: str) -> None:
-    from conftest import NER_QUICK, run_script
+def test_run_ner_trains_with_balanced_weights(tmp_path: Path, tiny_checkpoint: str, capsys) -> None:
+    """run_ner.py's runner in this process (bert_tf.ner.run.run: what the script calls with its flags)."""
+    from conftest import quick_ner_config
     from test_run_ner import write_learnable_set
 
+    from bert_tf.ner import run
+
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 40), ("val", 8), ("test", 8)))
-    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                          f"--save_model_path={tmp_path / 'out'}", "--epochs=1", "--max_len=32", "--batch_size=8",
-                          "--class_weights=balanced", "--verbose=false"])
-    assert process.returncode == 0, process.stderr[-3000:]
-    table_row = next(line for line in process.stdout.splitlines() if line.strip().startswith("class weights"))
+    run.run(quick_ner_config(bert_model=tiny_checkpoint, data_path=str(data), save_model_path=str(tmp_path / "out"),
+                             epochs=1, max_len=32, batch_size=8, class_weights="balanced", verbose=False))
+    assert (tmp_path / "out" / "test_results.json").is_file()  # trained, tested and reported
+    table_row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("class weights"))
     weights = dict(re.findall(r"([BIO][-\w]*) ([0-9.e+-]+)", table_row.split("balanced: ", 1)[1]))
     assert float(weights["O"]) < 1 < max(float(w) for w in weights.values())  # O is the common tag

@@ -35,13 +35,28 @@ def fill_hub_cache(cache: Path, repo_id: str, model_dir: str, commit: str = COMM
     return snapshot
 
 
+@pytest.fixture(scope="module")
+def small_bert(tmp_path_factory, minilm) -> str:
+    """A random 2-layer BERT (hidden 32, 512 positions) with MiniLM's vocabulary and lower-casing, in Hugging Face
+    layout: what these commands train and predict with (the commands, flags and files are under test here, not
+    MiniLM's 22M parameters, whose training and XLA compilation were most of these tests' cost)."""
+    from checkpoint_factory import make_random_hf_checkpoint
+
+    vocab = Path(minilm, "vocab.txt").read_text(encoding="utf-8").splitlines()
+    folder = make_random_hf_checkpoint(str(tmp_path_factory.mktemp("small_bert")), vocab, hidden=32, layers=2, heads=2,
+                                       intermediate=64, max_positions=512, seed=4)
+    shutil.copy(Path(minilm, "vocab.txt"), Path(folder, "vocab.txt"))  # byte for byte
+    return folder
+
+
 @pytest.fixture()
-def offline_cache(tmp_path, minilm, monkeypatch) -> Path:
-    """MiniLM under the published NER model's id in an offline Hub cache (in this process and its children)."""
+def offline_cache(tmp_path, small_bert, monkeypatch) -> Path:
+    """A small BERT (small_bert) under the published NER model's id in an offline Hub cache (in this process and its
+    children)."""
     from huggingface_hub import constants
 
     cache = tmp_path / "hub"
-    fill_hub_cache(cache, PUBLISHED_NER_MODEL, minilm)
+    fill_hub_cache(cache, PUBLISHED_NER_MODEL, small_bert)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
@@ -54,6 +69,37 @@ def run_in(cwd: Path, args, env_extra=None, timeout: int = 1800) -> subprocess.C
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", distribution.LOCAL_RANK_VARIABLE)}
     env.update(PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **(env_extra or {}))
     return subprocess.run(list(map(str, args)), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def run_here(script: str, args, cwd: Path, capsys) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGS` (run_ner.py or run_classifier.py) run in `cwd` in this process: the flags parsed into
+    the script's config as its parser does, its runner called through cli.error_exit_status as its main is (one
+    `error:` line and status 2 for bad input); its status and what it printed. For the refusals checked here,
+    which stop before any training: TensorFlow is already imported in this process."""
+    from conftest import flagfile_config
+
+    from bert_tf import cli
+
+    if script == "run_ner.py":
+        from bert_tf.ner import run
+        from bert_tf.ner.config import NerConfig as config_type
+    else:
+        from bert_tf.classifier import run
+        from bert_tf.classifier.config import ClassifierConfig as config_type
+    capsys.readouterr()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        cfg = flagfile_config(config_type, *map(str, args))
+
+        def main() -> None:  # the script's main body
+            run.run(cfg)
+
+        status = cli.error_exit_status(main, script)
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr()
+    return subprocess.CompletedProcess([script, *args], status, printed.out, printed.err)
 
 
 # ----- Hub ids ---------------------------------------------------------------------------------------------------
@@ -140,11 +186,11 @@ def test_seed_one_readme_command_trains_the_default_hub_model_offline(tmp_path, 
     assert not (out / "tensorboard").exists()
 
 
-def test_unknown_hub_model_writes_nothing(tmp_path, offline_cache):
+def test_unknown_hub_model_writes_nothing(tmp_path, offline_cache, capsys):
     (tmp_path / "data").mkdir()
     shutil.copy(DEMO / "ner" / "train.csv", tmp_path / "data" / "train.csv")  # the data is read before the model
-    process = run_in(tmp_path, [sys.executable, ROOT / "run_ner.py", "--bert_model=TurkuNLP/missing",
-                                "--data_path=data", "--save_model_path=out"])
+    process = run_here("run_ner.py", ["--bert_model=TurkuNLP/missing", "--data_path=data", "--save_model_path=out"],
+                       tmp_path, capsys)
     assert process.returncode == 2 and len(error_lines(process)) == 1, process.stderr[-2000:]
     assert "TurkuNLP/missing" in error_lines(process)[0] and str(offline_cache) in error_lines(process)[0]
     assert not (tmp_path / "out").exists()
@@ -179,9 +225,14 @@ def test_an_mpi_rank_becomes_a_multi_worker_worker(monkeypatch):
                                                  "task per node with `srun"),
     (dict(OMPI, OMPI_COMM_WORLD_SIZE="two"), "launch variables are not whole numbers"),
 ])
-def test_unsupported_mpi_launches_are_one_line_errors(tmp_path, env, expected):
-    process = run_in(tmp_path, [sys.executable, ROOT / "run_classifier.py", "--horovod", "--do_train",
-                                f"--data_dir={DEMO / 'consensus'}", "--bert_model=unused", "--output_dir=out"], env)
+def test_unsupported_mpi_launches_are_one_line_errors(tmp_path, env, expected, monkeypatch, capsys):
+    for name in ("TF_CONFIG", distribution.LOCAL_RANK_VARIABLE):  # none set, and teardown removes what a launch sets
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    for name, value in env.items():  # this rank's launch variables
+        monkeypatch.setenv(name, value)
+    process = run_here("run_classifier.py", ["--horovod", "--do_train", f"--data_dir={DEMO / 'consensus'}",
+                                             "--bert_model=unused", "--output_dir=out"], tmp_path, capsys)
     assert process.returncode == 2 and len(error_lines(process)) == 1, process.stderr[-2000:]
     assert expected in error_lines(process)[0]
     assert not (tmp_path / "out").exists()
@@ -262,13 +313,13 @@ def write_consensus_split(folder: Path, counts: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published_runs(tmp_path_factory, minilm):
-    """MiniLM as a TF1 checkpoint, fine-tuned by the published grid command, then the published prediction
-    script (command + paste/awk + cp) on a shard folder named as the published pipeline names them."""
+def published_runs(tmp_path_factory, small_bert):
+    """A small BERT (small_bert) as a TF1 checkpoint, fine-tuned by the published grid command, then the published
+    prediction script (command + paste/awk + cp) on a shard folder named as the published pipeline names them."""
     from test_checkpoints import write_google_dir
 
     base = tmp_path_factory.mktemp("published")
-    bert_dir = write_google_dir(base / "models" / "biobert_v1.1_pubmed", minilm)
+    bert_dir = write_google_dir(base / "models" / "biobert_v1.1_pubmed", small_bert)
     labels_dir = base / "labels"
     labels_dir.mkdir()
     (labels_dir / "labels.txt").write_text("che\ndis\nggp\norg\nout\n")
