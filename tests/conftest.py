@@ -275,6 +275,41 @@ def run_script(args: Sequence[str], cwd: Path = ROOT, timeout: int = 600) -> sub
                           timeout=timeout, env=env)
 
 
+SCRIPT_JOBS = {"run_ner.py": ("bert_tf.ner", "NerConfig"), "run_classifier.py": ("bert_tf.classifier", "ClassifierConfig"),
+               "run_pretraining.py": ("bert_tf.pretraining", "PretrainingConfig")}
+
+
+def run_in_process(args: Sequence[str], capsys=None, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """`python run_X.py ARGS` (args[0] the script) in this process, in `cwd`: the flags parsed into the job's config
+    as the script's parser does, its runner (bert_tf.<job>.run.run) called through cli.error_exit_status as the
+    script's main is (one `error:` line and status 2 for bad input); its status and, with `capsys`, what it printed.
+    For runs that are not about the process itself (a real kill, start-up): TensorFlow starts once in this
+    process, not once a run."""
+    import importlib
+
+    from bert_tf import cli
+
+    script, flags = os.path.basename(str(args[0])), [str(a) for a in args[1:]]
+    job, config_name = SCRIPT_JOBS[script]
+    config_type = getattr(importlib.import_module(f"{job}.config"), config_name)
+    runner = importlib.import_module(f"{job}.run")
+    if capsys is not None:
+        capsys.readouterr()
+    here = os.getcwd()
+    os.chdir(cwd or here)
+    try:
+        cfg = flagfile_config(config_type, *flags)
+
+        def main() -> None:  # the script's main body
+            runner.run(cfg)
+
+        status = cli.error_exit_status(main, script)
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr() if capsys is not None else None
+    return subprocess.CompletedProcess(list(args), status, printed.out if printed else "", printed.err if printed else "")
+
+
 def error_lines(process: subprocess.CompletedProcess) -> List[str]:
     """The 'error: ...' lines a script printed on stderr."""
     return [line for line in process.stderr.splitlines() if line.startswith("error:")]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_WORDS, error_lines
+from conftest import ROOT, TINY_WORDS, error_lines, run_in_process
 
 from bert_tf.classifier import corpus
 
@@ -68,7 +68,7 @@ def trained(tmp_path_factory, tiny_checkpoint):
     (data / "train.tsv").write_text("".join(demo_rows("train.tsv")[:96]), encoding="utf-8", newline="")
     (data / "dev.tsv").write_text("".join(demo_rows("dev.tsv")[:32]), encoding="utf-8", newline="")
     out = base / "run"
-    process = run_classifier_here(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+    process = run_in_process(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
                                    f"--output_dir={out}", "--do_train", f"--labels_file={DEMO / 'labels.txt'}",
                                    "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=1",
                                    "--verbose=false"])
@@ -76,30 +76,6 @@ def trained(tmp_path_factory, tiny_checkpoint):
     assert (out / "model").is_dir() and not (out / "checkpoints").exists()  # deleted without --keep_checkpoints
     shards = write_shards(base / "contexts", demo_rows("test.tsv"))
     return out, shards
-
-
-def run_classifier_here(args, capsys=None) -> subprocess.CompletedProcess:
-    """`python run_classifier.py ARGS` in this process: its flags parsed into ClassifierConfig as the script's own
-    parser does, its runner (bert_tf.classifier.run.run) called through cli.error_exit_status as the script's main
-    is (one `error:` line and status 2 for bad input); its status and what it printed. For the runs that are not
-    about the process itself (a real kill, start-up): TensorFlow starts once in this process, not once a run."""
-    from conftest import flagfile_config
-
-    from bert_tf import cli
-    from bert_tf.classifier import run
-    from bert_tf.classifier.config import ClassifierConfig
-
-    assert args[0] == "run_classifier.py"
-    if capsys is not None:
-        capsys.readouterr()
-    cfg = flagfile_config(ClassifierConfig, *map(str, args[1:]))
-
-    def main() -> None:  # run_classifier.main's body
-        run.run(cfg)
-
-    status = cli.error_exit_status(main, "run_classifier.py")
-    printed = capsys.readouterr() if capsys is not None else None
-    return subprocess.CompletedProcess(args, status, printed.out if printed else "", printed.err if printed else "")
 
 
 def predict_args(out: Path, predict_file, predict_dir: Path, *extra) -> list:
@@ -127,7 +103,7 @@ def test_killed_corpus_run_resumes_and_matches_a_clean_run(trained, tmp_path, ca
     assert sorted(outputs_of(killed)) == ["output_with_probabilities_000.tsv", "test_results_000.tsv"]
     first = (killed / "output_with_probabilities_000.tsv").stat().st_mtime_ns
 
-    rerun = run_classifier_here(predict_args(out, folder, killed), capsys)
+    rerun = run_in_process(predict_args(out, folder, killed), capsys)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "predicting 2 of 3 shard(s)" in rerun.stdout and "(1 done before)" in rerun.stdout
     assert (killed / "output_with_probabilities_000.tsv").stat().st_mtime_ns == first  # skipped, not redone
@@ -136,7 +112,7 @@ def test_killed_corpus_run_resumes_and_matches_a_clean_run(trained, tmp_path, ca
     clean = tmp_path / "clean"
     listing = tmp_path / "shards.txt"
     listing.write_text("# the corpus\n" + "\n".join(os.path.relpath(p, tmp_path) for p in shards) + "\n")
-    fresh = run_classifier_here(predict_args(out, f"@{listing}", clean), capsys)
+    fresh = run_in_process(predict_args(out, f"@{listing}", clean), capsys)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert outputs_of(killed) == outputs_of(clean)
     assert len(outputs_of(clean)) == 6
@@ -214,7 +190,7 @@ def test_bad_shard_stops_with_file_and_line_and_leaves_the_others(trained, tmp_p
     broken[2] = "\t".join(broken[2].split("\t")[:3]) + "\n"  # fewer than the 4 fields the published reader needs
     paths[1].write_text("".join(broken), encoding="utf-8")
     predictions = tmp_path / "predictions"
-    process = run_classifier_here(predict_args(out, str(folder / "ggp-contexts-*.tsv"), predictions), capsys)
+    process = run_in_process(predict_args(out, str(folder / "ggp-contexts-*.tsv"), predictions), capsys)
     assert process.returncode == 2
     errors = error_lines(process)
     assert len(errors) == 1 and f"{paths[1]}:3" in errors[0] and "found 3" in errors[0], errors
@@ -238,7 +214,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     out, shards = trained
     folder = shards[0].parent
     predictions = tmp_path / "ggp-predictions"
-    first = run_classifier_here(predict_args(out, folder, predictions, "--use_fp16"), capsys)  # a float32 model
+    first = run_in_process(predict_args(out, folder, predictions, "--use_fp16"), capsys)  # a float32 model
     assert first.returncode == 0, first.stderr[-3000:]
     assert "--use_fp16 as published: the model stays float32" in first.stderr
     record = json.loads((predictions / "shard_info_001.json").read_text())
@@ -246,7 +222,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     raw = np.loadtxt(predictions / "test_results_000.tsv")
     temperature = json.loads((out / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
     model_b = other_model(out / "model", tmp_path / "model_b")
-    second = run_classifier_here(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"),
+    second = run_in_process(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"),
                                  capsys)
     assert second.returncode == 2
     errors = error_lines(second)
@@ -257,7 +233,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     assert json.loads((predictions / "shard_info_000.json").read_text()) == {
         **record, "input": str(shards[0])}  # untouched
     # --overwrite_output_dir redoes every shard; --apply_temperature gives softmax(log p / T) of the raw ones
-    forced = run_classifier_here(predict_args(out, folder, predictions, "--apply_temperature",
+    forced = run_in_process(predict_args(out, folder, predictions, "--apply_temperature",
                                               "--overwrite_output_dir"), capsys)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "predicting 3 of 3 shard(s)" in forced.stdout
@@ -393,7 +369,7 @@ def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path, capsy
     (data / "dev.tsv").write_text("".join(demo_rows("dev.tsv")[:24]))
     (data / "test.tsv").write_text("".join(rows))
     out = tmp_path / "out"
-    process = run_classifier_here(["run_classifier.py", "--do_eval", "--do_predict",
+    process = run_in_process(["run_classifier.py", "--do_eval", "--do_predict",
                                    f"--bert_config_file={tf1 / 'bert_config.json'}",
                                    f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
                                    f"--labels_dir={labels_dir}", f"--data_dir={data}", f"--output_dir={out}",
@@ -419,7 +395,7 @@ def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path, capsy
 def test_label_file_disagreeing_with_the_checkpoint_rows(tmp_path, capsys):
     hf, tf1, labels_dir, head = published_checkpoint(tmp_path, rows=8)
     out = tmp_path / "out"
-    process = run_classifier_here(["run_classifier.py", "--do_predict",
+    process = run_in_process(["run_classifier.py", "--do_predict",
                                    f"--bert_config_file={tf1 / 'bert_config.json'}",
                                    f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
                                    f"--labels_dir={labels_dir}", f"--predict_file={DEMO / 'test.tsv'}",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, error_lines
+from conftest import ROOT, error_lines, run_in_process
 
 from bert_tf import distribution, hub
 from bert_tf.errors import InputError
@@ -69,37 +69,6 @@ def run_in(cwd: Path, args, env_extra=None, timeout: int = 1800) -> subprocess.C
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", distribution.LOCAL_RANK_VARIABLE)}
     env.update(PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **(env_extra or {}))
     return subprocess.run(list(map(str, args)), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def run_here(script: str, args, cwd: Path, capsys) -> subprocess.CompletedProcess:
-    """`python SCRIPT ARGS` (run_ner.py or run_classifier.py) run in `cwd` in this process: the flags parsed into
-    the script's config as its parser does, its runner called through cli.error_exit_status as its main is (one
-    `error:` line and status 2 for bad input); its status and what it printed. For the refusals checked here,
-    which stop before any training: TensorFlow is already imported in this process."""
-    from conftest import flagfile_config
-
-    from bert_tf import cli
-
-    if script == "run_ner.py":
-        from bert_tf.ner import run
-        from bert_tf.ner.config import NerConfig as config_type
-    else:
-        from bert_tf.classifier import run
-        from bert_tf.classifier.config import ClassifierConfig as config_type
-    capsys.readouterr()
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        cfg = flagfile_config(config_type, *map(str, args))
-
-        def main() -> None:  # the script's main body
-            run.run(cfg)
-
-        status = cli.error_exit_status(main, script)
-    finally:
-        os.chdir(here)
-    printed = capsys.readouterr()
-    return subprocess.CompletedProcess([script, *args], status, printed.out, printed.err)
 
 
 # ----- Hub ids ---------------------------------------------------------------------------------------------------
@@ -189,8 +158,8 @@ def test_seed_one_readme_command_trains_the_default_hub_model_offline(tmp_path, 
 def test_unknown_hub_model_writes_nothing(tmp_path, offline_cache, capsys):
     (tmp_path / "data").mkdir()
     shutil.copy(DEMO / "ner" / "train.csv", tmp_path / "data" / "train.csv")  # the data is read before the model
-    process = run_here("run_ner.py", ["--bert_model=TurkuNLP/missing", "--data_path=data", "--save_model_path=out"],
-                       tmp_path, capsys)
+    process = run_in_process(["run_ner.py", "--bert_model=TurkuNLP/missing", "--data_path=data",
+                              "--save_model_path=out"], capsys, cwd=tmp_path)
     assert process.returncode == 2 and len(error_lines(process)) == 1, process.stderr[-2000:]
     assert "TurkuNLP/missing" in error_lines(process)[0] and str(offline_cache) in error_lines(process)[0]
     assert not (tmp_path / "out").exists()
@@ -231,8 +200,8 @@ def test_unsupported_mpi_launches_are_one_line_errors(tmp_path, env, expected, m
         monkeypatch.delenv(name)
     for name, value in env.items():  # this rank's launch variables
         monkeypatch.setenv(name, value)
-    process = run_here("run_classifier.py", ["--horovod", "--do_train", f"--data_dir={DEMO / 'consensus'}",
-                                             "--bert_model=unused", "--output_dir=out"], tmp_path, capsys)
+    process = run_in_process(["run_classifier.py", "--horovod", "--do_train", f"--data_dir={DEMO / 'consensus'}",
+                              "--bert_model=unused", "--output_dir=out"], capsys, cwd=tmp_path)
     assert process.returncode == 2 and len(error_lines(process)) == 1, process.stderr[-2000:]
     assert expected in error_lines(process)[0]
     assert not (tmp_path / "out").exists()
