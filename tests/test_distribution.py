@@ -421,14 +421,20 @@ def ner_script_runs(checkpoint, tmp_path_factory) -> Tuple[Path, Dict[str, Tuple
 
 @pytest.fixture(scope="module")
 def classifier_script_runs(checkpoint, tmp_path_factory) -> Tuple[Path, Dict[str, Tuple[int, str]]]:
-    """run_classifier.py --do_train --do_eval --do_predict: on 2 workers and in one process."""
+    """run_classifier.py --do_train --do_eval --do_predict: on 2 workers and in one process (37 training
+    examples in global batches of 6: the last one, of 1, leaves a replica empty). The workers' run is also the
+    one the --horovod ranks must match (test_horovod_ranks_...)."""
     base = tmp_path_factory.mktemp("run_classifier")
     data = _write_classifier_data(base / "data")
-    args = ["run_classifier.py", f"--bert_model={checkpoint}", f"--data_dir={data}", "--do_train", "--do_eval",
-            "--do_predict", "--max_seq_length=16", "--train_batch_size=5", "--eval_batch_size=3",
-            "--predict_batch_size=4", "--learning_rate=5e-3", "--num_train_epochs=2", "--seed=1",
-            "--classifier_dropout=0", "--noverbose"]
-    return base, run_script_on_workers(args, "--output_dir", base)
+    return base, run_script_on_workers(_classifier_args(checkpoint, data) + ["--train_batch_size=6"], "--output_dir",
+                                       base)
+
+
+def _classifier_args(checkpoint, data: Path) -> List[str]:
+    """run_classifier.py's command line of the script tests, without the batch size and output folder."""
+    return ["run_classifier.py", f"--bert_model={checkpoint}", f"--data_dir={data}", "--do_train", "--do_eval",
+            "--do_predict", "--max_seq_length=16", "--eval_batch_size=3", "--predict_batch_size=4",
+            "--learning_rate=5e-3", "--num_train_epochs=2", "--seed=1", "--classifier_dropout=0", "--noverbose"]
 
 
 # ----- strategy selection and reporting (in process) ------------------------------------------------------------
@@ -656,18 +662,15 @@ def _consecutive_free_ports(count: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, str]], List[Tuple[int, str]]]:
+def horovod_runs(checkpoint, classifier_script_runs) -> Tuple[Path, List[Tuple[int, str]],
+                                                            Dict[str, Tuple[int, str]]]:
     """run_classifier.py --horovod as `mpiexec -np 2` starts it (the same command, one output folder, per-rank batch
-    3) and the same training on 2 workers launched with TF_CONFIG (global batch 6)."""
-    base = tmp_path_factory.mktemp("horovod")
-    data = _write_classifier_data(base / "data")
-    args = [sys.executable, "run_classifier.py", f"--bert_model={checkpoint}", f"--data_dir={data}", "--do_train",
-            "--max_seq_length=16", "--eval_batch_size=3", "--learning_rate=5e-3", "--num_train_epochs=2", "--seed=1",
-            "--classifier_dropout=0", "--noverbose", "--nocalibrate", "--notensorboard"]
-    scratch = base / "tmp"
+    3), beside the same training on 2 workers launched with TF_CONFIG (global batch 6: classifier_script_runs)."""
+    base, tf_config = classifier_script_runs
+    args = [sys.executable, *_classifier_args(checkpoint, base / "data")]
+    scratch = base / "tmp_horovod"
     scratch.mkdir()
     (base / "logs_mpi").mkdir()
-    (base / "logs_tf").mkdir()
     port = _consecutive_free_ports(2)
     # As inside `sbatch --ntasks=2` (the published production launch, run under a real sbatch and mpiexec in
     # tests/test_slurm_real.py): the batch script's SLURM variables, the
@@ -678,10 +681,6 @@ def horovod_runs(checkpoint, tmp_path_factory) -> Tuple[Path, List[Tuple[int, st
                for i in range(2)]
     mpi = run_processes([args + ["--horovod", "--train_batch_size=3", f"--output_dir={base / 'horovod'}"]] * 2,
                         mpi_env, base / "logs_mpi")
-    ports = _free_ports(2)
-    tf_env = [_clean_env(TMPDIR=str(scratch), TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
-    tf_config = run_processes([args + ["--distribution=multi_worker", "--train_batch_size=6",
-                                       f"--output_dir={base / f'worker{i}'}"] for i in range(2)], tf_env, base / "logs_tf")
     return base, mpi, tf_config
 
 
@@ -693,7 +692,7 @@ def _saved_arrays(path: Path) -> Dict[str, np.ndarray]:
 
 def test_horovod_ranks_train_as_the_same_two_workers_launched_with_tf_config(horovod_runs):
     base, mpi, tf_config = horovod_runs
-    _assert_ok(mpi + tf_config)
+    _assert_ok(mpi + [tf_config["worker0"], tf_config["worker1"]])
     for rank, (_, output) in enumerate(mpi):
         assert "--horovod: 2 MPI ranks, --distribution=multi_worker; --train_batch_size=3 is per rank" in output
         assert f"over 2 worker(s) (this is worker {rank}" in output
