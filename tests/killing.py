@@ -4,6 +4,9 @@ on disk, then what the next run must show to prove it resumed (not restarted).
 A resumed run names the newest complete checkpoint on disk (global step N, epoch E, step S of it), starts its
 epoch at step S + 1, and its own TensorBoard events (--log_every=1: one loss a step) start at step N + 1; a
 restart would start at step 1.
+
+The killed run is a process; the run after it can be one too (conftest.run_script) or the same command line run in
+this process (`run_in_process`), which reads only what the killed process left on disk, as a new process would.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Set
 
-from conftest import ROOT
+from conftest import ROOT, flagfile_config
+
+# Each entry point's config type and runner (what its main() calls with the parsed flags).
+RUNNERS = {"run_ner.py": ("bert_tf.ner.config:NerConfig", "bert_tf.ner.run"),
+           "run_classifier.py": ("bert_tf.classifier.config:ClassifierConfig", "bert_tf.classifier.run"),
+           "run_pretraining.py": ("bert_tf.pretraining.config:PretrainingConfig", "bert_tf.pretraining.run")}
 
 
 def kill_after_first_checkpoint(args: Sequence[str], out: Path) -> Dict:
@@ -77,3 +85,24 @@ def assert_resumed(stdout: str, state: Dict, out: Path, events_before: Set[Path]
         assert re.search(rf"^Epoch {epoch + 1}/\d+ \(resuming at step {in_epoch + 1}\)", stdout, re.M), stdout[-3000:]
     logged = logged_steps(event_files(out) - events_before)
     assert logged == list(range(step + 1, total_steps + 1)), (logged, state)
+
+
+def run_in_process(args: Sequence[str]) -> subprocess.CompletedProcess:
+    """The script `args` (entry point, then its flags) run in this process as its command line runs it: the flags
+    parsed as the script parses them (conftest.flagfile_config), its runner called under the command line's error
+    handling (bert_tf.cli.error_exit_status: exit status 2 and one `error:` line for bad input); the exit status
+    and the output, as subprocess.run gives them for a process."""
+    import contextlib
+    import importlib
+    import io
+
+    from bert_tf.cli import error_exit_status
+
+    script = os.path.basename(str(args[0]))
+    (config_module, config_name), runner = RUNNERS[script][0].split(":"), importlib.import_module(RUNNERS[script][1])
+    config_type = getattr(importlib.import_module(config_module), config_name)
+    cfg = flagfile_config(config_type, *map(str, args[1:]))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = error_exit_status(lambda: runner.run(cfg) and None, script)  # the result object: no status
+    return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
