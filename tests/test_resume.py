@@ -18,7 +18,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import NER_QUICK, ROOT, error_lines, run_script
-from killing import assert_resumed, event_files, kill_after_first_checkpoint, logged_steps, newest_state
+from killing import (assert_resumed, event_files, kill_after_first_checkpoint, logged_steps, newest_state,
+                     run_in_process)
 from test_run_ner import write_learnable_set
 
 FAULT_INJECTION = str(ROOT / "tests" / "fault_injection.py")
@@ -36,9 +37,11 @@ def _with_fault(fault, args):
     return [FAULT_INJECTION, fault, *args] if fault else list(args)
 
 
-def _ner(tiny_checkpoint, data, out, fault=None, extra=()):
-    return run_script(_with_fault(fault, ["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                                          f"--save_model_path={out}", *NER_FLAGS, *extra]))
+def _ner(tiny_checkpoint, data, out, fault=None, extra=(), in_process=False):
+    """run_ner.py with `fault` injected (a process), as a process, or the same command line run in this process."""
+    args = ["run_ner.py", f"--bert_model={tiny_checkpoint}", f"--data_path={data}", f"--save_model_path={out}",
+            *NER_FLAGS, *extra]
+    return run_in_process(args) if in_process else run_script(_with_fault(fault, args))
 
 
 # Without --deterministic: a real kill -9 from the test once the first checkpoint (step 3, mid-epoch 1) is on disk.
@@ -51,14 +54,17 @@ def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a
         tiny_checkpoint, tmp_path):
     """A run killed (SIGKILL from this process) right after its first resume checkpoint: the same folder with
     another learning rate is refused; the same command resumes from that checkpoint (tests/killing.py says what
-    proves it); a restart into the finished folder (--overwrite_output_dir --noresume) trains from step 1."""
+    proves it); a restart into the finished folder (--overwrite_output_dir --noresume) trains from step 1. The
+    refusal and the restart are the command lines parsed as run_ner.py parses them, run by its runner in this
+    process with the command line's error handling (tests/killing.py run_in_process); the killed and the resumed
+    runs are processes."""
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 64), ("val", 8), ("test", 8)))
     out = tmp_path / "run"
     command = ["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
                f"--save_model_path={out}", *KILL_FLAGS]
     state = kill_after_first_checkpoint(command, out)
     assert not (out / "test_results.json").exists() and not (out / "model").exists()
-    refused = run_script([*command, "--learning_rate=1e-3"])
+    refused = run_in_process([*command, "--learning_rate=1e-3"])
     assert refused.returncode == 2
     message = error_lines(refused)[0]
     assert "learning_rate" in message and "cannot be resumed" in message
@@ -71,7 +77,7 @@ def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a
     checkpoints = sorted(p.name for p in (out / "checkpoints").glob("*.state.json"))
     assert checkpoints == ["ckpt-15.state.json", "ckpt-16.state.json"]  # the last two (with --keep_checkpoints)
     events = event_files(out)
-    restarted = run_script([*command, "--overwrite_output_dir", "--noresume"])
+    restarted = run_in_process([*command, "--overwrite_output_dir", "--noresume"])
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert "resuming" not in restarted.stdout and re.search(r"^Epoch 1/2$", restarted.stdout, re.M)
     assert logged_steps(event_files(out) - events) == list(range(1, KILL_STEPS + 1))
@@ -79,7 +85,7 @@ def test_real_sigkill_then_other_settings_are_refused_the_same_command_resumes_a
 
 def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_checkpoint, tmp_path):
     """SIGKILL while the checkpoint of step 8 is written (its state file, written last, never appears): the
-    same command resumes from the one before, the end of epoch 1."""
+    same command (run in this process) resumes from the one before, the end of epoch 1."""
     data = write_learnable_set(tmp_path / "data", sizes=(("train", 96), ("val", 24), ("test", 24)))
     out = tmp_path / "run"
     killed = _ner(tiny_checkpoint, data, out, fault="kill_during_save=8", extra=["--log_every=1"])
@@ -89,7 +95,7 @@ def test_kill_while_saving_keeps_the_previous_checkpoint(tiny_checkpoint, tmp_pa
     state = newest_state(out)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 0) and state["global_step"] < 8  # the end of epoch 1
     events = event_files(out)
-    resumed = _ner(tiny_checkpoint, data, out, extra=["--log_every=1"])
+    resumed = _ner(tiny_checkpoint, data, out, extra=["--log_every=1"], in_process=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_resumed(resumed.stdout, state, out, events, 3 * int(state["global_step"]))  # 3 epochs
     assert json.loads((out / "test_results.json").read_text())["num_sentences"] == 24
