@@ -1,7 +1,8 @@
 """Continued masked-LM pretraining: inputs, whole-word masking and packing, the MLM and next-sentence heads read from
 HF, tf_model.h5 and TF1 checkpoints and exported as BertForMaskedLM / BertForPreTraining (against an independent
 numpy BERT), exact gradient accumulation with both losses, NVIDIA TFRecords with next-sentence prediction on and off,
-bad inputs, and end-to-end runs that learn and resume bitwise."""
+bad inputs, and end-to-end runs that learn and resume bitwise (the masked-LM end-to-end run, resumed after a real
+SIGKILL, is in test_kill_resume.py)."""
 
 from __future__ import annotations
 
