@@ -39,6 +39,19 @@ def test_validation_steps_are_evenly_spaced():
     assert validation_steps(10, 0) == set()
 
 
+@pytest.fixture(scope="module")
+def small_checkpoint(tiny_checkpoint, tmp_path_factory) -> str:
+    """A smaller random BERT (1 layer, hidden 16; the tiny checkpoint's vocabulary) for the tests of the loop's
+    mechanics; the frozen-layer and the bfloat16 learning tests use the 2-layer tiny checkpoint."""
+    from pathlib import Path
+
+    from checkpoint_factory import make_random_hf_checkpoint
+
+    vocab = (Path(tiny_checkpoint) / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    return make_random_hf_checkpoint(str(tmp_path_factory.mktemp("small_bert")), vocab, hidden=16, layers=1,
+                                     heads=2, intermediate=32, seed=1)
+
+
 def _task(tiny_checkpoint, freeze=0):
     checkpoint = checkpoints.find_checkpoint(tiny_checkpoint)
     tokenizer = WordPieceTokenizer.from_model_dir(tiny_checkpoint)
@@ -66,8 +79,8 @@ def _one_epoch(trainer, batches, lr_log=None):
     return trainer.fit(make, epochs=1, outputs=StepOutputs(on_outputs), validations_per_epoch=0)
 
 
-def test_double_lr_moves_encoder_ten_times_less(tiny_checkpoint):
-    task, _ = _task(tiny_checkpoint)
+def test_double_lr_moves_encoder_ten_times_less(small_checkpoint):
+    task, _ = _task(small_checkpoint)
     lr = 1e-3
     optimizer = optimization.make_optimizer(
         "adamw", lr, 0.0, multiplier_of=lambda v: 1.0 if models.is_head_variable(v) else 0.1)
@@ -83,8 +96,8 @@ def test_double_lr_moves_encoder_ten_times_less(tiny_checkpoint):
     assert max(encoder) == pytest.approx(lr / 10, rel=0.02)
 
 
-def test_weight_decay_skips_layernorm_and_bias(tiny_checkpoint):
-    task, _ = _task(tiny_checkpoint)
+def test_weight_decay_skips_layernorm_and_bias(small_checkpoint):
+    task, _ = _task(small_checkpoint)
     optimizer = optimization.make_optimizer("adamw", 1e-2, 0.5)
     optimizer.build(task.model.trainable_variables)
     decayed = {v.path for v in task.model.trainable_variables if optimizer._use_weight_decay(v)}
@@ -174,8 +187,8 @@ def test_freeze_layers_rejects_out_of_range(tiny_checkpoint):
 
 
 @pytest.mark.parametrize("linear", [True, False])
-def test_observed_learning_rates_follow_the_schedule(tiny_checkpoint, linear):
-    task, _ = _task(tiny_checkpoint)
+def test_observed_learning_rates_follow_the_schedule(small_checkpoint, linear):
+    task, _ = _task(small_checkpoint)
     steps = 5
     schedule = (optimization.WarmupLinearDecay(1e-3, 2, 2 * steps) if linear
                 else optimization.EpochExponentialDecay(1e-3, 0.5, steps))
@@ -193,10 +206,10 @@ def test_observed_learning_rates_follow_the_schedule(tiny_checkpoint, linear):
         assert observed[4:9] == pytest.approx([5e-4] * 5)
 
 
-def test_nan_loss_stops_with_the_step(tiny_checkpoint):
+def test_nan_loss_stops_with_the_step(small_checkpoint):
     from bert_tf.errors import TrainingDiverged
 
-    task, _ = _task(tiny_checkpoint)
+    task, _ = _task(small_checkpoint)
     trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.0), tf.distribute.get_strategy(),
                       log_every=1, verbose=False)
     _one_epoch(trainer, [_batch(0)])
@@ -206,12 +219,12 @@ def test_nan_loss_stops_with_the_step(tiny_checkpoint):
         _one_epoch(trainer, [_batch(1)])
 
 
-def test_xla_step_matches_the_plain_step(tiny_checkpoint):
+def test_xla_step_matches_the_plain_step(small_checkpoint):
     """--use_xla compiles the step (jit_compile=True, set explicitly) and computes the same loss."""
     losses = []
     for use_xla in (False, True):
         tf.keras.utils.set_random_seed(0)
-        task, _ = _task(tiny_checkpoint)
+        task, _ = _task(small_checkpoint)
         trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.01), tf.distribute.get_strategy(),
                           use_xla=use_xla, log_every=1, verbose=False)
         history = _one_epoch(trainer, [_batch(0), _batch(1), _batch(2)])
@@ -221,8 +234,8 @@ def test_xla_step_matches_the_plain_step(tiny_checkpoint):
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
-def test_lamb_optimizer_trains_and_skips_decay_on_layernorm(tiny_checkpoint):
-    task, _ = _task(tiny_checkpoint)
+def test_lamb_optimizer_trains_and_skips_decay_on_layernorm(small_checkpoint):
+    task, _ = _task(small_checkpoint)
     optimizer = optimization.make_optimizer("lamb", 1e-3, 0.01)
     trainer = Trainer(task.model, optimizer, tf.distribute.get_strategy(), log_every=1, verbose=False)
     before = [v.numpy().copy() for v in task.model.trainable_variables]
@@ -311,10 +324,10 @@ def test_bfloat16_training_learns_like_float32(tiny_checkpoint):
     assert losses["mixed_bfloat16"][1] == pytest.approx(losses["float32"][1], rel=0.1)
 
 
-def test_one_replica_iterates_the_dataset_itself_without_autotuning(tiny_checkpoint):
+def test_one_replica_iterates_the_dataset_itself_without_autotuning(small_checkpoint):
     """One local replica: batches go in as they are (no distributed iterator), and tf.data's autotuning is
     off, whose thread can hold up an iterator's deletion for up to a minute in TF 2.21."""
-    task, _ = _task(tiny_checkpoint)
+    task, _ = _task(small_checkpoint)
     trainer = Trainer(task.model, None, tf.distribute.OneDeviceStrategy("/cpu:0"), verbose=False)
     dataset = tf.data.Dataset.from_tensors(_batch(0)).repeat(2)
     given = trainer.distribute(dataset)
@@ -325,8 +338,8 @@ def test_one_replica_iterates_the_dataset_itself_without_autotuning(tiny_checkpo
     assert seen == [(4, 12, 3), (4, 12, 3)]
 
 
-def test_progress_bars_say_validate_during_training_and_predict_after(tiny_checkpoint, capsys):
-    task, _ = _task(tiny_checkpoint)
+def test_progress_bars_say_validate_during_training_and_predict_after(small_checkpoint, capsys):
+    task, _ = _task(small_checkpoint)
     trainer = Trainer(task.model, optimization.make_optimizer("adamw", 1e-3, 0.0), tf.distribute.get_strategy(),
                       log_every=1, verbose=True)
     trainer.progress_min_batches = 1
