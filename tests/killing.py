@@ -11,6 +11,7 @@ this process (`run_in_process`), which reads only what the killed process left o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -92,7 +93,6 @@ def run_in_process(args: Sequence[str]) -> subprocess.CompletedProcess:
     parsed as the script parses them (conftest.flagfile_config), its runner called under the command line's error
     handling (bert_tf.cli.error_exit_status: exit status 2 and one `error:` line for bad input); the exit status
     and the output, as subprocess.run gives them for a process."""
-    import contextlib
     import importlib
     import io
 
@@ -103,6 +103,22 @@ def run_in_process(args: Sequence[str]) -> subprocess.CompletedProcess:
     config_type = getattr(importlib.import_module(config_module), config_name)
     cfg = flagfile_config(config_type, *map(str, args[1:]))
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with _process_settings_restored(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         status = error_exit_status(lambda: runner.run(cfg) and None, script)  # the result object: no status
     return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def _process_settings_restored():
+    """What a run sets for its whole process (--deterministic's op determinism, the precision policy) is put back
+    afterwards, so that the tests run after it in this process are not changed by it."""
+    import keras
+    from tensorflow.python.framework import config as tf_config
+
+    determinism, policy = tf_config.is_op_determinism_enabled(), keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        if not determinism and tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+        keras.mixed_precision.set_global_policy(policy)
