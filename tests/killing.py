@@ -22,12 +22,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Set
 
-from conftest import ROOT, flagfile_config
-
-# Each entry point's config type and runner (what its main() calls with the parsed flags).
-RUNNERS = {"run_ner.py": ("bert_tf.ner.config:NerConfig", "bert_tf.ner.run"),
-           "run_classifier.py": ("bert_tf.classifier.config:ClassifierConfig", "bert_tf.classifier.run"),
-           "run_pretraining.py": ("bert_tf.pretraining.config:PretrainingConfig", "bert_tf.pretraining.run")}
+import conftest
+from conftest import ROOT
 
 
 def kill_after_first_checkpoint(args: Sequence[str], out: Path) -> Dict:
@@ -89,23 +85,15 @@ def assert_resumed(stdout: str, state: Dict, out: Path, events_before: Set[Path]
 
 
 def run_in_process(args: Sequence[str]) -> subprocess.CompletedProcess:
-    """The script `args` (entry point, then its flags) run in this process as its command line runs it: the flags
-    parsed as the script parses them (conftest.flagfile_config), its runner called under the command line's error
-    handling (bert_tf.cli.error_exit_status: exit status 2 and one `error:` line for bad input); the exit status
-    and the output, as subprocess.run gives them for a process."""
-    import importlib
+    """conftest.run_in_process (the script's command line `args` parsed and run by its runner in this process, under
+    the command line's error handling), with its output captured without capsys (this also serves module
+    fixtures) and the process-wide settings a run makes put back afterwards."""
     import io
 
-    from bert_tf.cli import error_exit_status
-
-    script = os.path.basename(str(args[0]))
-    (config_module, config_name), runner = RUNNERS[script][0].split(":"), importlib.import_module(RUNNERS[script][1])
-    config_type = getattr(importlib.import_module(config_module), config_name)
-    cfg = flagfile_config(config_type, *map(str, args[1:]))
     stdout, stderr = io.StringIO(), io.StringIO()
     with _process_settings_restored(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = error_exit_status(lambda: runner.run(cfg) and None, script)  # the result object: no status
-    return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
+        done = conftest.run_in_process(args)
+    return subprocess.CompletedProcess(list(args), done.returncode, stdout.getvalue(), stderr.getvalue())
 
 
 @contextlib.contextmanager
