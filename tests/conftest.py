@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import subprocess
@@ -275,6 +276,22 @@ def run_script(args: Sequence[str], cwd: Path = ROOT, timeout: int = 600) -> sub
                           timeout=timeout, env=env)
 
 
+@contextlib.contextmanager
+def _process_settings_restored():
+    """What a run sets for its whole process (--deterministic's op determinism, the precision policy) is put back
+    afterwards, so that the tests run after it in this process are not changed by it."""
+    import keras
+    from tensorflow.python.framework import config as tf_config
+
+    determinism, policy = tf_config.is_op_determinism_enabled(), keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        if not determinism and tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+        keras.mixed_precision.set_global_policy(policy)
+
+
 SCRIPT_JOBS = {"run_ner.py": ("bert_tf.ner", "NerConfig"), "run_classifier.py": ("bert_tf.classifier", "ClassifierConfig"),
                "run_pretraining.py": ("bert_tf.pretraining", "PretrainingConfig")}
 
@@ -284,7 +301,8 @@ def run_in_process(args: Sequence[str], capsys=None, cwd: Optional[Path] = None)
     as the script's parser does, its runner (bert_tf.<job>.run.run) called through cli.error_exit_status as the
     script's main is (one `error:` line and status 2 for bad input); its status and, with `capsys`, what it printed.
     For runs that are not about the process itself (a real kill, start-up): TensorFlow starts once in this
-    process, not once a run."""
+    process, not once a run. What a run sets for the whole process (op determinism, the precision policy) is put
+    back afterwards."""
     import importlib
 
     from bert_tf import cli
@@ -303,7 +321,8 @@ def run_in_process(args: Sequence[str], capsys=None, cwd: Optional[Path] = None)
         def main() -> None:  # the script's main body
             runner.run(cfg)
 
-        status = cli.error_exit_status(main, script)
+        with _process_settings_restored():
+            status = cli.error_exit_status(main, script)
     finally:
         os.chdir(here)
     printed = capsys.readouterr() if capsys is not None else None

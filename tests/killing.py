@@ -30,19 +30,31 @@ def kill_after_first_checkpoint(args: Sequence[str], out: Path) -> Dict:
     """Start the script `args` writing into `out`, SIGKILL it as soon as a complete resume checkpoint (its
     .state.json, written last) appears, and return the newest complete checkpoint's state left on disk."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
-    log = out.parent / f"{out.name}.killed.log"
-    with open(log, "w", encoding="utf-8") as stream:
-        process = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, stdout=stream,
-                                   stderr=subprocess.STDOUT, env=env)
+    return kill_all_after_first_checkpoint([[sys.executable, *map(str, args)]], [env], out)
+
+
+def kill_all_after_first_checkpoint(commands: Sequence[Sequence[str]], envs: Sequence[Dict[str, str]],
+                                    out: Path) -> Dict:
+    """Start `commands` together (e.g. the workers of one run writing into `out`), SIGKILL every one as soon as a
+    complete resume checkpoint appears in `out`, and return the newest complete checkpoint's state on disk."""
+    logs = [out.parent / f"{out.name}.killed{i}.log" for i in range(len(commands))]
+    processes = []
     try:
-        while process.poll() is None and not list((out / "checkpoints").glob("ckpt-*.state.json")):
+        for command, env, log in zip(commands, envs, logs):
+            with open(log, "w", encoding="utf-8") as stream:
+                processes.append(subprocess.Popen(list(command), cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
+                                                  env=env))
+        while all(p.poll() is None for p in processes) and not list((out / "checkpoints").glob("ckpt-*.state.json")):
             time.sleep(0.02)  # bounded by the test's timeout (pytest-timeout)
-        process.send_signal(signal.SIGKILL)
-        status = process.wait()
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+        statuses = [process.wait() for process in processes]
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert status == -signal.SIGKILL, f"the run ended ({status}) before it could be killed:\n" + log.read_text()[-3000:]
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert statuses == [-signal.SIGKILL] * len(processes), (
+        f"a process ended ({statuses}) before it could be killed:\n" + "\n".join(l.read_text()[-3000:] for l in logs))
     return newest_state(out)
 
 
@@ -87,26 +99,10 @@ def assert_resumed(stdout: str, state: Dict, out: Path, events_before: Set[Path]
 def run_in_process(args: Sequence[str]) -> subprocess.CompletedProcess:
     """conftest.run_in_process (the script's command line `args` parsed and run by its runner in this process, under
     the command line's error handling), with its output captured without capsys (this also serves module
-    fixtures) and the process-wide settings a run makes put back afterwards."""
+    fixtures)."""
     import io
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    with _process_settings_restored(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         done = conftest.run_in_process(args)
     return subprocess.CompletedProcess(list(args), done.returncode, stdout.getvalue(), stderr.getvalue())
-
-
-@contextlib.contextmanager
-def _process_settings_restored():
-    """What a run sets for its whole process (--deterministic's op determinism, the precision policy) is put back
-    afterwards, so that the tests run after it in this process are not changed by it."""
-    import keras
-    from tensorflow.python.framework import config as tf_config
-
-    determinism, policy = tf_config.is_op_determinism_enabled(), keras.mixed_precision.global_policy()
-    try:
-        yield
-    finally:
-        if not determinism and tf_config.is_op_determinism_enabled():
-            tf_config.disable_op_determinism()
-        keras.mixed_precision.set_global_policy(policy)

@@ -638,6 +638,40 @@ def test_run_classifier_on_two_workers_matches_one_process(classifier_script_run
     want_lines = (base / "single" / "output_with_probabilities.tsv").read_text().splitlines()
     assert [line.split("\t")[:7] for line in got_lines] == [line.split("\t")[:7] for line in want_lines]
 
+def test_a_multi_worker_run_killed_by_sigkill_resumes_on_both_workers(checkpoint, classifier_script_runs):
+    """kill -9 to both workers of the 2-worker run_classifier.py run above (TF_CONFIG, global batch 6, without
+    --deterministic) once the chief's first resume checkpoint is on disk; the same command on both workers then
+    resumes from it (its step and data position: tests/killing.py says what proves it, a restart would start at
+    step 1) and ends as the uninterrupted run did."""
+    from killing import assert_resumed, event_files, kill_all_after_first_checkpoint
+
+    base, runs = classifier_script_runs
+    out, scratch = base / "resumed", base / "tmp_resumed"
+    scratch.mkdir()
+    command = [sys.executable, *_classifier_args(checkpoint, base / "data"), "--train_batch_size=6", "--verbose",
+               "--save_checkpoints_steps=2", "--log_every=1", "--distribution=multi_worker", f"--output_dir={out}"]
+
+    def worker_envs() -> List[Dict[str, str]]:
+        ports = _free_ports(2)
+        return [_clean_env(TMPDIR=str(scratch), TF_CONFIG=_tf_config(ports, i)) for i in range(2)]
+
+    state = kill_all_after_first_checkpoint([command] * 2, worker_envs(), out)
+    events = event_files(out)
+    (base / "logs_resumed").mkdir()
+    resumed = run_processes([command] * 2, worker_envs(), base / "logs_resumed")
+    _assert_ok(resumed)
+    assert_resumed(resumed[0][1], state, out, events, int(37 / 6 * 2))  # 37 rows, batches of 6, 2 epochs
+    assert f"resuming from {out / 'checkpoints' / ('ckpt-' + str(state['global_step']))} " in resumed[1][1]
+    assert not (out / "checkpoints").exists()
+    got = json.loads((out / "eval_results.json").read_text())
+    want = json.loads((base / "worker0" / "eval_results.json").read_text())
+    assert got["num_examples"] == want["num_examples"] == 13 and got["confusion_matrix"] == want["confusion_matrix"]
+    for key in ("loss", "accuracy"):
+        assert got[key] == pytest.approx(want[key], abs=OUTPUT_ATOL), key
+    np.testing.assert_allclose(np.loadtxt(out / "test_results.tsv", ndmin=2),
+                               np.loadtxt(base / "worker0" / "test_results.tsv", ndmin=2), rtol=0, atol=OUTPUT_ATOL)
+
+
 if __name__ == "__main__":
     _subprocess_main(*sys.argv[1:4])
 
