@@ -48,7 +48,7 @@ def pretrain(start: str, out: str, steps: int, args: argparse.Namespace, log: st
     """Continue `start` for `steps` masked-LM steps; the held-out figures before and after and the wall time."""
     text = os.path.join(DATA_DIR, SETS[args.dataset][0])
     seconds = run([sys.executable, "run_pretraining.py", f"--bert_model={start}", f"--input_files={text}",
-                   f"--output_dir={out}", "--overwrite_output_dir", "--noresume", "--max_seq_length=128",
+                   f"--output_dir={out}", "--overwrite_output_dir", "--noresume", f"--max_seq_length={args.pretrain_len}",
                    f"--train_batch_size={args.pretrain_batch}", "--optimizer_type=adamw",
                    f"--learning_rate={args.pretrain_lr}", f"--num_train_steps={steps}",
                    f"--num_warmup_steps={max(1, steps // 10)}", f"--eval_fraction={args.eval_fraction}",
@@ -61,7 +61,7 @@ def fine_tune(model: str, data: str, out: str, seed: int, args: argparse.Namespa
     """One run_ner.py of the reduced setting; the test F1 and the wall time."""
     seconds = run([sys.executable, "run_ner.py", "--flagfile=flags/ner_quick.flags", f"--bert_model={model}", f"--data_path={data}",
                    f"--save_model_path={out}", "--overwrite_output_dir", "--noresume", "--context=none",
-                   f"--epochs={args.ner_epochs}", "--max_len=128", "--batch_size=16",
+                   f"--epochs={args.ner_epochs}", f"--max_len={args.ner_max_len}", f"--batch_size={args.ner_batch}",
                    f"--learning_rate={args.ner_lr}", f"--seed={seed}", "--noverbose"], log)
     results = json.load(open(os.path.join(out, "test_results.json")))
     return {"seed": seed, "f1": results["f1"], "best_validation_f1": results["best_validation_f1"],
@@ -90,7 +90,7 @@ def plot(arms: List[Dict[str, Any]], args: argparse.Namespace, path: str) -> Non
         left.plot([a["steps"]] * len(a["ner"]), [100 * run["f1"] for run in a["ner"]], ".", color="tab:blue",
                   alpha=0.5)
     left.plot(steps, [100 * a["f1_mean"] for a in arms], "o-", color="tab:blue")
-    left.set_xlabel(f"masked-LM steps on the training text (batch {args.pretrain_batch}, length 128)")
+    left.set_xlabel(f"masked-LM steps on the training text (batch {args.pretrain_batch}, length {args.pretrain_len})")
     left.set_ylabel(f"{TITLES[args.dataset]} F1 (%), seeds and mean", color="tab:blue")
     right = left.twinx()
     right.plot(steps, [a["perplexity"] for a in arms], "s--", color="tab:red")
@@ -133,10 +133,13 @@ def main() -> None:
     p.add_argument("--ner_seeds", default="13", help="run_ner.py seeds, the same for every arm")
     p.add_argument("--pretrain_batch", type=int, default=16)
     p.add_argument("--pretrain_lr", type=float, default=1e-4)
+    p.add_argument("--pretrain_len", type=int, default=128, help="--max_seq_length of the pretraining runs")
     p.add_argument("--eval_fraction", type=float, default=0.03)
     p.add_argument("--ner_sentences", type=int, default=1500)
     p.add_argument("--ner_epochs", type=int, default=3)
     p.add_argument("--ner_lr", type=float, default=5e-4)
+    p.add_argument("--ner_max_len", type=int, default=128)
+    p.add_argument("--ner_batch", type=int, default=16)
     p.add_argument("--work_dir", default=None, help="default /tmp/bert_tf_pretraining_ner_DATASET")
     args = p.parse_args()
     args.work_dir = args.work_dir or f"/tmp/bert_tf_pretraining_ner_{args.dataset}"
@@ -152,7 +155,7 @@ def main() -> None:
                                "gemm_gflops": gemm_rate(2048, "float32")["flops"] / 1e9, "arms": []}
     old = earlier(json_path, args) or {"arms": []}
     done_before = {a["steps"]: a for a in old["arms"]}
-    stages = [0] + [int(s) for s in args.stages.split(",")]
+    stages = [0] + [int(s) for s in args.stages.split(",") if s]
     seeds = [int(s) for s in args.ner_seeds.split(",")]
     models: Dict[int, str] = {}
 
