@@ -13,7 +13,7 @@ import pytest
 from bert_tf.classifier import run as classifier_run
 from bert_tf.classifier.config import ClassifierConfig
 from bert_tf.errors import InputError
-from conftest import ROOT, TINY_WORDS, expect_error, run_script
+from conftest import ROOT, TINY_WORDS, expect_error, run_in_process
 
 LABELS = ["che", "dis", "ggp", "org", "out"]
 DEMO = ROOT / "data" / "demo" / "consensus"
@@ -140,13 +140,13 @@ def test_the_student_agrees_with_the_teacher_where_the_untrained_student_does_no
         np.mean(before == teacher), np.mean(after == teacher))
 
 
-def test_the_saved_student_predicts_evaluates_and_exports_as_any_classifier(distilled, tmp_path):
+def test_the_saved_student_predicts_evaluates_and_exports_as_any_classifier(distilled, tmp_path, capsys):
     from bert_tf.checkpoints import export
 
     out = tmp_path / "predict"
-    process = run_script(["run_classifier.py", "--do_predict", "--do_eval", f"--data_dir={DEMO}",
-                          f"--bert_model={distilled['student'] / 'model'}", f"--output_dir={out}",
-                          f"--predict_file={distilled['held_out']}", "--verbose=false"])
+    process = run_in_process(["run_classifier.py", "--do_predict", "--do_eval", f"--data_dir={DEMO}",
+                              f"--bert_model={distilled['student'] / 'model'}", f"--output_dir={out}",
+                              f"--predict_file={distilled['held_out']}", "--verbose=false"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     lines = (out / "test_results.tsv").read_text().splitlines()
     written = np.array([[float(x) for x in line.split("\t")] for line in lines])

@@ -14,7 +14,7 @@ import pytest
 from bert_tf.classifier import run as classifier_run
 from bert_tf.classifier.config import ClassifierConfig
 from bert_tf.errors import InputError
-from conftest import check_png, error_lines, run_script
+from conftest import check_png, error_lines, run_in_process, run_script
 
 LABELS = ["che", "dis", "ggp", "org", "out"]
 
@@ -101,19 +101,21 @@ def test_trained_run_records_a_temperature_and_keeps_raw_probabilities(trained):
     assert "majority baseline" in (out / "eval_report.txt").read_text()
 
 
-def test_saved_model_predicts_identically_without_training(trained, tmp_path):
+def test_saved_model_predicts_identically_without_training(trained, tmp_path, capsys):
     data, out, _ = trained
     before = (out / "test_results.tsv").read_text()
     copy = tmp_path / "again"
     shutil.copytree(out / "model", copy / "model")
-    process = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"])
+    process = run_in_process(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"],
+                             capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     assert (copy / "test_results.tsv").read_text() == before
-    refused = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"])
+    refused = run_in_process(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}"],
+                             capsys)
     assert refused.returncode == 2 and "--overwrite_output_dir" in error_lines(refused)[0]
     # --apply_temperature: the calibrated probabilities, softmax(log p / T) of the raw ones
-    calibrated = run_script(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}",
-                             "--apply_temperature", "--overwrite_output_dir"])
+    calibrated = run_in_process(["run_classifier.py", "--do_predict", f"--data_dir={data}", f"--output_dir={copy}",
+                                 "--apply_temperature", "--overwrite_output_dir"], capsys)
     assert calibrated.returncode == 0, calibrated.stderr[-3000:]
     temperature = json.loads((copy / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
     raw = pd.read_csv(out / "test_results.tsv", sep="\t", header=None).to_numpy(np.float64)
@@ -235,14 +237,14 @@ def test_bad_input_on_the_command_line_is_one_error_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint):
+def test_crlf_and_long_mentions_train(tmp_path, tiny_checkpoint, capsys):
     long_mention = " ".join(["cisplatin"] * 40)
     rows = (ROW + ROW.replace("\tche\t", "\tout\t").replace("cisplatin", long_mention)).replace("\n", "\r\n") * 4
     data = _data(tmp_path, rows)
     out = tmp_path / "out"
-    process = run_script(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
-                          f"--output_dir={out}", "--do_train", "--do_eval", "--max_seq_length=16",
-                          "--num_train_epochs=1", "--train_batch_size=4"])
+    process = run_in_process(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
+                              f"--output_dir={out}", "--do_train", "--do_eval", "--max_seq_length=16",
+                              "--num_train_epochs=1", "--train_batch_size=4"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "mention(s) longer than the half window were truncated" in process.stdout
     assert json.loads((out / "eval_results.json").read_text())["labels"] == ["che", "out"]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import NER_QUICK, check_png, error_lines, quick_ner_config, run_script
+from conftest import NER_QUICK, check_png, error_lines, quick_ner_config, run_in_process, run_script
 
 # Every entity word is a person, a place or an organisation depending on the words around it (and, in documents,
 # on the document): a per-word lookup table gets about a third of the entities right.
@@ -129,14 +129,14 @@ def test_training_learns_and_writes_every_output(trained):
     assert re.search(r"validation at epoch 0\.[1-9]\d \(step", process.stdout)
 
 
-def test_reloaded_model_predicts_what_was_reported(trained):
+def test_reloaded_model_predicts_what_was_reported(trained, capsys):
     """Predicting the test file with the saved model reproduces the test F1 written after training."""
     from bert_tf.ner.metrics import ner_metrics
 
     data, out, _ = trained
     predictions = out / "preds" / "test_predictions.csv"
-    process = run_script(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}", "--context=document",
-                          f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"])
+    process = run_in_process(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}", "--context=document",
+                              f"--predict_file={data / 'test.csv'}", f"--predict_output={predictions}"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     said = "context none (document context asked for, but the data has no document ids"
     assert f"warning: {said}" in process.stderr and said in process.stdout  # what really runs
@@ -322,7 +322,7 @@ def test_negative_max_train_examples_is_refused(tmp_path, tiny_checkpoint):
     assert not out.exists()
 
 
-def test_bc5cdr_real_data_beats_the_lookup_table(tmp_path, shared_data, minilm):
+def test_bc5cdr_real_data_beats_the_lookup_table(tmp_path, shared_data, minilm, capsys):
     """BC5CDR (chemicals) converted to the CSV layout trains with MiniLM: its entity F1 beats a per-word lookup
     table's (about 0.11 here; always-O scores 0) by a margin, its word accuracy always-O's (0.958 here)."""
     from bert_tf.ner import data as ner_data
@@ -332,9 +332,9 @@ def test_bc5cdr_real_data_beats_the_lookup_table(tmp_path, shared_data, minilm):
     for split, part in (("train", sentences[:256]), ("val", sentences[256:336]), ("test", sentences[336:416])):
         ner_data.write_ner_csv(str(data / f"{split}.csv"), part)
     out = tmp_path / "out"
-    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={minilm}", f"--data_path={data}",
-                          f"--save_model_path={out}", "--max_len=48", "--epochs=1", "--batch_size=16",
-                          "--learning_rate=2e-4", "--num_validate_during_training=2", "--log_every=5"])
+    process = run_in_process(["run_ner.py", NER_QUICK, f"--bert_model={minilm}", f"--data_path={data}",
+                              f"--save_model_path={out}", "--max_len=48", "--epochs=1", "--batch_size=16",
+                              "--learning_rate=2e-4", "--num_validate_during_training=2", "--log_every=5"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     results = json.loads((out / "test_results.json").read_text())
     assert set(results["per_class"]) == {"Chemical"} and results["num_sentences"] == 80
@@ -368,7 +368,7 @@ def bare_mention_accuracy(gold, predicted) -> tuple:
     return len(places), sum(predicted[i][j] == gold[i][1][j] for i, j in places) / max(len(places), 1)
 
 
-def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_checkpoint):
+def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_checkpoint, capsys):
     """Doc-marked CoNLL (converted with its doc ids) trains with document context and learns what only the
     document tells (bare mentions), far better than a lookup table; a labels file fixes the label order;
     predictions carry entity probabilities and doc ids."""
@@ -382,9 +382,10 @@ def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_che
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("O\nB-PER\nB-LOC\nB-ORG\nI-ORG\nB-DATE\nI-DATE\n", encoding="utf-8")
     out = tmp_path / "out"
-    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                          f"--save_model_path={out}", f"--labels_file={labels_file}", "--max_len=24", "--epochs=10",
-                          "--patience=2", "--batch_size=4", "--learning_rate=5e-3", "--seed=3", "--context=document", "--context_vote=majority"])
+    process = run_in_process(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                              f"--save_model_path={out}", f"--labels_file={labels_file}", "--max_len=24",
+                              "--epochs=10", "--patience=2", "--batch_size=4", "--learning_rate=5e-3", "--seed=3",
+                              "--context=document", "--context_vote=majority"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "0 training words cut" in process.stdout
     assert re.search(r"context\s+document \(documents: 40 in training\); words decided by the majority window; "
@@ -399,8 +400,8 @@ def test_documents_context_viterbi_and_labels_file_end_to_end(tmp_path, tiny_che
     assert set(results["comparison"]) == {"central+viterbi", "central+argmax", "majority+viterbi", "majority+argmax"}
     assert "F1 by vote+decoding" in (out / "test_report.txt").read_text()
     predictions = tmp_path / "preds" / "p.csv"
-    process = run_script(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}",
-                          f"--predict_file={tmp_path / 'test.conll'}", f"--predict_output={predictions}"])
+    process = run_in_process(["run_ner.py", NER_QUICK, "--do_predict", f"--save_model_path={out}",
+                              f"--predict_file={tmp_path / 'test.conll'}", f"--predict_output={predictions}"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "context document, majority window, decoding viterbi" in process.stdout
     predicted = [eval_list(tags) for tags in pd.read_csv(predictions).tags]
