@@ -90,11 +90,11 @@ def unexpected_skips(skipped: Sequence[str], allowed: Sequence[Tuple[str, str]])
 # The longest files first. Under pytest-xdist --dist loadfile a worker that finishes a file takes the next one in
 # collection order: long files left to the end keep one worker busy while the other waits. Roughly by their time in
 # a full run (a file's module fixtures included); the others follow in their usual order.
-LONGEST_FIRST = ["test_slurm_real.py", "test_pretraining.py", "test_distribution.py", "test_preemption.py",
-                 "test_run_ner.py", "test_run_classifier.py", "test_gpu_check.py", "test_corpus_predict.py",
-                 "test_kill_resume.py", "test_front_door.py", "test_python_api.py", "test_resume.py",
-                 "test_class_weights.py", "test_training.py", "test_grid_real.py", "test_distillation.py",
-                 "test_behaviour_reached.py", "test_structure.py", "test_blocklists_pipeline.py"]
+LONGEST_FIRST = ["test_slurm_real.py", "test_distribution.py", "test_pretraining.py", "test_preemption.py",
+                 "test_python_api.py", "test_run_ner.py", "test_run_classifier.py", "test_kill_resume.py",
+                 "test_distillation.py", "test_resume.py", "test_front_door.py", "test_corpus_predict.py",
+                 "test_gpu_check.py", "test_grid_real.py", "test_training.py", "test_behaviour_reached.py",
+                 "test_pretraining_recipe.py", "test_structure.py", "test_export.py", "test_docs.py"]
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:

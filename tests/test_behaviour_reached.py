@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import NER_QUICK, TINY_WORDS, error_lines, run_script
+from killing import run_in_process
 from test_run_ner import write_learnable_set
 
 LEARNING_RATE, GAMMA = 1e-2, 0.5
@@ -17,14 +18,15 @@ LEARNING_RATE, GAMMA = 1e-2, 0.5
 
 @pytest.fixture(scope="module")
 def flagged_run(tmp_path_factory, tiny_checkpoint):
-    """run_ner.py with --freeze_layers=1 --double_lr --nolinear_scheduler --gamma=0.5: 2 epochs of 4 steps."""
+    """run_ner.py with --freeze_layers=1 --double_lr --nolinear_scheduler --gamma=0.5: 2 epochs of 4 steps (its command
+    line in this process: the flags are what is checked)."""
     base = tmp_path_factory.mktemp("ner_flags")
     data = write_learnable_set(base / "data", sizes=(("train", 32), ("val", 8), ("test", 8)))
     out = base / "out"
-    process = run_script(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
-                          f"--save_model_path={out}", "--max_len=32", "--epochs=2", "--batch_size=8",
-                          f"--learning_rate={LEARNING_RATE}", "--patience=0", "--seed=4", "--freeze_layers=1",
-                          "--double_lr", "--nolinear_scheduler", f"--gamma={GAMMA}", "--notensorboard"])
+    process = run_in_process(["run_ner.py", NER_QUICK, f"--bert_model={tiny_checkpoint}", f"--data_path={data}",
+                              f"--save_model_path={out}", "--max_len=32", "--epochs=2", "--batch_size=8",
+                              f"--learning_rate={LEARNING_RATE}", "--patience=0", "--seed=4", "--freeze_layers=1",
+                              "--double_lr", "--nolinear_scheduler", f"--gamma={GAMMA}", "--notensorboard"])
     assert process.returncode == 0, process.stderr[-3000:]
     return out, process
 
