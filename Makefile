@@ -36,10 +36,12 @@ demo-classifier: $(STAMP)
 demo-pipeline: $(STAMP)
 	PYTHON=$(PY) bash scripts/demo_published_pipeline.sh $(MINILM) runs/demo_pipeline
 
-# Two pytest workers, one test file each at a time (module fixtures are built once); TEST_WORKERS=0 runs serially.
+# Two pytest workers, one test file each at a time (module fixtures are built once), the files in collection order
+# (tests/conftest.py puts the longest first; xdist would otherwise order them by their number of tests);
+# TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS) tests
 
 # `make bench`: its own environment (.bench-venv) with the project's requirements plus the PyTorch
 # reference (torch, transformers); BENCH_ARGS passes flags, e.g. BENCH_ARGS="--cases step,prep".

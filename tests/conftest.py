@@ -87,8 +87,9 @@ def unexpected_skips(skipped: Sequence[str], allowed: Sequence[Tuple[str, str]])
     return [node for node in skipped if not any(fnmatch.fnmatchcase(node, pattern) for pattern, _ in allowed)]
 
 
-# The longest files first. Under pytest-xdist --dist loadfile a worker that finishes a file takes the next one in
-# collection order: long files left to the end keep one worker busy while the other waits. Roughly by their time in
+# The longest files first. Under pytest-xdist --dist loadfile --no-loadscope-reorder (make test) a worker that
+# finishes a file takes the next one in collection order: long files left to the end keep one worker busy while the
+# other waits. test_slurm_real.py leads: its jobs run beside the other tests while it waits for them. Roughly by their time in
 # a full run (a file's module fixtures included); the others follow in their usual order.
 LONGEST_FIRST = ["test_slurm_real.py", "test_distribution.py", "test_pretraining.py", "test_preemption.py",
                  "test_python_api.py", "test_run_ner.py", "test_run_classifier.py", "test_kill_resume.py",
