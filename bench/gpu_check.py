@@ -118,46 +118,19 @@ def step_settings(seq_lens: List[int], dry_run: bool = False) -> List[Dict[str, 
 
 
 def toy_model_dir(work_dir: str, source: str, shape: Dict[str, Any]) -> str:
-    """A dry run's model: a random BERT of the toy shape with `source`'s vocabulary and tokenizer settings, in
-    Hugging Face layout (what the NER, prediction and engine steps load; MiniLM's 22M parameters would cost a dry
-    run most of its time and prove nothing more about these code paths). Written with numpy: no TensorFlow here."""
-    import json
+    """A dry run's model: a random BERT of the toy shape (tests/checkpoint_factory.py) with `source`'s vocabulary
+    and tokenizer settings, in Hugging Face layout (what the NER, prediction and engine steps load; MiniLM's 22M
+    parameters would cost a dry run most of its time and prove nothing more about these code paths). No
+    TensorFlow in this process."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from checkpoint_factory import make_random_hf_checkpoint
 
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    folder = os.path.join(work_dir, "toy_model")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    hidden, inner, vocab, positions = shape["hidden"], shape["intermediate"], config["vocab_size"], 128
-    config.update(hidden_size=hidden, num_hidden_layers=shape["layers"], num_attention_heads=shape["heads"],
-                  intermediate_size=inner, max_position_embeddings=positions)
-    rng = np.random.default_rng(shape["seed"])
-
-    def normal(*dims: int) -> np.ndarray:
-        return (rng.standard_normal(dims) * 0.02).astype("float32")
-
-    def norm(prefix: str) -> Dict[str, np.ndarray]:
-        return {prefix + ".weight": np.ones(hidden, "float32"), prefix + ".bias": np.zeros(hidden, "float32")}
-
-    def dense(prefix: str, out: int, inp: int) -> Dict[str, np.ndarray]:
-        return {prefix + ".weight": normal(out, inp), prefix + ".bias": np.zeros(out, "float32")}
-
-    tensors = {"embeddings.word_embeddings.weight": normal(vocab, hidden),
-               "embeddings.position_embeddings.weight": normal(positions, hidden),
-               "embeddings.token_type_embeddings.weight": normal(config.get("type_vocab_size", 2), hidden),
-               **norm("embeddings.LayerNorm"), **dense("pooler.dense", hidden, hidden)}
-    for i in range(shape["layers"]):
-        p = f"encoder.layer.{i}."
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
-            tensors.update(dense(p + name, hidden, hidden))
-        tensors.update(**dense(p + "intermediate.dense", inner, hidden), **dense(p + "output.dense", hidden, inner),
-                       **norm(p + "attention.output.LayerNorm"), **norm(p + "output.LayerNorm"))
-    save_file(tensors, os.path.join(folder, "model.safetensors"))
-    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+    with open(os.path.join(source, "vocab.txt"), encoding="utf-8") as f:
+        vocab = f.read().splitlines()
+    folder = make_random_hf_checkpoint(os.path.join(work_dir, "toy_model"), vocab, hidden=shape["hidden"],
+                                       layers=shape["layers"], heads=shape["heads"],
+                                       intermediate=shape["intermediate"], seed=shape["seed"])
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):  # byte for byte
         if os.path.isfile(os.path.join(source, name)):
             shutil.copy(os.path.join(source, name), os.path.join(folder, name))
     return folder

@@ -8,8 +8,6 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-from bert_tf.checkpoints.names import is_dense_weight, tf1_name
-
 
 def make_random_hf_checkpoint(directory: str, vocab: Sequence[str], hidden: int = 32, layers: int = 2,
                               heads: int = 2, intermediate: int = 64, max_positions: int = 128,
@@ -65,6 +63,8 @@ def make_random_hf_checkpoint(directory: str, vocab: Sequence[str], hidden: int 
 
 def tf1_tensors(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Canonical backbone weights renamed and laid out as in Google's TF1 checkpoints."""
+    from bert_tf.checkpoints.names import is_dense_weight, tf1_name  # here: importing this module needs no TensorFlow
+
     return {tf1_name(k): (np.transpose(v) if is_dense_weight(k) else v) for k, v in state.items()}
 
 

@@ -297,6 +297,14 @@ SCRIPT_JOBS = {"run_ner.py": ("bert_tf.ner", "NerConfig"), "run_classifier.py": 
                "run_pretraining.py": ("bert_tf.pretraining", "PretrainingConfig")}
 
 
+def script_config_type(script: str) -> type:
+    """The config class whose fields are run_X.py's flags (`script`: its file name)."""
+    import importlib
+
+    job, config_name = SCRIPT_JOBS[script]
+    return getattr(importlib.import_module(f"{job}.config"), config_name)
+
+
 def run_in_process(args: Sequence[str], capsys=None, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
     """`python run_X.py ARGS` (args[0] the script) in this process, in `cwd`: the flags parsed into the job's config
     as the script's parser does, its runner (bert_tf.<job>.run.run) called through cli.error_exit_status as the
@@ -309,9 +317,8 @@ def run_in_process(args: Sequence[str], capsys=None, cwd: Optional[Path] = None)
     from bert_tf import cli
 
     script, flags = os.path.basename(str(args[0])), [str(a) for a in args[1:]]
-    job, config_name = SCRIPT_JOBS[script]
-    config_type = getattr(importlib.import_module(f"{job}.config"), config_name)
-    runner = importlib.import_module(f"{job}.run")
+    config_type = script_config_type(script)
+    runner = importlib.import_module(f"{SCRIPT_JOBS[script][0]}.run")
     if capsys is not None:
         capsys.readouterr()
     here = os.getcwd()

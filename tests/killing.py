@@ -37,7 +37,7 @@ def kill_all_after_first_checkpoint(commands: Sequence[Sequence[str]], envs: Seq
                                     out: Path) -> Dict:
     """Start `commands` together (e.g. the workers of one run writing into `out`), SIGKILL every one as soon as a
     complete resume checkpoint appears in `out`, and return the newest complete checkpoint's state on disk."""
-    logs = [out.parent / f"{out.name}.killed{i}.log" for i in range(len(commands))]
+    logs = [killed_log(out, i) for i in range(len(commands))]
     processes = []
     try:
         for command, env, log in zip(commands, envs, logs):
@@ -56,6 +56,11 @@ def kill_all_after_first_checkpoint(commands: Sequence[Sequence[str]], envs: Seq
     assert statuses == [-signal.SIGKILL] * len(processes), (
         f"a process ended ({statuses}) before it could be killed:\n" + "\n".join(l.read_text()[-3000:] for l in logs))
     return newest_state(out)
+
+
+def killed_log(out: Path, index: int = 0) -> Path:
+    """Where the output of the `index`-th killed process writing into `out` went."""
+    return out.parent / f"{out.name}.killed{index}.log"
 
 
 def newest_state(out: Path) -> Dict:

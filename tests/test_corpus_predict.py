@@ -69,9 +69,9 @@ def trained(tmp_path_factory, tiny_checkpoint):
     (data / "dev.tsv").write_text("".join(demo_rows("dev.tsv")[:32]), encoding="utf-8", newline="")
     out = base / "run"
     process = run_in_process(["run_classifier.py", f"--bert_model={tiny_checkpoint}", f"--data_dir={data}",
-                                   f"--output_dir={out}", "--do_train", f"--labels_file={DEMO / 'labels.txt'}",
-                                   "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=1",
-                                   "--verbose=false"])
+                             f"--output_dir={out}", "--do_train", f"--labels_file={DEMO / 'labels.txt'}",
+                             "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=1",
+                             "--verbose=false"])
     assert process.returncode == 0, process.stderr[-3000:]
     assert (out / "model").is_dir() and not (out / "checkpoints").exists()  # deleted without --keep_checkpoints
     shards = write_shards(base / "contexts", demo_rows("test.tsv"))
@@ -223,7 +223,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
     temperature = json.loads((out / "model" / "bert_tf_model.json").read_text())["fitted_temperature"]
     model_b = other_model(out / "model", tmp_path / "model_b")
     second = run_in_process(predict_args(tmp_path / "b_jobs", folder, predictions, f"--bert_model={model_b}"),
-                                 capsys)
+                            capsys)
     assert second.returncode == 2
     errors = error_lines(second)
     assert errors == [f"error: {predictions / 'output_with_probabilities_000.tsv'}: shard 000 was predicted by "
@@ -234,7 +234,7 @@ def test_a_rerun_with_another_model_stops_naming_the_shard(trained, tmp_path, ca
         **record, "input": str(shards[0])}  # untouched
     # --overwrite_output_dir redoes every shard; --apply_temperature gives softmax(log p / T) of the raw ones
     forced = run_in_process(predict_args(out, folder, predictions, "--apply_temperature",
-                                              "--overwrite_output_dir"), capsys)
+                                         "--overwrite_output_dir"), capsys)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert "predicting 3 of 3 shard(s)" in forced.stdout
     expected = np.exp(np.log(raw) / temperature)
@@ -370,11 +370,11 @@ def test_published_tf1_classifier_predicts_as_the_published_code(tmp_path, capsy
     (data / "test.tsv").write_text("".join(rows))
     out = tmp_path / "out"
     process = run_in_process(["run_classifier.py", "--do_eval", "--do_predict",
-                                   f"--bert_config_file={tf1 / 'bert_config.json'}",
-                                   f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
-                                   f"--labels_dir={labels_dir}", f"--data_dir={data}", f"--output_dir={out}",
-                                   "--max_seq_length=32", "--do_lower_case", "--seed_compatible_outputs",
-                                   "--verbose=false"], capsys)
+                             f"--bert_config_file={tf1 / 'bert_config.json'}",
+                             f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
+                             f"--labels_dir={labels_dir}", f"--data_dir={data}", f"--output_dir={out}",
+                             "--max_seq_length=32", "--do_lower_case", "--seed_compatible_outputs",
+                             "--verbose=false"], capsys)
     assert process.returncode == 0, process.stderr[-3000:]
     expected = independent_probabilities(hf, rows, head)
     published = np.array([[float(v) for v in line.split("\t")] for line in (out / "test_results.tsv").read_text().splitlines()])
@@ -396,10 +396,10 @@ def test_label_file_disagreeing_with_the_checkpoint_rows(tmp_path, capsys):
     hf, tf1, labels_dir, head = published_checkpoint(tmp_path, rows=8)
     out = tmp_path / "out"
     process = run_in_process(["run_classifier.py", "--do_predict",
-                                   f"--bert_config_file={tf1 / 'bert_config.json'}",
-                                   f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
-                                   f"--labels_dir={labels_dir}", f"--predict_file={DEMO / 'test.tsv'}",
-                                   f"--output_dir={out}"], capsys)
+                             f"--bert_config_file={tf1 / 'bert_config.json'}",
+                             f"--vocab_file={tf1 / 'vocab.txt'}", f"--init_checkpoint={tf1 / 'model.ckpt-123'}",
+                             f"--labels_dir={labels_dir}", f"--predict_file={DEMO / 'test.tsv'}",
+                             f"--output_dir={out}"], capsys)
     assert process.returncode == 2
     errors = error_lines(process)
     assert len(errors) == 1 and str(labels_dir / "labels.txt") in errors[0] and "8 rows" in errors[0], errors

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import flagfile_config, script_config_type
+
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"run_ner": ("bert_tf.ner.config", "NerConfig"),
-           "run_classifier": ("bert_tf.classifier.config", "ClassifierConfig"),
-           "run_pretraining": ("bert_tf.pretraining.config", "PretrainingConfig")}
 
 
 def script_of(flagfile: Path) -> str:
@@ -23,24 +22,15 @@ def flagfiles_for(script: str) -> list:
     return [str(p) for p in sorted((ROOT / "flags").glob("*.flags")) if script_of(p) == script]
 
 
-@pytest.mark.parametrize("script", sorted(CONFIGS))
+@pytest.mark.parametrize("script", ["run_ner", "run_classifier", "run_pretraining"])
 def test_flagfiles_parse(script):
     """Each flagfile parses against the flags the script defines (bert_tf.config.define_flags of its config, as the
     script does; test_layout.py checks the script lists them): an unknown or malformed flag fails."""
-    import importlib
-
-    from absl import flags as absl_flags
-
-    from bert_tf import config
-
     files = flagfiles_for(script)
     assert files, f"no flagfile for {script}.py"
-    module, name = CONFIGS[script]
+    config_type = script_config_type(f"{script}.py")
     for path in files:
-        flag_values = absl_flags.FlagValues()
-        config.define_flags(getattr(importlib.import_module(module), name), flag_values, module_name=script)
-        flag_values(["x", f"--flagfile={path}"])
-        assert flag_values.is_parsed()
+        assert isinstance(flagfile_config(config_type, f"--flagfile={path}"), config_type)
 
 
 def test_published_setting_flagfiles_run_the_model_in_float32():

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import ROOT, check_png
-from killing import assert_resumed, event_files, kill_after_first_checkpoint, run_in_process
+from killing import assert_resumed, event_files, kill_after_first_checkpoint, killed_log, run_in_process
 from test_pretraining import _command, _nsp_records, _text_corpus, hf_with_head, unigram_perplexity  # noqa: F401
 
 DEMO = ROOT / "data" / "demo" / "consensus"
@@ -58,7 +58,7 @@ def masked_lm_run(tiny_checkpoint, tmp_path_factory):
     command = [replaced.get(a, a) for a in _command(tiny_checkpoint, text, out) if replaced.get(a, a)]
     assert len(command) == len(_command(tiny_checkpoint, text, out)) - 1
     resumed = _kill_then_resume(command, out, 6 + 64)  # a new head: 10% of the steps of head warm-up first
-    return text, out, command, resumed, (base / "out.killed0.log").read_text(encoding="utf-8")
+    return text, out, command, resumed, killed_log(out).read_text(encoding="utf-8")
 
 
 def test_masked_lm_pretraining_resumes_after_a_real_sigkill(masked_lm_run):
