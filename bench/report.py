@@ -554,10 +554,150 @@ def build(results: Dict[str, Any], notes: str = "") -> Tuple[str, List[List[str]
         out += inference_engine_lines(results["inference_engine"])
         out += per_tensor_lines(results.get("inference_engine_per_tensor"))
     out += ["## 7. Distilled student (bench/distill.py)", ""] + distill_lines(results.get("distillation", {}))
+    out += ["## 8. Masked-LM training step against transformers (bench/mlm_step.py)", ""]
+    out += mlm_step_lines(results.get("mlm_step", {}))
+    out += ["## 9. Continued pretraining, then NER (bench/pretraining_ner.py)", ""]
+    out += pretraining_ner_lines(results.get("pretraining_ner", {}))
     if results["machine"]["gpu"] == "none":
         out += ["## GPU", "", "No GPU was available to this run, so no GPU figures are measured "
                 "here. On a GPU machine run:", "", "```", GPU_COMMAND, "```", "", GPU_NOTE, ""]
     return "\n".join(out), rows
+
+
+MLM_STEP_INTRO = (
+    "BERT-base (12 layers, hidden 768, vocabulary 30,522), random weights, one fixed random batch, float32, AdamW "
+    "with gradient clipping at 1.0: run_pretraining.py's model and training step against transformers "
+    "`BertForMaskedLM` + torch AdamW, each in its own process. Ours computes the head's logits at the masked "
+    "positions only (as Google's and NVIDIA's pretraining do); `BertForMaskedLM` computes them at every position "
+    "and masks the loss, so the model FLOPs below are the same count for both (the masked positions' head)."
+)
+
+
+def mlm_step_lines(d: Dict[str, Any]) -> List[str]:
+    """Markdown of the masked-LM step against transformers (results.json's "mlm_step", bench/mlm_step.py)."""
+    if not d:
+        return ["Not measured: run `python bench/mlm_step.py` in the bench environment and add its JSON with "
+                "`python -m bench.report --add mlm_step=bench/mlm_step.json`.", ""]
+    shape, ours, ref = d["shape"], d["ours"], d["reference"]
+    rates = {k: d[k]["flops"] / 1e9 for k in ("gemm_before", "gemm_after", "torch_gemm_before", "torch_gemm_after")
+             if _ok(d.get(k))}
+    own_gemm = {"ours": max(rates.get("gemm_before", 0), rates.get("gemm_after", 0)) or None,
+                "reference": max(rates.get("torch_gemm_before", 0), rates.get("torch_gemm_after", 0)) or None}
+    rows = [[name, f"{m['seq_per_s']:.3f}", f"{m['step_seconds']:.2f}", f"{m['model_flops_per_s'] / 1e9:.1f}",
+             _f(own_gemm[side] and m["model_flops_per_s"] / 1e9 / own_gemm[side])]
+            for side, name, m in (("ours", "bert-tf (run_pretraining.py's step)", ours),
+                                  ("reference", "transformers BertForMaskedLM + torch AdamW", ref))]
+    return [MLM_STEP_INTRO, "",
+            f"* Command: `{d.get('command', 'python bench/mlm_step.py')}`; batch {shape['batch']} x "
+            f"{shape['seq_len']}, {shape['predictions']} masked positions a sequence, {shape['warmup']} warm-up steps, "
+            f"then {shape['repeats']} repeats of {shape['steps']} timed steps (the median repeat)",
+            f"* Machine: {d['machine']['cpu']}; " + ", ".join(f"{k} {v}" for k, v in d["packages"].items()),
+            f"* float32 2048^2 in the same run, before / after both sides: tf.matmul "
+            f"{_f(rates.get('gemm_before'), 1)} / {_f(rates.get('gemm_after'), 1)} GFLOP/s, torch.mm "
+            f"{_f(rates.get('torch_gemm_before'), 1)} / {_f(rates.get('torch_gemm_after'), 1)} GFLOP/s; load "
+            f"average before {d['machine']['load_before']}", ""
+            ] + _table(["side", "sequences/s", "s/step", "model GFLOP/s", "/ its framework's best GEMM rate"], rows) + [
+        f"bert-tf / transformers: **{d['ratio']:.2f}x** the sequences/s.", ""]
+
+
+def _effect(arm: Dict[str, Any], base: Dict[str, Any]) -> str:
+    """Mean F1 difference from `base` in points, with its standard error (Welch) and the per-seed differences."""
+    a = [100 * r["f1"] for r in arm["ner"]]
+    b = [100 * r["f1"] for r in base["ner"]]
+    if len(a) < 2 or len(b) < 2:
+        return "-"
+    difference = statistics.mean(a) - statistics.mean(b)
+    error = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    by_seed = {r["seed"]: 100 * r["f1"] for r in base["ner"]}
+    paired = [100 * r["f1"] - by_seed[r["seed"]] for r in arm["ner"] if r["seed"] in by_seed]
+    return (f"{difference:+.2f} ± {error:.2f}" + (f" (per seed: {', '.join(f'{p:+.2f}' for p in paired)})"
+                                                   if paired else ""))
+
+
+def pretraining_ner_table(arms: List[Dict[str, Any]], base: Optional[Dict[str, Any]] = None) -> List[str]:
+    """The arms of one bench/pretraining_ner.py measurement; the effect against `base` (default: the 0-step arm)."""
+    base = base or next((a for a in arms if a["steps"] == 0), None)
+    rows = []
+    for a in [a for a in arms if a["ner"]]:
+        seeds = ", ".join(f"{100 * run['f1']:.2f}" for run in a["ner"])
+        spread = f" ± {100 * a['f1_std']:.2f}" if a.get("f1_std") is not None else ""
+        ner_seconds = sum(run["seconds"] for run in a["ner"]) / len(a["ner"])
+        rows.append([str(a["steps"]), _f(a.get("perplexity"), 1), _f(a.get("accuracy"), 3), seeds,
+                     f"{100 * a['f1_mean']:.2f}{spread}",
+                     "-" if base is None or a is base else _effect(a, base),
+                     f"{a.get('pretrain_seconds', 0):.0f}", f"{ner_seconds:.0f}"])
+    return _table(["masked-LM steps", "held-out perplexity", "held-out MLM accuracy",
+                   "test F1 per seed (" + ", ".join(str(r["seed"]) for r in arms[0]["ner"]) + ")" if arms and
+                   arms[0]["ner"] else "test F1 per seed", "mean ± sd", "difference from the base, ± its error",
+                   "pretraining s", "NER s (mean)"], rows)
+
+
+PRETRAINING_NER_INTRO = (
+    "all-MiniLM-L6-v2 (which ships without a masked-LM head) continued with run_pretraining.py on the NER data "
+    "set's own training text (tags dropped), then fine-tuned with run_ner.py, once a seed, the same seeds in every "
+    "arm. The stages continue each other (100, then 200 more to 300, then 700 more to 1,000), each with its own "
+    "warm-up and decay. Perplexity and accuracy: the pretraining runs' held-out documents. F1: entity-level "
+    "(conlleval) on the whole dev/devel split, the model of the best validation epoch. The difference from the base "
+    "model is the difference of the means with its standard error (Welch: the root of the two variances over "
+    "their seeds), and per seed. The wall times are of runs that shared the 2 cores with one other run."
+)
+
+
+def pretraining_ner_lines(measurements: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Markdown of the continued-pretraining measurements (results.json's "pretraining_ner",
+    bench/pretraining_ner.py): one table each, an arm without the head warm-up set against the arm with it."""
+    if not measurements:
+        return ["Not measured: run `python bench/pretraining_ner.py` and add its JSON with "
+                "`python -m bench.report --add pretraining_ner.NAME=bench/pretraining_ner.json`.", ""]
+    lines = [PRETRAINING_NER_INTRO, ""]
+    with_warmup = {m["args"]["dataset"]: m for m in measurements.values() if m["args"].get("head_warmup_steps") is None}
+    for name, m in measurements.items():
+        args = m["args"]
+        warmup = ("the head warm-up off (`--head_warmup_steps=0`)" if args.get("head_warmup_steps") == 0 else
+                  "the default head warm-up (10% of the first stage's steps)" if args.get("head_warmup_steps") is None
+                  else f"`--head_warmup_steps={args['head_warmup_steps']}`")
+        lines += [f"### {name}", "",
+                  f"* Command: `{m.get('command', 'python bench/pretraining_ner.py')}`",
+                  f"* Machine: {m['cpu']}, float32 2048^2 tf.matmul {m['gemm_gflops']:.1f} GFLOP/s at the start",
+                  f"* Pretraining: batch {args['pretrain_batch']} x {args['pretrain_len']}, AdamW, peak rate "
+                  f"{args['pretrain_lr']:g}, warm-up 10% of each stage, {warmup}",
+                  f"* NER: {args['ner_sentences']:,} training sentences (whole documents, seeded), 500 validation, "
+                  f"{args['ner_epochs']} epochs, rate {args['ner_lr']:g}, batch {args['ner_batch']}, max_len "
+                  f"{args['ner_max_len']} (flags/ner_quick.flags otherwise)", ""]
+        base = None
+        if args.get("skip_base") and args["dataset"] in with_warmup and with_warmup[args["dataset"]] is not m:
+            reference = with_warmup[args["dataset"]]
+            lines += [f"Set against the arm with the same steps of the measurement with the head warm-up; its "
+                      "difference column is this arm minus that one.", ""]
+            for arm in m["arms"]:
+                twin = next((a for a in reference["arms"] if a["steps"] == arm["steps"] and a["ner"]), None)
+                if twin:
+                    labelled = dict(twin, steps=f"{twin['steps']} (with the head warm-up)")
+                    lines += pretraining_ner_table([labelled, arm], labelled)
+            continue
+        lines += pretraining_ner_table(m["arms"], base)
+        if m.get("plot"):
+            lines += [f"![F1 and perplexity against masked-LM steps]({m['plot']})", ""]
+    return lines
+
+
+def add(results_path: str, entries: Sequence[str]) -> Dict[str, Any]:
+    """Put each KEY=FILE.json (KEY may be a.b for a nested key) into results.json; the updated results."""
+    import json
+
+    results = json.load(open(results_path, encoding="utf-8"))
+    for entry in entries:
+        key, _, path = entry.partition("=")
+        if not path:
+            raise SystemExit(f"--add {entry}: expected KEY=FILE.json")
+        *parents, last = key.split(".")
+        node = results
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = json.load(open(path, encoding="utf-8"))
+    with open(results_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    return results
 
 
 def write(results: Dict[str, Any], path: str, notes_path: Optional[str] = None) -> None:
@@ -580,3 +720,23 @@ def summary(results: Dict[str, Any]) -> str:
     """The targets table as plain text, for the terminal."""
     _, rows = build(results)
     return "\n".join(f"{verdict.strip('*'):>8}  {target}: {measured}" for target, measured, verdict in rows)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """`python -m bench.report [--add KEY=FILE.json ...]`: results.json's other benches in, RESULTS.md out."""
+    import argparse
+    import json
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--add", action="append", default=[], help="KEY=FILE.json: a bench's JSON under KEY")
+    p.add_argument("--results", default=os.path.join(here, "RESULTS.md"))
+    args = p.parse_args(argv)
+    json_path = os.path.join(os.path.dirname(os.path.abspath(args.results)), "results.json")
+    results = add(json_path, args.add) if args.add else json.load(open(json_path, encoding="utf-8"))
+    write(results, args.results)
+
+
+if __name__ == "__main__":
+    main()

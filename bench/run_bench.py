@@ -212,6 +212,10 @@ def _gpu_name() -> str:
     return out.splitlines()[0] if out else "none"
 
 
+# results.json's figures that other benches measure (added with `python -m bench.report --add KEY=FILE.json`).
+OTHER_BENCHES = ("inference_engine", "inference_engine_per_tensor", "distillation", "mlm_step", "pretraining_ner")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the selected cases, then write RESULTS.md and results.json."""
     args = parse_args(argv)
@@ -235,6 +239,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     results["load_after"] = load_average()
     results["total_seconds"] = round(time.time() - started, 1)
     json_path = os.path.join(os.path.dirname(args.results), "results.json")
+    if os.path.exists(json_path):  # the other benches' figures (python -m bench.report --add) stay
+        old = json.load(open(json_path, encoding="utf-8"))
+        results.update({k: old[k] for k in OTHER_BENCHES if k in old})
     write_json(json_path, results)
     report.write(results, args.results)
     log(f"wrote {args.results} and {json_path} in {results['total_seconds']} s")

@@ -4,7 +4,7 @@ What the users' PyTorch script does, step for step: forward, cross-entropy over 
 positions, loss.backward(), clip_grad_norm_(1.0), optimizer.step(), scheduler.step(), with
 loss.item() read every step. Modes:
 
-* "gemm": a 4096 x 4096 torch.mm, for comparison with TensorFlow's GEMM rate.
+* "gemm": a size x size float32 torch.mm (cfg["size"]), for comparison with TensorFlow's GEMM rate.
 * "step": one fixed random batch at the BERT-base shape, timed after warm-up steps.
 * "ner": one epoch on the rows that the TensorFlow side wrote (shuffle, batch, pad each batch
   to its longest row), then logits for the evaluation windows, written back for scoring with
