@@ -1,8 +1,8 @@
 """Does continued masked-LM pretraining on the task's own text help NER? A curve of NER test F1 against
 pretraining steps, through run_pretraining.py and run_ner.py themselves.
 
-    python bench/pretraining_ner.py [--dataset turku_ner|bc5cdr_chem] [--stages 100,300] [--ner_seeds 13,14,15]
-                                    [--pretrain_batch 16] [--ner_sentences 1500] [--ner_epochs 3]
+    python bench/pretraining_ner.py [--dataset turku_ner|bc5cdr_chem] [--stages 100,300,1000] [--ner_seeds 13,14,15]
+                                    [--pretrain_batch 16] [--ner_sentences 3000] [--ner_epochs 4] [--ner_lr 1e-4]
                                     [--head_warmup_steps N] [--pretrain_only] [--skip_base] [--json PATH]
 
 all-MiniLM-L6-v2 is continued with masked LM on the data set's training text (Turku NER or BC5CDR-chem; tags
@@ -122,21 +122,23 @@ def main() -> None:
     """Pretrain in stages, fine-tune after each (every seed), write the JSON, the plot and the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="turku_ner", choices=sorted(SETS))
-    p.add_argument("--stages", default="100,300", help="cumulative masked-LM step counts")
-    p.add_argument("--ner_seeds", default="13", help="run_ner.py seeds, the same for every arm")
+    p.add_argument("--stages", default="100,300,1000", help="cumulative masked-LM step counts")
+    p.add_argument("--ner_seeds", default="13,14,15", help="run_ner.py seeds, the same for every arm")
     p.add_argument("--pretrain_batch", type=int, default=16)
     p.add_argument("--pretrain_lr", type=float, default=1e-4)
     p.add_argument("--pretrain_len", type=int, default=128, help="--max_seq_length of the pretraining runs")
     p.add_argument("--eval_fraction", type=float, default=0.03)
-    p.add_argument("--ner_sentences", type=int, default=1500)
-    p.add_argument("--ner_epochs", type=int, default=3)
-    p.add_argument("--ner_lr", type=float, default=5e-4)
+    p.add_argument("--ner_sentences", type=int, default=3000)
+    p.add_argument("--ner_epochs", type=int, default=4)
+    p.add_argument("--ner_lr", type=float, default=1e-4)
     p.add_argument("--ner_max_len", type=int, default=128)
     p.add_argument("--ner_batch", type=int, default=16)
     p.add_argument("--head_warmup_steps", type=int, default=None,
                    help="run_pretraining.py's --head_warmup_steps (default: its own default)")
     p.add_argument("--pretrain_only", action="store_true",
                    help="only the pretraining stages (a later run with the same settings reuses them)")
+    p.add_argument("--ner_arms", default="", help="the arms (their steps) to fine-tune; default all (several "
+                   "processes can share the arms and seeds, and a last run with all of them collects them)")
     p.add_argument("--skip_base", action="store_true",
                    help="no arm for the unpretrained model (when another measurement has it)")
     p.add_argument("--work_dir", default=None, help="default /tmp/bert_tf_pretraining_ner_DATASET")
@@ -179,8 +181,9 @@ def main() -> None:
         results["arms"].append(arm)
     if args.pretrain_only:
         return
+    chosen = [int(s) for s in args.ner_arms.split(",") if s] or [arm["steps"] for arm in results["arms"]]
     for seed in seeds:
-        for arm in results["arms"]:
+        for arm in [arm for arm in results["arms"] if arm["steps"] in chosen]:
             out = os.path.join(args.work_dir, f"ner_{arm['steps']}_seed{seed}")
             arm["ner"].append(fine_tune(models[arm["steps"]], data, out, seed, args, log))
             print(json.dumps({"steps": arm["steps"], **arm["ner"][-1]}), flush=True)

@@ -213,7 +213,8 @@ def _gpu_name() -> str:
 
 
 # results.json's figures that other benches measure (added with `python -m bench.report --add KEY=FILE.json`).
-OTHER_BENCHES = ("inference_engine", "inference_engine_per_tensor", "distillation", "mlm_step", "pretraining_ner")
+OTHER_BENCHES = ("inference_engine", "inference_engine_per_tensor", "distillation", "mlm_step", "mlm_step_xla",
+                 "pretraining_ner")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
