@@ -644,7 +644,7 @@ PRETRAINING_NER_INTRO = (
     "warm-up and decay. Perplexity and accuracy: the pretraining runs' held-out documents. F1: entity-level "
     "(conlleval) on the whole dev/devel split, the model of the best validation epoch. The difference from the base "
     "model is the difference of the means with its standard error (Welch: the root of the two variances over "
-    "their seeds), and per seed. The wall times are of runs that shared the 2 cores with one other run."
+    "their seeds), and per seed. Wall times: most of the runs shared the 2 cores with another job (bench/NOTES.md, session 11 says which)."
 )
 
 
