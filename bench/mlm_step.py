@@ -47,7 +47,8 @@ def main() -> None:
     os.makedirs(args.work_dir, exist_ok=True)
     shape = dict(BERT_BASE, task="mlm", batch=args.batch, seq_len=args.seq_len, predictions=args.predictions,
                  warmup=args.warmup, steps=args.steps, repeats=args.repeats, seed=1)
-    result: Dict[str, Any] = {"command": " ".join(["python bench/mlm_step.py"] + sys.argv[1:]), "machine": {"cpu": cpu_model(), "load_before": load_average()},
+    result: Dict[str, Any] = {"command": " ".join(["python bench/mlm_step.py"] + sys.argv[1:]),
+                              "machine": {"cpu": cpu_model(), "load_before": load_average()},
                               "packages": package_versions(("tensorflow", "keras", "keras-hub", "torch",
                                                             "transformers")), "shape": shape}
     gemm = {"mode": "gemm", "size": 2048, "dtype": "float32"}

@@ -32,7 +32,7 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import DATA_DIR, ROOT, minilm_dir  # noqa: E402
+from bench.common import DATA_DIR, ROOT, minilm_dir, write_json  # noqa: E402
 from bench.context_decoding import SETS, prepare  # noqa: E402
 
 TITLES = {"turku_ner": "Turku NER dev", "bc5cdr_chem": "BC5CDR-chem devel"}
@@ -53,8 +53,7 @@ def run(command: List[str], out: str, log: str) -> float:
     if process.returncode:
         raise RuntimeError(f"{' '.join(command)} failed with {process.returncode}; see {log}")
     seconds = time.time() - started
-    with open(record, "w") as f:
-        json.dump({"command": command, "seconds": seconds}, f, indent=1)
+    write_json(record, {"command": command, "seconds": seconds})
     return seconds
 
 
@@ -161,8 +160,7 @@ def main() -> None:
     seeds = [int(s) for s in args.ner_seeds.split(",")]
 
     def save() -> None:
-        with open(json_path, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(json_path, results)
         plot([a for a in results["arms"] if "f1_mean" in a], args, json_path[:-len(".json")] + ".png")
 
     models: Dict[int, str] = {}
